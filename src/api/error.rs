@@ -1,0 +1,107 @@
+//! API errors in OpenAI's shape: `{"error":{"message","type","param","code"}}`, with
+//! the HTTP status that fits.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::engine::EngineError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param,
+            code: None,
+        }
+    }
+
+    pub fn model_not_found(model: &str, available: &[String]) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("The model `{model}` does not exist. Available models: {}", available.join(", ")),
+            kind: "invalid_request_error",
+            param: Some("model"),
+            code: Some("model_not_found"),
+        }
+    }
+
+    pub fn not_implemented(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: Some("model"),
+            code: Some("not_implemented"),
+        }
+    }
+
+    pub fn loading() -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Models are still loading; retry in a moment (GET /health shows progress).".into(),
+            kind: "server_error",
+            param: None,
+            code: Some("model_loading"),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        let message = e.to_string();
+        let (status, kind, param, code) = match e {
+            EngineError::ContextLength { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("messages"),
+                Some("context_length_exceeded"),
+            ),
+            EngineError::InvalidPrompt(_) | EngineError::Template(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), None)
+            }
+            EngineError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("n"), None),
+            EngineError::NoChatTemplate => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), None),
+            EngineError::Overloaded(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", None, Some("rate_limit_exceeded"))
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, None),
+        };
+        ApiError { status, message, kind, param, code }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError::invalid(format!("Invalid request body: {}", r.body_text()), None)
+    }
+}
+
+impl ApiError {
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

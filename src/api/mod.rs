@@ -1,0 +1,47 @@
+//! The HTTP interface (the only axum code): OpenAI-compatible routes and `/health`.
+
+pub mod error;
+mod openai;
+mod state;
+
+use std::future::Future;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+
+pub use state::{AppState, PIPELINE_MODEL};
+
+use self::error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .fallback(|| async {
+            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /health", None);
+            e.status = StatusCode::NOT_FOUND;
+            e
+        })
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let (ready, body) = state.health();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+/// Serves on a listener the caller bound (tests bind 127.0.0.1:0) until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

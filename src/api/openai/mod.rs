@@ -1,0 +1,54 @@
+//! The OpenAI-compatible routes: `/v1/models`, `/v1/chat/completions`, `/v1/completions`.
+
+mod respond;
+mod types;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+
+use self::respond::{Kind, Reply};
+use self::types::{ChatRequest, CompletionRequest};
+use super::error::ApiError;
+use super::state::{AppState, PIPELINE_MODEL};
+use crate::engine::{GenerateRequest, Prompt};
+
+pub async fn models(State(state): State<AppState>) -> Json<Value> {
+    let data: Vec<Value> = state
+        .model_ids()
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": state.started(), "owned_by": "quorum"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+pub async fn chat(State(state): State<AppState>, body: Result<Json<ChatRequest>, JsonRejection>) -> Result<Response, ApiError> {
+    let Json(mut req) = body?;
+    let role = state.role(&req.model)?;
+    let prompt = Prompt::Chat(req.messages()?);
+    let reply = Reply { kind: Kind::Chat, model: req.model.clone(), stream: req.options.stream, include_usage: req.options.include_usage() };
+    let request = GenerateRequest { prompt, n: req.options.n()?, sampling: req.options.sampling()? };
+    respond::run(&role, request, reply).await
+}
+
+pub async fn completions(
+    State(state): State<AppState>,
+    body: Result<Json<CompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(mut req) = body?;
+    let role = state.role(&req.model)?;
+    let prompt = Prompt::Text(req.prompt()?);
+    let reply = Reply { kind: Kind::Text, model: req.model.clone(), stream: req.options.stream, include_usage: req.options.include_usage() };
+    let request = GenerateRequest { prompt, n: req.options.n()?, sampling: req.options.sampling()? };
+    respond::run(&role, request, reply).await
+}
+
+/// The answer for `model: "quorum"` until the pipeline lands.
+pub fn pipeline_not_ready() -> ApiError {
+    ApiError::not_implemented(format!(
+        "The `{PIPELINE_MODEL}` model (the multi-agent MAKER pipeline) is not implemented yet; \
+         address a role directly instead: preprocessor, planner, coder, voter or reviewer."
+    ))
+}

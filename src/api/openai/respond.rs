@@ -1,0 +1,158 @@
+//! Runs a generation and answers in OpenAI's shape, as one JSON body or as SSE chunks.
+//! Chat and plain completions differ only in how a choice is written.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::{stream, Stream, StreamExt};
+use serde_json::{json, Value};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::types::Usage;
+use crate::api::error::ApiError;
+use crate::engine::{Event, GenerateRequest, Generation, RoleHandle};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Chat,
+    Text,
+}
+
+impl Kind {
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Kind::Chat => "chatcmpl",
+            Kind::Text => "cmpl",
+        }
+    }
+
+    fn object(self, streaming: bool) -> &'static str {
+        match (self, streaming) {
+            (Kind::Chat, false) => "chat.completion",
+            (Kind::Chat, true) => "chat.completion.chunk",
+            (Kind::Text, _) => "text_completion",
+        }
+    }
+
+    fn choice(self, index: u32, text: &str, finish: Option<&str>) -> Value {
+        match self {
+            Kind::Chat => json!({
+                "index": index, "message": {"role": "assistant", "content": text},
+                "finish_reason": finish, "logprobs": null,
+            }),
+            Kind::Text => json!({"index": index, "text": text, "finish_reason": finish, "logprobs": null}),
+        }
+    }
+
+    fn delta(self, index: u32, text: Option<&str>, finish: Option<&str>) -> Value {
+        match self {
+            Kind::Chat => {
+                let delta = match text {
+                    Some(t) => json!({"content": t}),
+                    None => json!({}),
+                };
+                json!({"index": index, "delta": delta, "finish_reason": finish, "logprobs": null})
+            }
+            Kind::Text => json!({"index": index, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null}),
+        }
+    }
+}
+
+/// Everything a response needs besides the generated text.
+pub struct Reply {
+    pub kind: Kind,
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+pub async fn run(role: &RoleHandle, req: GenerateRequest, reply: Reply) -> Result<Response, ApiError> {
+    let generation = role.submit(req)?;
+    let id = format!("{}-{}", reply.kind.id_prefix(), unique_suffix());
+    let created = unix_now();
+    if reply.stream {
+        return Ok(sse(generation, reply, id, created).into_response());
+    }
+    let prompt_tokens = generation.prompt_tokens;
+    let choices = generation.collect().await?;
+    let completion_tokens = choices.iter().map(|c| c.completion_tokens).sum();
+    let choices: Vec<Value> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| reply.kind.choice(i as u32, &c.text, c.finish.map(|f| f.as_str())))
+        .collect();
+    Ok(Json(json!({
+        "id": id, "object": reply.kind.object(false), "created": created, "model": reply.model,
+        "choices": choices, "usage": Usage::new(prompt_tokens, completion_tokens),
+    }))
+    .into_response())
+}
+
+/// SSE chunks, then a usage chunk when asked for, then `[DONE]`. The stream owns the
+/// generation: when the client goes away the stream is dropped and so is the work.
+fn sse(generation: Generation, reply: Reply, id: String, created: u64) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let Generation { prompt_tokens, n, events } = generation;
+    let kind = reply.kind;
+    let chunk = {
+        let (id, model) = (id.clone(), reply.model.clone());
+        move |choices: Vec<Value>, usage: Option<Usage>| -> SseEvent {
+            let mut body = json!({
+                "id": id, "object": kind.object(true), "created": created, "model": model, "choices": choices,
+            });
+            if let Some(usage) = usage {
+                body["usage"] = json!(usage);
+            }
+            SseEvent::default().data(body.to_string())
+        }
+    };
+    let completion_tokens = Arc::new(AtomicU32::new(0));
+    let opening: Vec<SseEvent> = match kind {
+        // Chat clients expect the assistant role first.
+        Kind::Chat => (0..n)
+            .map(|i| chunk(vec![json!({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null, "logprobs": null})], None))
+            .collect(),
+        Kind::Text => Vec::new(),
+    };
+    let body = {
+        let chunk = chunk.clone();
+        let completion_tokens = completion_tokens.clone();
+        UnboundedReceiverStream::new(events).map(move |event| match event {
+            Event::Text { choice, text } => chunk(vec![kind.delta(choice, Some(&text), None)], None),
+            Event::Done { choice, finish, completion_tokens: tokens } => {
+                completion_tokens.fetch_add(tokens, Ordering::Relaxed);
+                chunk(vec![kind.delta(choice, None, Some(finish.as_str()))], None)
+            }
+            Event::Failed { message } => {
+                let err = ApiError::from(crate::engine::EngineError::Decode(message));
+                SseEvent::default().data(err.body().to_string())
+            }
+        })
+    };
+    let closing = stream::once(async move {
+        let mut tail = Vec::new();
+        if reply.include_usage {
+            let usage = Usage::new(prompt_tokens, completion_tokens.load(Ordering::Relaxed));
+            tail.push(chunk(Vec::new(), Some(usage)));
+        }
+        tail.push(SseEvent::default().data("[DONE]"));
+        stream::iter(tail)
+    })
+    .flatten();
+    let all = stream::iter(opening).chain(body).chain(closing).map(Ok);
+    Sse::new(all).keep_alive(KeepAlive::default())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{:08x}{:04x}", nanos, COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff)
+}

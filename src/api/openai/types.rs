@@ -1,0 +1,184 @@
+//! OpenAI request and response shapes (the subset quorum serves), and their validation
+//! into engine requests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::error::ApiError;
+use crate::engine::{ChatMessage, SamplingParams};
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// Options shared by chat and plain completions.
+#[derive(Debug, Deserialize)]
+pub struct CommonOptions {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    pub n: Option<u32>,
+    pub seed: Option<i64>,
+    pub stop: Option<OneOrMany>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+}
+
+impl CommonOptions {
+    pub fn n(&self) -> Result<u32, ApiError> {
+        match self.n {
+            Some(0) => Err(ApiError::invalid("n must be at least 1", Some("n"))),
+            n => Ok(n.unwrap_or(1)),
+        }
+    }
+
+    pub fn include_usage(&self) -> bool {
+        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+    }
+
+    pub fn sampling(&mut self) -> Result<SamplingParams, ApiError> {
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(ApiError::invalid("temperature must be between 0 and 2", Some("temperature")));
+            }
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(ApiError::invalid("top_p must be greater than 0 and at most 1", Some("top_p")));
+            }
+        }
+        let max_tokens = self.max_completion_tokens.or(self.max_tokens);
+        if max_tokens == Some(0) {
+            return Err(ApiError::invalid("max_tokens must be at least 1", Some("max_tokens")));
+        }
+        let stop = self.stop.take().map(OneOrMany::into_vec).unwrap_or_default();
+        if stop.len() > 4 {
+            return Err(ApiError::invalid("at most 4 stop sequences are allowed", Some("stop")));
+        }
+        Ok(SamplingParams {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens,
+            // OpenAI seeds are 64-bit; llama.cpp's are 32-bit.
+            seed: self.seed.map(|s| s as u32),
+            stop,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<RequestMessage>,
+    #[serde(flatten)]
+    pub options: CommonOptions,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RequestMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl ChatRequest {
+    /// Text-only messages; image and audio parts are refused until quorum's preprocessor
+    /// handles them.
+    pub fn messages(&self) -> Result<Vec<ChatMessage>, ApiError> {
+        if self.messages.is_empty() {
+            return Err(ApiError::invalid("messages must not be empty", Some("messages")));
+        }
+        self.messages
+            .iter()
+            .map(|m| {
+                let content = match &m.content {
+                    None => String::new(),
+                    Some(Content::Text(t)) => t.clone(),
+                    Some(Content::Parts(parts)) => {
+                        let mut text = String::new();
+                        for part in parts {
+                            match (part.kind.as_str(), &part.text) {
+                                ("text", Some(t)) => text.push_str(t),
+                                (kind, _) => {
+                                    return Err(ApiError::invalid(
+                                        format!("content parts of type `{kind}` are not supported yet; send text"),
+                                        Some("messages"),
+                                    ))
+                                }
+                            }
+                        }
+                        text
+                    }
+                };
+                // Newer OpenAI clients send `developer` where templates know `system`.
+                let role = if m.role == "developer" { "system".to_string() } else { m.role.clone() };
+                Ok(ChatMessage { role, content })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    pub model: String,
+    pub prompt: OneOrMany,
+    #[serde(flatten)]
+    pub options: CommonOptions,
+}
+
+impl CompletionRequest {
+    pub fn prompt(&mut self) -> Result<String, ApiError> {
+        match std::mem::replace(&mut self.prompt, OneOrMany::Many(Vec::new())) {
+            OneOrMany::One(p) => Ok(p),
+            OneOrMany::Many(mut v) if v.len() == 1 => Ok(v.remove(0)),
+            OneOrMany::Many(_) => Err(ApiError::invalid("prompt must be one string", Some("prompt"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Usage {
+        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+    }
+}

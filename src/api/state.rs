@@ -1,0 +1,104 @@
+//! What every handler shares: the engine once it is loaded, and load progress for
+//! `/health` until then.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::error::ApiError;
+use crate::engine::{Engine, LoadEvent, RoleHandle};
+use crate::models::{Profile, Role};
+
+/// The model id of the multi-agent pipeline.
+pub const PIPELINE_MODEL: &str = "quorum";
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    engine: OnceLock<Engine>,
+    profile: String,
+    status: Mutex<Status>,
+    started: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Status {
+    roles: BTreeMap<Role, (String, &'static str)>,
+    error: Option<String>,
+}
+
+impl AppState {
+    pub fn new(profile: &Profile) -> AppState {
+        let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
+        AppState(Arc::new(Shared {
+            engine: OnceLock::new(),
+            profile: profile.name.clone(),
+            status: Mutex::new(Status { roles, error: None }),
+            started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        }))
+    }
+
+    pub fn on_load_event(&self, event: &LoadEvent) {
+        let mut status = self.0.status.lock().expect("status lock");
+        match event {
+            LoadEvent::Loading { model, roles } => {
+                for role in roles {
+                    status.roles.insert(*role, (model.clone(), "loading"));
+                }
+            }
+            LoadEvent::Ready { role, model } => {
+                status.roles.insert(*role, (model.clone(), "ready"));
+            }
+        }
+    }
+
+    pub fn set_engine(&self, engine: Engine) {
+        let _ = self.0.engine.set(engine);
+    }
+
+    pub fn set_failed(&self, message: String) {
+        self.0.status.lock().expect("status lock").error = Some(message);
+    }
+
+    pub fn started(&self) -> u64 {
+        self.0.started
+    }
+
+    /// `/health`: ready (200), still loading or failed (503), with each role's state.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        let status = self.0.status.lock().expect("status lock").clone();
+        let ready = self.0.engine.get().is_some();
+        let state = match (&status.error, ready) {
+            (Some(_), _) => "error",
+            (None, true) => "ok",
+            (None, false) => "loading",
+        };
+        let roles: serde_json::Map<String, serde_json::Value> = status
+            .roles
+            .iter()
+            .map(|(role, (model, state))| {
+                (role.to_string(), serde_json::json!({"model": model, "state": state}))
+            })
+            .collect();
+        let body = serde_json::json!({
+            "status": state, "profile": self.0.profile, "roles": roles, "error": status.error,
+        });
+        (ready, body)
+    }
+
+    /// Ids that `/v1/models` lists: one per role, plus the pipeline.
+    pub fn model_ids(&self) -> Vec<String> {
+        Role::ALL.iter().map(|r| r.to_string()).chain([PIPELINE_MODEL.to_string()]).collect()
+    }
+
+    /// Resolves a request's `model` to a role's handle.
+    pub fn role(&self, model: &str) -> Result<RoleHandle, ApiError> {
+        if model == PIPELINE_MODEL {
+            return Err(super::openai::pipeline_not_ready());
+        }
+        let role: Role = model.parse().map_err(|_| ApiError::model_not_found(model, &self.model_ids()))?;
+        let engine = self.0.engine.get().ok_or_else(ApiError::loading)?;
+        engine.role(role).cloned().ok_or_else(|| ApiError::model_not_found(model, &self.model_ids()))
+    }
+}

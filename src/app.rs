@@ -1,0 +1,64 @@
+//! The composition root: builds the engine and the HTTP server from a [`Config`] and owns
+//! start-up and shutdown.
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::engine::{Engine, LoadEvent};
+use crate::models::{self, ModelFile, Role};
+
+/// Binds first (so `/health` answers 503 while models load), then loads every role in the
+/// background and serves until Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let files = models::resolve(&config.profile, &config.models_dir)?;
+    let listener = TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{} (is the port in use? pick another with --port)", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+    // On stdout, for scripts and tests that start the server on port 0.
+    println!("quorum listening on http://{addr}");
+    let state = AppState::new(&config.profile);
+    let loader = state.clone();
+    tokio::task::spawn_blocking(move || {
+        match load(&files, &config, &|event| loader.on_load_event(&event)) {
+            Ok(engine) => {
+                tracing::info!("all roles ready");
+                loader.set_engine(engine);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "loading models failed");
+                loader.set_failed(format!("{e:#}"));
+            }
+        }
+    });
+    api::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await
+    .context("HTTP server failed")
+}
+
+/// Loads the given files, logging each step. Blocking.
+pub fn load(files: &[ModelFile], config: &Config, on_event: &(dyn Fn(LoadEvent) + Sync)) -> anyhow::Result<Engine> {
+    let engine = Engine::load(files, &config.profile, &config.engine, &|event| {
+        match &event {
+            LoadEvent::Loading { model, roles } => tracing::info!(%model, ?roles, "loading model"),
+            LoadEvent::Ready { role, model } => tracing::info!(%role, %model, "role ready"),
+        }
+        on_event(event);
+    })?;
+    Ok(engine)
+}
+
+/// Loads just the file that serves `role` (for one-off CLI use).
+pub fn load_role(config: &Config, role: Role) -> anyhow::Result<Engine> {
+    let files: Vec<ModelFile> = models::resolve(&config.profile, &config.models_dir)?
+        .into_iter()
+        .filter(|f| f.roles.contains(&role))
+        .map(|f| ModelFile { roles: vec![role], ..f })
+        .collect();
+    load(&files, config, &|_| {})
+}

@@ -1,0 +1,25 @@
+//! `quorum serve`
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::ModelArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (default 127.0.0.1; use 0.0.0.0 only on a trusted network).
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Port (default 8080; 0 picks a free one and prints it).
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+pub async fn run(args: ServeArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let config = args.models.config(config, args.host, args.port)?;
+    crate::app::serve(config).await
+}

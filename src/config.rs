@@ -1,0 +1,166 @@
+//! One validated [`Config`] from the built-in profile, an optional TOML file and flags,
+//! applied in that order (later wins).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::models::{ModelSource, Profile, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    Profile(#[from] crate::models::UnknownProfile),
+    #[error("invalid --model `{0}`: expected ROLE=PATH or ROLE=hf:OWNER/REPO/FILE.gguf (ROLE may be `all`)")]
+    ModelFlag(String),
+    #[error(transparent)]
+    Role(#[from] crate::models::UnknownRole),
+    #[error("role {role}: {message}")]
+    Invalid { role: Role, message: String },
+}
+
+/// What a config file or flag may change for one role.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleOverride {
+    /// A path, or `hf:OWNER/REPO/FILE.gguf[@SHA256]`.
+    pub model: Option<String>,
+    pub context: Option<u32>,
+    pub chat_template: Option<String>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// The TOML file, as written by a user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub profile: Option<String>,
+    pub models_dir: Option<PathBuf>,
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub threads: Option<u32>,
+    pub parallel: Option<u32>,
+    pub queue: Option<usize>,
+    #[serde(default)]
+    pub roles: BTreeMap<Role, RoleOverride>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+}
+
+/// Flags that override the file (all optional).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub profile: Option<String>,
+    pub models_dir: Option<PathBuf>,
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub threads: Option<u32>,
+    /// `ROLE=SPEC` pairs; `all=SPEC` sets every role.
+    pub models: Vec<String>,
+}
+
+/// Engine sizing shared by every role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Threads each decode uses. Decodes of different models take turns on a CPU, so
+    /// every worker may use all of them.
+    pub threads: u32,
+    /// Sequences one context serves at once (n > 1 samples, concurrent requests).
+    pub parallel: u32,
+    /// Requests that may wait for a role before new ones are refused (HTTP 429).
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub profile: Profile,
+    pub models_dir: PathBuf,
+    pub host: IpAddr,
+    pub port: u16,
+    pub engine: EngineConfig,
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+
+impl Config {
+    pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<Config, ConfigError> {
+        let profile_name = flags.profile.or(file.profile).unwrap_or_else(|| "small".into());
+        let mut profile = Profile::builtin(&profile_name)?;
+        for (role, o) in &file.roles {
+            apply(&mut profile, *role, o)?;
+        }
+        for flag in &flags.models {
+            let (role, spec) =
+                flag.split_once('=').ok_or_else(|| ConfigError::ModelFlag(flag.clone()))?;
+            let o = RoleOverride { model: Some(spec.to_string()), ..Default::default() };
+            if role == "all" {
+                for r in Role::ALL {
+                    apply(&mut profile, r, &o)?;
+                }
+            } else {
+                apply(&mut profile, role.parse()?, &o)?;
+            }
+        }
+        let default_threads =
+            std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
+        Ok(Config {
+            profile,
+            models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(|| "models".into()),
+            host: flags.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            engine: EngineConfig {
+                threads: flags.threads.or(file.threads).unwrap_or(default_threads).max(1),
+                parallel: file.parallel.unwrap_or(8).clamp(1, 64),
+                queue: file.queue.unwrap_or(64).max(1),
+            },
+        })
+    }
+}
+
+fn apply(profile: &mut Profile, role: Role, o: &RoleOverride) -> Result<(), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid { role, message: message.to_string() };
+    let spec = profile.roles.get_mut(&role).expect("profiles define every role");
+    if let Some(model) = &o.model {
+        spec.source = ModelSource::parse_cli(model);
+    }
+    if let Some(context) = o.context {
+        if context < 64 {
+            return Err(invalid("context must be at least 64 tokens"));
+        }
+        spec.context = context;
+    }
+    if let Some(t) = &o.chat_template {
+        spec.chat_template = Some(t.clone());
+    }
+    if let Some(t) = o.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(invalid("temperature must be between 0 and 2"));
+        }
+        spec.sampling.temperature = t;
+    }
+    if let Some(p) = o.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(invalid("top_p must be in (0, 1]"));
+        }
+        spec.sampling.top_p = p;
+    }
+    if let Some(m) = o.max_tokens {
+        spec.sampling.max_tokens = m.max(1);
+    }
+    Ok(())
+}

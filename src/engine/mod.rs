@@ -1,0 +1,265 @@
+//! The only code that touches llama.cpp (through `llama-cpp-2`).
+//!
+//! [`Engine::load`] maps every role's GGUF into the process once per distinct file, gives
+//! each role its own context on its own worker thread, and hands out cheap
+//! [`RoleHandle`]s. A handle validates and tokenizes a request on the caller's thread,
+//! then queues it on a bounded channel; the worker streams [`Event`]s back.
+
+mod backend;
+mod request;
+mod sampling;
+mod template;
+mod text;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+
+use crate::config::EngineConfig;
+use crate::models::{ModelFile, Profile, Role, RoleSpec};
+
+pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
+pub use text::{Scan, StopMatcher, Utf8Stream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot load model {}: {message}", path.display())]
+    Load { path: PathBuf, message: String },
+    #[error("cannot create a context for role {role}: {message}")]
+    Context { role: Role, message: String },
+    #[error(
+        "this model has no chat template; set one for the role in the config, e.g. \
+         `chat_template = \"chatml\"` (llama.cpp built-in names: chatml, gemma, llama3, mistral-v7, ...)"
+    )]
+    NoChatTemplate,
+    #[error("chat template failed: {0}")]
+    Template(String),
+    #[error("invalid prompt: {0}")]
+    InvalidPrompt(String),
+    #[error(
+        "this model's maximum context length is {n_ctx} tokens, but the prompt has {prompt_tokens} \
+         tokens; shorten the prompt{}",
+        if *.n > 1 { " or ask for fewer samples (n)" } else { "" }
+    )]
+    ContextLength { prompt_tokens: usize, n_ctx: u32, n: u32 },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("role {0} has too many queued requests; retry shortly")]
+    Overloaded(Role),
+    #[error("the model worker stopped")]
+    WorkerGone,
+    #[error("decoding failed: {0}")]
+    Decode(String),
+}
+
+/// A loaded GGUF and the roles it serves.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub roles: Vec<Role>,
+    pub size_bytes: u64,
+    pub n_params: u64,
+}
+
+/// Progress of [`Engine::load`], for logs, progress bars and `/health`.
+#[derive(Debug, Clone)]
+pub enum LoadEvent {
+    Loading { model: String, roles: Vec<Role> },
+    Ready { role: Role, model: String },
+}
+
+/// All loaded models and a handle per role.
+pub struct Engine {
+    models: Vec<ModelInfo>,
+    roles: BTreeMap<Role, RoleHandle>,
+}
+
+impl Engine {
+    /// Loads every file once (mmap) and starts one worker per role. Blocking: call it
+    /// from a blocking thread.
+    pub fn load(
+        files: &[ModelFile],
+        profile: &Profile,
+        config: &EngineConfig,
+        on_event: &(dyn Fn(LoadEvent) + Sync),
+    ) -> Result<Engine, EngineError> {
+        let backend = backend::backend();
+        let turn = Arc::new(Mutex::new(()));
+        let mut models = Vec::new();
+        let mut roles = BTreeMap::new();
+        for file in files {
+            on_event(LoadEvent::Loading { model: file.name.clone(), roles: file.roles.clone() });
+            let model = LlamaModel::load_from_file(backend, &file.path, &LlamaModelParams::default())
+                .map_err(|e| EngineError::Load { path: file.path.clone(), message: e.to_string() })?;
+            // Models live as long as the process; contexts borrow them from worker threads.
+            let model: &'static LlamaModel = Box::leak(Box::new(model));
+            tracing::info!(model = %file.name, roles = ?file.roles, params = model.n_params(), "model loaded");
+            models.push(ModelInfo {
+                name: file.name.clone(),
+                path: file.path.clone(),
+                roles: file.roles.clone(),
+                size_bytes: model.size(),
+                n_params: model.n_params(),
+            });
+            for &role in &file.roles {
+                let handle = start_role(role, profile.role(role), model, config, turn.clone())?;
+                roles.insert(role, handle);
+                on_event(LoadEvent::Ready { role, model: file.name.clone() });
+            }
+        }
+        Ok(Engine { models, roles })
+    }
+
+    pub fn role(&self, role: Role) -> Option<&RoleHandle> {
+        self.roles.get(&role)
+    }
+
+    pub fn models(&self) -> &[ModelInfo] {
+        &self.models
+    }
+}
+
+fn start_role(
+    role: Role,
+    spec: &RoleSpec,
+    model: &'static LlamaModel,
+    config: &EngineConfig,
+    turn: Arc<Mutex<()>>,
+) -> Result<RoleHandle, EngineError> {
+    let n_ctx = spec.context.min(model.n_ctx_train().max(64));
+    let n_batch = n_ctx.min(512);
+    let threads = config.threads as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(n_batch)
+        .with_n_ubatch(n_batch)
+        .with_n_seq_max(config.parallel)
+        .with_kv_unified(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    // Contexts are created one at a time, here, then moved to their thread.
+    let ctx = model
+        .new_context(backend::backend(), params)
+        .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
+    let (tx, rx) = mpsc::channel(config.queue);
+    let worker = worker::Worker {
+        name: role.to_string(),
+        ctx,
+        model,
+        rx,
+        turn,
+        n_ctx,
+        n_batch,
+        n_seq_max: config.parallel,
+    };
+    std::thread::Builder::new()
+        .name(format!("quorum-{role}"))
+        .spawn(move || worker.run())
+        .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
+    let template = template::resolve(model, spec.chat_template.as_deref());
+    if template.is_none() {
+        tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
+    }
+    Ok(RoleHandle(Arc::new(RoleInner { role, spec: spec.clone(), model, template, tx, n_ctx, parallel: config.parallel })))
+}
+
+/// A cheap, clonable handle on one role's worker.
+#[derive(Clone)]
+pub struct RoleHandle(Arc<RoleInner>);
+
+struct RoleInner {
+    role: Role,
+    spec: RoleSpec,
+    model: &'static LlamaModel,
+    template: Option<LlamaChatTemplate>,
+    tx: mpsc::Sender<worker::Job>,
+    n_ctx: u32,
+    parallel: u32,
+}
+
+impl RoleHandle {
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    pub fn spec(&self) -> &RoleSpec {
+        &self.0.spec
+    }
+
+    pub fn context_size(&self) -> u32 {
+        self.0.n_ctx
+    }
+
+    /// Renders a conversation with the model's chat template.
+    pub fn format_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        template::apply(self.0.model, self.0.template.as_ref(), messages)
+    }
+
+    /// Tokens of `text` as this model counts them (special tokens parsed).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenize(text).len()
+    }
+
+    fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.0.model.vocab();
+        // A template that writes the BOS text itself must not get a second BOS.
+        let bos = vocab.token_to_piece(vocab.bos(), true, None);
+        let add_bos = !(bos.len() > 0 && text.as_bytes().starts_with(&bos));
+        vocab.tokenize(text.as_bytes(), add_bos, true)
+    }
+
+    /// Validates, tokenizes and queues a request. Fails fast with `Overloaded` when the
+    /// role's queue is full rather than letting it grow without bound.
+    pub fn submit(&self, req: GenerateRequest) -> Result<Generation, EngineError> {
+        let inner = &self.0;
+        if req.n == 0 || req.n > inner.parallel {
+            return Err(EngineError::InvalidRequest(format!(
+                "n must be between 1 and {} for this model",
+                inner.parallel
+            )));
+        }
+        let text = match &req.prompt {
+            Prompt::Chat(messages) => self.format_chat(messages)?,
+            Prompt::Text(text) => text.clone(),
+        };
+        let tokens = self.tokenize(&text);
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidPrompt("the prompt is empty".into()));
+        }
+        let n_ctx = inner.n_ctx;
+        let room = (n_ctx as usize).saturating_sub(tokens.len()) / req.n as usize;
+        if room == 0 {
+            return Err(EngineError::ContextLength { prompt_tokens: tokens.len(), n_ctx, n: req.n });
+        }
+        let defaults = inner.spec.sampling;
+        let s = &req.sampling;
+        let max_new = s.max_tokens.unwrap_or(defaults.max_tokens).max(1).min(room as u32);
+        let sampling = sampling::Sampling {
+            temperature: s.temperature.unwrap_or(defaults.temperature),
+            top_p: s.top_p.unwrap_or(defaults.top_p),
+            seed: s.seed.unwrap_or_else(random_seed),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let prompt_tokens = tokens.len() as u32;
+        let job = worker::Job { tokens, n: req.n, max_new, sampling, stop: s.stop.clone(), tx };
+        inner.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineError::Overloaded(inner.role),
+            mpsc::error::TrySendError::Closed(_) => EngineError::WorkerGone,
+        })?;
+        Ok(Generation { prompt_tokens, n: req.n, events })
+    }
+}
+
+fn random_seed() -> u32 {
+    std::collections::hash_map::RandomState::new().build_hasher().finish() as u32
+}

@@ -1,0 +1,14 @@
+//! quorum: a local, multi-agent coding service. One process loads the role models
+//! (preprocessor, planner, coder, voter, reviewer) through llama.cpp and serves them
+//! behind an OpenAI-compatible API.
+//!
+//! Layers, each depending only on those below it:
+//! `cli -> app -> api -> engine -> models -> config`.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod models;
+pub mod prompts;

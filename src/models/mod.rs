@@ -1,0 +1,15 @@
+//! Roles, profiles, and getting GGUF files onto disk (hf-hub download, sha256 checks).
+
+mod download;
+mod profile;
+mod registry;
+mod role;
+mod spec;
+mod verify;
+
+pub use download::{pull, DownloadError, HubClient, ProgressFn, PullReport};
+pub use profile::{Profile, UnknownProfile, PROFILE_NAMES};
+pub use registry::{expected_path, resolve, ModelFile, ResolveError};
+pub use role::{Role, UnknownRole};
+pub use spec::{ModelSource, RoleSpec, SamplingDefaults};
+pub use verify::{sha256_file, Verification};
