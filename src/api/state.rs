@@ -69,16 +69,23 @@ impl AppState {
     pub fn health(&self) -> (bool, serde_json::Value) {
         let status = self.0.status.lock().expect("status lock").clone();
         let ready = self.0.engine.get().is_some();
+
         let state = match (&status.error, ready) {
             (Some(_), _) => "error",
             (None, true) => "ok",
             (None, false) => "loading",
         };
+        let engine = self.0.engine.get();
         let roles: serde_json::Map<String, serde_json::Value> = status
             .roles
             .iter()
             .map(|(role, (model, state))| {
-                (role.to_string(), serde_json::json!({"model": model, "state": state}))
+                let mut entry = serde_json::json!({"model": model, "state": state});
+                if let Some(handle) = engine.and_then(|e| e.role(*role)) {
+                    entry["running"] = handle.running().into();
+                    entry["context"] = handle.context_size().into();
+                }
+                (role.to_string(), entry)
             })
             .collect();
         let body = serde_json::json!({

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -152,7 +153,9 @@ fn start_role(
         .new_context(backend::backend(), params)
         .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
     let (tx, rx) = mpsc::channel(config.queue);
+    let running = Arc::new(AtomicUsize::new(0));
     let worker = worker::Worker {
+        running: running.clone(),
         name: role.to_string(),
         ctx,
         model,
@@ -170,7 +173,16 @@ fn start_role(
     if template.is_none() {
         tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
     }
-    Ok(RoleHandle(Arc::new(RoleInner { role, spec: spec.clone(), model, template, tx, n_ctx, parallel: config.parallel })))
+    Ok(RoleHandle(Arc::new(RoleInner {
+        role,
+        spec: spec.clone(),
+        model,
+        template,
+        tx,
+        n_ctx,
+        parallel: config.parallel,
+        running,
+    })))
 }
 
 /// A cheap, clonable handle on one role's worker.
@@ -185,6 +197,7 @@ struct RoleInner {
     tx: mpsc::Sender<worker::Job>,
     n_ctx: u32,
     parallel: u32,
+    running: Arc<AtomicUsize>,
 }
 
 impl RoleHandle {
@@ -198,6 +211,11 @@ impl RoleHandle {
 
     pub fn context_size(&self) -> u32 {
         self.0.n_ctx
+    }
+
+    /// Sequences the worker is running (as of its last step).
+    pub fn running(&self) -> usize {
+        self.0.running.load(Ordering::Relaxed)
     }
 
     /// Renders a conversation with the model's chat template.
@@ -251,7 +269,7 @@ impl RoleHandle {
         };
         let (tx, events) = mpsc::unbounded_channel();
         let prompt_tokens = tokens.len() as u32;
-        let job = worker::Job { tokens, n: req.n, max_new, sampling, stop: s.stop.clone(), tx };
+        let job = worker::Job { tokens, n: req.n, max_new, sampling, stop: s.stop.clone(), ignore_eos: s.ignore_eos, tx };
         inner.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => EngineError::Overloaded(inner.role),
             mpsc::error::TrySendError::Closed(_) => EngineError::WorkerGone,

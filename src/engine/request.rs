@@ -25,6 +25,8 @@ pub struct SamplingParams {
     pub max_tokens: Option<u32>,
     pub seed: Option<u32>,
     pub stop: Vec<String>,
+    /// Keep going past end-of-generation tokens (benchmarks want exact token counts).
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Clone)]

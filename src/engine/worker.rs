@@ -5,6 +5,7 @@
 //! prefilled once and its KV copied to `n` sequences.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use llama_cpp_2::context::LlamaContext;
@@ -26,6 +27,7 @@ pub(super) struct Job {
     pub max_new: u32,
     pub sampling: Sampling,
     pub stop: Vec<String>,
+    pub ignore_eos: bool,
     /// Unbounded, but bounded in practice by `n * max_new` events.
     pub tx: mpsc::UnboundedSender<Event>,
 }
@@ -48,6 +50,8 @@ pub(super) struct Worker {
     pub n_ctx: u32,
     pub n_batch: u32,
     pub n_seq_max: u32,
+    /// Sequences generating or prefilling now, for `/health` and tests.
+    pub running: Arc<AtomicUsize>,
 }
 
 struct Seq {
@@ -79,7 +83,7 @@ impl Active {
 
 impl Worker {
     pub fn run(self) {
-        let Worker { name, mut ctx, model, mut rx, turn, n_ctx, n_batch, n_seq_max } = self;
+        let Worker { name, mut ctx, model, mut rx, turn, n_ctx, n_batch, n_seq_max, running } = self;
         let mut sched = Scheduler {
             free: (0..n_seq_max as i32).rev().collect(),
             reserved: 0,
@@ -98,11 +102,20 @@ impl Worker {
                     }
                 }
             }
-            while let Ok(job) = rx.try_recv() {
-                sched.waiting.push_back(job);
-            }
             sched.drop_cancelled(&mut ctx);
-            sched.admit();
+            // Take new jobs only while they can start: the rest stay in the bounded
+            // channel, whose being full is what turns into HTTP 429.
+            loop {
+                sched.admit();
+                if !sched.waiting.is_empty() {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(job) => sched.waiting.push_back(job),
+                    Err(_) => break,
+                }
+            }
+            running.store(n_seq_max as usize - sched.free.len(), Ordering::Relaxed);
             if sched.active.is_empty() {
                 continue;
             }
@@ -110,6 +123,7 @@ impl Worker {
                 tracing::error!(worker = %name, %message, "decode failed");
                 sched.fail_all(&mut ctx, &message);
             }
+            running.store(n_seq_max as usize - sched.free.len(), Ordering::Relaxed);
         }
     }
 }
@@ -266,7 +280,7 @@ fn step(
             let token = s.sampler.sample(ctx, s.logits);
             s.logits = -1;
             let mut stopped_by_string = false;
-            let finish = if vocab.is_eog(token) {
+            let finish = if vocab.is_eog(token) && !a.job.ignore_eos {
                 Some(FinishReason::Stop)
             } else {
                 s.generated += 1;

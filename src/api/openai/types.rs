@@ -41,6 +41,9 @@ pub struct CommonOptions {
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
+    /// llama.cpp server extension: generate past end-of-generation (benchmarks).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl CommonOptions {
@@ -81,6 +84,7 @@ impl CommonOptions {
             // OpenAI seeds are 64-bit; llama.cpp's are 32-bit.
             seed: self.seed.map(|s| s as u32),
             stop,
+            ignore_eos: self.ignore_eos,
         })
     }
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian/Ubuntu machine (or a Mac with Homebrew) to build and run quorum:
+# the C/C++ toolchain llama.cpp needs, the small models, and (with --test) the Python
+# clients the interop tests use. Idempotent and quiet when everything is in place.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${QUORUM_CACHE:-$HOME/.cache/quorum}"
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+if [ "$(uname)" = "Linux" ]; then
+  have cmake || need_pkgs+=(cmake)
+  have c++ || need_pkgs+=(g++)
+  have git || need_pkgs+=(git)
+  # bindgen (llama-cpp-sys-2) needs libclang.
+  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+    || need_pkgs+=(libclang-dev)
+  if [ "${1:-}" = "--test" ]; then
+    python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+  fi
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "quorum setup: installing ${need_pkgs[*]}"
+    sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  fi
+elif [ "$(uname)" = "Darwin" ]; then
+  have cmake || { echo "quorum setup: installing cmake (Homebrew)"; brew install cmake; }
+fi
+
+if ! have cargo; then
+  echo "error: cargo not found. Install Rust from https://rustup.rs (rustup), then run this again." >&2
+  exit 1
+fi
+
+"$root/scripts/fetch-small-models.sh"
+
+if [ "${1:-}" = "--test" ]; then
+  venv="$cache/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
+fi

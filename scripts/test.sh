@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every test: Rust unit and integration tests (real
+# llama.cpp, small models, a local mock of the Hugging Face hub), then the interop tests
+# with the official `openai` Python SDK against the real server.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/setup.sh" --test
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
+cd "$root"
+# One profile (release) for the library, the binary and the tests: llama.cpp builds once.
+cargo test --release --locked
+QUORUM_BIN="$CARGO_TARGET_DIR/release/quorum" "${QUORUM_CACHE:-$HOME/.cache/quorum}/venv/bin/python" -m pytest -q tests/python

@@ -1,0 +1,135 @@
+//! Config file parsing, flag overrides and profile resolution.
+
+use std::io::Write;
+
+use quorum::config::{Config, ConfigError, ConfigFile, Overrides};
+use quorum::models::{resolve, ModelSource, Profile, ResolveError, Role};
+
+fn parse(toml: &str) -> Result<ConfigFile, ConfigError> {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    ConfigFile::load(file.path())
+}
+
+#[test]
+fn defaults_are_the_small_profile_on_localhost() {
+    let config = Config::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+    assert_eq!(config.profile.name, "small");
+    assert_eq!(config.host.to_string(), "127.0.0.1");
+    assert_eq!(config.port, 8080);
+    assert!(config.engine.threads >= 1);
+    let coder = config.profile.role(Role::Coder);
+    assert_eq!(coder.source.file_name(), "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    assert_eq!(config.profile.role(Role::Preprocessor).chat_template.as_deref(), Some("gemma"));
+}
+
+#[test]
+fn file_overrides_roles_and_flags_override_the_file() {
+    let file = parse(
+        r#"
+        profile = "m4max"
+        port = 9000
+        [roles.coder]
+        model = "/models/mine.gguf"
+        context = 2048
+        temperature = 0.1
+        [roles.voter]
+        model = "hf:someone/some-repo/voter.gguf@ABCDEF"
+        "#,
+    )
+    .unwrap();
+    let flags = Overrides { port: Some(9100), models: vec!["planner=/p.gguf".into()], ..Default::default() };
+    let config = Config::resolve(file, flags).unwrap();
+    assert_eq!(config.profile.name, "m4max");
+    assert_eq!(config.port, 9100);
+    let coder = config.profile.role(Role::Coder);
+    assert_eq!(coder.source, ModelSource::Local { path: "/models/mine.gguf".into() });
+    assert_eq!(coder.context, 2048);
+    assert_eq!(coder.sampling.temperature, 0.1);
+    assert_eq!(
+        config.profile.role(Role::Voter).source,
+        ModelSource::Hub { repo: "someone/some-repo".into(), file: "voter.gguf".into(), sha256: Some("abcdef".into()) }
+    );
+    assert_eq!(config.profile.role(Role::Planner).source, ModelSource::Local { path: "/p.gguf".into() });
+    // Untouched roles keep the profile's model.
+    assert_eq!(config.profile.role(Role::Reviewer).source.file_name(), "Qwen3-Coder-30B-A3B-Instruct-Q6_K.gguf");
+}
+
+#[test]
+fn bad_config_is_reported_with_the_file_and_the_problem() {
+    let err = parse("profile = \"small\"\n[roles.coder]\ncontxt = 5\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("invalid config file") && msg.contains("contxt"), "{msg}");
+    let err = parse("[roles.writer]\nmodel = \"x\"\n").unwrap_err();
+    assert!(err.to_string().contains("writer"), "{err}");
+    let file = parse("[roles.coder]\ntemperature = 5.0\n").unwrap();
+    let err = Config::resolve(file, Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("temperature"), "{err}");
+}
+
+#[test]
+fn bad_flags_and_profiles_are_refused() {
+    let err = Config::resolve(ConfigFile::default(), Overrides { models: vec!["coder".into()], ..Default::default() });
+    assert!(matches!(err, Err(ConfigError::ModelFlag(_))));
+    let err = Config::resolve(ConfigFile::default(), Overrides { models: vec!["writer=x".into()], ..Default::default() });
+    assert!(matches!(err, Err(ConfigError::Role(_))));
+    let err = Config::resolve(ConfigFile::default(), Overrides { profile: Some("huge".into()), ..Default::default() });
+    assert!(matches!(err, Err(ConfigError::Profile(_))));
+}
+
+#[test]
+fn m4max_profile_names_real_hub_files_for_every_role() {
+    let profile = Profile::builtin("m4max").unwrap();
+    for role in Role::ALL {
+        match &profile.role(role).source {
+            ModelSource::Hub { repo, file, .. } => {
+                assert!(repo.contains('/') && file.ends_with(".gguf"), "{role}: {repo} {file}");
+            }
+            other => panic!("{role} is not a hub file: {other:?}"),
+        }
+    }
+    assert!(profile.role(Role::Coder).source.file_name().contains("Devstral"));
+    assert!(profile.role(Role::Reviewer).source.file_name().contains("Qwen3-Coder-30B-A3B"));
+}
+
+#[test]
+fn small_profile_shares_files_between_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::builtin("small").unwrap();
+    for spec in profile.roles.values() {
+        std::fs::write(dir.path().join(spec.source.file_name()), b"gguf").unwrap();
+    }
+    let files = resolve(&profile, dir.path()).unwrap();
+    assert_eq!(files.len(), 3, "coder+reviewer and planner+voter share files: {files:?}");
+    let coder_file = files.iter().find(|f| f.roles.contains(&Role::Coder)).unwrap();
+    assert_eq!(coder_file.roles, vec![Role::Coder, Role::Reviewer]);
+    let planner_file = files.iter().find(|f| f.roles.contains(&Role::Planner)).unwrap();
+    assert_eq!(planner_file.roles, vec![Role::Planner, Role::Voter]);
+}
+
+#[test]
+fn a_symlink_and_its_target_are_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.gguf");
+    std::fs::write(&real, b"gguf").unwrap();
+    let link = dir.path().join("link.gguf");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let overrides = Overrides {
+        models: vec![format!("all={}", real.display()), format!("voter={}", link.display())],
+        ..Default::default()
+    };
+    let config = Config::resolve(ConfigFile::default(), overrides).unwrap();
+    let files = resolve(&config.profile, dir.path()).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].roles.len(), 5);
+}
+
+#[test]
+fn a_missing_model_names_the_role_and_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = resolve(&Profile::builtin("small").unwrap(), dir.path()).unwrap_err();
+    let ResolveError::Missing { role, .. } = &err;
+    assert!(Role::ALL.contains(role));
+    let msg = err.to_string();
+    assert!(msg.contains("quorum models pull --profile small"), "{msg}");
+}

@@ -1,0 +1,202 @@
+//! The engine on the real llama.cpp with SmolLM2-135M.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use quorum::config::Config;
+use quorum::engine::{ChatMessage, Engine, EngineError, Event, FinishReason, GenerateRequest, Prompt, SamplingParams};
+use quorum::models::{resolve, Role};
+
+use super::support::smollm_config;
+
+/// One engine for the module's tests (loading is cheap, but each load maps the file anew).
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| load(&smollm_config()))
+}
+
+fn load(config: &Config) -> Engine {
+    let files = resolve(&config.profile, &config.models_dir).unwrap();
+    Engine::load(&files, &config.profile, &config.engine, &|_| {}).unwrap()
+}
+
+fn chat(text: &str, sampling: SamplingParams, n: u32) -> GenerateRequest {
+    let messages = vec![ChatMessage { role: "user".into(), content: text.into() }];
+    GenerateRequest { prompt: Prompt::Chat(messages), sampling, n }
+}
+
+fn greedy(max_tokens: u32) -> SamplingParams {
+    SamplingParams { temperature: Some(0.0), max_tokens: Some(max_tokens), ..Default::default() }
+}
+
+/// Outputs depend on which sequences share a batch (flash attention on a CPU), so tests
+/// that compare outputs must not run beside each other on one context.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn run(role: Role, req: GenerateRequest) -> Vec<quorum::engine::Completion> {
+    let handle = engine().role(role).unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move { handle.submit(req)?.collect().await }).unwrap()
+}
+
+#[test]
+fn one_file_for_five_roles_is_loaded_once() {
+    let engine = engine();
+    assert_eq!(engine.models().len(), 1);
+    assert_eq!(engine.models()[0].roles.len(), 5);
+    for role in Role::ALL {
+        assert!(engine.role(role).is_some(), "{role} has a handle");
+    }
+}
+
+#[test]
+fn greedy_is_deterministic_and_max_tokens_is_honoured() {
+    let _serial = serial();
+    let a = run(Role::Coder, chat("Count from one to twenty in words.", greedy(12), 1));
+    let b = run(Role::Coder, chat("Count from one to twenty in words.", greedy(12), 1));
+    assert_eq!(a, b);
+    assert_eq!(a[0].completion_tokens, 12);
+    assert_eq!(a[0].finish, Some(FinishReason::Length));
+    assert!(!a[0].text.is_empty());
+}
+
+#[test]
+fn forked_samples_match_the_single_stream_under_greedy() {
+    let _serial = serial();
+    let single = run(Role::Planner, chat("Name three colors.", greedy(16), 1));
+    let forked = run(Role::Planner, chat("Name three colors.", greedy(16), 3));
+    assert_eq!(forked.len(), 3);
+    for choice in &forked {
+        assert_eq!(choice.text, single[0].text);
+    }
+}
+
+#[test]
+fn seeds_make_sampling_repeatable_and_choices_differ() {
+    let _serial = serial();
+    let sampling = |seed| SamplingParams {
+        temperature: Some(1.0),
+        top_p: Some(1.0),
+        max_tokens: Some(24),
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let a = run(Role::Voter, chat("Tell me a story about a fox.", sampling(42), 2));
+    let b = run(Role::Voter, chat("Tell me a story about a fox.", sampling(42), 2));
+    assert_eq!(a, b, "same seed, same samples");
+    assert_ne!(a[0].text, a[1].text, "each choice gets its own seed");
+}
+
+#[test]
+fn a_stop_string_ends_the_text_right_before_it() {
+    let _serial = serial();
+    let full = run(Role::Coder, chat("Count from one to twenty in words.", greedy(24), 1)).remove(0);
+    let words: Vec<&str> = full.text.split_whitespace().collect();
+    assert!(words.len() > 4, "need some words to cut: {:?}", full.text);
+    let stop = words[3].to_string();
+    let at = full.text.find(&stop).unwrap();
+    let mut sampling = greedy(24);
+    sampling.stop = vec![stop];
+    let cut = run(Role::Coder, chat("Count from one to twenty in words.", sampling, 1)).remove(0);
+    assert_eq!(cut.text, full.text[..at]);
+    assert_eq!(cut.finish, Some(FinishReason::Stop));
+}
+
+#[test]
+fn end_of_generation_stops_a_short_answer() {
+    let out = run(Role::Reviewer, chat("Answer with one word: what color is the sky?", greedy(200), 1)).remove(0);
+    assert_eq!(out.finish, Some(FinishReason::Stop), "{:?}", out.text);
+    assert!(out.completion_tokens < 200);
+}
+
+#[test]
+fn multibyte_text_streams_without_broken_characters() {
+    let out = run(Role::Coder, chat("Repeat exactly: café naïve 日本語 ✓", greedy(24), 1)).remove(0);
+    assert!(!out.text.contains('\u{FFFD}'), "{:?}", out.text);
+    assert!(out.text.chars().any(|c| !c.is_ascii()), "expected non-ASCII text back: {:?}", out.text);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused() {
+    let handle = engine().role(Role::Coder).unwrap();
+    let long = "word ".repeat(handle.context_size() as usize + 10);
+    let err = handle.submit(chat(&long, greedy(8), 1)).unwrap_err();
+    assert!(matches!(err, EngineError::ContextLength { .. }), "{err}");
+    assert!(err.to_string().contains("maximum context length"));
+    let err = handle.submit(GenerateRequest { prompt: Prompt::Text(String::new()), sampling: greedy(4), n: 1 });
+    assert!(matches!(err, Err(EngineError::InvalidPrompt(_))));
+}
+
+#[test]
+fn dropping_a_generation_frees_its_sequence() {
+    let _serial = serial();
+    let handle = engine().role(Role::Preprocessor).unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut generation = handle.submit(chat("Write a long essay about the sea.", greedy(2000), 1)).unwrap();
+        assert!(matches!(generation.events.recv().await, Some(Event::Text { .. })));
+        assert_eq!(handle.running(), 1);
+        drop(generation);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.running() != 0 {
+            assert!(Instant::now() < deadline, "sequence still running after its caller left");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[test]
+fn a_full_queue_refuses_instead_of_growing() {
+    let mut config = smollm_config();
+    config.engine.parallel = 1;
+    config.engine.queue = 1;
+    let engine = load(&config);
+    let handle = engine.role(Role::Coder).unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for _ in 0..6 {
+            match handle.submit(chat("Say hello.", greedy(8), 1)) {
+                Ok(g) => accepted.push(g),
+                Err(EngineError::Overloaded(Role::Coder)) => refused += 1,
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert!(refused > 0, "a queue of 1 cannot take 6 requests at once");
+        for g in accepted {
+            let out = g.collect().await.unwrap();
+            assert!(out[0].completion_tokens > 0);
+        }
+    });
+}
+
+#[test]
+fn a_gguf_without_a_chat_template_uses_the_named_builtin() {
+    use quorum::config::{ConfigFile, Overrides};
+    let gemma = super::support::repo_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    assert!(gemma.exists(), "{} is missing: run scripts/fetch-small-models.sh", gemma.display());
+    let with_template = |template: Option<&str>| {
+        let overrides = Overrides { models: vec![format!("all={}", gemma.display())], ..Default::default() };
+        let mut config = Config::resolve(ConfigFile::default(), overrides).unwrap();
+        for spec in config.profile.roles.values_mut() {
+            spec.chat_template = template.map(Into::into);
+        }
+        config
+    };
+    let messages = vec![ChatMessage { role: "user".into(), content: "Hello".into() }];
+
+    let engine = load(&with_template(Some("gemma")));
+    let handle = engine.role(Role::Preprocessor).unwrap();
+    let prompt = handle.format_chat(&messages).unwrap();
+    assert!(prompt.contains("<start_of_turn>user\nHello<end_of_turn>"), "{prompt:?}");
+    assert!(prompt.ends_with("<start_of_turn>model\n"), "{prompt:?}");
+
+    let engine = load(&with_template(None));
+    let err = engine.role(Role::Preprocessor).unwrap().format_chat(&messages).unwrap_err();
+    assert!(matches!(err, EngineError::NoChatTemplate), "{err}");
+    assert!(err.to_string().contains("chat_template"));
+}

@@ -1,0 +1,196 @@
+//! The hf-hub download path against a local server that speaks the hub's file protocol
+//! (`HEAD`/`GET /{owner}/{repo}/resolve/{revision}/{file}` with the hub's headers).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use quorum::models::{pull, sha256_file, DownloadError, HubClient, ModelSource, Profile, ProgressFn, Role};
+use sha2::{Digest, Sha256};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[derive(Default)]
+struct Hub {
+    /// path `owner/repo/file` -> (body, etag the hub claims)
+    files: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    gets: AtomicUsize,
+    heads: AtomicUsize,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A few MB of non-repeating bytes, so progress arrives in several chunks.
+fn blob(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[(i % 4)] ^ seed).collect()
+}
+
+async fn resolve(
+    State(hub): State<Arc<Hub>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((owner, repo, _rev, file)): Path<(String, String, String, String)>,
+) -> Response {
+    let key = format!("{owner}/{repo}/{file}");
+    let Some((body, etag)) = hub.files.lock().unwrap().get(&key).cloned() else {
+        return (StatusCode::NOT_FOUND, [("x-error-code", "EntryNotFound")], "not found").into_response();
+    };
+    let quoted = format!("\"{etag}\"");
+    let hub_headers = [
+        ("x-repo-commit", COMMIT.to_string()),
+        ("x-linked-etag", quoted.clone()),
+        ("etag", quoted.clone()),
+        ("x-linked-size", body.len().to_string()),
+    ];
+    if method == Method::HEAD {
+        hub.heads.fetch_add(1, Ordering::SeqCst);
+        if headers.get("if-none-match").is_some_and(|v| v.to_str().unwrap_or("") == quoted) {
+            return (StatusCode::NOT_MODIFIED, hub_headers).into_response();
+        }
+        return (StatusCode::OK, hub_headers, [("content-length", body.len().to_string())]).into_response();
+    }
+    hub.gets.fetch_add(1, Ordering::SeqCst);
+    (StatusCode::OK, hub_headers, body).into_response()
+}
+
+async fn start_hub() -> (String, Arc<Hub>) {
+    let hub = Arc::new(Hub::default());
+    let app = Router::new().route("/{owner}/{repo}/resolve/{rev}/{*file}", any(resolve)).with_state(hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hub)
+}
+
+fn add(hub: &Hub, path: &str, body: Vec<u8>, etag: Option<String>) -> String {
+    let sha = sha256_hex(&body);
+    hub.files.lock().unwrap().insert(path.into(), (body, etag.unwrap_or_else(|| sha.clone())));
+    sha
+}
+
+/// Records the largest `(done, total)` seen and how many updates came.
+fn recorder() -> (ProgressFn, Arc<(AtomicU64, AtomicU64, AtomicUsize)>) {
+    let seen = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicUsize::new(0)));
+    let s = seen.clone();
+    let f: ProgressFn = Arc::new(move |done, total| {
+        s.0.fetch_max(done, Ordering::SeqCst);
+        s.1.fetch_max(total, Ordering::SeqCst);
+        s.2.fetch_add(1, Ordering::SeqCst);
+    });
+    (f, seen)
+}
+
+#[tokio::test]
+async fn downloads_verify_report_progress_and_reuse_the_cache() {
+    let (endpoint, hub) = start_hub().await;
+    let body = blob(7, 3 << 20);
+    let sha = add(&hub, "acme/tiny-GGUF/tiny.gguf", body.clone(), None);
+    let cache = tempfile::tempdir().unwrap();
+    let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
+
+    let (progress, seen) = recorder();
+    let path = client.fetch("acme/tiny-GGUF", "tiny.gguf", Some(&sha), progress).await.unwrap();
+    assert!(path.starts_with(cache.path().canonicalize().unwrap()));
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    assert_eq!(seen.0.load(Ordering::SeqCst), body.len() as u64, "progress reached the end");
+    assert_eq!(seen.1.load(Ordering::SeqCst), body.len() as u64, "progress knew the total");
+    assert!(seen.2.load(Ordering::SeqCst) > 2, "progress came in several updates");
+    assert_eq!(hub.gets.load(Ordering::SeqCst), 1);
+
+    // Second time: the cached copy is re-used (the hub answers 304), nothing is downloaded.
+    let (progress, _) = recorder();
+    let again = client.fetch("acme/tiny-GGUF", "tiny.gguf", Some(&sha), progress).await.unwrap();
+    assert_eq!(again, path);
+    assert_eq!(hub.gets.load(Ordering::SeqCst), 1, "no second download");
+    assert_eq!(hub.heads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_corrupt_download_is_an_error_and_is_not_kept() {
+    let (endpoint, hub) = start_hub().await;
+    let body = blob(1, 1 << 20);
+    // The hub's etag (the sha256 of an LFS file) does not match the bytes that arrive.
+    add(&hub, "acme/bad-GGUF/bad.gguf", body.clone(), Some(sha256_hex(b"something else")));
+    let cache = tempfile::tempdir().unwrap();
+    let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
+    let (progress, _) = recorder();
+    let err = client.fetch("acme/bad-GGUF", "bad.gguf", None, progress).await.unwrap_err();
+    assert!(matches!(err, DownloadError::ChecksumMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("checksum mismatch for bad.gguf"));
+
+    // A pinned sha256 that differs from what the hub serves is refused too.
+    add(&hub, "acme/ok-GGUF/ok.gguf", body.clone(), None);
+    let (progress, _) = recorder();
+    let err = client.fetch("acme/ok-GGUF", "ok.gguf", Some(&"0".repeat(64)), progress).await.unwrap_err();
+    assert!(matches!(err, DownloadError::ChecksumMismatch { .. }), "{err}");
+
+    // Neither corrupt copy stays in the cache.
+    let leftovers: Vec<_> = walk(cache.path()).into_iter().filter(|p| std::fs::read(p).ok() == Some(body.clone())).collect();
+    assert!(leftovers.is_empty(), "corrupt blobs left: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_missing_file_is_reported() {
+    let (endpoint, _hub) = start_hub().await;
+    let cache = tempfile::tempdir().unwrap();
+    let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
+    let (progress, _) = recorder();
+    let err = client.fetch("acme/none-GGUF", "none.gguf", None, progress).await.unwrap_err();
+    assert!(matches!(err, DownloadError::Hub { .. }), "{err}");
+    assert!(err.to_string().contains("acme/none-GGUF/none.gguf"));
+}
+
+#[tokio::test]
+async fn pull_fetches_each_file_once_and_links_it_into_models() {
+    let (endpoint, hub) = start_hub().await;
+    let big = blob(3, 2 << 20);
+    let small = blob(4, 1 << 20);
+    let big_sha = add(&hub, "acme/big-GGUF/big.gguf", big.clone(), None);
+    add(&hub, "acme/small-GGUF/small.gguf", small.clone(), None);
+    let mut profile = Profile::builtin("small").unwrap();
+    for (role, spec) in profile.roles.iter_mut() {
+        spec.source = match role {
+            Role::Coder | Role::Reviewer => {
+                ModelSource::Hub { repo: "acme/big-GGUF".into(), file: "big.gguf".into(), sha256: Some(big_sha.clone()) }
+            }
+            _ => ModelSource::Hub { repo: "acme/small-GGUF".into(), file: "small.gguf".into(), sha256: None },
+        };
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
+    let bars: Mutex<BTreeMap<String, Arc<(AtomicU64, AtomicU64, AtomicUsize)>>> = Mutex::default();
+    let progress_for = |file: &str| {
+        let (f, seen) = recorder();
+        bars.lock().unwrap().insert(file.to_string(), seen);
+        f
+    };
+    let reports = pull(&client, &profile, models.path(), &progress_for).await.unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(hub.gets.load(Ordering::SeqCst), 2, "one download per distinct file");
+    assert_eq!(std::fs::read(models.path().join("big.gguf")).unwrap(), big);
+    assert_eq!(sha256_file(&models.path().join("small.gguf")).unwrap(), sha256_hex(&small));
+    let bars = bars.into_inner().unwrap();
+    assert_eq!(bars.len(), 2, "a progress bar per file");
+    assert_eq!(bars["big.gguf"].0.load(Ordering::SeqCst), big.len() as u64);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! quorum's integration tests: one binary, a module per area. Tests that run models use
+//! the real llama.cpp with SmolLM2-135M (fetched by `scripts/fetch-small-models.sh`).
+
+mod api;
+mod cli;
+mod config;
+mod engine;
+mod hub;
+mod support;
