@@ -29,7 +29,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A few MB of non-repeating bytes, so progress arrives in several chunks.
 fn blob(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[(i % 4)] ^ seed).collect()
+    (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[i % 4] ^ seed).collect()
 }
 
 async fn resolve(

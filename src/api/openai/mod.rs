@@ -9,11 +9,11 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
-use self::respond::{Kind, Reply};
+use self::respond::Kind;
 use self::types::{ChatRequest, CompletionRequest};
 use super::error::ApiError;
 use super::state::{AppState, PIPELINE_MODEL};
-use crate::engine::{GenerateRequest, Prompt};
+use crate::engine::Prompt;
 
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = state
@@ -28,9 +28,7 @@ pub async fn chat(State(state): State<AppState>, body: Result<Json<ChatRequest>,
     let Json(mut req) = body?;
     let role = state.role(&req.model)?;
     let prompt = Prompt::Chat(req.messages()?);
-    let reply = Reply { kind: Kind::Chat, model: req.model.clone(), stream: req.options.stream, include_usage: req.options.include_usage() };
-    let request = GenerateRequest { prompt, n: req.options.n()?, sampling: req.options.sampling()? };
-    respond::run(&role, request, reply).await
+    respond::run(&role, Kind::Chat, &req.model, prompt, &mut req.options).await
 }
 
 pub async fn completions(
@@ -40,9 +38,7 @@ pub async fn completions(
     let Json(mut req) = body?;
     let role = state.role(&req.model)?;
     let prompt = Prompt::Text(req.prompt()?);
-    let reply = Reply { kind: Kind::Text, model: req.model.clone(), stream: req.options.stream, include_usage: req.options.include_usage() };
-    let request = GenerateRequest { prompt, n: req.options.n()?, sampling: req.options.sampling()? };
-    respond::run(&role, request, reply).await
+    respond::run(&role, Kind::Text, &req.model, prompt, &mut req.options).await
 }
 
 /// The answer for `model: "quorum"` until the pipeline lands.

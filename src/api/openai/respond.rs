@@ -13,9 +13,9 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::types::Usage;
+use super::types::{CommonOptions, Usage};
 use crate::api::error::ApiError;
-use crate::engine::{Event, GenerateRequest, Generation, RoleHandle};
+use crate::engine::{Event, GenerateRequest, Generation, Prompt, RoleHandle};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -64,18 +64,26 @@ impl Kind {
 }
 
 /// Everything a response needs besides the generated text.
-pub struct Reply {
-    pub kind: Kind,
-    pub model: String,
-    pub stream: bool,
-    pub include_usage: bool,
+struct Reply {
+    kind: Kind,
+    model: String,
+    include_usage: bool,
 }
 
-pub async fn run(role: &RoleHandle, req: GenerateRequest, reply: Reply) -> Result<Response, ApiError> {
-    let generation = role.submit(req)?;
+/// Validates the options, starts the generation and answers in `kind`'s shape.
+pub async fn run(
+    role: &RoleHandle,
+    kind: Kind,
+    model: &str,
+    prompt: Prompt,
+    options: &mut CommonOptions,
+) -> Result<Response, ApiError> {
+    let request = GenerateRequest { prompt, n: options.n()?, sampling: options.sampling()? };
+    let reply = Reply { kind, model: model.to_string(), include_usage: options.include_usage() };
+    let generation = role.submit(request)?;
     let id = format!("{}-{}", reply.kind.id_prefix(), unique_suffix());
     let created = unix_now();
-    if reply.stream {
+    if options.stream {
         return Ok(sse(generation, reply, id, created).into_response());
     }
     let prompt_tokens = generation.prompt_tokens;
