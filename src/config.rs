@@ -36,6 +36,7 @@ pub struct RoleOverride {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
+    pub parallel: Option<u32>,
 }
 
 /// The TOML file, as written by a user.
@@ -47,8 +48,10 @@ pub struct ConfigFile {
     pub host: Option<IpAddr>,
     pub port: Option<u16>,
     pub threads: Option<u32>,
-    pub parallel: Option<u32>,
     pub queue: Option<usize>,
+    pub prompt_cache: Option<bool>,
+    pub flash_attention: Option<bool>,
+    pub kv_unified: Option<bool>,
     #[serde(default)]
     pub roles: BTreeMap<Role, RoleOverride>,
 }
@@ -80,10 +83,17 @@ pub struct EngineConfig {
     /// Threads each decode uses. Decodes of different models take turns on a CPU, so
     /// every worker may use all of them.
     pub threads: u32,
-    /// Sequences one context serves at once (n > 1 samples, concurrent requests).
-    pub parallel: u32,
-    /// Requests that may wait for a role before new ones are refused (HTTP 429).
+    /// Requests that may wait for a model before new ones are refused (HTTP 429).
     pub queue: usize,
+    /// Keep finished prompts' KV for requests that share their prefix.
+    pub prompt_cache: bool,
+    /// llama.cpp's flash attention (auto).
+    pub flash_attention: bool,
+    /// One KV pool for all sequences of a model (default; forks store their prompt
+    /// once), or a stream per sequence. With flash attention off, split streams make a
+    /// request's greedy output independent of what else runs beside it; in a unified pool
+    /// the interleaving of cells changes floating-point summation order.
+    pub kv_unified: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,8 +135,10 @@ impl Config {
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             engine: EngineConfig {
                 threads: flags.threads.or(file.threads).unwrap_or(default_threads).max(1),
-                parallel: file.parallel.unwrap_or(8).clamp(1, 64),
                 queue: file.queue.unwrap_or(64).max(1),
+                prompt_cache: file.prompt_cache.unwrap_or(true),
+                flash_attention: file.flash_attention.unwrap_or(true),
+                kv_unified: file.kv_unified.unwrap_or(true),
             },
         })
     }
@@ -158,6 +170,12 @@ fn apply(profile: &mut Profile, role: Role, o: &RoleOverride) -> Result<(), Conf
             return Err(invalid("top_p must be in (0, 1]"));
         }
         spec.sampling.top_p = p;
+    }
+    if let Some(p) = o.parallel {
+        if !(1..=64).contains(&p) {
+            return Err(invalid("parallel must be between 1 and 64"));
+        }
+        spec.parallel = p;
     }
     if let Some(m) = o.max_tokens {
         spec.sampling.max_tokens = m.max(1);

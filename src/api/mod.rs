@@ -1,6 +1,7 @@
 //! The HTTP interface (the only axum code): OpenAI-compatible routes and `/health`.
 
 pub mod error;
+mod metrics;
 mod openai;
 mod state;
 
@@ -20,6 +21,7 @@ use self::error::ApiError;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
@@ -35,6 +37,10 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (ready, body) = state.health();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics())
 }
 
 /// Serves on a listener the caller bound (tests bind 127.0.0.1:0) until `shutdown`.

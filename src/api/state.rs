@@ -82,7 +82,7 @@ impl AppState {
             .map(|(role, (model, state))| {
                 let mut entry = serde_json::json!({"model": model, "state": state});
                 if let Some(handle) = engine.and_then(|e| e.role(*role)) {
-                    entry["running"] = handle.running().into();
+                    entry["running"] = handle.metrics().running.into();
                     entry["context"] = handle.context_size().into();
                 }
                 (role.to_string(), entry)
@@ -92,6 +92,13 @@ impl AppState {
             "status": state, "profile": self.0.profile, "roles": roles, "error": status.error,
         });
         (ready, body)
+    }
+
+    /// Prometheus text exposition of every model's counters (empty while loading).
+    pub fn metrics(&self) -> String {
+        let Some(engine) = self.0.engine.get() else { return String::new() };
+        let snapshots: Vec<_> = engine.models().iter().map(|m| (m.name.clone(), m.metrics.snapshot())).collect();
+        super::metrics::render(&snapshots)
     }
 
     /// Ids that `/v1/models` lists: one per role, plus the pipeline.

@@ -1,13 +1,16 @@
 //! The only code that touches llama.cpp (through `llama-cpp-2`).
 //!
-//! [`Engine::load`] maps every role's GGUF into the process once per distinct file, gives
-//! each role its own context on its own worker thread, and hands out cheap
-//! [`RoleHandle`]s. A handle validates and tokenizes a request on the caller's thread,
-//! then queues it on a bounded channel; the worker streams [`Event`]s back.
+//! [`Engine::load`] maps every role's GGUF into the process once per distinct file and
+//! starts one worker thread per file, which serves all the roles on it from one context
+//! with continuous batching (see `scheduler`). It hands out cheap [`RoleHandle`]s: a
+//! handle validates and tokenizes a request on the caller's thread, then queues it on
+//! the model's bounded channel; the worker streams [`Event`]s back.
 
 mod backend;
+mod metrics;
 mod request;
 mod sampling;
+mod scheduler;
 mod template;
 mod text;
 mod worker;
@@ -16,7 +19,6 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -29,6 +31,7 @@ use crate::config::EngineConfig;
 use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
 pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
+pub use metrics::{MetricsSnapshot, ModelMetrics};
 pub use text::{Scan, StopMatcher, Utf8Stream};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +66,14 @@ pub enum EngineError {
 }
 
 /// A loaded GGUF and the roles it serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ModelInfo {
     pub name: String,
     pub path: PathBuf,
     pub roles: Vec<Role>,
     pub size_bytes: u64,
     pub n_params: u64,
+    pub metrics: Arc<ModelMetrics>,
 }
 
 /// Progress of [`Engine::load`], for logs, progress bars and `/health`.
@@ -86,8 +90,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads every file once (mmap) and starts one worker per role. Blocking: call it
-    /// from a blocking thread.
+    /// Loads every file once (mmap) and starts one worker per file, serving all the
+    /// roles on it from one context. Blocking: call it from a blocking thread.
     pub fn load(
         files: &[ModelFile],
         profile: &Profile,
@@ -100,21 +104,34 @@ impl Engine {
         let mut roles = BTreeMap::new();
         for file in files {
             on_event(LoadEvent::Loading { model: file.name.clone(), roles: file.roles.clone() });
+            let started = std::time::Instant::now();
             let model = LlamaModel::load_from_file(backend, &file.path, &LlamaModelParams::default())
                 .map_err(|e| EngineError::Load { path: file.path.clone(), message: e.to_string() })?;
-            // Models live as long as the process; contexts borrow them from worker threads.
+            // Models live as long as the process; the worker's context borrows it.
             let model: &'static LlamaModel = Box::leak(Box::new(model));
-            tracing::info!(model = %file.name, roles = ?file.roles, params = model.n_params(), "model loaded");
+            let specs: Vec<(Role, &RoleSpec)> = file.roles.iter().map(|&r| (r, profile.role(r))).collect();
+            let shared = start_worker(&file.name, model, &specs, config, turn.clone())?;
+            tracing::info!(
+                model = %file.name, roles = ?file.roles, params = model.n_params(),
+                context = shared.limits.n_ctx, sequences = shared.limits.n_seq,
+                secs = format!("{:.1}", started.elapsed().as_secs_f32()), "model loaded"
+            );
             models.push(ModelInfo {
                 name: file.name.clone(),
                 path: file.path.clone(),
                 roles: file.roles.clone(),
                 size_bytes: model.size(),
                 n_params: model.n_params(),
+                metrics: shared.metrics.clone(),
             });
-            for &role in &file.roles {
-                let handle = start_role(role, profile.role(role), model, config, turn.clone())?;
-                roles.insert(role, handle);
+            for (role, spec) in specs {
+                let template = template::resolve(model, spec.chat_template.as_deref());
+                if template.is_none() {
+                    tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
+                }
+                let n_ctx = spec.context.min(model.n_ctx_train().max(64));
+                let inner = RoleInner { role, spec: spec.clone(), template, n_ctx, model: shared.clone() };
+                roles.insert(role, RoleHandle(Arc::new(inner)));
                 on_event(LoadEvent::Ready { role, model: file.name.clone() });
             }
         }
@@ -130,74 +147,85 @@ impl Engine {
     }
 }
 
-fn start_role(
-    role: Role,
-    spec: &RoleSpec,
+/// What the roles on one model share: its worker's queue and counters.
+struct SharedModel {
     model: &'static LlamaModel,
+    tx: mpsc::Sender<worker::Job>,
+    metrics: Arc<ModelMetrics>,
+    limits: scheduler::Limits,
+}
+
+/// One context for all roles on `model`: its KV holds every role's context, and its
+/// sequences every role's parallel samples.
+fn start_worker(
+    name: &str,
+    model: &'static LlamaModel,
+    roles: &[(Role, &RoleSpec)],
     config: &EngineConfig,
     turn: Arc<Mutex<()>>,
-) -> Result<RoleHandle, EngineError> {
-    let n_ctx = spec.context.min(model.n_ctx_train().max(64));
+) -> Result<Arc<SharedModel>, EngineError> {
+    let role = roles[0].0;
+    let role_ctx = |s: &RoleSpec| s.context.min(model.n_ctx_train().max(64));
+    // llama.cpp allows at most 256 sequences per context.
+    let n_seq: u32 = roles.iter().map(|(_, s)| s.parallel).sum::<u32>().clamp(1, 256);
+    // Unified: one pool of cells shared by every sequence (a fork stores its prompt once).
+    // Split: each sequence gets its own stream of n_ctx / n_seq cells, so each must be
+    // as large as the largest role context.
+    let n_ctx: u32 = if config.kv_unified {
+        roles.iter().map(|(_, s)| role_ctx(s)).sum()
+    } else {
+        roles.iter().map(|(_, s)| role_ctx(s)).max().unwrap_or(64) * n_seq
+    };
     let n_batch = n_ctx.min(512);
     let threads = config.threads as i32;
+    let flash = if config.flash_attention {
+        llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO
+    } else {
+        llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
+    };
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(n_batch)
         .with_n_ubatch(n_batch)
-        .with_n_seq_max(config.parallel)
-        .with_kv_unified(true)
+        .with_n_seq_max(n_seq)
+        .with_kv_unified(config.kv_unified)
         .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+        .with_n_threads_batch(threads)
+        .with_flash_attention_policy(flash);
     // Contexts are created one at a time, here, then moved to their thread.
     let ctx = model
         .new_context(backend::backend(), params)
         .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
     let (tx, rx) = mpsc::channel(config.queue);
-    let running = Arc::new(AtomicUsize::new(0));
+    let limits = scheduler::Limits { n_ctx, n_batch, n_seq, prompt_cache: config.prompt_cache };
+    let metrics = Arc::new(ModelMetrics::default());
     let worker = worker::Worker {
-        running: running.clone(),
-        name: role.to_string(),
+        name: name.to_string(),
         ctx,
         model,
         rx,
         turn,
-        n_ctx,
-        n_batch,
-        n_seq_max: config.parallel,
+        limits,
+        metrics: metrics.clone(),
     };
     std::thread::Builder::new()
-        .name(format!("quorum-{role}"))
+        .name(format!("quorum-{}", name.trim_end_matches(".gguf")))
         .spawn(move || worker.run())
         .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
-    let template = template::resolve(model, spec.chat_template.as_deref());
-    if template.is_none() {
-        tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
-    }
-    Ok(RoleHandle(Arc::new(RoleInner {
-        role,
-        spec: spec.clone(),
-        model,
-        template,
-        tx,
-        n_ctx,
-        parallel: config.parallel,
-        running,
-    })))
+    Ok(Arc::new(SharedModel { model, tx, metrics, limits }))
 }
 
-/// A cheap, clonable handle on one role's worker.
+/// A cheap, clonable handle on one role.
 #[derive(Clone)]
 pub struct RoleHandle(Arc<RoleInner>);
 
 struct RoleInner {
     role: Role,
     spec: RoleSpec,
-    model: &'static LlamaModel,
     template: Option<LlamaChatTemplate>,
-    tx: mpsc::Sender<worker::Job>,
+    /// The role's own context limit (its share of the model's KV).
     n_ctx: u32,
-    parallel: u32,
-    running: Arc<AtomicUsize>,
+    model: Arc<SharedModel>,
 }
 
 impl RoleHandle {
@@ -213,14 +241,14 @@ impl RoleHandle {
         self.0.n_ctx
     }
 
-    /// Sequences the worker is running (as of its last step).
-    pub fn running(&self) -> usize {
-        self.0.running.load(Ordering::Relaxed)
+    /// Counters of the model serving this role (shared with the other roles on it).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.0.model.metrics.snapshot()
     }
 
     /// Renders a conversation with the model's chat template.
     pub fn format_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
-        template::apply(self.0.model, self.0.template.as_ref(), messages)
+        template::apply(self.0.model.model, self.0.template.as_ref(), messages)
     }
 
     /// Tokens of `text` as this model counts them (special tokens parsed).
@@ -229,22 +257,20 @@ impl RoleHandle {
     }
 
     fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        let vocab = self.0.model.vocab();
+        let vocab = self.0.model.model.vocab();
         // A template that writes the BOS text itself must not get a second BOS.
         let bos = vocab.token_to_piece(vocab.bos(), true, None);
-        let add_bos = !(bos.len() > 0 && text.as_bytes().starts_with(&bos));
+        let add_bos = !(!bos.is_empty() && text.as_bytes().starts_with(&bos));
         vocab.tokenize(text.as_bytes(), add_bos, true)
     }
 
     /// Validates, tokenizes and queues a request. Fails fast with `Overloaded` when the
-    /// role's queue is full rather than letting it grow without bound.
+    /// model's queue is full rather than letting it grow without bound.
     pub fn submit(&self, req: GenerateRequest) -> Result<Generation, EngineError> {
         let inner = &self.0;
-        if req.n == 0 || req.n > inner.parallel {
-            return Err(EngineError::InvalidRequest(format!(
-                "n must be between 1 and {} for this model",
-                inner.parallel
-            )));
+        let parallel = inner.spec.parallel;
+        if req.n == 0 || req.n > parallel {
+            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {parallel} for this model")));
         }
         let text = match &req.prompt {
             Prompt::Chat(messages) => self.format_chat(messages)?,
@@ -260,22 +286,33 @@ impl RoleHandle {
             return Err(EngineError::ContextLength { prompt_tokens: tokens.len(), n_ctx, n: req.n });
         }
         let defaults = inner.spec.sampling;
-        let s = &req.sampling;
+        let s = req.sampling;
         let max_new = s.max_tokens.unwrap_or(defaults.max_tokens).max(1).min(room as u32);
-        let sampling = sampling::Sampling {
+        let base = sampling::Sampling {
             temperature: s.temperature.unwrap_or(defaults.temperature),
             top_p: s.top_p.unwrap_or(defaults.top_p),
             seed: s.seed.unwrap_or_else(random_seed),
+            grammar: s.grammar,
         };
+        // One sampler per sample, each with its own seed.
+        let samplers = (0..req.n)
+            .map(|i| sampling::Sampling { seed: base.seed.wrapping_add(i), ..base.clone() }.sampler(inner.model.model))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(EngineError::InvalidRequest)?;
         let (tx, events) = mpsc::unbounded_channel();
         let prompt_tokens = tokens.len() as u32;
-        let job = worker::Job { tokens, n: req.n, max_new, sampling, stop: s.stop.clone(), ignore_eos: s.ignore_eos, tx };
-        inner.tx.try_send(job).map_err(|e| match e {
+        let job = worker::Job { tokens, max_new, samplers, stop: s.stop, ignore_eos: s.ignore_eos, tx };
+        inner.model.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => EngineError::Overloaded(inner.role),
             mpsc::error::TrySendError::Closed(_) => EngineError::WorkerGone,
         })?;
         Ok(Generation { prompt_tokens, n: req.n, events })
     }
+}
+
+/// A GBNF grammar that accepts exactly the JSON documents valid under `schema`.
+pub fn json_schema_grammar(schema: &str) -> Result<String, EngineError> {
+    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| EngineError::InvalidRequest(format!("unsupported JSON schema: {e}")))
 }
 
 fn random_seed() -> u32 {

@@ -27,6 +27,8 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Keep going past end-of-generation tokens (benchmarks want exact token counts).
     pub ignore_eos: bool,
+    /// GBNF grammar the output must follow (root rule `root`).
+    pub grammar: Option<String>,
 }
 
 #[derive(Debug, Clone)]

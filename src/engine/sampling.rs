@@ -1,26 +1,33 @@
 //! Per-sequence sampler chains.
 
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 
 /// Resolved sampling settings of one sequence.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sampling {
     pub temperature: f32,
     pub top_p: f32,
     pub seed: u32,
+    /// GBNF grammar constraining the output (root rule `root`).
+    pub grammar: Option<String>,
 }
 
 impl Sampling {
-    /// Temperature 0 is greedy (deterministic); otherwise top-p, temperature, then a
-    /// seeded draw, the order llama.cpp's own samplers use.
-    pub fn sampler(&self) -> LlamaSampler {
-        if self.temperature <= 0.0 {
-            return LlamaSampler::greedy();
+    /// The grammar (if any) first, so that only tokens it allows remain; then greedy for
+    /// temperature 0, else top-p, temperature and a seeded draw, llama.cpp's usual order.
+    pub fn sampler(&self, model: &LlamaModel) -> Result<LlamaSampler, String> {
+        let mut chain = Vec::new();
+        if let Some(gbnf) = &self.grammar {
+            chain.push(LlamaSampler::grammar(model, gbnf, "root").map_err(|e| format!("invalid grammar: {e}"))?);
         }
-        LlamaSampler::chain_simple([
-            LlamaSampler::top_p(self.top_p, 1),
-            LlamaSampler::temp(self.temperature),
-            LlamaSampler::dist(self.seed),
-        ])
+        if self.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.push(LlamaSampler::top_p(self.top_p, 1));
+            chain.push(LlamaSampler::temp(self.temperature));
+            chain.push(LlamaSampler::dist(self.seed));
+        }
+        Ok(LlamaSampler::chain_simple(chain))
     }
 }

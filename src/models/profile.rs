@@ -41,6 +41,7 @@ fn spec(source: ModelSource, context: u32, temperature: f32, max_tokens: u32) ->
     RoleSpec {
         source,
         context,
+        parallel: 8,
         chat_template: None,
         sampling: SamplingDefaults { temperature, top_p: 0.95, max_tokens },
     }

@@ -69,6 +69,8 @@ pub struct RoleSpec {
     pub source: ModelSource,
     /// Context size in tokens, shared by the role's parallel sequences.
     pub context: u32,
+    /// Sequences the role may run at once (samples of one request, or requests).
+    pub parallel: u32,
     /// llama.cpp built-in chat template used when the GGUF carries none (e.g. `gemma`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,

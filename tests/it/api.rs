@@ -62,7 +62,7 @@ async fn health_is_503_and_requests_wait_while_models_load() {
 #[tokio::test]
 async fn a_full_queue_answers_429_with_retry_after() {
     let mut config = smollm_config();
-    config.engine.parallel = 1;
+    config.profile.roles.values_mut().for_each(|spec| spec.parallel = 1);
     config.engine.queue = 1;
     let state = AppState::new(&config.profile);
     let files = resolve(&config.profile, &config.models_dir).unwrap();
@@ -74,7 +74,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
         "model": "coder", "stream": true, "max_tokens": 64, "temperature": 0,
         "messages": [{"role": "user", "content": "Write a poem."}],
     });
-    let sends = (0..6).map(|_| client.post(format!("{url}/v1/chat/completions")).json(&request).send());
+    let sends = (0..12).map(|_| client.post(format!("{url}/v1/chat/completions")).json(&request).send());
     let responses = futures::future::join_all(sends).await;
     let mut limited = 0;
     for res in responses {
@@ -90,5 +90,5 @@ async fn a_full_queue_answers_429_with_retry_after() {
             assert!(text.trim_end().ends_with("data: [DONE]"));
         }
     }
-    assert!(limited > 0, "six requests at once cannot fit one running and one queued");
+    assert!(limited > 0, "12 requests at once cannot fit 5 sequences, one waiting and one queued");
 }

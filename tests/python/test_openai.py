@@ -133,6 +133,44 @@ def test_bad_parameters_are_400(client):
         )
 
 
+def running_sequences(server):
+    text = httpx.get(f"{server}/metrics").text
+    lines = [l for l in text.splitlines() if l.startswith("quorum_sequences_running{")]
+    assert len(lines) == 1, text
+    return int(lines[0].rsplit(" ", 1)[1])
+
+
+def test_metrics_are_prometheus_text(server, client):
+    client.chat.completions.create(model="coder", messages=MESSAGES, max_tokens=4)
+    text = httpx.get(f"{server}/metrics").text
+    assert "# TYPE quorum_generated_tokens_total counter" in text
+    generated = [l for l in text.splitlines() if l.startswith("quorum_generated_tokens_total{")]
+    assert int(generated[0].rsplit(" ", 1)[1]) >= 4
+
+
+def test_json_response_format_is_enforced(client):
+    r = client.chat.completions.create(
+        model="voter",
+        messages=[{"role": "user", "content": "Is water wet? Answer in JSON."}],
+        max_tokens=40,
+        temperature=0,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "verdict",
+                "schema": {
+                    "type": "object",
+                    "properties": {"verdict": {"type": "boolean"}},
+                    "required": ["verdict"],
+                },
+            },
+        },
+    )
+    import json
+
+    assert isinstance(json.loads(r.choices[0].message.content)["verdict"], bool)
+
+
 def test_disconnect_mid_stream_stops_generation(server, client):
     body = {
         "model": "coder",
@@ -145,10 +183,10 @@ def test_disconnect_mid_stream_stops_generation(server, client):
         lines = r.iter_lines()
         seen = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: ") for line in seen)
-        assert httpx.get(f"{server}/health").json()["roles"]["coder"]["running"] == 1
-    # The client is gone: the sequence is freed within a step or two.
+        assert running_sequences(server) == 1
+    # The client is gone: the sequence is freed within a step or two, as /metrics shows.
     deadline = time.time() + 10
-    while httpx.get(f"{server}/health").json()["roles"]["coder"]["running"] != 0:
+    while running_sequences(server) != 0:
         assert time.time() < deadline, "generation kept running after the client left"
         time.sleep(0.05)
     r = client.chat.completions.create(model="coder", messages=MESSAGES, max_tokens=4)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
-use crate::engine::{ChatMessage, SamplingParams};
+use crate::engine::{json_schema_grammar, ChatMessage, SamplingParams};
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -44,6 +44,24 @@ pub struct CommonOptions {
     /// llama.cpp server extension: generate past end-of-generation (benchmarks).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// llama.cpp server extension: a GBNF grammar the output must follow.
+    pub grammar: Option<String>,
+    /// `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"schema": ...}}`.
+    pub response_format: Option<ResponseFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
 }
 
 impl CommonOptions {
@@ -56,6 +74,18 @@ impl CommonOptions {
 
     pub fn include_usage(&self) -> bool {
         self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+    }
+
+    /// Constrained decoding: an explicit grammar, or one derived from a JSON schema.
+    fn grammar(&mut self) -> Result<Option<String>, ApiError> {
+        let schema = match self.response_format.take() {
+            None | Some(ResponseFormat::Text) => return Ok(self.grammar.take()),
+            Some(ResponseFormat::JsonObject) => serde_json::json!({"type": "object"}),
+            Some(ResponseFormat::JsonSchema { json_schema }) => json_schema.schema.unwrap_or(serde_json::json!({})),
+        };
+        json_schema_grammar(&schema.to_string())
+            .map(Some)
+            .map_err(|e| ApiError::invalid(e.to_string(), Some("response_format")))
     }
 
     pub fn sampling(&mut self) -> Result<SamplingParams, ApiError> {
@@ -85,6 +115,7 @@ impl CommonOptions {
             seed: self.seed.map(|s| s as u32),
             stop,
             ignore_eos: self.ignore_eos,
+            grammar: self.grammar()?,
         })
     }
 }

@@ -1,0 +1,30 @@
+//! `GET /metrics` in the Prometheus text format, one series per model.
+
+use std::fmt::Write;
+
+use crate::engine::MetricsSnapshot;
+
+type Getter = fn(&MetricsSnapshot) -> u64;
+
+const SERIES: [(&str, &str, &str, Getter); 9] = [
+    ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| m.prompt_tokens),
+    ("quorum_generated_tokens_total", "counter", "Tokens sampled.", |m| m.generated_tokens),
+    ("quorum_decode_steps_total", "counter", "llama_decode calls.", |m| m.decode_steps),
+    ("quorum_prompt_cache_hits_total", "counter", "Requests that reused a cached prompt prefix.", |m| m.cache_hits),
+    ("quorum_prompt_cache_tokens_total", "counter", "Prompt tokens not decoded thanks to the prompt cache.", |m| m.cache_tokens),
+    ("quorum_sequences_running", "gauge", "Sequences generating or prefilling.", |m| m.running),
+    ("quorum_requests_waiting", "gauge", "Requests queued for the model.", |m| m.waiting),
+    ("quorum_kv_cells_used", "gauge", "KV cells held by running sequences and cached prompts.", |m| m.kv_cells),
+    ("quorum_prompt_cache_entries", "gauge", "Prompts kept in the prompt cache.", |m| m.cached_prompts),
+];
+
+pub fn render(models: &[(String, MetricsSnapshot)]) -> String {
+    let mut out = String::new();
+    for (name, kind, help, get) in SERIES {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (model, m) in models {
+            let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", model.replace('"', "'"), get(m));
+        }
+    }
+    out
+}

@@ -1,0 +1,70 @@
+//! Per-model counters, written by the worker and read by `/metrics` and `/health`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::scheduler::Usage;
+
+#[derive(Debug, Default)]
+pub struct ModelMetrics {
+    prompt_tokens: AtomicU64,
+    generated_tokens: AtomicU64,
+    decode_steps: AtomicU64,
+    running: AtomicU64,
+    waiting: AtomicU64,
+    kv_cells: AtomicU64,
+    cached_prompts: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_tokens: AtomicU64,
+}
+
+/// A consistent-enough reading of [`ModelMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Prompt tokens decoded (not counting those reused from the prompt cache).
+    pub prompt_tokens: u64,
+    pub generated_tokens: u64,
+    pub decode_steps: u64,
+    pub running: u64,
+    pub waiting: u64,
+    pub kv_cells: u64,
+    pub cached_prompts: u64,
+    pub cache_hits: u64,
+    /// Prompt tokens that did not need decoding thanks to the prompt cache.
+    pub cache_tokens: u64,
+}
+
+impl ModelMetrics {
+    pub(super) fn on_admit(&self, reused: usize) {
+        if reused > 0 {
+            self.cache_hits.fetch_add(1, Relaxed);
+            self.cache_tokens.fetch_add(reused as u64, Relaxed);
+        }
+    }
+
+    pub(super) fn on_step(&self, prompt_tokens: u64, generated: u64) {
+        self.decode_steps.fetch_add(1, Relaxed);
+        self.prompt_tokens.fetch_add(prompt_tokens, Relaxed);
+        self.generated_tokens.fetch_add(generated, Relaxed);
+    }
+
+    pub(super) fn set_usage(&self, usage: Usage, waiting: usize) {
+        self.running.store(usage.running_seqs as u64, Relaxed);
+        self.kv_cells.store(usage.kv_cells as u64, Relaxed);
+        self.cached_prompts.store(usage.cached_seqs as u64, Relaxed);
+        self.waiting.store(waiting as u64, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            prompt_tokens: self.prompt_tokens.load(Relaxed),
+            generated_tokens: self.generated_tokens.load(Relaxed),
+            decode_steps: self.decode_steps.load(Relaxed),
+            running: self.running.load(Relaxed),
+            waiting: self.waiting.load(Relaxed),
+            kv_cells: self.kv_cells.load(Relaxed),
+            cached_prompts: self.cached_prompts.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_tokens: self.cache_tokens.load(Relaxed),
+        }
+    }
+}
