@@ -1,6 +1,9 @@
 //! Engine throughput on the real small models, in tokens/sec (criterion's elements/s):
-//! single-stream decode and prefill per model. Models missing from `models/` are skipped
-//! with a message (run `scripts/fetch-small-models.sh`). Run on an idle machine.
+//! single-stream decode and prefill, aggregate decode of 5 concurrent sequences, and the
+//! wall time of 5 candidates of 128 tokens from one ~300-token prompt, forked from one
+//! prefill vs. 5 independent requests. Models missing from `models/` are skipped with a
+//! message (run `scripts/fetch-small-models.sh`). Run on an idle machine.
+//! `QUORUM_BENCH_MODELS=smollm2,qwen2.5-coder-0.5b` limits the models.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +27,10 @@ fn load(file: &str) -> Option<(Engine, RoleHandle)> {
         return None;
     }
     let overrides = Overrides { models: vec![format!("coder={}", path.display())], ..Default::default() };
-    let config: Config = Config::resolve(ConfigFile::default(), overrides).ok()?;
+    let mut config: Config = Config::resolve(ConfigFile::default(), overrides).ok()?;
+    // Every request prefills in full: the fork is compared with independent requests,
+    // not with the prompt cache.
+    config.engine.prompt_cache = false;
     let files: Vec<_> = resolve(&config.profile, &config.models_dir)
         .ok()?
         .into_iter()
@@ -39,24 +45,43 @@ fn load(file: &str) -> Option<(Engine, RoleHandle)> {
     Some((engine, handle))
 }
 
-fn generate(rt: &tokio::runtime::Runtime, handle: &RoleHandle, prompt: &str, max_tokens: u32) -> u32 {
-    let request = GenerateRequest {
+fn request(prompt: &str, max_tokens: u32, n: u32, temperature: f32, seed: u32) -> GenerateRequest {
+    GenerateRequest {
         prompt: Prompt::Text(prompt.to_string()),
         sampling: SamplingParams {
-            temperature: Some(0.0),
+            temperature: Some(temperature),
             max_tokens: Some(max_tokens),
+            seed: Some(seed),
             ignore_eos: true,
             ..Default::default()
         },
-        n: 1,
-    };
-    let out = rt.block_on(async { handle.submit(request).unwrap().collect().await.unwrap() });
-    out[0].completion_tokens
+        n,
+    }
+}
+
+/// Runs the requests concurrently; returns the tokens generated in all.
+fn generate_all(rt: &tokio::runtime::Runtime, handle: &RoleHandle, requests: Vec<GenerateRequest>) -> u32 {
+    rt.block_on(async {
+        let generations: Vec<_> = requests.into_iter().map(|r| handle.submit(r).unwrap()).collect();
+        let mut tokens = 0;
+        for g in generations {
+            tokens += g.collect().await.unwrap().iter().map(|c| c.completion_tokens).sum::<u32>();
+        }
+        tokens
+    })
+}
+
+fn generate(rt: &tokio::runtime::Runtime, handle: &RoleHandle, prompt: &str, max_tokens: u32) -> u32 {
+    generate_all(rt, handle, vec![request(prompt, max_tokens, 1, 0.0, 0)])
 }
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let only = std::env::var("QUORUM_BENCH_MODELS").ok();
     for file in MODELS {
+        if only.as_ref().is_some_and(|o| !o.split(',').any(|m| file.starts_with(m))) {
+            continue;
+        }
         let Some((_engine, handle)) = load(file) else { continue };
         let mut group = c.benchmark_group(file.trim_end_matches(".gguf"));
         group.sample_size(10).measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_secs(2));
@@ -71,6 +96,28 @@ fn bench(c: &mut Criterion) {
         let prompt_tokens = handle.count_tokens(&prompt) as u64;
         group.throughput(Throughput::Elements(prompt_tokens));
         group.bench_function(format!("prefill_{prompt_tokens}_tokens"), |b| b.iter(|| generate(&rt, &handle, &prompt, 1)));
+
+        // Five sequences decoding together (short distinct prompts).
+        group.throughput(Throughput::Elements(5 * DECODE_TOKENS as u64));
+        group.bench_function("aggregate_5x64_tokens", |b| {
+            b.iter(|| {
+                let requests = (0..5).map(|i| request(&format!("Story {i}:"), DECODE_TOKENS, 1, 0.7, i)).collect();
+                assert_eq!(generate_all(&rt, &handle, requests), 5 * DECODE_TOKENS)
+            })
+        });
+
+        // The coder stage's shape: 5 candidates of 128 tokens from one ~300-token prompt.
+        let task = "# Task: implement the function below and keep the tests passing.\n".repeat(20);
+        group.throughput(Throughput::Elements(5 * 128));
+        group.bench_function("5x128_fork_one_prefill", |b| {
+            b.iter(|| assert_eq!(generate_all(&rt, &handle, vec![request(&task, 128, 5, 0.7, 1)]), 640))
+        });
+        group.bench_function("5x128_independent_requests", |b| {
+            b.iter(|| {
+                let requests = (0..5).map(|i| request(&task, 128, 1, 0.7, i)).collect();
+                assert_eq!(generate_all(&rt, &handle, requests), 640)
+            })
+        });
         group.finish();
     }
 }

