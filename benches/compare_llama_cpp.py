@@ -40,6 +40,9 @@ def chat(url, model, n=1, seed=0):
         "seed": seed,
         "n": n,
         "ignore_eos": True,
+        # llama-server reuses a slot's previous prompt; quorum runs with its prompt cache
+        # off too, so every request prefills in full on both sides.
+        "cache_prompt": False,
     }
     r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600)
     r.raise_for_status()

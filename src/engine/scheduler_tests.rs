@@ -1,0 +1,166 @@
+//! Unit tests of the scheduler's decisions, without llama.cpp.
+
+use super::*;
+
+fn toks(range: std::ops::Range<i32>) -> Vec<LlamaToken> {
+    range.map(LlamaToken).collect()
+}
+
+fn req(tokens: Vec<LlamaToken>, n: usize, max_new: u32) -> Request<(), ()> {
+    Request { tokens, max_new, seqs: vec![(); n], state: () }
+}
+
+fn sched(n_ctx: u32, n_batch: u32, n_seq: u32, prompt_cache: bool) -> Scheduler<(), ()> {
+    Scheduler::new(Limits { n_ctx, n_batch, n_seq, prompt_cache })
+}
+
+/// Plans a batch and returns its `(token, pos, seq, logits)` entries.
+fn plan(s: &mut Scheduler<(), ()>) -> (Vec<(i32, i32, SeqId, bool)>, Vec<usize>) {
+    let mut entries = Vec::new();
+    let (_, prefilled) = s.plan(|t, pos, seq, logits| entries.push((t.0, pos, seq, logits)));
+    (entries, prefilled)
+}
+
+#[test]
+fn a_job_waits_for_free_sequences() {
+    let mut s = sched(1000, 64, 2, false);
+    let mut ops = vec![];
+    assert!(s.admit(req(toks(0..4), 2, 8), &mut ops).is_ok());
+    assert!(s.admit(req(toks(0..4), 1, 8), &mut ops).is_err(), "both sequence ids are taken");
+    for i in 0..2 {
+        s.finish(0, i, &mut ops);
+    }
+    assert_eq!(s.retire().len(), 1);
+    assert!(s.admit(req(toks(0..4), 1, 8), &mut ops).is_ok());
+}
+
+#[test]
+fn a_job_waits_for_kv_room_and_reserves_its_worst_case() {
+    let mut s = sched(100, 64, 4, false);
+    let mut ops = vec![];
+    assert!(s.admit(req(toks(0..50), 1, 40), &mut ops).is_ok()); // 90 cells
+    assert!(s.admit(req(toks(0..10), 1, 11), &mut ops).is_err(), "21 more cells do not fit in 100");
+    assert!(s.admit(req(toks(0..5), 1, 5), &mut ops).is_ok(), "10 more cells do");
+    let job = s.cancel(0, &mut ops);
+    assert_eq!(job.tokens.len(), 50);
+    assert!(s.admit(req(toks(0..10), 1, 11), &mut ops).is_ok(), "room is back after a cancel");
+}
+
+#[test]
+fn prefill_is_chunked_behind_running_sequences() {
+    let mut s = sched(1000, 8, 4, false);
+    let mut ops = vec![];
+    s.admit(req(toks(0..3), 1, 10), &mut ops).unwrap();
+    let (entries, prefilled) = plan(&mut s);
+    assert_eq!(entries, vec![(0, 0, 0, false), (1, 1, 0, false), (2, 2, 0, true)]);
+    assert_eq!(prefilled, vec![0]);
+    s.jobs[0].seqs[0].next = Some(LlamaToken(77)); // sampled
+    s.admit(req(toks(100..120), 1, 10), &mut ops).unwrap();
+    let (entries, prefilled) = plan(&mut s);
+    // One generated token first, then 7 of the 20 prompt tokens; no logits yet.
+    assert_eq!(entries[0], (77, 3, 0, true));
+    assert_eq!(entries.len(), 8);
+    assert!(entries[1..].iter().all(|e| e.2 == 1 && !e.3));
+    assert_eq!((entries[1].1, entries[7].1), (0, 6));
+    assert!(prefilled.is_empty());
+    assert_eq!(s.jobs[1].prefilled, 7);
+    // The rest of the prompt comes in later steps; its last token asks for logits.
+    plan(&mut s);
+    let (entries, prefilled) = plan(&mut s);
+    assert_eq!(entries.last(), Some(&(119, 19, 1, true)));
+    assert_eq!(prefilled, vec![1]);
+    assert_eq!(s.jobs[1].seqs[0].logits, Some(entries.len() as i32 - 1));
+}
+
+#[test]
+fn n_samples_prefill_once_then_fork() {
+    let mut s = sched(1000, 64, 8, false);
+    let mut ops = vec![];
+    s.admit(req(toks(0..5), 3, 10), &mut ops).unwrap();
+    let (entries, prefilled) = plan(&mut s);
+    assert_eq!(entries.len(), 5, "the prompt is decoded once");
+    let primary = s.jobs[0].seqs[0].id;
+    assert!(entries.iter().all(|e| e.2 == primary));
+    s.forks(&prefilled, &mut ops);
+    let others: Vec<SeqId> = s.jobs[0].seqs[1..].iter().map(|q| q.id).collect();
+    assert_eq!(ops, others.iter().map(|&dst| KvOp::Copy { src: primary, dst }).collect::<Vec<_>>());
+    assert!(s.jobs[0].seqs.iter().all(|q| q.logits == Some(4) && q.pos == 5));
+}
+
+#[test]
+fn a_cached_prompt_prefix_is_reused() {
+    let mut s = sched(1000, 64, 4, true);
+    let mut ops = vec![];
+    s.admit(req(toks(0..10), 1, 4), &mut ops).unwrap();
+    plan(&mut s);
+    s.jobs[0].seqs[0].next = Some(LlamaToken(500));
+    plan(&mut s); // feeds the generated token
+    let first = s.jobs[0].seqs[0].id;
+    s.finish(0, 0, &mut ops);
+    s.retire();
+    assert_eq!(s.cached_prompts(), vec![11], "prompt + the fed token");
+    assert!(ops.is_empty(), "the primary sequence is kept, not cleared");
+
+    // Shares 6 tokens: only the rest is prefilled, into the same sequence.
+    let mut next = toks(0..6);
+    next.extend(toks(50..53));
+    s.admit(req(next, 1, 4), &mut ops).unwrap();
+    assert_eq!(ops, vec![KvOp::Trim { seq: first, from: 6 }]);
+    assert_eq!((s.jobs[0].reused, s.jobs[0].prefilled), (6, 6));
+    let (entries, _) = plan(&mut s);
+    assert_eq!(entries.iter().map(|e| e.1).collect::<Vec<_>>(), vec![6, 7, 8]);
+    assert!(s.cached_prompts().is_empty());
+}
+
+#[test]
+fn an_identical_prompt_still_decodes_its_last_token() {
+    let mut s = sched(1000, 64, 4, true);
+    let mut ops = vec![];
+    s.admit(req(toks(0..8), 1, 4), &mut ops).unwrap();
+    plan(&mut s);
+    s.finish(0, 0, &mut ops);
+    s.retire();
+    s.admit(req(toks(0..8), 1, 4), &mut ops).unwrap();
+    assert_eq!(s.jobs[0].reused, 7);
+    let (entries, prefilled) = plan(&mut s);
+    assert_eq!(entries, vec![(7, 7, s.jobs[0].seqs[0].id, true)]);
+    assert_eq!(prefilled, vec![0]);
+}
+
+#[test]
+fn the_least_recently_used_prompt_is_evicted_for_ids_and_for_cells() {
+    let mut s = sched(100, 64, 2, true);
+    let mut ops = vec![];
+    for base in [0, 1000] {
+        s.admit(req(toks(base..base + 30), 1, 5), &mut ops).unwrap();
+        plan(&mut s);
+        s.finish(0, 0, &mut ops);
+        s.retire();
+    }
+    assert_eq!(s.cached_prompts(), vec![30, 30]);
+    // Needs one id: both are cached, so the older entry goes.
+    s.admit(req(toks(5000..5010), 1, 5), &mut ops).unwrap();
+    assert_eq!(ops.len(), 1);
+    assert!(matches!(ops[0], KvOp::Clear(_)));
+    assert_eq!(s.cached_prompts(), vec![30]);
+    s.cancel(0, &mut ops);
+    ops.clear();
+    // Needs 90 of 100 cells: the remaining 30 cached cells must go too.
+    s.admit(req(toks(7000..7050), 1, 40), &mut ops).unwrap();
+    assert_eq!(ops.len(), 1);
+    assert!(s.cached_prompts().is_empty());
+}
+
+#[test]
+fn with_the_cache_off_finished_sequences_are_cleared() {
+    let mut s = sched(1000, 64, 4, false);
+    let mut ops = vec![];
+    s.admit(req(toks(0..8), 2, 4), &mut ops).unwrap();
+    plan(&mut s);
+    s.finish(0, 1, &mut ops);
+    s.finish(0, 0, &mut ops);
+    assert_eq!(ops.len(), 2);
+    assert!(ops.iter().all(|op| matches!(op, KvOp::Clear(_))));
+    assert_eq!(s.retire().len(), 1);
+    assert_eq!(s.usage(), Usage { running_seqs: 0, kv_cells: 0, cached_seqs: 0 });
+}
