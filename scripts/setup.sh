@@ -10,8 +10,10 @@ need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
 if [ "$(uname)" = "Linux" ]; then
   have cmake || need_pkgs+=(cmake)
+  have make || need_pkgs+=(make)
   have c++ || need_pkgs+=(g++)
   have git || need_pkgs+=(git)
+  have python3 || need_pkgs+=(python3)
   # bindgen (llama-cpp-sys-2) needs libclang.
   ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
     || need_pkgs+=(libclang-dev)

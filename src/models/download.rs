@@ -88,7 +88,12 @@ impl HubClient {
             tracing::warn!(%repo, %file, "no sha256 known for this file; not verified");
             return Ok(blob);
         };
-        let actual = sha256_file(&blob).map_err(|source| DownloadError::Io { path: blob.clone(), source })?;
+        // Hashing a multi-GB file takes seconds: off the async runtime.
+        let path = blob.clone();
+        let actual = tokio::task::spawn_blocking(move || sha256_file(&path))
+            .await
+            .map_err(|e| DownloadError::Io { path: blob.clone(), source: std::io::Error::other(e) })?
+            .map_err(|source| DownloadError::Io { path: blob.clone(), source })?;
         if !actual.eq_ignore_ascii_case(&expected) {
             let _ = std::fs::remove_file(&blob);
             let _ = std::fs::remove_file(&link);
