@@ -29,8 +29,8 @@ fn greedy(max_tokens: u32) -> SamplingParams {
     SamplingParams { temperature: Some(0.0), max_tokens: Some(max_tokens), ..Default::default() }
 }
 
-/// Outputs depend on which sequences share a batch (flash attention on a CPU), so tests
-/// that compare outputs must not run beside each other on one context.
+/// Outputs depend on which sequences share a batch and where their KV cells lie, so tests
+/// that generate on the shared engine (one context for all roles) take turns.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
@@ -107,6 +107,7 @@ fn a_stop_string_ends_the_text_right_before_it() {
 
 #[test]
 fn end_of_generation_stops_a_short_answer() {
+    let _serial = serial();
     let out = run(Role::Reviewer, chat("Answer with one word: what color is the sky?", greedy(200), 1)).remove(0);
     assert_eq!(out.finish, Some(FinishReason::Stop), "{:?}", out.text);
     assert!(out.completion_tokens < 200);
@@ -114,6 +115,7 @@ fn end_of_generation_stops_a_short_answer() {
 
 #[test]
 fn multibyte_text_streams_without_broken_characters() {
+    let _serial = serial();
     let out = run(Role::Coder, chat("Repeat exactly: café naïve 日本語 ✓", greedy(24), 1)).remove(0);
     assert!(!out.text.contains('\u{FFFD}'), "{:?}", out.text);
     assert!(out.text.chars().any(|c| !c.is_ascii()), "expected non-ASCII text back: {:?}", out.text);
