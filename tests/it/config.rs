@@ -133,3 +133,14 @@ fn a_missing_model_names_the_role_and_how_to_get_it() {
     let msg = err.to_string();
     assert!(msg.contains("quorum models pull --profile small"), "{msg}");
 }
+
+#[test]
+fn the_readme_config_example_is_valid() {
+    let readme = std::fs::read_to_string(super::support::repo_root().join("README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let config = Config::resolve(parse(&readme[start..end]).unwrap(), Overrides::default()).unwrap();
+    assert_eq!(config.profile.role(Role::Coder).context, 8192);
+    assert_eq!(config.profile.role(Role::Coder).parallel, 8);
+    assert!(config.engine.prompt_cache && config.engine.kv_unified);
+}
