@@ -3,6 +3,8 @@
 # the C/C++ toolchain llama.cpp needs, the small models, and (with --test) the Python
 # clients the interop tests use. Idempotent and quiet when everything is in place.
 set -euo pipefail
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${QUORUM_CACHE:-$HOME/.cache/quorum}"
 

@@ -3,6 +3,8 @@
 # llama.cpp, small models, a local mock of the Hugging Face hub), then the interop tests
 # with the official `openai` Python SDK against the real server.
 set -euo pipefail
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh" --test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
