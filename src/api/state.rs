@@ -69,7 +69,6 @@ impl AppState {
     pub fn health(&self) -> (bool, serde_json::Value) {
         let status = self.0.status.lock().expect("status lock").clone();
         let ready = self.0.engine.get().is_some();
-
         let state = match (&status.error, ready) {
             (Some(_), _) => "error",
             (None, true) => "ok",

@@ -71,8 +71,6 @@ pub struct ModelInfo {
     pub name: String,
     pub path: PathBuf,
     pub roles: Vec<Role>,
-    pub size_bytes: u64,
-    pub n_params: u64,
     pub metrics: Arc<ModelMetrics>,
 }
 
@@ -120,8 +118,6 @@ impl Engine {
                 name: file.name.clone(),
                 path: file.path.clone(),
                 roles: file.roles.clone(),
-                size_bytes: model.size(),
-                n_params: model.n_params(),
                 metrics: shared.metrics.clone(),
             });
             for (role, spec) in specs {
