@@ -8,18 +8,20 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
+use crate::state::{self, TaskStore};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
 /// background and serves until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let files = models::resolve(&config.profile, &config.models_dir)?;
+    let tasks = open_tasks(&config).await?;
     let listener = TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{} (is the port in use? pick another with --port)", config.host, config.port))?;
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
-    let state = AppState::new(&config.profile);
+    let state = AppState::new(&config.profile, tasks);
     let loader = state.clone();
     tokio::task::spawn_blocking(move || {
         match load(&files, &config, &|event| loader.on_load_event(&event)) {
@@ -39,6 +41,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await
     .context("HTTP server failed")
+}
+
+/// Opens the state store, takes over tasks whose process died and keeps this instance's
+/// lease fresh.
+async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {
+    let store = state::open(&config.state).await.context("cannot open the state store")?;
+    tracing::info!(backend = store.backend(), location = %config.state, "state store open");
+    let tasks = TaskStore::new(store);
+    tasks.renew_lease().await?;
+    let interrupted = tasks.recover().await?;
+    if !interrupted.is_empty() {
+        tracing::warn!(count = interrupted.len(), "tasks interrupted by the last shutdown are marked `interrupted`");
+    }
+    // Runs for the life of the process.
+    drop(tasks.spawn_upkeep());
+    Ok(tasks)
 }
 
 /// Loads the given files, logging each step. Blocking.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::models::{ModelSource, Profile, Role};
+use crate::state::{StateError, StateLocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,6 +22,8 @@ pub enum ConfigError {
     ModelFlag(String),
     #[error(transparent)]
     Role(#[from] crate::models::UnknownRole),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("role {role}: {message}")]
     Invalid { role: Role, message: String },
 }
@@ -52,6 +55,8 @@ pub struct ConfigFile {
     pub prompt_cache: Option<bool>,
     pub flash_attention: Option<bool>,
     pub kv_unified: Option<bool>,
+    /// The state store: a redb file path or `redis://HOST:PORT/DB`.
+    pub state: Option<String>,
     #[serde(default)]
     pub roles: BTreeMap<Role, RoleOverride>,
 }
@@ -63,6 +68,14 @@ impl ConfigFile {
         toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
     }
+
+    /// The state location: the flag, else the file's `state`, else the default file.
+    pub fn state_location(&self, flag: Option<&str>) -> Result<StateLocation, ConfigError> {
+        match flag.or(self.state.as_deref()) {
+            Some(s) => Ok(s.parse()?),
+            None => Ok(StateLocation::default_file()),
+        }
+    }
 }
 
 /// Flags that override the file (all optional).
@@ -73,6 +86,7 @@ pub struct Overrides {
     pub host: Option<IpAddr>,
     pub port: Option<u16>,
     pub threads: Option<u32>,
+    pub state: Option<String>,
     /// `ROLE=SPEC` pairs; `all=SPEC` sets every role.
     pub models: Vec<String>,
 }
@@ -102,6 +116,7 @@ pub struct Config {
     pub models_dir: PathBuf,
     pub host: IpAddr,
     pub port: u16,
+    pub state: StateLocation,
     pub engine: EngineConfig,
 }
 
@@ -109,6 +124,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 
 impl Config {
     pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<Config, ConfigError> {
+        let state = file.state_location(flags.state.as_deref())?;
         let profile_name = flags.profile.or(file.profile).unwrap_or_else(|| "small".into());
         let mut profile = Profile::builtin(&profile_name)?;
         for (role, o) in &file.roles {
@@ -133,6 +149,7 @@ impl Config {
             models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(|| "models".into()),
             host: flags.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            state,
             engine: EngineConfig {
                 threads: flags.threads.or(file.threads).unwrap_or(default_threads).max(1),
                 queue: file.queue.unwrap_or(64).max(1),

@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> engine -> config -> models`.
+//! `cli -> app -> api -> {engine, state} -> config -> models`.
 
 pub mod api;
 pub mod app;
@@ -12,3 +12,4 @@ pub mod config;
 pub mod engine;
 pub mod models;
 pub mod prompts;
+pub mod state;

@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::engine::EngineError;
+use crate::state::StateError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -49,6 +50,10 @@ impl ApiError {
         }
     }
 
+    pub fn not_found(message: impl Into<String>, code: &'static str) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), kind: "invalid_request_error", param: None, code: Some(code) }
+    }
+
     pub fn loading() -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -81,6 +86,19 @@ impl From<EngineError> for ApiError {
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, None),
         };
         ApiError { status, message, kind, param, code }
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> ApiError {
+        tracing::error!(error = %e, "state store failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("The state store failed: {e}"),
+            kind: "server_error",
+            param: None,
+            code: Some("state_error"),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod error;
 mod metrics;
 mod openai;
 mod state;
+mod tasks;
 
 use std::future::Future;
 
@@ -25,8 +26,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
+        .route("/api/task/{id}", get(tasks::show))
+        .route("/api/tasks", get(tasks::list))
         .fallback(|| async {
-            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /health", None);
+            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /api/tasks, /health", None);
             e.status = StatusCode::NOT_FOUND;
             e
         })

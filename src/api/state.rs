@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::error::ApiError;
 use crate::engine::{Engine, LoadEvent, RoleHandle};
 use crate::models::{Profile, Role};
+use crate::state::TaskStore;
 
 /// The model id of the multi-agent pipeline.
 pub const PIPELINE_MODEL: &str = "quorum";
@@ -17,6 +18,7 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     engine: OnceLock<Engine>,
+    tasks: TaskStore,
     profile: String,
     status: Mutex<Status>,
     started: u64,
@@ -29,10 +31,11 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(profile: &Profile) -> AppState {
+    pub fn new(profile: &Profile, tasks: TaskStore) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
+            tasks,
             profile: profile.name.clone(),
             status: Mutex::new(Status { roles, error: None }),
             started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -59,6 +62,10 @@ impl AppState {
 
     pub fn set_failed(&self, message: String) {
         self.0.status.lock().expect("status lock").error = Some(message);
+    }
+
+    pub fn tasks(&self) -> &TaskStore {
+        &self.0.tasks
     }
 
     pub fn started(&self) -> u64 {
@@ -89,6 +96,7 @@ impl AppState {
             .collect();
         let body = serde_json::json!({
             "status": state, "profile": self.0.profile, "roles": roles, "error": status.error,
+            "state": self.0.tasks.store().backend(),
         });
         (ready, body)
     }

@@ -3,6 +3,7 @@
 mod chat;
 mod models;
 mod serve;
+mod tasks;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     /// Download and inspect the models of a profile.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// List and inspect pipeline tasks in the state store.
+    Tasks(tasks::TasksArgs),
 }
 
 /// Which models to use; shared by every subcommand.
@@ -53,7 +56,13 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn config(&self, file: Option<&PathBuf>, host: Option<IpAddr>, port: Option<u16>) -> anyhow::Result<Config> {
+    pub fn config(
+        &self,
+        file: Option<&PathBuf>,
+        host: Option<IpAddr>,
+        port: Option<u16>,
+        state: Option<String>,
+    ) -> anyhow::Result<Config> {
         let file = match file {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
@@ -64,6 +73,7 @@ impl ModelArgs {
             host,
             port,
             threads: self.threads,
+            state,
             models: self.models.clone(),
         };
         Ok(Config::resolve(file, overrides)?)
@@ -75,5 +85,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.config.as_ref()).await,
         Command::Chat(args) => chat::run(args, cli.config.as_ref()).await,
         Command::Models(cmd) => models::run(cmd, cli.config.as_ref()).await,
+        Command::Tasks(args) => tasks::run(args, cli.config.as_ref()).await,
     }
 }

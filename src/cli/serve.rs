@@ -15,11 +15,14 @@ pub struct ServeArgs {
     /// Port (default 8080; 0 picks a free one and prints it).
     #[arg(long)]
     pub port: Option<u16>,
+    /// State store: a redb file (default ~/.local/share/quorum/state.redb) or redis://HOST:PORT/DB.
+    #[arg(long, env = "QUORUM_STATE")]
+    pub state: Option<String>,
     #[command(flatten)]
     pub models: ModelArgs,
 }
 
 pub async fn run(args: ServeArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let config = args.models.config(config, args.host, args.port)?;
+    let config = args.models.config(config, args.host, args.port, args.state)?;
     crate::app::serve(config).await
 }

@@ -9,7 +9,7 @@ use quorum::engine::Engine;
 use quorum::models::resolve;
 use serde_json::{json, Value};
 
-use super::support::smollm_config;
+use super::support::{smollm_config, temp_tasks};
 
 async fn start(state: AppState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -21,7 +21,8 @@ async fn start(state: AppState) -> String {
 #[tokio::test]
 async fn health_is_503_and_requests_wait_while_models_load() {
     let config = smollm_config();
-    let state = AppState::new(&config.profile);
+    let (tasks, _dir) = temp_tasks().await;
+    let state = AppState::new(&config.profile, tasks);
     let url = start(state.clone()).await;
     let client = reqwest::Client::new();
 
@@ -64,7 +65,8 @@ async fn a_full_queue_answers_429_with_retry_after() {
     let mut config = smollm_config();
     config.profile.roles.values_mut().for_each(|spec| spec.parallel = 1);
     config.engine.queue = 1;
-    let state = AppState::new(&config.profile);
+    let (tasks, _dir) = temp_tasks().await;
+    let state = AppState::new(&config.profile, tasks);
     let files = resolve(&config.profile, &config.models_dir).unwrap();
     let engine = Engine::load(&files, &config.profile, &config.engine, &|_| {}).unwrap();
     state.set_engine(engine);

@@ -4,6 +4,9 @@
 mod api;
 mod cli;
 mod config;
+mod durability;
 mod engine;
 mod hub;
+mod state;
 mod support;
+mod tasks;

@@ -24,3 +24,44 @@ pub fn smollm_config() -> Config {
 pub fn quorum_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quorum"))
 }
+
+/// A task store in a fresh redb file; keep the directory alive as long as the store.
+pub async fn temp_tasks() -> (quorum::state::TaskStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = quorum::state::EmbeddedStore::open(dir.path().join("state.redb")).await.unwrap();
+    (quorum::state::TaskStore::new(std::sync::Arc::new(store)), dir)
+}
+
+/// A real `redis-server` on a free port, stopped on drop. Installed by `scripts/setup.sh --test`.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is missing: run scripts/setup.sh --test (installs the Debian package redis-server)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        RedisServer { child, url: format!("redis://127.0.0.1:{port}/0"), _dir: dir }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

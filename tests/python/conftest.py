@@ -19,11 +19,12 @@ def quorum_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def server():
+def server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "state.redb"
     model = ROOT / "models" / "smollm2-135m-instruct-q4_1.gguf"
     assert model.exists(), f"{model} is missing: run scripts/fetch-small-models.sh"
     proc = subprocess.Popen(
-        [quorum_bin(), "serve", "--port", "0", "--model", f"all={model}"],
+        [quorum_bin(), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -1,0 +1,134 @@
+//! `quorum tasks list|show ID`: reads the state store directly. The redb file is opened
+//! read-only, so this works while a server is writing it.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use crate::config::ConfigFile;
+use crate::state::{self, EmbeddedStore, StateLocation, StateStore, TaskStatus, TaskStore};
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// State store: a redb file (default ~/.local/share/quorum/state.redb) or redis://HOST:PORT/DB.
+    #[arg(long, env = "QUORUM_STATE", global = true)]
+    pub state: Option<String>,
+    #[command(subcommand)]
+    pub command: TasksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Tasks, newest first.
+    List {
+        /// Only tasks with this status: queued, running (any stage), a stage name,
+        /// succeeded, failed or interrupted.
+        #[arg(long)]
+        status: Option<TaskStatus>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON (as GET /api/tasks does).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task: its record and event log.
+    Show {
+        id: String,
+        /// Print JSON (as GET /api/task/ID does).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let file = match config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let location = file.state_location(args.state.as_deref())?;
+    let Some(tasks) = open(&location).await? else {
+        match args.command {
+            TasksCommand::List { json: true, .. } => println!("{}", serde_json::json!({"tasks": []})),
+            TasksCommand::List { .. } => println!("No tasks yet ({location} does not exist)."),
+            TasksCommand::Show { id, .. } => bail!("no task `{id}`: the state file {location} does not exist"),
+        }
+        return Ok(());
+    };
+    match args.command {
+        TasksCommand::List { status, limit, json } => {
+            let list = tasks.list(status, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tasks": list }))?);
+            } else if list.is_empty() {
+                println!("No tasks{}.", status.map(|s| format!(" with status {s}")).unwrap_or_default());
+            } else {
+                println!("{:<36}  {:<11}  {:>9}  TITLE", "ID", "STATUS", "UPDATED");
+                for t in list {
+                    println!("{:<36}  {:<11}  {:>9}  {}", t.id, t.status.to_string(), ago(t.updated_at), t.title);
+                }
+            }
+        }
+        TasksCommand::Show { id, json } => {
+            let task = tasks
+                .get(&id)
+                .await?
+                .with_context(|| format!("no task `{id}` in {location} (`quorum tasks list` shows the ids)"))?;
+            let events = tasks.events(&id, 0).await?;
+            if json {
+                let mut body = serde_json::to_value(&task)?;
+                body["events"] = serde_json::to_value(&events)?;
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(());
+            }
+            println!("task     {}", task.id);
+            println!("status   {}", task.status);
+            println!("created  {}   updated {}", ago(task.created_at), ago(task.updated_at));
+            if let Some(stage) = task.last_completed_stage {
+                println!("last completed stage  {stage}");
+            }
+            if let Some(error) = &task.error {
+                println!("error    {error}");
+            }
+            println!("input\n  {}", task.input.text.replace('\n', "\n  "));
+            for (stage, output) in &task.outputs {
+                println!("output of {stage}\n  {}", output.to_string().replace('\n', "\n  "));
+            }
+            println!("coder attempts {}, review rounds {}", task.attempts.len(), task.reviews.len());
+            println!("events");
+            for e in events {
+                let stage = e.stage.map(|s| format!(" [{s}]")).unwrap_or_default();
+                let data = if e.data.is_null() { String::new() } else { format!(" {}", e.data) };
+                println!("  {:>4}  {:>9}  {}{stage}{data}", e.seq, ago(e.at), e.kind);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The store, or `None` when the default file does not exist yet.
+async fn open(location: &StateLocation) -> anyhow::Result<Option<TaskStore>> {
+    let store: std::sync::Arc<dyn StateStore> = match location {
+        StateLocation::File(path) if !path.exists() => return Ok(None),
+        StateLocation::File(path) => match EmbeddedStore::open_read_only(path.clone()).await {
+            Ok(store) => std::sync::Arc::new(store),
+            // Not closed cleanly and no server running: opening it for writing repairs it.
+            Err(_) => std::sync::Arc::new(EmbeddedStore::open(path.clone()).await?),
+        },
+        StateLocation::Redis(_) => state::open(location).await?,
+    };
+    Ok(Some(TaskStore::new(store)))
+}
+
+/// "12s ago", "5m ago", "3h ago", "2d ago".
+fn ago(unix_ms: u64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let s = now.saturating_sub(unix_ms) / 1000;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
