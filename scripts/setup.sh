@@ -21,6 +21,8 @@ if [ "$(uname)" = "Linux" ]; then
     || need_pkgs+=(libclang-dev)
   if [ "${1:-}" = "--test" ]; then
     python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+    # The state suite runs against a real Redis server.
+    have redis-server || need_pkgs+=(redis-server)
   fi
   if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "quorum setup: installing ${need_pkgs[*]}"
@@ -30,6 +32,9 @@ if [ "$(uname)" = "Linux" ]; then
   fi
 elif [ "$(uname)" = "Darwin" ]; then
   have cmake || { echo "quorum setup: installing cmake (Homebrew)"; brew install cmake; }
+  if [ "${1:-}" = "--test" ]; then
+    have redis-server || { echo "quorum setup: installing redis (Homebrew)"; brew install redis; }
+  fi
 fi
 
 if ! have cargo; then

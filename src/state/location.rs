@@ -28,6 +28,9 @@ impl FromStr for StateLocation {
             Ok(StateLocation::Redis(s.to_string()))
         } else if s.is_empty() || s.contains("://") {
             Err(StateError::Location(s.to_string()))
+        } else if let (Some(rest), Some(home)) = (s.strip_prefix("~/"), dirs::home_dir()) {
+            // Config files are not expanded by a shell.
+            Ok(StateLocation::File(home.join(rest)))
         } else {
             Ok(StateLocation::File(PathBuf::from(s)))
         }

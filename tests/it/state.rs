@@ -280,3 +280,59 @@ async fn recovery(s: Store) {
     assert_eq!(next.get(&finished.id).await.unwrap().unwrap().status, TaskStatus::Succeeded);
     assert!(next.recover().await.unwrap().is_empty(), "recovery is idempotent");
 }
+
+#[tokio::test]
+async fn the_embedded_store_purges_expired_keys_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = quorum::state::EmbeddedStore::open(dir.path().join("state.redb")).await.unwrap();
+    let short = SetOptions { ttl: Some(Duration::from_millis(50)), ..Default::default() };
+    store.set("a", b"v", short).await.unwrap();
+    store.rpush("b", &[b"1", b"2"]).await.unwrap();
+    store.expire("b", Duration::from_millis(50)).await.unwrap();
+    store.set("kept", b"v", SetOptions::default()).await.unwrap();
+    assert_eq!(store.purge_expired().await.unwrap(), 0, "nothing is due yet");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(store.purge_expired().await.unwrap(), 2);
+    assert_eq!(store.purge_expired().await.unwrap(), 0, "purged keys are gone from the file");
+    assert_eq!(store.scan_prefix("").await.unwrap(), ["kept"]);
+}
+
+#[test]
+fn a_bad_state_location_is_explained_by_the_cli() {
+    let run = |state: &str| {
+        let out = std::process::Command::new(crate::support::quorum_bin())
+            .args(["tasks", "list", "--state", state])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Port 1: nothing listens there.
+    let err = run("redis://127.0.0.1:1/0");
+    assert!(err.contains("cannot connect to Redis at redis://127.0.0.1:1/0") && err.contains("redis-server running"), "{err}");
+    let err = run("http://127.0.0.1/state");
+    assert!(err.contains("invalid state location") && err.contains("redis://HOST"), "{err}");
+}
+
+#[tokio::test]
+async fn the_redis_store_reconnects_after_the_server_restarts() {
+    let server = crate::support::RedisServer::start();
+    let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches("/0").parse().unwrap();
+    let store = quorum::state::RedisStore::connect(&server.url).await.unwrap();
+    store.set("before", b"v", SetOptions::default()).await.unwrap();
+    drop(server);
+    // While the server is down, commands fail with an error rather than hanging forever.
+    let down = tokio::time::timeout(Duration::from_secs(30), store.get("before")).await.expect("no hang");
+    assert!(down.is_err());
+    let _restarted = crate::support::RedisServer::start_on(port);
+    let mut reconnected = false;
+    for _ in 0..100 {
+        if store.set("after", b"w", SetOptions::default()).await.is_ok() {
+            reconnected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reconnected, "the connection manager reconnected");
+    assert_eq!(store.get("after").await.unwrap().as_deref(), Some(&b"w"[..]));
+}
