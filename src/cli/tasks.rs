@@ -2,7 +2,6 @@
 //! read-only, so this works while a server is writing it.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -123,8 +122,7 @@ async fn open(location: &StateLocation) -> anyhow::Result<Option<TaskStore>> {
 
 /// "12s ago", "5m ago", "3h ago", "2d ago".
 fn ago(unix_ms: u64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let s = now.saturating_sub(unix_ms) / 1000;
+    let s = state::now_ms().saturating_sub(unix_ms) / 1000;
     match s {
         0..60 => format!("{s}s ago"),
         60..3600 => format!("{}m ago", s / 60),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{
@@ -20,7 +20,7 @@ use redb::{
 
 use super::broker::Broker;
 use super::error::MOVE_ASIDE;
-use super::{list_range, Result, SetOptions, StateError, StateStore, Subscription, Ttl};
+use super::{list_range, now_ms, Result, SetOptions, StateError, StateStore, Subscription, Ttl};
 
 const META: TableDefinition<&str, (u8, u64, u64)> = TableDefinition::new("meta");
 const STRINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("strings");
@@ -75,10 +75,6 @@ impl Meta {
             Err(StateError::WrongType(key.to_string()))
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 enum Db {

@@ -101,6 +101,12 @@ pub async fn open(location: &StateLocation) -> Result<Arc<dyn StateStore>> {
     })
 }
 
+/// Unix milliseconds, the unit of expiries and task times.
+pub(crate) fn now_ms() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// Redis's LRANGE index rule over a list of `len` items: the half-open range to return,
 /// or `None` when it is empty.
 pub(crate) fn list_range(len: u64, start: i64, stop: i64) -> Option<(u64, u64)> {

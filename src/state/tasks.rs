@@ -6,12 +6,12 @@
 //! shared Redis one instance can tell that another one died).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 
 use super::task::{Stage, Task, TaskEvent, TaskInput, TaskStatus, TaskSummary};
-use super::{Result, SetOptions, StateError, StateStore, Subscription};
+use super::{now_ms, Result, SetOptions, StateError, StateStore, Subscription};
 
 /// An instance that has not renewed its lease for this long is taken for dead.
 const LEASE: Duration = Duration::from_secs(15);
@@ -27,10 +27,6 @@ fn events_key(id: &str) -> String {
 
 fn lease_key(instance: &str) -> String {
     format!("instance:{instance}")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A cheap handle; clones share the store and the instance id.
