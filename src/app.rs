@@ -9,11 +9,15 @@ use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
 use crate::state::{self, TaskStore};
+use crate::tools::{Tools, Workspace};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
 /// background and serves until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let files = models::resolve(&config.profile, &config.models_dir)?;
+    let workspace = Workspace::new(&config.workspace)
+        .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))?;
+    tracing::info!(workspace = %workspace.root().display(), "codebase tools ready");
     let tasks = open_tasks(&config).await?;
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -21,7 +25,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
-    let state = AppState::new(&config.profile, tasks);
+    let state = AppState::new(&config.profile, tasks, Tools::new(workspace));
     let loader = state.clone();
     tokio::task::spawn_blocking(move || {
         match load(&files, &config, &|event| loader.on_load_event(&event)) {

@@ -57,6 +57,8 @@ pub struct ConfigFile {
     pub kv_unified: Option<bool>,
     /// The state store: a redb file path or `redis://HOST:PORT/DB`.
     pub state: Option<String>,
+    /// The code the tools work on (default: the current directory).
+    pub workspace: Option<PathBuf>,
     #[serde(default)]
     pub roles: BTreeMap<Role, RoleOverride>,
 }
@@ -87,6 +89,7 @@ pub struct Overrides {
     pub port: Option<u16>,
     pub threads: Option<u32>,
     pub state: Option<String>,
+    pub workspace: Option<PathBuf>,
     /// `ROLE=SPEC` pairs; `all=SPEC` sets every role.
     pub models: Vec<String>,
 }
@@ -117,6 +120,7 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub state: StateLocation,
+    pub workspace: PathBuf,
     pub engine: EngineConfig,
 }
 
@@ -150,6 +154,7 @@ impl Config {
             host: flags.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             state,
+            workspace: flags.workspace.or(file.workspace).unwrap_or_else(|| ".".into()),
             engine: EngineConfig {
                 threads: flags.threads.or(file.threads).unwrap_or(default_threads).max(1),
                 queue: file.queue.unwrap_or(64).max(1),

@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> {engine, state} -> config -> models`.
+//! `cli -> app -> api -> {engine, state, tools} -> config -> models`.
 
 pub mod api;
 pub mod app;
@@ -13,3 +13,4 @@ pub mod engine;
 pub mod models;
 pub mod prompts;
 pub mod state;
+pub mod tools;

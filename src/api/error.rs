@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::engine::EngineError;
 use crate::state::StateError;
+use crate::tools::ToolError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -99,6 +100,22 @@ impl From<StateError> for ApiError {
             param: None,
             code: Some("state_error"),
         }
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(e: ToolError) -> ApiError {
+        let message = e.to_string();
+        let (status, code) = match e {
+            ToolError::UnknownTool(_) => (StatusCode::NOT_FOUND, "tool_not_found"),
+            ToolError::InvalidArguments(_) => (StatusCode::BAD_REQUEST, "invalid_arguments"),
+            ToolError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
+            ToolError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ToolError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unavailable"),
+            ToolError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "tool_failed"),
+        };
+        let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
+        ApiError { status, message, kind, param: None, code: Some(code) }
     }
 }
 

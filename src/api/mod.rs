@@ -5,6 +5,7 @@ mod metrics;
 mod openai;
 mod state;
 mod tasks;
+mod tools;
 
 use std::future::Future;
 
@@ -19,8 +20,12 @@ pub use state::{AppState, PIPELINE_MODEL};
 
 use self::error::ApiError;
 
-pub fn router(state: AppState) -> Router {
+/// `mcp_hosts`: Host names `/mcp` accepts besides the loopback ones (the address a
+/// non-loopback server is bound to).
+pub fn router(state: AppState, mcp_hosts: &[String]) -> Router {
+    let mcp = crate::tools::mcp::http_service(state.tools().clone(), mcp_hosts);
     Router::new()
+        .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/models", get(openai::models))
@@ -28,8 +33,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/api/task/{id}", get(tasks::show))
         .route("/api/tasks", get(tasks::list))
+        .route("/api/mcp/tools", get(tools::list))
+        .route("/api/mcp/tool", post(tools::call))
+        .route("/api/tools/{name}", post(tools::call_one))
         .fallback(|| async {
-            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /api/tasks, /health", None);
+            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /api/tasks, /api/mcp/tools, /mcp, /health", None);
             e.status = StatusCode::NOT_FOUND;
             e
         })
@@ -52,5 +60,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let bound = listener.local_addr()?.ip();
+    let hosts: Vec<String> = if bound.is_loopback() || bound.is_unspecified() { Vec::new() } else { vec![bound.to_string()] };
+    axum::serve(listener, router(state, &hosts)).with_graceful_shutdown(shutdown).await
 }

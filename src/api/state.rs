@@ -9,6 +9,7 @@ use super::error::ApiError;
 use crate::engine::{Engine, LoadEvent, RoleHandle};
 use crate::models::{Profile, Role};
 use crate::state::TaskStore;
+use crate::tools::Tools;
 
 /// The model id of the multi-agent pipeline.
 pub const PIPELINE_MODEL: &str = "quorum";
@@ -19,6 +20,7 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     engine: OnceLock<Engine>,
     tasks: TaskStore,
+    tools: Tools,
     profile: String,
     status: Mutex<Status>,
     started: u64,
@@ -31,11 +33,12 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(profile: &Profile, tasks: TaskStore) -> AppState {
+    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
             tasks,
+            tools,
             profile: profile.name.clone(),
             status: Mutex::new(Status { roles, error: None }),
             started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -66,6 +69,10 @@ impl AppState {
 
     pub fn tasks(&self) -> &TaskStore {
         &self.0.tasks
+    }
+
+    pub fn tools(&self) -> &Tools {
+        &self.0.tools
     }
 
     pub fn started(&self) -> u64 {

@@ -31,7 +31,7 @@ pub struct ChatArgs {
 }
 
 pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let config = args.models.config(config, None, None, None)?;
+    let config = args.models.config(config, None, None, None, None)?;
     let role = args.role;
     let engine = tokio::task::spawn_blocking(move || crate::app::load_role(&config, role)).await??;
     let handle = engine.role(role).context("the role was not loaded")?;

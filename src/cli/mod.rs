@@ -1,6 +1,7 @@
 //! Command-line arguments (clap) and one file per subcommand.
 
 mod chat;
+mod mcp;
 mod models;
 mod serve;
 mod tasks;
@@ -34,6 +35,8 @@ pub enum Command {
     /// Download and inspect the models of a profile.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Serve the codebase tools over MCP on stdin/stdout (for editors and agents).
+    Mcp(mcp::McpArgs),
     /// List and inspect pipeline tasks in the state store.
     Tasks(tasks::TasksArgs),
 }
@@ -62,6 +65,7 @@ impl ModelArgs {
         host: Option<IpAddr>,
         port: Option<u16>,
         state: Option<String>,
+        workspace: Option<PathBuf>,
     ) -> anyhow::Result<Config> {
         let file = match file {
             Some(path) => ConfigFile::load(path)?,
@@ -74,6 +78,7 @@ impl ModelArgs {
             port,
             threads: self.threads,
             state,
+            workspace,
             models: self.models.clone(),
         };
         Ok(Config::resolve(file, overrides)?)
@@ -85,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.config.as_ref()).await,
         Command::Chat(args) => chat::run(args, cli.config.as_ref()).await,
         Command::Models(cmd) => models::run(cmd, cli.config.as_ref()).await,
+        Command::Mcp(args) => mcp::run(args, cli.config.as_ref()).await,
         Command::Tasks(args) => tasks::run(args, cli.config.as_ref()).await,
     }
 }

@@ -20,8 +20,8 @@ pub enum ModelsCommand {
 
 pub async fn run(cmd: ModelsCommand, config: Option<&PathBuf>) -> anyhow::Result<()> {
     match cmd {
-        ModelsCommand::Pull(args) => pull(args.config(config, None, None, None)?).await,
-        ModelsCommand::List(args) => list(args.config(config, None, None, None)?).await,
+        ModelsCommand::Pull(args) => pull(args.config(config, None, None, None, None)?).await,
+        ModelsCommand::List(args) => list(args.config(config, None, None, None, None)?).await,
     }
 }
 

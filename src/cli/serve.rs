@@ -18,11 +18,14 @@ pub struct ServeArgs {
     /// State store: a redb file (default ~/.local/share/quorum/state.redb) or redis://HOST:PORT/DB.
     #[arg(long, env = "QUORUM_STATE")]
     pub state: Option<String>,
+    /// The code the tools (REST and MCP at /mcp) work on (default: the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
     #[command(flatten)]
     pub models: ModelArgs,
 }
 
 pub async fn run(args: ServeArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let config = args.models.config(config, args.host, args.port, args.state)?;
+    let config = args.models.config(config, args.host, args.port, args.state, args.workspace)?;
     crate::app::serve(config).await
 }

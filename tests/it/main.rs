@@ -10,3 +10,4 @@ mod hub;
 mod state;
 mod support;
 mod tasks;
+mod tools;

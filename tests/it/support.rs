@@ -25,6 +25,11 @@ pub fn quorum_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quorum"))
 }
 
+/// The tools over this repository (for tests that need a registry but not a fixture).
+pub fn repo_tools() -> quorum::tools::Tools {
+    quorum::tools::Tools::new(quorum::tools::Workspace::new(&repo_root()).unwrap())
+}
+
 /// A task store in a fresh redb file; keep the directory alive as long as the store.
 pub async fn temp_tasks() -> (quorum::state::TaskStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

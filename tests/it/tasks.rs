@@ -10,7 +10,7 @@ use quorum::api::{self, AppState};
 use quorum::state::{EmbeddedStore, Stage, Task, TaskInput, TaskStore};
 use serde_json::Value;
 
-use super::support::{quorum_bin, smollm, smollm_config, temp_tasks};
+use super::support::{quorum_bin, repo_tools, smollm, smollm_config, temp_tasks};
 
 /// A queued task, a finished one and one stopped in the code stage.
 async fn seed(tasks: &TaskStore) -> (Task, Task, Task) {
@@ -30,7 +30,7 @@ async fn seed(tasks: &TaskStore) -> (Task, Task, Task) {
 async fn the_api_returns_and_lists_tasks() {
     let (tasks, _dir) = temp_tasks().await;
     let (queued, done, running) = seed(&tasks).await;
-    let state = AppState::new(&smollm_config().profile, tasks);
+    let state = AppState::new(&smollm_config().profile, tasks, repo_tools());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(listener, state, std::future::pending()));

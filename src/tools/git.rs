@@ -1,0 +1,145 @@
+//! `git_diff`: the real git, with arguments passed as a vector (no shell), external diff
+//! drivers and textconv filters off, and revisions checked so they cannot pass options.
+
+use std::path::Path;
+use std::process::Command;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ToolError, Workspace};
+
+pub const DESCRIPTION: &str = "Show a git diff of the workspace: unstaged changes (mode \"working\", the default), \
+staged changes (\"staged\"), everything since HEAD (\"head\"), or between revisions (from, and optionally to). \
+Optionally for one path. Returns the unified diff, per-file line counts, and untracked files in working mode.";
+
+const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Working,
+    Staged,
+    Head,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// working (unstaged, default), staged, or head (staged and unstaged).
+    #[serde(default)]
+    pub mode: Mode,
+    /// A revision to diff from (a commit, branch or tag); overrides mode.
+    pub from: Option<String>,
+    /// With `from`: the revision to diff to (default: the working tree).
+    pub to: Option<String>,
+    /// Only this file or directory, relative to the workspace root.
+    pub path: Option<String>,
+    /// Most bytes of diff text to return (default 262144).
+    pub max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileStat {
+    pub path: String,
+    /// Lines added and removed (absent for binary files).
+    pub added: Option<u64>,
+    pub removed: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub diff: String,
+    pub files: Vec<FileStat>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untracked: Vec<String>,
+    pub truncated: bool,
+}
+
+/// Runs git in `dir` and returns its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "core.quotepath=off"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ToolError::Unavailable("git is not installed".into()),
+            _ => ToolError::Io(format!("git: {e}")),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.to_lowercase().contains("not a git repository") {
+            return Err(ToolError::Unavailable("the workspace is not a git repository".into()));
+        }
+        if stderr.contains("unknown revision") || stderr.contains("bad revision") || stderr.contains("ambiguous argument") {
+            return Err(ToolError::NotFound(format!("git: {}", stderr.trim())));
+        }
+        return Err(ToolError::Io(format!("git {}: {}", args.join(" "), stderr.trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn check_revision(rev: &str) -> Result<&str, ToolError> {
+    let bad = rev.is_empty() || rev.starts_with('-') || rev.chars().any(|c| c.is_whitespace() || c == '\0');
+    if bad {
+        return Err(ToolError::invalid(format!("`{rev}` is not a revision")));
+    }
+    Ok(rev)
+}
+
+pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
+    let mut diff_args: Vec<&str> = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv"];
+    match (&args.from, &args.to) {
+        (None, Some(_)) => return Err(ToolError::invalid("`to` needs `from`")),
+        (Some(from), to) => {
+            diff_args.push("--end-of-options");
+            diff_args.push(check_revision(from)?);
+            if let Some(to) = to {
+                diff_args.push(check_revision(to)?);
+            }
+        }
+        (None, None) => match args.mode {
+            Mode::Working => {}
+            Mode::Staged => diff_args.push("--cached"),
+            Mode::Head => diff_args.extend(["--end-of-options", "HEAD"]),
+        },
+    }
+    let pathspec = args.path.as_deref().map(|p| ws.pathspec(p)).transpose()?;
+    let mut tail = vec!["--"];
+    if let Some(p) = &pathspec {
+        tail.push(p);
+    }
+    let root = ws.root();
+    let diff = git(root, &[diff_args.as_slice(), &tail].concat())?;
+    let mut numstat_args = diff_args.clone();
+    numstat_args.insert(1, "--numstat");
+    let files = git(root, &[numstat_args.as_slice(), &tail].concat())?
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            let (added, removed, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(FileStat { path: path.to_string(), added: added.parse().ok(), removed: removed.parse().ok() })
+        })
+        .collect();
+    let untracked = if args.from.is_none() && matches!(args.mode, Mode::Working) {
+        let ls = [&["ls-files", "--others", "--exclude-standard", "--"][..], &tail[1..]].concat();
+        git(root, &ls)?.lines().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    };
+    let max = args.max_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(1);
+    let truncated = diff.len() > max;
+    let mut diff = diff;
+    if truncated {
+        let mut cut = max;
+        while !diff.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diff.truncate(cut);
+    }
+    Ok(Output { diff, files, untracked, truncated })
+}

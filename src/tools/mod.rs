@@ -1,0 +1,119 @@
+//! Codebase tools over one workspace: read_file, analyze_codebase, search_docs,
+//! find_references, git_diff and run_tests. [`Tools`] is the registry every interface uses
+//! (the pipeline, REST, MCP); each tool takes JSON arguments checked against its input type
+//! (whose JSON schema is published) and returns JSON.
+
+mod analyze;
+mod error;
+mod git;
+mod lang;
+pub mod mcp;
+mod project;
+mod read;
+mod references;
+mod run_tests;
+mod search;
+mod symbols;
+mod walk;
+mod workspace;
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use self::error::ToolError;
+pub use self::workspace::Workspace;
+
+type Run = dyn Fn(&Workspace, Value) -> Result<Value, ToolError> + Send + Sync;
+
+/// A tool's published face: what MCP's `tools/list` and `GET /api/mcp/tools` show.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub input_schema: Value,
+}
+
+struct Tool {
+    info: ToolInfo,
+    run: Box<Run>,
+}
+
+impl Tool {
+    /// A tool whose arguments deserialize into `A` (unknown fields refused) and whose
+    /// schema is derived from the same type, so the two cannot drift apart.
+    fn new<A, R>(name: &'static str, description: &'static str, f: fn(&Workspace, A) -> Result<R, ToolError>) -> Tool
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        R: Serialize + 'static,
+    {
+        let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+        let mut input_schema = serde_json::to_value(settings.into_generator().into_root_schema_for::<A>())
+            .expect("schemas serialize");
+        if let Some(object) = input_schema.as_object_mut() {
+            // Clients show the tool's own description; the type's name adds nothing.
+            object.remove("title");
+            object.remove("$schema");
+        }
+        let run = move |ws: &Workspace, args: Value| {
+            let args = if args.is_null() { Value::Object(Default::default()) } else { args };
+            let args: A = serde_json::from_value(args).map_err(|e| ToolError::invalid(e.to_string()))?;
+            let result = f(ws, args)?;
+            Ok(serde_json::to_value(result).expect("tool results serialize"))
+        };
+        Tool { info: ToolInfo { name, description, input_schema }, run: Box::new(run) }
+    }
+}
+
+/// The registry: cheap to clone, shared by every interface.
+#[derive(Clone)]
+pub struct Tools(Arc<Inner>);
+
+struct Inner {
+    workspace: Workspace,
+    tools: Vec<Tool>,
+}
+
+impl Tools {
+    pub fn new(workspace: Workspace) -> Tools {
+        let tools = vec![
+            Tool::new("read_file", read::DESCRIPTION, read::run),
+            Tool::new("analyze_codebase", analyze::DESCRIPTION, analyze::run),
+            Tool::new("search_docs", search::DESCRIPTION, search::run),
+            Tool::new("find_references", references::DESCRIPTION, references::run),
+            Tool::new("git_diff", git::DESCRIPTION, git::run),
+            Tool::new("run_tests", run_tests::DESCRIPTION, run_tests::run),
+        ];
+        Tools(Arc::new(Inner { workspace, tools }))
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.0.workspace
+    }
+
+    pub fn list(&self) -> Vec<ToolInfo> {
+        self.0.tools.iter().map(|t| t.info.clone()).collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.tools.iter().any(|t| t.info.name == name)
+    }
+
+    /// Runs a tool on the blocking pool (tools read files and wait for processes).
+    pub async fn call(&self, name: &str, args: Value) -> Result<Value, ToolError> {
+        if !self.has(name) {
+            return Err(ToolError::UnknownTool(name.to_string()));
+        }
+        let inner = self.0.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let tool = inner.tools.iter().find(|t| t.info.name == name).expect("checked above");
+            (tool.run)(&inner.workspace, args)
+        })
+        .await
+        .map_err(|e| ToolError::Io(format!("the tool failed: {e}")))?
+    }
+}

@@ -1,0 +1,87 @@
+//! What kind of project a directory is: its build files and the test commands they imply.
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The test runners `run_tests` may start; nothing else can be run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TestCommand {
+    #[serde(rename = "cargo test")]
+    Cargo,
+    #[serde(rename = "pytest")]
+    Pytest,
+    #[serde(rename = "npm test")]
+    Npm,
+    #[serde(rename = "go test")]
+    Go,
+}
+
+impl TestCommand {
+    pub fn label(self) -> &'static str {
+        match self {
+            TestCommand::Cargo => "cargo test",
+            TestCommand::Pytest => "pytest",
+            TestCommand::Npm => "npm test",
+            TestCommand::Go => "go test",
+        }
+    }
+}
+
+/// Files that say how a project builds, by name.
+pub const BUILD_FILES: &[&str] = &[
+    "Cargo.toml",
+    "package.json",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "requirements.txt",
+    "go.mod",
+    "Makefile",
+    "CMakeLists.txt",
+    "meson.build",
+    "build.gradle",
+    "build.gradle.kts",
+    "pom.xml",
+    "BUILD.bazel",
+    "Gemfile",
+];
+
+/// The test commands a directory's files imply, most specific first.
+pub fn test_commands(dir: &Path) -> Vec<TestCommand> {
+    let has = |name: &str| dir.join(name).exists();
+    let mut commands = Vec::new();
+    if has("Cargo.toml") {
+        commands.push(TestCommand::Cargo);
+    }
+    if has("go.mod") {
+        commands.push(TestCommand::Go);
+    }
+    if has("package.json") && npm_has_tests(&dir.join("package.json")) {
+        commands.push(TestCommand::Npm);
+    }
+    let python = ["pytest.ini", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "conftest.py"].iter().any(|f| has(f))
+        || has_python_tests(&dir.join("tests"))
+        || has_python_tests(dir);
+    if python {
+        commands.push(TestCommand::Pytest);
+    }
+    commands
+}
+
+/// npm's placeholder (`echo "Error: no test specified" && exit 1`) is not a test suite.
+fn npm_has_tests(package: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(package) else { return false };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
+    json["scripts"]["test"].as_str().is_some_and(|t| !t.contains("no test specified"))
+}
+
+fn has_python_tests(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
+    })
+}

@@ -1,0 +1,304 @@
+//! `run_tests`: one of four test runners (never another program), started without a
+//! shell in the workspace or one of its git worktrees, in its own process group so that a
+//! timeout kills everything it started. Returns the exit status, the pass/fail counts the
+//! runner printed, and the tail of its output.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::project::{self, TestCommand};
+use super::{git, ToolError, Workspace};
+
+pub const DESCRIPTION: &str = "Run the workspace's tests with its detected runner or one of: \"cargo test\", \"pytest\", \
+\"npm test\", \"go test\"; optionally filtered by test name, in the workspace or one of its git worktrees. \
+Returns exit code, passed/failed counts where the runner prints them, whether it timed out, and the output tail.";
+
+const DEFAULT_TIMEOUT: u64 = 600;
+const MAX_TIMEOUT: u64 = 3600;
+const DEFAULT_OUTPUT: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The runner (default: the one the workspace's files imply).
+    pub command: Option<TestCommand>,
+    /// Only tests whose name matches (cargo test NAME, pytest -k, go test -run, npm test -- NAME).
+    pub filter: Option<String>,
+    /// A git worktree of the workspace to run in (a path), instead of the workspace itself.
+    pub worktree: Option<String>,
+    /// Seconds before the run is killed (default 600, at most 3600).
+    pub timeout_secs: Option<u64>,
+    /// Bytes of output to return from the end (default 16384).
+    pub max_output_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
+pub struct Counts {
+    pub passed: Option<u64>,
+    pub failed: Option<u64>,
+    pub skipped: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub command: Vec<String>,
+    pub directory: String,
+    /// None when killed (timeout) or ended by a signal.
+    pub exit_code: Option<i32>,
+    pub success: bool,
+    pub timed_out: bool,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub duration_ms: u64,
+    pub output_tail: String,
+    /// The output was longer than the tail.
+    pub truncated: bool,
+}
+
+pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
+    let dir = match &args.worktree {
+        Some(path) => worktree(ws, path)?,
+        None => ws.root().to_path_buf(),
+    };
+    let command = match args.command {
+        Some(c) => c,
+        None => *project::test_commands(&dir).first().ok_or_else(|| {
+            ToolError::Unavailable("no test command detected (no Cargo.toml, go.mod, package.json test script or Python tests); pass `command`".into())
+        })?,
+    };
+    if let Some(filter) = &args.filter {
+        let bad = filter.is_empty() || filter.starts_with('-') || filter.contains('\0') || filter.len() > 200;
+        if bad {
+            return Err(ToolError::invalid("filter must be a test name pattern, not an option"));
+        }
+    }
+    let argv = argv(command, args.filter.as_deref());
+    let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(DEFAULT_TIMEOUT).clamp(1, MAX_TIMEOUT));
+    let max_output = args.max_output_bytes.unwrap_or(DEFAULT_OUTPUT).clamp(256, 1024 * 1024);
+    execute(command, argv, &dir, timeout, max_output).map(|mut out| {
+        out.directory = if args.worktree.is_some() { dir.display().to_string() } else { ".".into() };
+        out
+    })
+}
+
+/// The program and arguments for a runner: fixed, plus a filter that cannot be an option.
+fn argv(command: TestCommand, filter: Option<&str>) -> Vec<String> {
+    let mut argv: Vec<String> = match command {
+        TestCommand::Cargo => vec!["cargo".into(), "test".into(), "--color".into(), "never".into()],
+        TestCommand::Pytest if on_path("pytest") => vec!["pytest".into(), "--color=no".into()],
+        TestCommand::Pytest => vec!["python3".into(), "-m".into(), "pytest".into(), "--color=no".into()],
+        TestCommand::Npm => vec!["npm".into(), "test".into()],
+        TestCommand::Go => vec!["go".into(), "test".into(), "-v".into(), "./...".into()],
+    };
+    if let Some(filter) = filter {
+        match command {
+            TestCommand::Cargo => argv.push(filter.into()),
+            TestCommand::Pytest => argv.extend(["-k".into(), filter.into()]),
+            TestCommand::Npm => argv.extend(["--".into(), filter.into()]),
+            TestCommand::Go => argv.extend(["-run".into(), filter.into()]),
+        }
+    }
+    argv
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The worktree must be the workspace or one `git worktree list` names.
+fn worktree(ws: &Workspace, path: &str) -> Result<PathBuf, ToolError> {
+    if path.contains('\0') {
+        return Err(ToolError::refused("the path contains a NUL byte"));
+    }
+    let given = Path::new(path);
+    let joined = if given.is_absolute() { given.to_path_buf() } else { ws.root().join(given) };
+    let canonical = joined.canonicalize().map_err(|_| ToolError::NotFound(format!("worktree `{path}` does not exist")))?;
+    let listed = git::git(ws.root(), &["worktree", "list", "--porcelain"])?;
+    let known = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .filter_map(|p| Path::new(p).canonicalize().ok())
+        .any(|p| p == canonical);
+    if !known {
+        return Err(ToolError::refused(format!("`{path}` is not a git worktree of the workspace (git worktree list)")));
+    }
+    Ok(canonical)
+}
+
+/// The last `max` bytes of the output, with the runner's counts parsed line by line.
+struct Capture {
+    tail: Vec<u8>,
+    total: usize,
+    max: usize,
+    counts: Counts,
+}
+
+impl Capture {
+    fn push_line(&mut self, command: TestCommand, line: &[u8]) {
+        self.total += line.len();
+        self.tail.extend_from_slice(line);
+        if self.tail.len() > 2 * self.max {
+            let cut = self.tail.len() - self.max;
+            self.tail.drain(..cut);
+        }
+        parse_counts(command, &String::from_utf8_lossy(line), &mut self.counts);
+    }
+}
+
+fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duration, max: usize) -> Result<Output, ToolError> {
+    let started = Instant::now();
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("CARGO_TERM_COLOR", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ToolError::Unavailable(format!("`{}` is not installed", argv[0])),
+            _ => ToolError::Io(format!("{}: {e}", argv[0])),
+        })?;
+    let capture = Arc::new(Mutex::new(Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() }));
+    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let capture = capture.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                    capture.lock().expect("capture lock").push_line(command, &line);
+                    line.clear();
+                }
+            })
+        })
+        .collect();
+
+    let pgid = child.id() as i32;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| ToolError::Io(e.to_string()))? {
+            break status;
+        }
+        if started.elapsed() >= timeout {
+            timed_out = true;
+            // SAFETY: kill(2) on the process group this child leads; no memory is involved.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            break child.wait().map_err(|e| ToolError::Io(e.to_string()))?;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    // Whatever the runner left behind in its group goes too, so the pipes close.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let capture = std::mem::replace(&mut *capture.lock().expect("capture lock"), Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() });
+    let start = capture.tail.len().saturating_sub(max);
+    let mut tail = String::from_utf8_lossy(&capture.tail[start..]).into_owned();
+    if timed_out {
+        tail.push_str(&format!("\n[quorum: killed after {} s]\n", timeout.as_secs()));
+    }
+    Ok(Output {
+        command: argv,
+        directory: String::new(),
+        exit_code: status.code(),
+        success: status.success() && !timed_out,
+        timed_out,
+        counts: capture.counts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output_tail: tail,
+        truncated: capture.total > max,
+    })
+}
+
+/// Numbers before a word, as in "3 passed, 1 failed": the number preceding `word`.
+fn count_before(line: &str, words: &[&str]) -> Option<u64> {
+    let tokens: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=').filter(|t| !t.is_empty()).collect();
+    tokens.windows(2).find(|w| words.contains(&w[1])).and_then(|w| w[0].parse().ok())
+}
+
+fn add(slot: &mut Option<u64>, n: Option<u64>) {
+    if let Some(n) = n {
+        *slot = Some(slot.unwrap_or(0) + n);
+    }
+}
+
+/// Reads the runners' summary lines. cargo prints one `test result:` per test binary
+/// (summed); pytest and jest print one summary (the last wins); go prints a line per test.
+pub fn parse_counts(command: TestCommand, line: &str, counts: &mut Counts) {
+    let line = line.trim();
+    match command {
+        TestCommand::Cargo if line.starts_with("test result:") => {
+            add(&mut counts.passed, count_before(line, &["passed"]));
+            add(&mut counts.failed, count_before(line, &["failed"]));
+            add(&mut counts.skipped, count_before(line, &["ignored"]));
+        }
+        TestCommand::Pytest if (line.contains(" passed") || line.contains(" failed") || line.contains(" error")) && line.contains(" in ") => {
+            let failed = count_before(line, &["failed"]).unwrap_or(0) + count_before(line, &["error", "errors"]).unwrap_or(0);
+            *counts = Counts {
+                passed: Some(count_before(line, &["passed"]).unwrap_or(0)),
+                failed: Some(failed),
+                skipped: count_before(line, &["skipped"]),
+            };
+        }
+        TestCommand::Go if line.starts_with("--- PASS") => add(&mut counts.passed, Some(1)),
+        TestCommand::Go if line.starts_with("--- FAIL") => add(&mut counts.failed, Some(1)),
+        TestCommand::Go if line.starts_with("--- SKIP") => add(&mut counts.skipped, Some(1)),
+        TestCommand::Npm if line.starts_with("Tests:") => {
+            *counts = Counts {
+                passed: Some(count_before(line, &["passed"]).unwrap_or(0)),
+                failed: Some(count_before(line, &["failed"]).unwrap_or(0)),
+                skipped: count_before(line, &["skipped"]),
+            };
+        }
+        TestCommand::Npm if line.contains(" passing") || line.starts_with("# pass ") => {
+            counts.passed = line.split_whitespace().find_map(|t| t.parse().ok());
+        }
+        TestCommand::Npm if line.contains(" failing") || line.starts_with("# fail ") => {
+            counts.failed = line.split_whitespace().find_map(|t| t.parse().ok());
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(command: TestCommand, output: &str) -> Counts {
+        let mut counts = Counts::default();
+        for line in output.lines() {
+            parse_counts(command, line, &mut counts);
+        }
+        counts
+    }
+
+    #[test]
+    fn runner_summaries_are_counted() {
+        let cargo = "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured\n\
+                     test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured";
+        assert_eq!(parse(TestCommand::Cargo, cargo), Counts { passed: Some(5), failed: Some(1), skipped: Some(1) });
+        let pytest = "tests/test_a.py ..F\n=========== 1 failed, 2 passed, 1 skipped in 0.12s ===========";
+        assert_eq!(parse(TestCommand::Pytest, pytest), Counts { passed: Some(2), failed: Some(1), skipped: Some(1) });
+        assert_eq!(parse(TestCommand::Pytest, "1 passed, 1 error in 0.3s").failed, Some(1));
+        let go = "=== RUN   TestA\n--- PASS: TestA (0.00s)\n--- FAIL: TestB (0.00s)\nFAIL";
+        assert_eq!(parse(TestCommand::Go, go), Counts { passed: Some(1), failed: Some(1), skipped: None });
+        let jest = "Tests:       1 failed, 5 passed, 6 total";
+        assert_eq!(parse(TestCommand::Npm, jest), Counts { passed: Some(5), failed: Some(1), skipped: None });
+        let mocha = "  4 passing (8ms)\n  2 failing";
+        assert_eq!(parse(TestCommand::Npm, mocha).failed, Some(2));
+        assert_eq!(parse(TestCommand::Cargo, "running 3 tests"), Counts::default());
+    }
+}
