@@ -9,6 +9,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh" --test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
 cd "$root"
+# The tools' tests run pytest (from the test venv) on fixture repositories.
+venv="${QUORUM_CACHE:-$HOME/.cache/quorum}/venv"
+export PATH="$venv/bin:$PATH"
 # One profile (release) for the library, the binary and the tests: llama.cpp builds once.
 cargo test --release --locked
-QUORUM_BIN="$CARGO_TARGET_DIR/release/quorum" "${QUORUM_CACHE:-$HOME/.cache/quorum}/venv/bin/python" -m pytest -q tests/python
+QUORUM_BIN="$CARGO_TARGET_DIR/release/quorum" python -m pytest -q tests/python

@@ -18,13 +18,62 @@ def quorum_bin() -> str:
     return str(pathlib.Path(target) / "release" / "quorum")
 
 
+SERVICE_PY = """def parse_config(text):
+    return {"verbose": "verbose" in text}
+
+
+class Service:
+    def run(self):
+        return parse_config("")
+"""
+
+TEST_PY = """from app.service import parse_config
+
+
+def test_verbose():
+    assert parse_config("verbose")["verbose"]
+
+
+def test_quiet():
+    assert not parse_config("")["verbose"]
+"""
+
+
+def git(cwd, *args):
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd, check=True, capture_output=True,
+    )
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def workspace(tmp_path_factory):
+    """A small git repository for the tools: one commit, then an unstaged change."""
+    root = tmp_path_factory.mktemp("workspace")
+    files = {
+        "README.md": "# Fixture\n\nCall parse_config to read the config.\n",
+        "conftest.py": "",
+        "app/__init__.py": "",
+        "app/service.py": SERVICE_PY,
+        "tests/test_app.py": TEST_PY,
+    }
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "first")
+    (root / "app/service.py").write_text(SERVICE_PY.replace('parse_config("")', 'parse_config("quiet")'))
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, workspace):
     state = tmp_path_factory.mktemp("state") / "state.redb"
     model = ROOT / "models" / "smollm2-135m-instruct-q4_1.gguf"
     assert model.exists(), f"{model} is missing: run scripts/fetch-small-models.sh"
     proc = subprocess.Popen(
-        [quorum_bin(), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state)],
+        [quorum_bin(), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state), "--workspace", str(workspace)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
