@@ -9,6 +9,8 @@ use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
 use crate::state::{self, TaskStore};
+use crate::pipeline::PipelineOptions;
+use crate::prompts::Prompts;
 use crate::tools::{Tools, Workspace};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
@@ -25,7 +27,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
-    let state = AppState::new(&config.profile, tasks, Tools::new(workspace));
+    let prompts = Prompts::load(config.prompts.as_deref()).context("cannot read the prompt files")?;
+    let options = PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
+    let state = AppState::new(&config.profile, tasks, Tools::new(workspace), prompts, options);
     let loader = state.clone();
     tokio::task::spawn_blocking(move || {
         match load(&files, &config, &|event| loader.on_load_event(&event)) {

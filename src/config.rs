@@ -59,6 +59,11 @@ pub struct ConfigFile {
     pub state: Option<String>,
     /// The code the tools work on (default: the current directory).
     pub workspace: Option<PathBuf>,
+    /// A directory of `ROLE.md` files that replace the built-in prompts.
+    pub prompts: Option<PathBuf>,
+    /// `[pipeline]`: defaults for the pipeline's options (candidates, k, max_rounds, ...),
+    /// checked when the server starts.
+    pub pipeline: Option<serde_json::Value>,
     #[serde(default)]
     pub roles: BTreeMap<Role, RoleOverride>,
 }
@@ -121,6 +126,9 @@ pub struct Config {
     pub port: u16,
     pub state: StateLocation,
     pub workspace: PathBuf,
+    pub prompts: Option<PathBuf>,
+    /// The `[pipeline]` table as written (the pipeline validates it).
+    pub pipeline: serde_json::Value,
     pub engine: EngineConfig,
 }
 
@@ -155,6 +163,8 @@ impl Config {
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             state,
             workspace: flags.workspace.or(file.workspace).unwrap_or_else(|| ".".into()),
+            prompts: file.prompts.or_else(|| std::env::var_os("QUORUM_PROMPTS").map(PathBuf::from)),
+            pipeline: file.pipeline.unwrap_or(serde_json::Value::Null),
             engine: EngineConfig {
                 threads: flags.threads.or(file.threads).unwrap_or(default_threads).max(1),
                 queue: file.queue.unwrap_or(64).max(1),

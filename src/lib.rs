@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> {engine, state, tools} -> config -> models`.
+//! `cli -> app -> api -> pipeline -> {engine, state, tools} -> config -> models`.
 
 pub mod api;
 pub mod app;
@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod models;
+pub mod pipeline;
 pub mod prompts;
 pub mod state;
 pub mod tools;

@@ -1,4 +1,9 @@
-//! Each role's system prompt, embedded from `prompts/` at build time.
+//! Each role's system prompt: embedded from `prompts/` at build time, overridable at run
+//! time by `ROLE.md` files in a directory (`prompts = "DIR"` in the config file, or
+//! `QUORUM_PROMPTS=DIR`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::models::Role;
 
@@ -9,5 +14,35 @@ pub fn system_prompt(role: Role) -> &'static str {
         Role::Coder => include_str!("../prompts/coder.md"),
         Role::Voter => include_str!("../prompts/voter.md"),
         Role::Reviewer => include_str!("../prompts/reviewer.md"),
+    }
+}
+
+/// The prompts in effect: the built-in ones, with any files found in `dir` instead.
+#[derive(Debug, Clone, Default)]
+pub struct Prompts {
+    overrides: BTreeMap<Role, String>,
+}
+
+impl Prompts {
+    pub fn load(dir: Option<&Path>) -> std::io::Result<Prompts> {
+        let mut overrides = BTreeMap::new();
+        if let Some(dir) = dir {
+            for role in Role::ALL {
+                let path = dir.join(format!("{role}.md"));
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => {
+                        tracing::info!(%role, path = %path.display(), "using a prompt file");
+                        overrides.insert(role, text);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+                }
+            }
+        }
+        Ok(Prompts { overrides })
+    }
+
+    pub fn get(&self, role: Role) -> &str {
+        self.overrides.get(&role).map(String::as_str).unwrap_or_else(|| system_prompt(role)).trim()
     }
 }

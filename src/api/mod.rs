@@ -6,6 +6,7 @@ mod openai;
 mod state;
 mod tasks;
 mod tools;
+mod workflow;
 
 use std::future::Future;
 
@@ -33,6 +34,9 @@ pub fn router(state: AppState, mcp_hosts: &[String]) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/api/task/{id}", get(tasks::show))
         .route("/api/tasks", get(tasks::list))
+        .route("/api/workflow", post(workflow::start))
+        .route("/api/task/{id}/events", get(workflow::events))
+        .route("/api/task/{id}/resume", post(workflow::resume))
         .route("/api/mcp/tools", get(tools::list))
         .route("/api/mcp/tool", post(tools::call))
         .route("/api/tools/{name}", post(tools::call_one))

@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::error::ApiError;
 use crate::engine::{Engine, LoadEvent, RoleHandle};
 use crate::models::{Profile, Role};
+use crate::pipeline::{EngineModels, Pipeline, PipelineOptions};
+use crate::prompts::Prompts;
 use crate::state::TaskStore;
 use crate::tools::Tools;
 
@@ -18,7 +20,10 @@ pub const PIPELINE_MODEL: &str = "quorum";
 pub struct AppState(Arc<Shared>);
 
 struct Shared {
-    engine: OnceLock<Engine>,
+    engine: OnceLock<Arc<Engine>>,
+    pipeline: OnceLock<Pipeline>,
+    prompts: Prompts,
+    options: PipelineOptions,
     tasks: TaskStore,
     tools: Tools,
     profile: String,
@@ -33,10 +38,13 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools) -> AppState {
+    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools, prompts: Prompts, options: PipelineOptions) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
+            pipeline: OnceLock::new(),
+            prompts,
+            options,
             tasks,
             tools,
             profile: profile.name.clone(),
@@ -60,7 +68,16 @@ impl AppState {
     }
 
     pub fn set_engine(&self, engine: Engine) {
+        let engine = Arc::new(engine);
+        let models = Arc::new(EngineModels(engine.clone()));
+        let pipeline = Pipeline::new(models, self.0.tools.clone(), self.0.tasks.clone(), self.0.prompts.clone(), self.0.options.clone());
         let _ = self.0.engine.set(engine);
+        let _ = self.0.pipeline.set(pipeline);
+    }
+
+    /// The pipeline, once the models are loaded.
+    pub fn pipeline(&self) -> Result<&Pipeline, ApiError> {
+        self.0.pipeline.get().ok_or_else(ApiError::loading)
     }
 
     pub fn set_failed(&self, message: String) {
@@ -122,9 +139,6 @@ impl AppState {
 
     /// Resolves a request's `model` to a role's handle.
     pub fn role(&self, model: &str) -> Result<RoleHandle, ApiError> {
-        if model == PIPELINE_MODEL {
-            return Err(super::openai::pipeline_not_ready());
-        }
         let role: Role = model.parse().map_err(|_| ApiError::model_not_found(model, &self.model_ids()))?;
         let engine = self.0.engine.get().ok_or_else(ApiError::loading)?;
         engine.role(role).cloned().ok_or_else(|| ApiError::model_not_found(model, &self.model_ids()))

@@ -2,6 +2,7 @@
 
 mod chat;
 mod mcp;
+mod run;
 mod models;
 mod serve;
 mod tasks;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Download and inspect the models of a profile.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Run the multi-agent pipeline on a task and print the reviewed diff.
+    Run(run::RunArgs),
     /// Serve the codebase tools over MCP on stdin/stdout (for editors and agents).
     Mcp(mcp::McpArgs),
     /// List and inspect pipeline tasks in the state store.
@@ -90,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.config.as_ref()).await,
         Command::Chat(args) => chat::run(args, cli.config.as_ref()).await,
         Command::Models(cmd) => models::run(cmd, cli.config.as_ref()).await,
+        Command::Run(args) => run::run(args, cli.config.as_ref()).await,
         Command::Mcp(args) => mcp::run(args, cli.config.as_ref()).await,
         Command::Tasks(args) => tasks::run(args, cli.config.as_ref()).await,
     }

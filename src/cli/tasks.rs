@@ -32,6 +32,15 @@ pub enum TasksCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Resume an interrupted task after its last completed stage (loads the models).
+    Resume {
+        id: String,
+        /// The repository it works on (default: the current directory).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        #[command(flatten)]
+        models: super::ModelArgs,
+    },
     /// One task: its record and event log.
     Show {
         id: String,
@@ -46,12 +55,17 @@ pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
+    if let TasksCommand::Resume { id, workspace, models } = args.command {
+        let config = models.config(config, None, None, args.state, workspace)?;
+        return super::run::resume(id, &config).await;
+    }
     let location = file.state_location(args.state.as_deref())?;
     let Some(tasks) = open(&location).await? else {
         match args.command {
             TasksCommand::List { json: true, .. } => println!("{}", serde_json::json!({"tasks": []})),
             TasksCommand::List { .. } => println!("No tasks yet ({location} does not exist)."),
             TasksCommand::Show { id, .. } => bail!("no task `{id}`: the state file {location} does not exist"),
+            TasksCommand::Resume { .. } => unreachable!("handled above"),
         }
         return Ok(());
     };
@@ -69,6 +83,7 @@ pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()
                 }
             }
         }
+        TasksCommand::Resume { .. } => unreachable!("handled above"),
         TasksCommand::Show { id, json } => {
             let task = tasks
                 .get(&id)

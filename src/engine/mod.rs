@@ -290,9 +290,15 @@ impl RoleHandle {
             seed: s.seed.unwrap_or_else(random_seed),
             grammar: s.grammar,
         };
-        // One sampler per sample, each with its own seed.
+        if !s.temperatures.is_empty() && s.temperatures.len() != req.n as usize {
+            return Err(EngineError::InvalidRequest(format!("{} temperatures for n = {}", s.temperatures.len(), req.n)));
+        }
+        // One sampler per sample, each with its own seed (and temperature, if given).
         let samplers = (0..req.n)
-            .map(|i| sampling::Sampling { seed: base.seed.wrapping_add(i), ..base.clone() }.sampler(inner.model.model))
+            .map(|i| {
+                let temperature = s.temperatures.get(i as usize).copied().unwrap_or(base.temperature);
+                sampling::Sampling { seed: base.seed.wrapping_add(i), temperature, ..base.clone() }.sampler(inner.model.model)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(EngineError::InvalidRequest)?;
         let (tx, events) = mpsc::unbounded_channel();

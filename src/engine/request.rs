@@ -29,6 +29,9 @@ pub struct SamplingParams {
     pub ignore_eos: bool,
     /// GBNF grammar the output must follow (root rule `root`).
     pub grammar: Option<String>,
+    /// One temperature per sample of an `n`-sample request (the pipeline spreads its
+    /// candidates over a range); empty: `temperature` for all.
+    pub temperatures: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]

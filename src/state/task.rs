@@ -121,6 +121,9 @@ pub struct TaskInput {
     pub workspace: Option<String>,
     #[serde(default)]
     pub apply: bool,
+    /// Pipeline options for this task (see `PipelineOptions`); null: the defaults.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub options: serde_json::Value,
 }
 
 /// One coder candidate, kept so that a retry can see what was tried.

@@ -135,6 +135,54 @@ impl TaskStore {
         Ok(stream.filter_map(|bytes| std::future::ready(serde_json::from_slice(&bytes).ok())))
     }
 
+    /// A task's events from position `from`: the saved log, then live ones, until it ends.
+    /// Subscribing before reading the log means nothing falls between the two.
+    pub fn follow(&self, id: String, from: u64) -> impl futures::Stream<Item = TaskEvent> + Send + 'static {
+        let tasks = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let Ok(live) = tasks.subscribe(&id).await else { return };
+            let mut live = Box::pin(live);
+            let mut next = from;
+            let Ok(log) = tasks.events(&id, from).await else { return };
+            for event in log {
+                next = event.seq + 1;
+                let done = event.kind == "finished";
+                if tx.send(event).is_err() || done {
+                    return;
+                }
+            }
+            loop {
+                let received = tokio::select! {
+                    // The listener went away: stop, and release the store.
+                    _ = tx.closed() => return,
+                    received = tokio::time::timeout(Duration::from_secs(10), live.next()) => received,
+                };
+                match received {
+                    Ok(Some(event)) if event.seq < next => {}
+                    Ok(Some(event)) => {
+                        next = event.seq + 1;
+                        let done = event.kind == "finished";
+                        if tx.send(event).is_err() || done {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    // Quiet for a while: stop if nobody is working on the task any more.
+                    Err(_) => match tasks.get(&id).await {
+                        Ok(Some(task)) if task.status.is_active() || task.status == TaskStatus::Queued => {
+                            if tx.is_closed() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    },
+                }
+            }
+        });
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+    }
+
     /// Marks the task as being in `stage`, saves it and logs `stage_started`.
     pub async fn start_stage(&self, task: &mut Task, stage: Stage) -> Result<()> {
         task.status = TaskStatus::InStage(stage);

@@ -25,6 +25,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::error::ToolError;
+pub use self::project::{test_commands, TestCommand};
+pub use self::symbols::syntax_error;
 pub use self::workspace::Workspace;
 
 type Run = dyn Fn(&Workspace, Value) -> Result<Value, ToolError> + Send + Sync;

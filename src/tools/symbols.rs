@@ -202,3 +202,29 @@ pub fn occurrences(syntax: Syntax, source: &str, name: &str) -> Vec<Occurrence> 
     }
     out
 }
+
+/// The first line with a syntax error, for files in a language with a grammar; `None`
+/// when the file parses (or its language is unknown).
+pub fn syntax_error(path: &std::path::Path, source: &str) -> Option<u64> {
+    let tree = parse(Syntax::of(path)?, source)?;
+    let root = tree.root_node();
+    if !root.has_error() {
+        return None;
+    }
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            return Some(line(node));
+        }
+        // Descend into the first child that holds an error.
+        if !cursor.goto_first_child() {
+            return Some(line(node));
+        }
+        while !cursor.node().has_error() {
+            if !cursor.goto_next_sibling() {
+                return Some(line(node));
+            }
+        }
+    }
+}

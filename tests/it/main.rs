@@ -7,6 +7,7 @@ mod config;
 mod durability;
 mod engine;
 mod hub;
+mod pipeline;
 mod state;
 mod support;
 mod tasks;

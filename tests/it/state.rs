@@ -204,7 +204,7 @@ async fn publish_subscribe(s: Store) {
 
 async fn task_records(s: Store) {
     let tasks = TaskStore::new(s);
-    let input = TaskInput { text: "Add a --verbose flag\nto the CLI".into(), workspace: Some("/src".into()), apply: false };
+    let input = TaskInput { text: "Add a --verbose flag\nto the CLI".into(), workspace: Some("/src".into()), ..Default::default() };
     let mut task = tasks.create(input.clone()).await.unwrap();
     assert_eq!(task.status, TaskStatus::Queued);
     let mut live = tasks.subscribe(&task.id).await.unwrap();

@@ -30,7 +30,7 @@ async fn seed(tasks: &TaskStore) -> (Task, Task, Task) {
 async fn the_api_returns_and_lists_tasks() {
     let (tasks, _dir) = temp_tasks().await;
     let (queued, done, running) = seed(&tasks).await;
-    let state = AppState::new(&smollm_config().profile, tasks, repo_tools());
+    let state = AppState::new(&smollm_config().profile, tasks, repo_tools(), Default::default(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(listener, state, std::future::pending()));

@@ -401,7 +401,7 @@ async fn run_tests_kills_the_whole_run_at_the_timeout() {
 async fn the_rest_routes_serve_the_tools() {
     let (_dir, root) = fixture();
     let (tasks, _state_dir) = temp_tasks().await;
-    let state = AppState::new(&smollm_config().profile, tasks, tools(&root));
+    let state = AppState::new(&smollm_config().profile, tasks, tools(&root), Default::default(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(listener, state, std::future::pending()));

@@ -1,5 +1,6 @@
 //! The OpenAI-compatible routes: `/v1/models`, `/v1/chat/completions`, `/v1/completions`.
 
+mod pipeline;
 mod respond;
 mod types;
 
@@ -26,6 +27,9 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
 
 pub async fn chat(State(state): State<AppState>, body: Result<Json<ChatRequest>, JsonRejection>) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
+    if req.model == PIPELINE_MODEL {
+        return pipeline::chat(state, req).await;
+    }
     let role = state.role(&req.model)?;
     let prompt = Prompt::Chat(req.messages()?);
     respond::run(&role, Kind::Chat, &req.model, prompt, &mut req.options).await
@@ -36,15 +40,13 @@ pub async fn completions(
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
+    if req.model == PIPELINE_MODEL {
+        return Err(ApiError::invalid(
+            format!("the `{PIPELINE_MODEL}` pipeline answers chats: use /v1/chat/completions"),
+            Some("model"),
+        ));
+    }
     let role = state.role(&req.model)?;
     let prompt = Prompt::Text(req.prompt()?);
     respond::run(&role, Kind::Text, &req.model, prompt, &mut req.options).await
-}
-
-/// The answer for `model: "quorum"` until the pipeline lands.
-pub fn pipeline_not_ready() -> ApiError {
-    ApiError::not_implemented(format!(
-        "The `{PIPELINE_MODEL}` model (the multi-agent MAKER pipeline) is not implemented yet; \
-         address a role directly instead: preprocessor, planner, coder, voter or reviewer."
-    ))
 }

@@ -116,6 +116,7 @@ impl CommonOptions {
             stop,
             ignore_eos: self.ignore_eos,
             grammar: self.grammar()?,
+            temperatures: Vec::new(),
         })
     }
 }

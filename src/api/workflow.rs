@@ -1,0 +1,106 @@
+//! The pipeline's own routes: `POST /api/workflow` starts a task and streams its events
+//! as SSE; `GET /api/task/{id}/events` re-attaches to a task (replaying its log from
+//! `?from=N`, then following it live); `POST /api/task/{id}/resume` resumes an interrupted
+//! task after its last completed stage.
+
+use std::convert::Infallible;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::pipeline::PipelineError;
+use crate::state::{TaskEvent, TaskStatus};
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> ApiError {
+        match e {
+            PipelineError::Invalid(m) => ApiError::invalid(m, None),
+            PipelineError::State(e) => e.into(),
+            PipelineError::Tool(e) => e.into(),
+            other => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: other.to_string(), kind: "server_error", param: None, code: None },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowRequest {
+    task: String,
+    #[serde(default)]
+    apply: bool,
+    #[serde(default)]
+    options: Value,
+    /// Must be the server's workspace if given (one server works on one workspace).
+    workspace: Option<String>,
+}
+
+fn sse(first: Option<SseEvent>, events: impl Stream<Item = TaskEvent> + Send + 'static) -> Response {
+    let events = events.map(|e| Ok::<_, Infallible>(SseEvent::default().event(e.kind.clone()).data(serde_json::to_string(&e).expect("events serialize"))));
+    let stream = futures::stream::iter(first.map(Ok)).chain(events);
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+pub async fn start(State(state): State<AppState>, body: Result<Json<WorkflowRequest>, JsonRejection>) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let pipeline = state.pipeline()?;
+    if let Some(ws) = &req.workspace {
+        let root = state.tools().workspace().root();
+        let same = std::path::Path::new(ws).canonicalize().is_ok_and(|p| p == root);
+        if !same {
+            return Err(ApiError::invalid(
+                format!("this server works on {}; start one with --workspace {ws} for that one", root.display()),
+                Some("workspace"),
+            ));
+        }
+    }
+    let task = pipeline.create(&req.task, req.apply, req.options).await?;
+    let events = pipeline.tasks().follow(task.id.clone(), 0);
+    pipeline.spawn(task.id.clone());
+    let first = SseEvent::default().event("task").data(json!({"id": task.id}).to_string());
+    Ok(sse(Some(first), events))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    from: u64,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text(), Some("from")))?;
+    let tasks = state.tasks();
+    if tasks.get(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("No task with id `{id}`."), "task_not_found"));
+    }
+    Ok(sse(None, tasks.follow(id, query.from)))
+}
+
+pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let pipeline = state.pipeline()?;
+    let task = pipeline
+        .tasks()
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No task with id `{id}`."), "task_not_found"))?;
+    if task.status != TaskStatus::Interrupted {
+        let mut e = ApiError::invalid(format!("task `{id}` is {}; only interrupted tasks resume", task.status), None);
+        e.status = StatusCode::CONFLICT;
+        return Err(e);
+    }
+    pipeline.spawn(id.clone());
+    let body = json!({"id": id, "resumed_after": task.last_completed_stage, "events": format!("/api/task/{id}/events")});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

@@ -1,0 +1,114 @@
+//! `quorum run "task"`: the pipeline in this process, with a live view of its stages,
+//! then the diff. Also `quorum tasks resume ID`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ModelArgs;
+use crate::config::Config;
+use crate::pipeline::{describe, EngineModels, Pipeline, PipelineOptions};
+use crate::prompts::Prompts;
+use crate::state::{self, Stage, TaskStore};
+use crate::tools::{Tools, Workspace};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to do, in words.
+    pub task: String,
+    /// The repository to work on (default: the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Apply the reviewed diff to the workspace (default: only print it).
+    #[arg(long)]
+    pub apply: bool,
+    /// Pipeline options as JSON, e.g. '{"candidates": 3, "max_rounds": 1}'.
+    #[arg(long)]
+    pub options: Option<String>,
+    /// State store (as for `serve`); a server using the same file must be stopped first.
+    #[arg(long, env = "QUORUM_STATE")]
+    pub state: Option<String>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+pub async fn run(args: RunArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let config = args.models.config(config, None, None, args.state, args.workspace)?;
+    let options = match &args.options {
+        Some(json) => serde_json::from_str(json).context("--options is not valid JSON")?,
+        None => serde_json::Value::Null,
+    };
+    let pipeline = build(&config).await?;
+    let task = pipeline.create(&args.task, args.apply, options).await?;
+    drive(&pipeline, task.id).await
+}
+
+/// `quorum tasks resume ID`.
+pub async fn resume(id: String, config: &Config) -> anyhow::Result<()> {
+    let pipeline = build(config).await?;
+    drive(&pipeline, id).await
+}
+
+async fn build(config: &Config) -> anyhow::Result<Pipeline> {
+    let workspace = Workspace::new(&config.workspace)
+        .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))?;
+    let store = state::open(&config.state).await.context("cannot open the state store")?;
+    let tasks = TaskStore::new(store);
+    tasks.recover().await?;
+    let bar = ProgressBar::new_spinner().with_message("loading models…");
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let files = crate::models::resolve(&config.profile, &config.models_dir)?;
+    let cfg = config.clone();
+    let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
+    bar.finish_and_clear();
+    let prompts = Prompts::load(config.prompts.as_deref())?;
+    let options = PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
+    Ok(Pipeline::new(Arc::new(EngineModels(Arc::new(engine))), Tools::new(workspace), tasks, prompts, options))
+}
+
+/// Runs (or resumes) the task while printing its events, then its result.
+async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
+    let tasks = pipeline.tasks();
+    let from = tasks.events(&id, 0).await?.len() as u64;
+    let mut events = Box::pin(tasks.follow(id.clone(), from));
+    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar.println(format!("task {id}"));
+    let run = pipeline.run(&id);
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            Some(event) = events.next() => {
+                if let Some(line) = describe(&event) {
+                    if event.kind == "stage_started" {
+                        bar.set_message(line.trim().to_string());
+                    }
+                    bar.println(line);
+                }
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let task = match result {
+        Ok(task) => task,
+        Err(e) => anyhow::bail!("task {id} failed: {e} (quorum tasks show {id} has the details)"),
+    };
+    let output = &task.outputs[&Stage::Output];
+    println!("\n{}", output["explanation"].as_str().unwrap_or_default().trim());
+    let diff = output["diff"].as_str().unwrap_or_default();
+    if !diff.is_empty() {
+        println!("\n{diff}");
+    }
+    if output["applied"] == true {
+        println!("Applied to the workspace.");
+    }
+    if let Some(error) = &task.error {
+        anyhow::bail!("task {id} ended without an approved change: {error}");
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Stage 3: candidates for one sub-task, sampled from one prefilled prompt (the
+//! scheduler's fork) at temperatures spread over a range, each applied to its own scratch
+//! worktree. Red flags (MAKER): malformed output, an edit that does not apply, a candidate
+//! that hit its token limit, changes nothing, or leaves a file that no longer parses; a
+//! red-flagged candidate never reaches the vote, and the reason is recorded.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::edits;
+use super::models::Ask;
+use super::plan::{fit_files, render_files, PlanOutput};
+use super::worktree::Scratch;
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::state::Stage;
+use crate::tools::Workspace;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestOutcome {
+    pub success: bool,
+    pub passed: Option<u64>,
+    pub failed: Option<u64>,
+    pub output_tail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    pub index: usize,
+    pub temperature: f32,
+    pub tokens: u32,
+    pub text: String,
+    pub diff: String,
+    pub red_flag: Option<String>,
+    pub tests: Option<TestOutcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeOutput {
+    pub round: u32,
+    pub subtask: usize,
+    /// The winning patches of the earlier sub-tasks of this round, in order.
+    pub patches: Vec<String>,
+    pub candidates: Vec<Candidate>,
+}
+
+/// What the coder is told about earlier rounds.
+#[derive(Debug, Clone, Default)]
+pub struct Feedback {
+    pub problems: Vec<String>,
+    pub rejected_diff: Option<String>,
+}
+
+pub async fn run(
+    ctx: &Ctx<'_>,
+    task: &str,
+    plan: &PlanOutput,
+    round: u32,
+    subtask: usize,
+    patches: Vec<String>,
+    feedback: &Feedback,
+) -> Result<CodeOutput, PipelineError> {
+    let root = ctx.tools.workspace().root().to_path_buf();
+    let step = &plan.plan.subtasks[subtask];
+    let temperatures = ctx.options.temperatures();
+    let n = temperatures.len();
+    let base = super::worktree::workspace_patch(&root)?;
+    let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
+    let scratches = (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()?;
+
+    // The files as they are now (after earlier sub-tasks), the step's own first.
+    let tree = Workspace::new(scratches[0].path()).map_err(PipelineError::Tool)?;
+    let mut paths: Vec<String> = step.files.clone();
+    paths.extend(plan.context.files.iter().map(|f| f.path.clone()));
+    paths.dedup();
+    let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
+
+    let mut user = format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
+    if !plan.plan.verify.is_empty() {
+        user.push_str(&format!("Check: {}\n", plan.plan.verify));
+    }
+    user.push_str(&format!("\nCode:\n{}", render_files(&files)));
+    if !feedback.problems.is_empty() {
+        user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
+        if let Some(diff) = &feedback.rejected_diff {
+            user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n"));
+        }
+    }
+    user.push_str("\nAnswer with SEARCH/REPLACE blocks only.");
+    let ask = Ask::new(ctx.prompt(Role::Coder), user, ctx.options.coder_max_tokens).samples(temperatures.clone());
+    let samples = ctx.models.ask(Role::Coder, ask).await?;
+
+    let has_tests = ctx.options.run_tests && !crate::tools::test_commands(&root).is_empty();
+    let mut candidates = Vec::with_capacity(n);
+    for (index, (sample, scratch)) in samples.into_iter().zip(&scratches).enumerate() {
+        let (diff, red_flag) = match judge(&sample, scratch) {
+            Ok(diff) => (diff, None),
+            Err(flag) => (String::new(), Some(flag)),
+        };
+        let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
+        let candidate = Candidate { index, temperature: temperatures[index], tokens: sample.tokens, text: sample.text, diff, red_flag, tests };
+        ctx.emit(
+            "candidate",
+            Stage::Code,
+            json!({
+                "round": round, "subtask": subtask, "index": index, "temperature": candidate.temperature,
+                "tokens": candidate.tokens, "red_flag": candidate.red_flag,
+                "diff_lines": candidate.diff.lines().count(),
+                "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
+            }),
+        )
+        .await?;
+        candidates.push(candidate);
+    }
+    Ok(CodeOutput { round, subtask, patches, candidates })
+}
+
+/// The candidate's diff, or the red flag that disqualifies it.
+fn judge(sample: &super::Sample, scratch: &Scratch) -> Result<String, String> {
+    if sample.hit_limit {
+        return Err(format!("exceeds its token limit ({} tokens)", sample.tokens));
+    }
+    let edits = edits::parse(&sample.text).map_err(|e| e.to_string())?;
+    edits::apply(scratch.path(), &edits).map_err(|e| e.to_string())?;
+    let diff = scratch.diff().map_err(|e| format!("cannot diff: {e}"))?;
+    if super::voting::normalize(&diff).is_empty() {
+        return Err("changes nothing".into());
+    }
+    for path in scratch.changed().map_err(|e| e.to_string())? {
+        let full = scratch.path().join(&path);
+        let Ok(source) = std::fs::read_to_string(&full) else { continue };
+        if let Some(line) = crate::tools::syntax_error(&full, &source) {
+            return Err(format!("breaks the build: {path} no longer parses (line {line})"));
+        }
+    }
+    Ok(diff)
+}
+
+pub async fn run_tests(ctx: &Ctx<'_>, scratch: &Scratch) -> Result<TestOutcome, PipelineError> {
+    let args = json!({"worktree": scratch.path().display().to_string(), "timeout_secs": ctx.options.test_timeout_secs, "max_output_bytes": 4000});
+    let out = ctx.tools.call("run_tests", args).await?;
+    Ok(TestOutcome {
+        success: out["success"].as_bool().unwrap_or(false),
+        passed: out["passed"].as_u64(),
+        failed: out["failed"].as_u64(),
+        output_tail: out["output_tail"].as_str().unwrap_or_default().to_string(),
+    })
+}

@@ -1,0 +1,174 @@
+//! The coders' edit format: search/replace blocks, which small models get right far more
+//! often than unified diffs (no line numbers or hunk counts to compute).
+//!
+//! ```text
+//! FILE: src/calc.py
+//! <<<<<<< SEARCH
+//! exact lines from the file
+//! =======
+//! the lines that replace them
+//! >>>>>>> REPLACE
+//! ```
+//! An empty SEARCH part creates a new file.
+
+use std::path::Path;
+
+use crate::tools::Workspace;
+
+pub const SEARCH: &str = "<<<<<<< SEARCH";
+pub const DIVIDER: &str = "=======";
+pub const REPLACE: &str = ">>>>>>> REPLACE";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub path: String,
+    pub search: String,
+    pub replace: String,
+}
+
+/// Why a candidate cannot be used as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("does not apply: {0}")]
+    DoesNotApply(String),
+}
+
+/// A path line: `FILE: x`, or a bare relative path (models often drop the prefix).
+fn path_of(line: &str) -> Option<String> {
+    let line = line.trim().trim_matches('`').trim();
+    let line = line.strip_prefix("FILE:").or_else(|| line.strip_prefix("File:")).unwrap_or(line).trim();
+    let plausible = !line.is_empty() && !line.contains(char::is_whitespace) && (line.contains('.') || line.contains('/'));
+    plausible.then(|| line.trim_start_matches("./").to_string())
+}
+
+pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut edits = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim_end() != SEARCH {
+            i += 1;
+            continue;
+        }
+        let path = lines[..i]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty() && !l.starts_with("```"))
+            .and_then(path_of)
+            .ok_or_else(|| EditError::Malformed(format!("no file path before the SEARCH on line {}", i + 1)))?;
+        let divider = (i + 1..lines.len())
+            .find(|&j| lines[j].trim_end() == DIVIDER)
+            .ok_or_else(|| EditError::Malformed(format!("the block for {path} has no {DIVIDER}")))?;
+        let end = (divider + 1..lines.len())
+            .find(|&j| lines[j].trim_end() == REPLACE)
+            .ok_or_else(|| EditError::Malformed(format!("the block for {path} has no {REPLACE}")))?;
+        if lines[i + 1..divider].iter().any(|l| l.trim_end() == SEARCH) {
+            return Err(EditError::Malformed(format!("nested SEARCH in the block for {path}")));
+        }
+        let join = |part: &[&str]| if part.is_empty() { String::new() } else { format!("{}\n", part.join("\n")) };
+        edits.push(Edit { path, search: join(&lines[i + 1..divider]), replace: join(&lines[divider + 1..end]) });
+        i = end + 1;
+    }
+    if edits.is_empty() {
+        return Err(EditError::Malformed("no SEARCH/REPLACE block".into()));
+    }
+    Ok(edits)
+}
+
+/// Applies edits to the tree at `root`; paths cannot leave it. All or nothing per file
+/// is not needed: a failed candidate's worktree is discarded.
+pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
+    let tree = Workspace::new(root).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+    for edit in edits {
+        let target = match tree.resolve_content(&edit.path) {
+            Ok(path) => path,
+            Err(crate::tools::ToolError::NotFound(_)) if edit.search.is_empty() => {
+                let spec = tree.pathspec(&edit.path).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+                if spec.split('/').any(|c| c == ".git") {
+                    return Err(EditError::DoesNotApply(format!("{} is inside .git", edit.path)));
+                }
+                let path = root.join(spec);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+                }
+                std::fs::write(&path, &edit.replace).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+                continue;
+            }
+            Err(e) => return Err(EditError::DoesNotApply(format!("{}: {e}", edit.path))),
+        };
+        let text = std::fs::read_to_string(&target).map_err(|e| EditError::DoesNotApply(format!("{}: {e}", edit.path)))?;
+        if edit.search.is_empty() {
+            return Err(EditError::DoesNotApply(format!("{} exists; an empty SEARCH only creates new files", edit.path)));
+        }
+        let updated = replace_once(&text, &edit.search, &edit.replace)
+            .map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?;
+        std::fs::write(&target, updated).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Replaces the one place `search` occurs: exactly, or else ignoring trailing whitespace
+/// on each line (models often drop or add it).
+fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, String> {
+    match text.matches(search).count() {
+        1 => return Ok(text.replacen(search, replace, 1)),
+        n if n > 1 => return Err(format!("the SEARCH text occurs {n} times; include more lines to make it unique")),
+        _ => {}
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let wanted: Vec<&str> = search.lines().map(str::trim_end).collect();
+    if wanted.is_empty() {
+        return Err("the SEARCH text is blank".into());
+    }
+    let starts: Vec<usize> = (0..lines.len().saturating_sub(wanted.len() - 1))
+        .filter(|&i| lines[i..i + wanted.len()].iter().map(|l| l.trim_end()).eq(wanted.iter().copied()))
+        .collect();
+    match starts.as_slice() {
+        [start] => {
+            let mut out: Vec<String> = lines[..*start].iter().map(|l| l.to_string()).collect();
+            out.extend(replace.lines().map(str::to_string));
+            out.extend(lines[start + wanted.len()..].iter().map(|l| l.to_string()));
+            let mut joined = out.join("\n");
+            if text.ends_with('\n') {
+                joined.push('\n');
+            }
+            Ok(joined)
+        }
+        [] => Err("the SEARCH text is not in the file".into()),
+        many => Err(format!("the SEARCH text occurs {} times; include more lines to make it unique", many.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_parse_with_or_without_the_file_prefix_and_fences() {
+        let text = "Here is the fix.\n```python\nFILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n```\nsrc/new.py\n<<<<<<< SEARCH\n=======\nx = 1\n>>>>>>> REPLACE\n";
+        let edits = parse(text).unwrap();
+        assert_eq!(edits[0], Edit { path: "calc.py".into(), search: "    return a - b\n".into(), replace: "    return a + b\n".into() });
+        assert_eq!(edits[1], Edit { path: "src/new.py".into(), search: String::new(), replace: "x = 1\n".into() });
+    }
+
+    #[test]
+    fn malformed_candidates_are_named() {
+        assert!(matches!(parse("I would change the code."), Err(EditError::Malformed(m)) if m.contains("no SEARCH")));
+        assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("=======")));
+        assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n=======\ny\n"), Err(EditError::Malformed(m)) if m.contains("REPLACE")));
+        assert!(matches!(parse("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("path")));
+    }
+
+    #[test]
+    fn search_text_must_match_once() {
+        let text = "def f():\n    return 1   \n\ndef g():\n    return 2\n";
+        assert_eq!(replace_once(text, "    return 2\n", "    return 3\n").unwrap(), text.replace("return 2", "return 3"));
+        // Trailing whitespace differs: still one match.
+        assert_eq!(replace_once(text, "def f():\n    return 1\n", "def f():\n    return 9\n").unwrap(), "def f():\n    return 9\n\ndef g():\n    return 2\n");
+        assert!(replace_once(text, "    return 5\n", "").unwrap_err().contains("not in the file"));
+        assert!(replace_once("a\na\n", "a\n", "b\n").unwrap_err().contains("2 times"));
+    }
+}

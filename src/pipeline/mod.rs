@@ -1,0 +1,161 @@
+//! The MAKER pipeline: preprocess -> plan -> code (candidates from one prefill) -> vote
+//! (first-to-ahead-by-k) -> review (at most `max_rounds`, then one re-plan) -> output.
+//! One file per stage; [`runner`] moves a task from stage to stage, saving the task record
+//! at every transition so that an interrupted task resumes after its last completed stage.
+//! Stages reach models only through [`Models`], so their logic runs against a scripted
+//! fake in tests.
+
+mod code;
+pub mod edits;
+mod events;
+mod models;
+mod output;
+mod plan;
+mod preprocess;
+mod review;
+mod runner;
+mod vote;
+pub mod voting;
+mod worktree;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::events::describe;
+pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
+pub use self::preprocess::is_auxiliary_request;
+pub use self::runner::Pipeline;
+
+use crate::models::Role;
+use crate::prompts::Prompts;
+use crate::state::{Stage, StateError, TaskStore};
+use crate::tools::{ToolError, Tools};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("model: {0}")]
+    Model(String),
+    #[error("workspace: {0}")]
+    Workspace(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("tool: {0}")]
+    Tool(#[from] ToolError),
+    #[error("invalid task: {0}")]
+    Invalid(String),
+}
+
+/// How hard the pipeline tries. Every field may be set per task (`options` of the
+/// workflow request); the rest keep these defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineOptions {
+    /// Coder candidates per sub-task, sampled from one prefilled prompt.
+    pub candidates: u32,
+    /// Their temperatures are spread evenly over this range.
+    pub min_temperature: f32,
+    pub max_temperature: f32,
+    /// First-to-ahead-by-k.
+    pub k: u32,
+    /// Votes at most; then plurality decides.
+    pub max_votes: u32,
+    pub vote_temperature: f32,
+    /// Code-vote-review rounds per plan.
+    pub max_rounds: u32,
+    /// Re-plans after `max_rounds` rejections before the task fails.
+    pub replans: u32,
+    /// Tokens of code the planner and the coders see (the planner's tokenizer counts).
+    pub context_tokens: usize,
+    /// A candidate longer than this is red-flagged.
+    pub coder_max_tokens: u32,
+    /// Run the workspace's tests on each candidate.
+    pub run_tests: bool,
+    pub test_timeout_secs: u64,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> PipelineOptions {
+        PipelineOptions {
+            candidates: 5,
+            min_temperature: 0.3,
+            max_temperature: 0.7,
+            k: 2,
+            max_votes: 9,
+            vote_temperature: 0.8,
+            max_rounds: 3,
+            replans: 1,
+            context_tokens: 1500,
+            coder_max_tokens: 512,
+            run_tests: true,
+            test_timeout_secs: 300,
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// `overrides` (a JSON object, or null) replace fields of `self`, then the result is
+    /// checked.
+    pub fn with(&self, overrides: &serde_json::Value) -> Result<PipelineOptions, PipelineError> {
+        let mut merged = serde_json::to_value(self).expect("options serialize");
+        match overrides {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(fields) => {
+                for (key, value) in fields {
+                    merged[key] = value.clone();
+                }
+            }
+            _ => return Err(PipelineError::Invalid("options must be a JSON object".into())),
+        }
+        let options: PipelineOptions =
+            serde_json::from_value(merged).map_err(|e| PipelineError::Invalid(format!("options: {e}")))?;
+        if options.candidates == 0 || options.k == 0 || options.max_votes == 0 || options.max_rounds == 0 {
+            return Err(PipelineError::Invalid("candidates, k, max_votes and max_rounds must be at least 1".into()));
+        }
+        if !(0.0..=2.0).contains(&options.min_temperature) || options.max_temperature < options.min_temperature {
+            return Err(PipelineError::Invalid("temperatures must satisfy 0 <= min_temperature <= max_temperature <= 2".into()));
+        }
+        Ok(options)
+    }
+
+    /// `candidates` temperatures spread evenly from min to max.
+    pub fn temperatures(&self) -> Vec<f32> {
+        let n = self.candidates.max(1);
+        if n == 1 {
+            return vec![self.min_temperature];
+        }
+        let step = (self.max_temperature - self.min_temperature) / (n - 1) as f32;
+        (0..n).map(|i| self.min_temperature + step * i as f32).collect()
+    }
+}
+
+/// What every stage works with.
+pub(crate) struct Ctx<'a> {
+    pub models: &'a dyn Models,
+    pub tools: &'a Tools,
+    pub tasks: &'a TaskStore,
+    pub prompts: &'a Prompts,
+    pub options: &'a PipelineOptions,
+    pub task_id: &'a str,
+}
+
+impl Ctx<'_> {
+    /// Logs an event in the task's event log and publishes it.
+    pub async fn emit(&self, kind: &str, stage: Stage, data: serde_json::Value) -> Result<(), PipelineError> {
+        self.tasks.event(self.task_id, kind, Some(stage), data).await?;
+        Ok(())
+    }
+
+    pub fn prompt(&self, role: Role) -> &str {
+        self.prompts.get(role)
+    }
+}
+
+/// Shared by the runner's handle.
+pub(crate) struct Shared {
+    pub defaults: PipelineOptions,
+    pub models: Arc<dyn Models>,
+    pub tools: Tools,
+    pub tasks: TaskStore,
+    pub prompts: Prompts,
+}

@@ -1,0 +1,62 @@
+//! Stage 6: the reviewed diff against the workspace, a short explanation, the vote tally
+//! and the review. The workspace is changed only when the task asked for it (`apply`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::plan::PlanOutput;
+use super::review::Verdict;
+use super::vote::VoteOutput;
+use super::{Ctx, PipelineError};
+use crate::state::Stage;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    pub diff: String,
+    pub explanation: String,
+    pub tally: serde_json::Value,
+    pub review: Option<Verdict>,
+    pub applied: bool,
+    /// Set when the task failed: why, with the best candidate as the diff.
+    pub failure: Option<String>,
+}
+
+pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(why) = failure {
+        text.push_str(&format!("Not approved: {why}\n\nThe best candidate is below.\n\n"));
+    }
+    let steps: Vec<String> = plan.plan.subtasks.iter().map(|s| format!("- {}", s.description.trim())).collect();
+    text.push_str(&format!("Plan:\n{}\n", steps.join("\n")));
+    if !plan.plan.verify.trim().is_empty() {
+        text.push_str(&format!("Check: {}\n", plan.plan.verify.trim()));
+    }
+    if let Some(v) = verdict {
+        match (&v.tests, v.approved) {
+            (Some(t), _) => text.push_str(&format!("Tests: {}\n", if t.success { "pass" } else { "fail" })),
+            (None, _) => {}
+        }
+        text.push_str(if v.approved { "Review: approved.\n" } else { "Review: rejected.\n" });
+    }
+    text
+}
+
+pub async fn run(
+    ctx: &Ctx<'_>,
+    plan: &PlanOutput,
+    vote: Option<&VoteOutput>,
+    verdict: Option<Verdict>,
+    apply: bool,
+    failure: Option<String>,
+) -> Result<Output, PipelineError> {
+    let diff = verdict.as_ref().map(|v| v.diff.clone()).unwrap_or_default();
+    let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
+    let tally = vote.map(|v| json!({"choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
+    let mut applied = false;
+    if apply && failure.is_none() && !diff.trim().is_empty() {
+        super::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
+        applied = true;
+    }
+    ctx.emit("diff", Stage::Output, json!({"diff": diff, "explanation": explanation, "applied": applied})).await?;
+    Ok(Output { diff, explanation, tally, review: verdict, applied, failure })
+}

@@ -1,0 +1,242 @@
+//! Stage 2: gather codebase context with the tools, then ask the planner for a plan
+//! constrained by a JSON schema (grammar-constrained decoding, not repair afterwards).
+//!
+//! Context: the analyze_codebase summary, then the files the task names and the files
+//! that define or use the symbols it names, most relevant first, read while the budget
+//! (counted with the planner's own tokenizer) lasts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::models::Ask;
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::state::Stage;
+use crate::tools::Workspace;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Subtask {
+    pub description: String,
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub subtasks: Vec<Subtask>,
+    #[serde(default)]
+    pub verify: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContextFile {
+    pub path: String,
+    pub content: String,
+    pub tokens: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Context {
+    pub summary: String,
+    pub files: Vec<ContextFile>,
+}
+
+/// The plan stage's saved output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanOutput {
+    pub plan: Plan,
+    pub context: Context,
+    /// The planner's answer did not parse; the task itself became the only sub-task.
+    pub fallback: bool,
+    /// Review rounds already spent when this plan was made (rounds count per plan).
+    pub round_start: usize,
+    pub replans: u32,
+}
+
+pub fn schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "subtasks": {
+                "type": "array", "minItems": 1, "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "description": {"type": "string", "maxLength": 300},
+                        "files": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 120}}
+                    },
+                    "required": ["description", "files"]
+                }
+            },
+            "verify": {"type": "string", "maxLength": 200}
+        },
+        "required": ["subtasks", "verify"]
+    })
+}
+
+/// Words in the task that look like file paths or code identifiers.
+fn terms(task: &str) -> (Vec<String>, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut symbols = Vec::new();
+    for raw in task.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | '`' | ':')) {
+        let word = raw.trim_matches(|c: char| matches!(c, '.' | '?' | '!' | '[' | ']' | '{' | '}'));
+        if word.len() < 3 {
+            continue;
+        }
+        let has_ext = word.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric));
+        if word.contains('/') || has_ext {
+            paths.push(word.to_string());
+            continue;
+        }
+        let ident = word.chars().all(|c| c.is_alphanumeric() || c == '_');
+        let codey = word.contains('_') || (word.chars().skip(1).any(char::is_uppercase) && word.chars().any(char::is_lowercase));
+        if ident && codey {
+            symbols.push(word.to_string());
+        }
+    }
+    paths.dedup();
+    symbols.dedup();
+    (paths, symbols)
+}
+
+/// Gathers the context: summary, then files by relevance within the token budget.
+pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result<Context, PipelineError> {
+    let analysis = ctx.tools.call("analyze_codebase", json!({"depth": 2, "max_entries": 80, "symbols": false})).await?;
+    let languages: Vec<String> = analysis["languages"]
+        .as_array()
+        .map(|l| l.iter().take(5).map(|x| format!("{} ({} lines)", x["language"].as_str().unwrap_or("?"), x["lines"])).collect())
+        .unwrap_or_default();
+    let list = |key: &str| analysis[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let summary = format!(
+        "Languages: {}\nEntry points: {}\nTests: {}\nFiles: {}",
+        languages.join(", "),
+        list("entry_points"),
+        list("test_commands"),
+        list("tree")
+    );
+
+    let (paths, symbols) = terms(task);
+    let mut score: BTreeMap<String, u32> = BTreeMap::new();
+    for path in paths.iter().chain(extra_files) {
+        if let Ok(found) = ctx.tools.call("read_file", json!({"path": path, "max_bytes": 1})).await {
+            *score.entry(found["path"].as_str().unwrap_or(path).to_string()).or_default() += 10;
+        }
+    }
+    for symbol in &symbols {
+        let Ok(found) = ctx.tools.call("find_references", json!({"symbol": symbol, "max_results": 50})).await else { continue };
+        for (key, weight) in [("definitions", 5), ("references", 1)] {
+            for loc in found[key].as_array().into_iter().flatten() {
+                if let Some(path) = loc["path"].as_str() {
+                    *score.entry(path.to_string()).or_default() += weight;
+                }
+            }
+        }
+    }
+    if score.is_empty() {
+        // Nothing named: the entry points are the best guess.
+        for path in analysis["entry_points"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            score.insert(path.to_string(), 1);
+        }
+    }
+    let mut ranked: Vec<(String, u32)> = score.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let paths: Vec<String> = ranked.into_iter().map(|(path, _)| path).collect();
+    let files = fit_files(ctx, ctx.tools.workspace(), &paths, ctx.options.context_tokens);
+    Ok(Context { summary, files })
+}
+
+/// Reads `paths` from `tree` in order while `budget` tokens last; a file that does not
+/// fit whole is cut at a line. Unreadable, binary and missing files are skipped.
+pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usize) -> Vec<ContextFile> {
+    let mut left = budget;
+    let mut files = Vec::new();
+    for path in paths {
+        if left < 50 {
+            break;
+        }
+        let Ok(full) = tree.resolve_content(path) else { continue };
+        let Ok(content) = std::fs::read_to_string(&full) else { continue };
+        if content.contains('\0') || files.iter().any(|f: &ContextFile| f.path == tree.relative(&full)) {
+            continue;
+        }
+        let (content, tokens) = fit(ctx, &content, left);
+        if tokens == 0 {
+            continue;
+        }
+        left -= tokens;
+        files.push(ContextFile { path: tree.relative(&full), content, tokens });
+    }
+    files
+}
+
+/// The longest prefix of whole lines of `content` within `budget` tokens.
+fn fit(ctx: &Ctx<'_>, content: &str, budget: usize) -> (String, usize) {
+    let count = |s: &str| ctx.models.count_tokens(Role::Planner, s);
+    let whole = count(content);
+    if whole <= budget {
+        return (content.to_string(), whole);
+    }
+    let lines: Vec<&str> = content.lines().collect();
+    let (mut lo, mut hi) = (0, lines.len());
+    // Binary search on the number of lines: token counts grow with the prefix.
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count(&lines[..mid].join("\n")) + 10 <= budget {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if lo == 0 {
+        return (String::new(), 0);
+    }
+    let text = format!("{}\n... ({} more lines not shown)\n", lines[..lo].join("\n"), lines.len() - lo);
+    let tokens = count(&text);
+    (text, tokens)
+}
+
+pub fn render_files(files: &[ContextFile]) -> String {
+    files.iter().map(|f| format!("FILE: {}\n```\n{}```\n", f.path, f.content)).collect::<Vec<_>>().join("\n")
+}
+
+/// Asks the planner; `learned` carries what earlier rounds found (for a re-plan).
+pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usize, replans: u32) -> Result<serde_json::Value, PipelineError> {
+    let context = gather(ctx, task, &[]).await?;
+    ctx.emit(
+        "context",
+        Stage::Plan,
+        json!({
+            "files": context.files.iter().map(|f| json!({"path": f.path, "tokens": f.tokens})).collect::<Vec<_>>(),
+            "tokens": context.files.iter().map(|f| f.tokens).sum::<usize>(),
+        }),
+    )
+    .await?;
+    let mut user = format!("Task:\n{task}\n\nProject:\n{}\n\nCode:\n{}", context.summary, render_files(&context.files));
+    if !learned.is_empty() {
+        user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
+    }
+    let grammar = crate::engine::json_schema_grammar(&schema().to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
+    let ask = Ask::new(ctx.prompt(Role::Planner), user, 400).grammar(grammar);
+    let answer = ctx.models.ask(Role::Planner, ask).await?.remove(0);
+    let parsed = serde_json::from_str::<Plan>(&answer.text).ok().filter(|p| !p.subtasks.is_empty());
+    let fallback = parsed.is_none();
+    let plan = parsed.unwrap_or_else(|| Plan {
+        subtasks: vec![Subtask { description: task.to_string(), files: context.files.iter().map(|f| f.path.clone()).collect() }],
+        verify: String::new(),
+    });
+    ctx.emit("plan", Stage::Plan, json!({"plan": plan, "fallback": fallback})).await?;
+    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans }).expect("plans serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_terms_are_paths_and_identifiers() {
+        let (paths, symbols) = super::terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");
+        assert_eq!(paths, ["src/config.py", "README.md"]);
+        assert_eq!(symbols, ["parse_config", "MaxRetries"]);
+    }
+}

@@ -1,0 +1,62 @@
+//! Stage 5: the reviewer sees the combined change and its test output and answers with a
+//! verdict constrained by a JSON schema: approved, or a list of concrete problems.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::code::TestOutcome;
+use super::models::Ask;
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::state::Stage;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub round: u32,
+    pub approved: bool,
+    pub problems: Vec<String>,
+    pub diff: String,
+    pub tests: Option<TestOutcome>,
+}
+
+fn schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "approved": {"type": "boolean"},
+            "problems": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 300}}
+        },
+        "required": ["approved", "problems"]
+    })
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    approved: bool,
+    #[serde(default)]
+    problems: Vec<String>,
+}
+
+pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
+    let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
+    match &tests {
+        Some(t) => user.push_str(&format!(
+            "\nTests {} (passed {}, failed {}). Output tail:\n```\n{}\n```\n",
+            if t.success { "pass" } else { "FAIL" },
+            t.passed.map(|n| n.to_string()).unwrap_or("?".into()),
+            t.failed.map(|n| n.to_string()).unwrap_or("?".into()),
+            t.output_tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        )),
+        None => user.push_str("\nThe workspace has no tests to run.\n"),
+    }
+    let grammar = crate::engine::json_schema_grammar(&schema().to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
+    let answer = ctx.models.ask(Role::Reviewer, Ask::new(ctx.prompt(Role::Reviewer), user, 300).grammar(grammar)).await?.remove(0);
+    let (approved, problems) = match serde_json::from_str::<Answer>(&answer.text) {
+        // A reviewer that lists problems has not approved, whatever the flag says.
+        Ok(a) => (a.approved && a.problems.is_empty(), if !a.approved && a.problems.is_empty() { vec!["rejected without a reason".into()] } else { a.problems }),
+        Err(_) => (false, vec!["the review was not valid JSON (cut off?)".into()]),
+    };
+    let verdict = Verdict { round, approved, problems, diff, tests };
+    ctx.emit("verdict", Stage::Review, json!({"round": round, "approved": verdict.approved, "problems": verdict.problems})).await?;
+    Ok(verdict)
+}

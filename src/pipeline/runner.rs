@@ -1,0 +1,223 @@
+//! Moves a task through the stages. The next step is always derived from the saved task
+//! record (last completed stage and its output), so running a new task and resuming an
+//! interrupted one are the same loop.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::code::{self, CodeOutput, Feedback};
+use super::models::Models;
+use super::plan::{self, PlanOutput};
+use super::review::{self, Verdict};
+use super::vote::{self, VoteOutput};
+use super::worktree::{self, Scratch};
+use super::{output, preprocess, Ctx, PipelineError, PipelineOptions, Shared};
+use crate::prompts::Prompts;
+use crate::state::task::{CoderAttempt, ReviewIteration};
+use crate::state::{Stage, Task, TaskInput, TaskStatus, TaskStore};
+use crate::tools::Tools;
+
+/// The pipeline: cheap to clone, shared by the API, the CLI and background runs.
+#[derive(Clone)]
+pub struct Pipeline(Arc<Shared>);
+
+enum Step {
+    Preprocess,
+    Plan { learned: Vec<String>, round_start: usize, replans: u32 },
+    Code { round: u32, subtask: usize, patches: Vec<String>, feedback: Feedback },
+    Vote,
+    Review,
+    Output { failure: Option<String> },
+}
+
+fn saved<T: DeserializeOwned>(task: &Task, stage: Stage) -> Result<T, PipelineError> {
+    let value = task.outputs.get(&stage).ok_or_else(|| PipelineError::Invalid(format!("the task has no saved {stage} output")))?;
+    serde_json::from_value(value.clone()).map_err(|e| PipelineError::Invalid(format!("the saved {stage} output is unreadable: {e}")))
+}
+
+/// What comes after the last completed stage.
+fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineError> {
+    Ok(match task.last_completed_stage {
+        None => Step::Preprocess,
+        Some(Stage::Preprocess) => Step::Plan { learned: Vec::new(), round_start: 0, replans: 0 },
+        Some(Stage::Plan) => Step::Code { round: task.reviews.len() as u32 + 1, subtask: 0, patches: Vec::new(), feedback: Feedback::default() },
+        Some(Stage::Code) => Step::Vote,
+        Some(Stage::Vote) => {
+            let vote: VoteOutput = saved(task, Stage::Vote)?;
+            let plan: PlanOutput = saved(task, Stage::Plan)?;
+            if vote.winner.is_some() && vote.subtask + 1 < plan.plan.subtasks.len() {
+                Step::Code { round: vote.round, subtask: vote.subtask + 1, patches: vote.patches, feedback: Feedback::default() }
+            } else {
+                Step::Review
+            }
+        }
+        Some(Stage::Review) => {
+            let verdict: Verdict = saved(task, Stage::Review)?;
+            let plan: PlanOutput = saved(task, Stage::Plan)?;
+            if verdict.approved {
+                Step::Output { failure: None }
+            } else if task.reviews.len() - plan.round_start < options.max_rounds as usize {
+                let feedback = Feedback {
+                    problems: verdict.problems.clone(),
+                    rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
+                };
+                Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback }
+            } else if plan.replans < options.replans {
+                let learned = task.reviews.iter().flat_map(|r| r.problems.iter().cloned()).collect();
+                Step::Plan { learned, round_start: task.reviews.len(), replans: plan.replans + 1 }
+            } else {
+                Step::Output { failure: Some(verdict.problems.join("; ")) }
+            }
+        }
+        Some(Stage::Output) => return Err(PipelineError::Invalid("the task has already finished".into())),
+    })
+}
+
+impl Pipeline {
+    pub fn new(models: Arc<dyn Models>, tools: Tools, tasks: TaskStore, prompts: Prompts, defaults: PipelineOptions) -> Pipeline {
+        Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts }))
+    }
+
+    pub fn tasks(&self) -> &TaskStore {
+        &self.0.tasks
+    }
+
+    /// A queued task; `options` (JSON) override [`PipelineOptions`] field by field.
+    pub async fn create(&self, text: &str, apply: bool, options: serde_json::Value) -> Result<Task, PipelineError> {
+        self.0.defaults.with(&options)?;
+        if text.trim().is_empty() {
+            return Err(PipelineError::Invalid("the task is empty".into()));
+        }
+        let workspace = Some(self.0.tools.workspace().root().display().to_string());
+        Ok(self.0.tasks.create(TaskInput { text: text.to_string(), workspace, apply, options }).await?)
+    }
+
+    /// Runs a task in the background; failures are in its record and event log.
+    pub fn spawn(&self, id: String) -> tokio::task::JoinHandle<()> {
+        let pipeline = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pipeline.run(&id).await {
+                tracing::warn!(task = %id, error = %e, "task failed");
+            }
+        })
+    }
+
+    /// Runs a new task, or resumes an interrupted one after its last completed stage,
+    /// until it succeeds or fails.
+    pub async fn run(&self, id: &str) -> Result<Task, PipelineError> {
+        let tasks = &self.0.tasks;
+        let mut task = tasks.get(id).await?.ok_or_else(|| PipelineError::Invalid(format!("no task `{id}`")))?;
+        if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed) {
+            return Err(PipelineError::Invalid(format!("task `{id}` has already {}", task.status)));
+        }
+        if task.status == TaskStatus::Interrupted {
+            let resume_after = task.last_completed_stage;
+            tasks.event(id, "resumed", None, serde_json::json!({"after": resume_after})).await?;
+        }
+        let options = self.0.defaults.with(&task.input.options)?;
+        match self.drive(&mut task, &options).await {
+            Ok(()) => Ok(task),
+            Err(e) => {
+                tasks.finish(&mut task, Some(e.to_string())).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn drive(&self, task: &mut Task, options: &PipelineOptions) -> Result<(), PipelineError> {
+        let shared = &*self.0;
+        let id = task.id.clone();
+        let ctx = Ctx {
+            models: shared.models.as_ref(),
+            tools: &shared.tools,
+            tasks: &shared.tasks,
+            prompts: &shared.prompts,
+            options,
+            task_id: &id,
+        };
+        let tasks = &shared.tasks;
+        loop {
+            let text = task.outputs.get(&Stage::Preprocess).and_then(|o| o["text"].as_str()).unwrap_or(&task.input.text).to_string();
+            match next_step(task, options)? {
+                Step::Preprocess => {
+                    tasks.start_stage(task, Stage::Preprocess).await?;
+                    let input = task.input.clone();
+                    let out = preprocess::run(&ctx, &input).await?;
+                    tasks.finish_stage(task, Stage::Preprocess, out).await?;
+                }
+                Step::Plan { learned, round_start, replans } => {
+                    tasks.start_stage(task, Stage::Plan).await?;
+                    let out = plan::run(&ctx, &text, &learned, round_start, replans).await?;
+                    tasks.finish_stage(task, Stage::Plan, out).await?;
+                }
+                Step::Code { round, subtask, patches, feedback } => {
+                    tasks.start_stage(task, Stage::Code).await?;
+                    let plan: PlanOutput = saved(task, Stage::Plan)?;
+                    let out = code::run(&ctx, &text, &plan, round, subtask, patches, &feedback).await?;
+                    task.attempts.extend(out.candidates.iter().map(|c| CoderAttempt {
+                        round,
+                        candidate: c.index as u32,
+                        diff: c.diff.clone(),
+                        red_flag: c.red_flag.clone(),
+                    }));
+                    tasks.finish_stage(task, Stage::Code, serde_json::to_value(out).expect("outputs serialize")).await?;
+                }
+                Step::Vote => {
+                    tasks.start_stage(task, Stage::Vote).await?;
+                    let plan: PlanOutput = saved(task, Stage::Plan)?;
+                    let code: CodeOutput = saved(task, Stage::Code)?;
+                    let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.clone()).unwrap_or_default();
+                    let out = vote::run(&ctx, &text, &step, &code).await?;
+                    tasks.finish_stage(task, Stage::Vote, serde_json::to_value(out).expect("outputs serialize")).await?;
+                }
+                Step::Review => {
+                    tasks.start_stage(task, Stage::Review).await?;
+                    let vote: VoteOutput = saved(task, Stage::Vote)?;
+                    let verdict = match &vote.reason {
+                        // Nothing to review: the round failed at the vote.
+                        Some(reason) if vote.winner.is_none() => {
+                            let v = Verdict { round: vote.round, approved: false, problems: vec![reason.clone()], diff: String::new(), tests: None };
+                            ctx.emit("verdict", Stage::Review, serde_json::json!({"round": v.round, "approved": false, "problems": v.problems, "skipped": true})).await?;
+                            v
+                        }
+                        _ => {
+                            let (diff, tests) = self.combined(&ctx, &vote.patches).await?;
+                            review::run(&ctx, &text, vote.round, diff, tests).await?
+                        }
+                    };
+                    task.reviews.push(ReviewIteration { round: verdict.round, approved: verdict.approved, problems: verdict.problems.clone() });
+                    tasks.finish_stage(task, Stage::Review, serde_json::to_value(verdict).expect("outputs serialize")).await?;
+                }
+                Step::Output { failure } => {
+                    tasks.start_stage(task, Stage::Output).await?;
+                    let plan: PlanOutput = saved(task, Stage::Plan)?;
+                    let vote: Option<VoteOutput> = saved(task, Stage::Vote).ok();
+                    // The last verdict carries the change to show, approved or the best there was.
+                    let verdict: Option<Verdict> = saved(task, Stage::Review).ok();
+                    let out = output::run(&ctx, &plan, vote.as_ref(), verdict, task.input.apply, failure.clone()).await?;
+                    tasks.finish_stage(task, Stage::Output, serde_json::to_value(out).expect("outputs serialize")).await?;
+                    tasks.finish(task, failure).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The round's sub-task patches as one diff against the workspace, and the tests run
+    /// on the result.
+    async fn combined(&self, ctx: &Ctx<'_>, patches: &[String]) -> Result<(String, Option<code::TestOutcome>), PipelineError> {
+        let root = ctx.tools.workspace().root().to_path_buf();
+        let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
+        for patch in patches {
+            scratch.apply(patch)?;
+        }
+        let diff = scratch.diff()?;
+        let tests = if ctx.options.run_tests && !crate::tools::test_commands(&root).is_empty() {
+            Some(code::run_tests(ctx, &scratch).await?)
+        } else {
+            None
+        };
+        Ok((diff, tests))
+    }
+}

@@ -1,0 +1,118 @@
+//! Stage 4: voters choose among the surviving candidates. Identical diffs merge; where
+//! the workspace has tests, a candidate failing tests that another passes cannot stand.
+//! Votes are drawn from one prefilled voter prompt (the scheduler's fork), a letter each
+//! (grammar-constrained), until one choice leads every other by k or the cap is reached.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::code::CodeOutput;
+use super::models::Ask;
+use super::voting::{self, Choice, DecidedBy, Entry};
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::state::Stage;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoteOutput {
+    pub round: u32,
+    pub subtask: usize,
+    /// The winning patches so far this round, this sub-task's last.
+    pub patches: Vec<String>,
+    /// The winning candidate's index, if any candidate stood.
+    pub winner: Option<usize>,
+    pub choices: Vec<Choice>,
+    pub counts: Vec<u32>,
+    pub decided_by: Option<DecidedBy>,
+    /// Why nothing won.
+    pub reason: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
+    let entries: Vec<Entry> = code
+        .candidates
+        .iter()
+        .map(|c| Entry { diff: c.diff.clone(), red_flag: c.red_flag.clone(), tests_passed: c.tests.as_ref().map(|t| t.success) })
+        .collect();
+    let choices = voting::ballot(&entries);
+    let mut out = VoteOutput {
+        round: code.round,
+        subtask: code.subtask,
+        patches: code.patches.clone(),
+        winner: None,
+        choices: choices.clone(),
+        counts: vec![0; choices.len()],
+        decided_by: None,
+        reason: None,
+    };
+    if choices.is_empty() {
+        let reasons: Vec<String> = code
+            .candidates
+            .iter()
+            .map(|c| format!("candidate {}: {}", c.index + 1, c.red_flag.as_deref().unwrap_or("failed its tests")))
+            .collect();
+        out.reason = Some(format!("no candidate survived the red flags ({})", reasons.join("; ")));
+        ctx.emit("tally", Stage::Vote, json!({"round": code.round, "subtask": code.subtask, "winner": null, "reason": out.reason})).await?;
+        return Ok(out);
+    }
+
+    let prompt = ballot_prompt(task, step, code, &choices);
+    let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
+    let grammar = format!("root ::= {}", letters.join(" | "));
+    let parallel = ctx.models.parallel(Role::Voter).max(1);
+    let mut drawn = 0;
+    let decision = loop {
+        if let Some(decision) = voting::decide(&out.counts, ctx.options.k, ctx.options.max_votes) {
+            break decision;
+        }
+        let n = voting::votes_needed(&out.counts, ctx.options.k, ctx.options.max_votes).min(parallel);
+        let ask = Ask::new(ctx.prompt(Role::Voter), prompt.clone(), 2)
+            .samples(vec![ctx.options.vote_temperature; n as usize])
+            .grammar(grammar.clone());
+        for sample in ctx.models.ask(Role::Voter, ask).await? {
+            drawn += 1;
+            let letter = sample.text.trim().chars().next();
+            let Some(slot) = choices.iter().position(|c| Some(c.letter) == letter) else {
+                ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": null, "invalid": sample.text})).await?;
+                continue;
+            };
+            out.counts[slot] += 1;
+            ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": choices[slot].letter.to_string()})).await?;
+        }
+        // Invalid votes count toward the cap too, so a vote always ends.
+        if drawn >= ctx.options.max_votes && voting::decide(&out.counts, ctx.options.k, ctx.options.max_votes).is_none() {
+            let best = *out.counts.iter().max().unwrap_or(&0);
+            let winner = out.counts.iter().position(|&c| c == best).unwrap_or(0);
+            break voting::Decision { winner, decided_by: DecidedBy::Plurality };
+        }
+    };
+    let winner = choices[decision.winner].candidates[0];
+    out.winner = Some(winner);
+    out.decided_by = Some(decision.decided_by);
+    out.patches.push(code.candidates[winner].diff.clone());
+    ctx.emit(
+        "tally",
+        Stage::Vote,
+        json!({
+            "round": code.round, "subtask": code.subtask,
+            "choices": choices.iter().zip(&out.counts).map(|(c, n)| json!({"letter": c.letter.to_string(), "candidates": c.candidates, "votes": n})).collect::<Vec<_>>(),
+            "winner": choices[decision.winner].letter.to_string(), "candidate": winner, "decided_by": decision.decided_by,
+        }),
+    )
+    .await?;
+    Ok(out)
+}
+
+fn ballot_prompt(task: &str, step: &str, code: &CodeOutput, choices: &[Choice]) -> String {
+    let mut text = format!("Task:\n{task}\n\nStep: {step}\n\nCandidate changes:\n");
+    for choice in choices {
+        let candidate = &code.candidates[choice.candidates[0]];
+        text.push_str(&format!("\n{}:\n```diff\n{}```\n", choice.letter, candidate.diff));
+        if let Some(tests) = &candidate.tests {
+            text.push_str(&format!("Tests: {}\n", if tests.success { "pass" } else { "fail" }));
+        }
+    }
+    let letters: Vec<String> = choices.iter().map(|c| c.letter.to_string()).collect();
+    text.push_str(&format!("\nWhich change is best? Answer {}.", letters.join(" or ")));
+    text
+}

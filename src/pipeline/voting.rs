@@ -1,0 +1,164 @@
+//! Voting, as MAKER does it: identical candidates merge, red-flagged ones never stand,
+//! and votes are drawn until one option leads every other by `k` (first-to-ahead-by-k),
+//! with a cap after which plurality decides. Pure logic; the vote stage samples the votes.
+
+use serde::{Deserialize, Serialize};
+
+/// What the ballot needs to know of a candidate.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    pub diff: String,
+    pub red_flag: Option<String>,
+    /// `Some(true)` when its tests passed, `Some(false)` when they failed.
+    pub tests_passed: Option<bool>,
+}
+
+/// One choice on the ballot: a letter for one or more identical candidates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Choice {
+    pub letter: char,
+    /// Indexes of the candidates it stands for.
+    pub candidates: Vec<usize>,
+}
+
+/// Git's `index` lines and trailing whitespace do not make two diffs different.
+pub fn normalize(diff: &str) -> String {
+    diff.lines().filter(|l| !l.starts_with("index ")).map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+/// The choices voters see: candidates without a red flag and with a non-empty diff,
+/// identical ones merged; where some pass the tests, only those.
+pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
+    let standing: Vec<usize> =
+        (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
+    let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
+    let eligible = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true));
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for i in eligible {
+        let key = normalize(&entries[i].diff);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    groups.into_iter().zip('A'..='Z').map(|((_, candidates), letter)| Choice { letter, candidates }).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// One choice only: no vote needed.
+    Uncontested,
+    /// A choice led every other by k.
+    AheadByK,
+    /// The cap was reached; the most votes won.
+    Plurality,
+    /// The cap was reached with a tie; the earliest choice (lowest temperature) won.
+    TieAtCap,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Index into the ballot.
+    pub winner: usize,
+    pub decided_by: DecidedBy,
+}
+
+/// The decision the counts allow, if any.
+pub fn decide(counts: &[u32], k: u32, cap: u32) -> Option<Decision> {
+    match counts.len() {
+        0 => return None,
+        1 => return Some(Decision { winner: 0, decided_by: DecidedBy::Uncontested }),
+        _ => {}
+    }
+    let total: u32 = counts.iter().sum();
+    let best = *counts.iter().max().expect("non-empty");
+    let leader = counts.iter().position(|&c| c == best).expect("max is present");
+    let second = counts.iter().enumerate().filter(|&(i, _)| i != leader).map(|(_, &c)| c).max().unwrap_or(0);
+    if best >= second + k {
+        return Some(Decision { winner: leader, decided_by: DecidedBy::AheadByK });
+    }
+    if total >= cap {
+        let tied = counts.iter().filter(|&&c| c == best).count() > 1;
+        let decided_by = if tied { DecidedBy::TieAtCap } else { DecidedBy::Plurality };
+        return Some(Decision { winner: leader, decided_by });
+    }
+    None
+}
+
+/// The fewest further votes that could end the vote: enough for the leader to get k
+/// ahead, never past the cap.
+pub fn votes_needed(counts: &[u32], k: u32, cap: u32) -> u32 {
+    let total: u32 = counts.iter().sum();
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let lead = sorted.first().copied().unwrap_or(0) - sorted.get(1).copied().unwrap_or(0);
+    k.saturating_sub(lead).max(1).min(cap.saturating_sub(total)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(diff: &str) -> Entry {
+        Entry { diff: diff.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn identical_candidates_merge_and_red_flags_never_stand() {
+        let entries = vec![
+            entry("diff --git a/x b/x\nindex 111..222\n-a\n+b\n"),
+            Entry { red_flag: Some("malformed".into()), ..entry("-a\n+c") },
+            entry("diff --git a/x b/x\nindex 333..444\n-a\n+b   \n"),
+            entry("-a\n+d"),
+            entry(""),
+        ];
+        let choices = ballot(&entries);
+        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![3] }]);
+    }
+
+    #[test]
+    fn all_red_flagged_leaves_an_empty_ballot() {
+        let flagged = Entry { red_flag: Some("does not apply".into()), ..entry("-a\n+b") };
+        assert!(ballot(&[flagged.clone(), flagged]).is_empty());
+        assert_eq!(decide(&[], 2, 9), None);
+    }
+
+    #[test]
+    fn a_candidate_failing_tests_that_others_pass_cannot_stand() {
+        let entries = vec![
+            Entry { tests_passed: Some(false), ..entry("-a\n+b") },
+            Entry { tests_passed: Some(true), ..entry("-a\n+c") },
+        ];
+        assert_eq!(ballot(&entries), vec![Choice { letter: 'A', candidates: vec![1] }]);
+        // When none passes, the tests do not decide.
+        let none_pass = vec![Entry { tests_passed: Some(false), ..entry("-a\n+b") }, Entry { tests_passed: Some(false), ..entry("-a\n+c") }];
+        assert_eq!(ballot(&none_pass).len(), 2);
+    }
+
+    #[test]
+    fn first_to_ahead_by_k() {
+        assert_eq!(decide(&[1], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Uncontested }));
+        assert_eq!(decide(&[1, 0], 2, 9), None);
+        assert_eq!(decide(&[2, 0], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::AheadByK }));
+        assert_eq!(decide(&[3, 2, 0], 2, 9), None, "ahead of the runner-up by one only");
+        assert_eq!(decide(&[3, 4, 6], 2, 9), Some(Decision { winner: 2, decided_by: DecidedBy::AheadByK }));
+        assert_eq!(decide(&[0, 3, 1], 1, 9), Some(Decision { winner: 1, decided_by: DecidedBy::AheadByK }));
+    }
+
+    #[test]
+    fn the_cap_ends_a_close_vote_and_says_how() {
+        assert_eq!(decide(&[5, 4], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Plurality }));
+        assert_eq!(decide(&[3, 3, 3], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
+        assert_eq!(decide(&[4, 4], 2, 8), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
+        assert_eq!(decide(&[4, 3], 2, 9), None, "7 of 9 votes cast");
+    }
+
+    #[test]
+    fn votes_are_drawn_no_faster_than_needed() {
+        assert_eq!(votes_needed(&[0, 0], 2, 9), 2);
+        assert_eq!(votes_needed(&[1, 0], 2, 9), 1);
+        assert_eq!(votes_needed(&[3, 3], 3, 9), 3);
+        assert_eq!(votes_needed(&[4, 4], 3, 9), 1, "never past the cap");
+    }
+}

@@ -1,0 +1,271 @@
+//! The pipeline's stage logic with scripted models on a real fixture repository (real
+//! git worktrees, real pytest): red flags, merged duplicates, test evidence, voting, the
+//! review loop, re-planning, events in order, the task record, and resuming after a crash.
+//! `pipeline_real.rs` runs the same on the real small models.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use quorum::models::Role;
+use quorum::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample, ScriptedModels};
+use quorum::state::{EmbeddedStore, Stage, TaskStatus, TaskStore};
+use quorum::tools::{Tools, Workspace};
+use serde_json::{json, Value};
+
+pub const CALC_PY: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
+pub const TEST_CALC: &str = "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n";
+pub const TASK: &str = "Fix add() in calc.py: it subtracts instead of adding, so test_add fails.";
+
+/// A small Python project whose `test_add` fails, committed with git.
+pub fn calc_repo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("calc");
+    std::fs::create_dir_all(root.join("tests")).unwrap();
+    std::fs::write(root.join("calc.py"), CALC_PY).unwrap();
+    std::fs::write(root.join("tests/test_calc.py"), TEST_CALC).unwrap();
+    std::fs::write(root.join("conftest.py"), "").unwrap();
+    std::fs::write(root.join(".gitignore"), "__pycache__/\n.pytest_cache/\n").unwrap();
+    for args in [&["init", "-q"][..], &["add", "."], &["commit", "-qm", "calc"]] {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+    (dir, root)
+}
+
+fn block(search: &str, replace: &str) -> String {
+    format!("FILE: calc.py\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n")
+}
+
+const PLAN: &str = r#"{"subtasks": [{"description": "Make add() in calc.py return the sum", "files": ["calc.py"]}], "verify": "pytest"}"#;
+
+async fn pipeline(root: &Path, models: Arc<dyn Models>, state: &Path, defaults: PipelineOptions) -> Pipeline {
+    let tasks = TaskStore::new(Arc::new(EmbeddedStore::open(state.to_path_buf()).await.unwrap()));
+    let tools = Tools::new(Workspace::new(root).unwrap());
+    Pipeline::new(models, tools, tasks, Default::default(), defaults)
+}
+
+fn kinds(events: &[quorum::state::TaskEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind.starts_with("stage_started"))
+        .map(|e| e.stage.map(|s| s.to_string()).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    models.script(
+        Role::Coder,
+        [
+            fix.clone(),
+            // The same fix again: merged with the first.
+            fix.clone(),
+            // Another correct fix: a second choice.
+            block("    return a - b\n", "    return b + a\n"),
+            // Passes nothing: its tests fail while others pass, so it cannot stand.
+            block("    return a - b\n", "    return a * b\n"),
+            "I would change the minus to a plus.".to_string(),
+        ],
+    );
+    models.script(Role::Voter, ["A", "B", "A", "A"]);
+    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
+    let documented = block("def add(a, b):\n    return a - b\n", "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n    return a + b\n");
+    models.script(
+        Role::Coder,
+        [
+            documented.clone(),
+            documented.clone(),
+            documented.clone(),
+            block("    return a + b\n", "    return 0\n"),
+            format!("{documented}<<LIMIT>>"),
+        ],
+    );
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let mut live = Box::pin(p.tasks().follow(task.id.clone(), 0));
+    let done = p.run(&task.id).await.unwrap();
+    let mut streamed = Vec::new();
+    while let Some(e) = live.next().await {
+        streamed.push(e);
+    }
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert_eq!(streamed, events, "the live stream equals the saved log");
+    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "code", "vote", "review", "output"]);
+    assert_eq!(events.last().unwrap().kind, "finished");
+
+    let candidates: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data).collect();
+    assert_eq!(candidates.len(), 10);
+    assert_eq!(candidates[0]["tests"]["success"], true);
+    assert_eq!(candidates[3]["tests"]["success"], false);
+    assert!(candidates[4]["red_flag"].as_str().unwrap().starts_with("malformed"));
+    assert!(candidates[8]["red_flag"].as_str().unwrap().contains("does not apply"), "{}", candidates[8]);
+    assert!(candidates[9]["red_flag"].as_str().unwrap().contains("token limit"));
+    let temperatures: Vec<f64> = candidates[..5].iter().map(|c| c["temperature"].as_f64().unwrap()).collect();
+    assert!((temperatures[0] - 0.3).abs() < 1e-6 && (temperatures[4] - 0.7).abs() < 1e-6, "{temperatures:?}");
+
+    let tallies: Vec<&Value> = events.iter().filter(|e| e.kind == "tally").map(|e| &e.data).collect();
+    assert_eq!(tallies[0]["winner"], "A");
+    assert_eq!(tallies[0]["decided_by"], "ahead_by_k");
+    assert_eq!(tallies[0]["choices"], json!([{"letter": "A", "candidates": [0, 1], "votes": 3}, {"letter": "B", "candidates": [2], "votes": 1}]));
+    assert_eq!(tallies[1]["decided_by"], "uncontested", "three identical candidates merge into one choice");
+    assert_eq!(events.iter().filter(|e| e.kind == "vote").count(), 4);
+
+    // The coder's second round saw the reviewer's problem and the rejected change.
+    let asked = models.asked.lock().unwrap();
+    let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
+    assert_eq!(coder[0].temperatures.len(), 5, "five candidates from one prompt");
+    assert!(coder[1].messages[1].content.contains("add() needs a docstring"));
+    assert!(coder[1].messages[1].content.contains("+    return a + b"));
+    let planner = &asked.iter().find(|(r, _)| *r == Role::Planner).unwrap().1;
+    assert!(planner.messages[1].content.contains("FILE: calc.py") && planner.messages[1].content.contains("return a - b"));
+    assert!(planner.grammar.is_some(), "the plan is grammar-constrained");
+    let voter = &asked.iter().find(|(r, _)| *r == Role::Voter).unwrap().1;
+    assert_eq!(voter.grammar.as_deref(), Some(r#"root ::= "A" | "B""#));
+    drop(asked);
+
+    let record = p.tasks().get(&task.id).await.unwrap().unwrap();
+    for stage in Stage::ALL {
+        assert!(record.outputs.contains_key(&stage), "{stage} output saved");
+    }
+    assert_eq!(record.attempts.len(), 10);
+    assert_eq!(record.reviews.iter().map(|r| r.approved).collect::<Vec<_>>(), [false, true]);
+    let output = &record.outputs[&Stage::Output];
+    let diff = output["diff"].as_str().unwrap();
+    assert!(diff.contains("+    \"\"\"The sum of a and b.\"\"\"") && diff.contains("+    return a + b"), "{diff}");
+    assert_eq!(output["applied"], false);
+    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), CALC_PY, "nothing written unless asked");
+    let worktrees = Command::new("git").args(["worktree", "list"]).current_dir(&root).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&worktrees.stdout).lines().count(), 1, "scratch worktrees are removed");
+}
+
+#[tokio::test]
+async fn apply_writes_the_approved_diff() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 3, ..Default::default() };
+    let p = pipeline(&root, models, &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, true, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+    assert_eq!(done.outputs[&Stage::Output]["applied"], true);
+    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), CALC_PY.replace("a - b", "a + b"));
+}
+
+#[tokio::test]
+async fn when_nothing_survives_the_planner_tries_again_then_the_task_fails() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN, PLAN]);
+    models.script(Role::Coder, vec!["no edits here".to_string(); 4]);
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let options = json!({"candidates": 2, "max_rounds": 1, "replans": 1});
+    let task = p.create(TASK, false, options).await.unwrap();
+    let err = p.run(&task.id).await;
+    assert!(err.is_ok(), "a failed task is a result, not an error: {err:?}");
+    let record = p.tasks().get(&task.id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Failed);
+    assert!(record.error.as_deref().unwrap().contains("no candidate survived the red flags"), "{:?}", record.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "plan", "code", "vote", "review", "output"]);
+    let asked = models.asked.lock().unwrap();
+    let plans: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Planner).map(|(_, a)| a).collect();
+    assert!(plans[1].messages[1].content.contains("Earlier attempts were rejected"), "the re-plan knows what went wrong");
+    assert!(!asked.iter().any(|(r, _)| *r == Role::Voter || *r == Role::Reviewer), "no vote or review without candidates");
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_before_a_task_is_made() {
+    let (_dir, root) = calc_repo();
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(&root, Arc::new(ScriptedModels::default()), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    for bad in [json!({"k": 0}), json!({"candidats": 5}), json!({"max_temperature": 0.1}), json!([1])] {
+        assert!(matches!(p.create(TASK, false, bad.clone()).await, Err(PipelineError::Invalid(_))), "{bad}");
+    }
+    assert!(p.tasks().list(None, 10).await.unwrap().is_empty());
+}
+
+/// Answers the planner, then never answers the coder: a process that dies mid-stage.
+struct Stalls(ScriptedModels);
+
+#[async_trait]
+impl Models for Stalls {
+    async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
+        if role == Role::Coder {
+            std::future::pending::<()>().await;
+        }
+        self.0.ask(role, ask).await
+    }
+    fn count_tokens(&self, role: Role, text: &str) -> usize {
+        self.0.count_tokens(role, text)
+    }
+    fn parallel(&self, role: Role) -> u32 {
+        self.0.parallel(role)
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
+    let (_dir, root) = calc_repo();
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("s.redb");
+    let id = {
+        let first = Stalls(ScriptedModels::default());
+        first.0.script(Role::Planner, [PLAN]);
+        let p = pipeline(&root, Arc::new(first), &path, PipelineOptions::default()).await;
+        let task = p.create(TASK, false, json!({"candidates": 3})).await.unwrap();
+        let mut events = Box::pin(p.tasks().follow(task.id.clone(), 0));
+        let run = p.spawn(task.id.clone());
+        while let Some(e) = events.next().await {
+            if e.kind == "stage_started" && e.stage == Some(Stage::Code) {
+                break;
+            }
+        }
+        // The process dies here.
+        run.abort();
+        let _ = run.await;
+        task.id
+    };
+    // Let the aborted run release the store.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let second = Arc::new(ScriptedModels::default());
+    second.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
+    second.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let p = pipeline(&root, second.clone(), &path, PipelineOptions::default()).await;
+    assert_eq!(p.tasks().recover().await.unwrap(), [id.clone()]);
+    let interrupted = p.tasks().get(&id).await.unwrap().unwrap();
+    assert_eq!(interrupted.status, TaskStatus::Interrupted);
+    assert_eq!(interrupted.last_completed_stage, Some(Stage::Plan));
+
+    let done = p.run(&id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+    assert!(!second.asked.lock().unwrap().iter().any(|(r, _)| *r == Role::Planner), "the saved plan was reused");
+    let events = p.tasks().events(&id, 0).await.unwrap();
+    let resumed = events.iter().position(|e| e.kind == "resumed").expect("a resumed event");
+    assert_eq!(events[resumed].data["after"], "plan");
+    assert_eq!(kinds(&events[resumed..]), ["code", "vote", "review", "output"]);
+    assert!(matches!(p.run(&id).await, Err(PipelineError::Invalid(m)) if m.contains("already")));
+}
