@@ -86,8 +86,10 @@ pub async fn run(
             user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n"));
         }
     }
-    user.push_str("\nAnswer with SEARCH/REPLACE blocks only.");
-    let ask = Ask::new(ctx.prompt(Role::Coder), user, ctx.options.coder_max_tokens).samples(temperatures.clone());
+    user.push_str("\nWrite the edit blocks for this step now.");
+    let ask = Ask::new(ctx.prompt(Role::Coder), user, ctx.options.coder_max_tokens)
+        .samples(temperatures.clone())
+        .grammar(edits::grammar(&paths, 3));
     let samples = ctx.models.ask(Role::Coder, ask).await?;
 
     let has_tests = ctx.options.run_tests && !crate::tools::test_commands(&root).is_empty();

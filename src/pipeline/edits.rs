@@ -35,6 +35,27 @@ pub enum EditError {
     DoesNotApply(String),
 }
 
+/// A GBNF grammar for one to `max_blocks` blocks on the given paths (any path when
+/// none are given), so that even a small model's answer is always well-formed and ends.
+/// The price: a line inside a block cannot start with two of `<`, `=`, `>` (no marker-free
+/// code line in the languages we target does at column 0).
+pub fn grammar(paths: &[String], max_blocks: u32) -> String {
+    let safe: Vec<String> = paths
+        .iter()
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c)))
+        .map(|p| format!("\"{p}\""))
+        .collect();
+    let path = if safe.is_empty() { "[a-zA-Z0-9_./-]+".to_string() } else { safe.join(" | ") };
+    let more = max_blocks.saturating_sub(1);
+    [
+        format!(r#"root ::= block ("\n"? block){{0,{more}}}"#),
+        r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" line* "=======\n" line* ">>>>>>> REPLACE\n""#.to_string(),
+        format!("path ::= {path}"),
+        r#"line ::= "\n" | [^<=>\n] [^\n]* "\n" | [<=>] [^<=>\n] [^\n]* "\n""#.to_string(),
+    ]
+    .join("\n")
+}
+
 /// A path line: `FILE: x`, or a bare relative path (models often drop the prefix).
 fn path_of(line: &str) -> Option<String> {
     let line = line.trim().trim_matches('`').trim();

@@ -31,7 +31,7 @@ fn greedy(max_tokens: u32) -> SamplingParams {
 
 /// Outputs depend on which sequences share a batch and where their KV cells lie, so tests
 /// that generate on the shared engine (one context for all roles) take turns.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -8,6 +8,7 @@ mod durability;
 mod engine;
 mod hub;
 mod pipeline;
+mod pipeline_real;
 mod state;
 mod support;
 mod tasks;

@@ -1,0 +1,139 @@
+//! The whole pipeline on the real llama.cpp with a real small model (Qwen2.5-Coder-0.5B
+//! for every role), through the real server: the events of every stage arrive in order
+//! over SSE, the task record holds every stage, and a task interrupted by SIGKILL
+//! resumes after its last completed stage when the server is back.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::pipeline::{calc_repo, TASK};
+use super::support::{quorum_bin, repo_root};
+
+fn qwen() -> PathBuf {
+    let path = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert!(path.exists(), "{} is missing: run scripts/fetch-small-models.sh", path.display());
+    path
+}
+
+/// `quorum serve` on a free port; returns the process and its URL.
+fn serve(workspace: &Path, state: &Path, config: &Path) -> (Child, String) {
+    let mut child = Command::new(quorum_bin())
+        .args(["--config"])
+        .arg(config)
+        .args(["serve", "--port", "0", "--model"])
+        .arg(format!("all={}", qwen().display()))
+        .arg("--workspace")
+        .arg(workspace)
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split("listening on").nth(1).expect("the address line").trim().to_string();
+    (child, url)
+}
+
+async fn wait_ready(url: &str) {
+    for _ in 0..600 {
+        if reqwest::get(format!("{url}/health")).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server did not load its model");
+}
+
+/// Reads SSE events (`event:` + `data:`) until `stop` says so or the stream ends.
+async fn read_sse(res: reqwest::Response, mut stop: impl FnMut(&str, &Value) -> bool) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let mut body = res.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let kind = block.lines().find_map(|l| l.strip_prefix("event:")).map(|k| k.trim().to_string());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:")).map(|d| d.trim().to_string());
+            if let (Some(kind), Some(data)) = (kind, data) {
+                let value: Value = serde_json::from_str(&data).unwrap();
+                let done = stop(&kind, &value);
+                events.push((kind, value));
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+    events
+}
+
+fn stages(events: &[(String, Value)]) -> Vec<String> {
+    events.iter().filter(|(k, _)| k == "stage_started").map(|(_, v)| v["stage"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_pipeline_runs_end_to_end_and_resumes_after_a_crash() {
+    let _turn = super::engine::serial();
+    let (_dir, root) = calc_repo();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.redb");
+    let config = state_dir.path().join("quorum.toml");
+    // One round, no re-plan: enough to see every stage without minutes of CPU.
+    std::fs::write(&config, "[pipeline]\nmax_rounds = 1\nreplans = 0\nmax_votes = 5\ncoder_max_tokens = 200\n").unwrap();
+    let client = reqwest::Client::new();
+
+    let (mut server, url) = serve(&root, &state, &config);
+    wait_ready(&url).await;
+    let res = client.post(format!("{url}/api/workflow")).json(&json!({"task": TASK})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let events = read_sse(res, |kind, _| kind == "finished").await;
+    assert_eq!(events[0].0, "task", "the first event names the task");
+    let id = events[0].1["id"].as_str().unwrap().to_string();
+    assert_eq!(stages(&events), ["preprocess", "plan", "code", "vote", "review", "output"], "{events:?}");
+    assert_eq!(events.iter().filter(|(k, _)| k == "candidate").count(), 5);
+    assert!(events.iter().any(|(k, _)| k == "tally") && events.iter().any(|(k, _)| k == "verdict"));
+    let seqs: Vec<u64> = events[1..].iter().map(|(_, v)| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    let task: Value = client.get(format!("{url}/api/task/{id}")).send().await.unwrap().json().await.unwrap();
+    for stage in ["preprocess", "plan", "code", "vote", "review", "output"] {
+        assert!(task["outputs"][stage].is_object(), "{stage} saved: {task}");
+    }
+    assert!(matches!(task["status"].as_str(), Some("succeeded" | "failed")));
+    assert_eq!(task["attempts"].as_array().unwrap().len(), 5);
+    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), super::pipeline::CALC_PY, "not applied");
+
+    // A second task; the server dies once its plan is saved.
+    let res = client.post(format!("{url}/api/workflow")).json(&json!({"task": TASK})).send().await.unwrap();
+    let early = read_sse(res, |kind, v| kind == "stage_finished" && v["stage"] == "plan").await;
+    let id = early[0].1["id"].as_str().unwrap().to_string();
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, url) = serve(&root, &state, &config);
+    let task: Value = client.get(format!("{url}/api/task/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(task["status"], "interrupted");
+    assert_eq!(task["last_completed_stage"], "plan");
+    wait_ready(&url).await;
+    let res = client.post(format!("{url}/api/task/{id}/resume")).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let from = task["events"].as_array().unwrap().len();
+    let res = client.get(format!("{url}/api/task/{id}/events?from={from}")).send().await.unwrap();
+    let resumed = read_sse(res, |kind, _| kind == "finished").await;
+    assert_eq!(resumed[0].0, "resumed");
+    assert_eq!(resumed[0].1["data"]["after"], "plan");
+    assert_eq!(stages(&resumed), ["code", "vote", "review", "output"], "the saved plan is reused");
+    let task: Value = client.get(format!("{url}/api/task/{id}")).send().await.unwrap().json().await.unwrap();
+    assert!(task["outputs"]["output"].is_object());
+    let again = client.post(format!("{url}/api/task/{id}/resume")).send().await.unwrap();
+    assert_eq!(again.status(), 409, "a finished task does not resume");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
