@@ -41,16 +41,6 @@ impl ApiError {
         }
     }
 
-    pub fn not_implemented(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_IMPLEMENTED,
-            message: message.into(),
-            kind: "invalid_request_error",
-            param: Some("model"),
-            code: Some("not_implemented"),
-        }
-    }
-
     pub fn not_found(message: impl Into<String>, code: &'static str) -> ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into(), kind: "invalid_request_error", param: None, code: Some(code) }
     }

@@ -77,7 +77,9 @@ async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
     let mut events = Box::pin(tasks.follow(id.clone(), from));
     let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar.println(format!("task {id}"));
+    // Without a terminal the bar is hidden, and so would be its lines: log them plainly.
+    let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+    say(format!("task {id}"));
     let run = pipeline.run(&id);
     tokio::pin!(run);
     let result = loop {
@@ -88,7 +90,7 @@ async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
                     if event.kind == "stage_started" {
                         bar.set_message(line.trim().to_string());
                     }
-                    bar.println(line);
+                    say(line);
                 }
             }
         }

@@ -49,6 +49,8 @@ pub struct CodeOutput {
 pub struct Feedback {
     pub problems: Vec<String>,
     pub rejected_diff: Option<String>,
+    /// How earlier rounds' candidates fared (from the task record).
+    pub earlier: Vec<String>,
 }
 
 pub async fn run(
@@ -84,6 +86,9 @@ pub async fn run(
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
         if let Some(diff) = &feedback.rejected_diff {
             user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n"));
+        }
+        if !feedback.earlier.is_empty() {
+            user.push_str(&format!("Earlier rounds:\n- {}\n", feedback.earlier.join("\n- ")));
         }
     }
     user.push_str("\nWrite the edit blocks for this step now.");

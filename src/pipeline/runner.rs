@@ -36,6 +36,23 @@ fn saved<T: DeserializeOwned>(task: &Task, stage: Stage) -> Result<T, PipelineEr
     serde_json::from_value(value.clone()).map_err(|e| PipelineError::Invalid(format!("the saved {stage} output is unreadable: {e}")))
 }
 
+/// One line per earlier round from the task record: how its candidates fared.
+fn earlier_attempts(task: &Task) -> Vec<String> {
+    let mut rounds: Vec<u32> = task.attempts.iter().map(|a| a.round).collect();
+    rounds.dedup();
+    rounds
+        .into_iter()
+        .map(|round| {
+            let flags: Vec<&str> = task.attempts.iter().filter(|a| a.round == round).filter_map(|a| a.red_flag.as_deref()).collect();
+            let total = task.attempts.iter().filter(|a| a.round == round).count();
+            let mut reasons: Vec<&str> = flags.iter().map(|f| f.split(':').next().unwrap_or(f)).collect();
+            reasons.sort();
+            reasons.dedup();
+            format!("round {round}: {total} candidates, {} red-flagged ({})", flags.len(), reasons.join(", "))
+        })
+        .collect()
+}
+
 /// What comes after the last completed stage.
 fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineError> {
     Ok(match task.last_completed_stage {
@@ -61,6 +78,7 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
                 let feedback = Feedback {
                     problems: verdict.problems.clone(),
                     rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
+                    earlier: earlier_attempts(task),
                 };
                 Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback }
             } else if plan.replans < options.replans {

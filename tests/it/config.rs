@@ -144,3 +144,28 @@ fn the_readme_config_example_is_valid() {
     assert_eq!(config.profile.role(Role::Coder).parallel, 8);
     assert!(config.engine.prompt_cache && config.engine.kv_unified);
 }
+
+#[test]
+fn prompt_files_override_the_built_in_prompts() {
+    use quorum::models::Role;
+    use quorum::prompts::Prompts;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("coder.md"), "  Write Go only.\n").unwrap();
+    let prompts = Prompts::load(Some(dir.path())).unwrap();
+    assert_eq!(prompts.get(Role::Coder), "Write Go only.");
+    assert_eq!(prompts.get(Role::Voter), quorum::prompts::system_prompt(Role::Voter).trim(), "the others stay built in");
+    assert!(Prompts::load(None).unwrap().get(Role::Coder).contains("SEARCH"));
+}
+
+#[test]
+fn pipeline_options_from_the_config_file_are_checked() {
+    use quorum::pipeline::PipelineOptions;
+    let file: quorum::config::ConfigFile = toml::from_str("[pipeline]\nk = 3\nmax_rounds = 1\n").unwrap();
+    let config = quorum::config::Config::resolve(file, Default::default()).unwrap();
+    let options = PipelineOptions::default().with(&config.pipeline).unwrap();
+    assert_eq!((options.k, options.max_rounds, options.candidates), (3, 1, 5));
+    let bad: quorum::config::ConfigFile = toml::from_str("[pipeline]\nvotes = 3\n").unwrap();
+    let config = quorum::config::Config::resolve(bad, Default::default()).unwrap();
+    let err = PipelineOptions::default().with(&config.pipeline).unwrap_err().to_string();
+    assert!(err.contains("unknown field `votes`"), "{err}");
+}

@@ -69,11 +69,15 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, workspace):
-    state = tmp_path_factory.mktemp("state") / "state.redb"
+    state_dir = tmp_path_factory.mktemp("state")
+    state = state_dir / "state.redb"
+    # One short round: the pipeline tests check the plumbing, not SmolLM's code.
+    config = state_dir / "quorum.toml"
+    config.write_text("[pipeline]\nmax_rounds = 1\nreplans = 0\ncandidates = 3\ncoder_max_tokens = 96\nmax_votes = 3\n")
     model = ROOT / "models" / "smollm2-135m-instruct-q4_1.gguf"
     assert model.exists(), f"{model} is missing: run scripts/fetch-small-models.sh"
     proc = subprocess.Popen(
-        [quorum_bin(), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state), "--workspace", str(workspace)],
+        [quorum_bin(), "--config", str(config), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state), "--workspace", str(workspace)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

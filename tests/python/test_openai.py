@@ -99,11 +99,10 @@ def test_unknown_model_is_404(client):
     assert e.value.body["code"] == "model_not_found"
 
 
-def test_pipeline_model_answers_501_until_it_exists(client):
-    with pytest.raises(openai.APIStatusError) as e:
-        client.chat.completions.create(model="quorum", messages=MESSAGES)
-    assert e.value.status_code == 501
-    assert "not implemented yet" in e.value.body["message"]
+def test_the_pipeline_model_does_not_take_plain_completions(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="quorum", prompt="def add(a, b):")
+    assert "/v1/chat/completions" in e.value.body["message"]
 
 
 def test_context_length_exceeded_is_400(client):
