@@ -17,8 +17,7 @@ use crate::tools::{Tools, Workspace};
 /// background and serves until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let files = models::resolve(&config.profile, &config.models_dir)?;
-    let workspace = Workspace::new(&config.workspace)
-        .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))?;
+    let workspace = workspace(&config)?;
     tracing::info!(workspace = %workspace.root().display(), "codebase tools ready");
     let tasks = open_tasks(&config).await?;
     let listener = TcpListener::bind((config.host, config.port))
@@ -51,20 +50,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .context("HTTP server failed")
 }
 
-/// Opens the state store, takes over tasks whose process died and keeps this instance's
-/// lease fresh.
-async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {
+/// Opens the state store for this process (see [`TaskStore::start`]).
+pub async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {
     let store = state::open(&config.state).await.context("cannot open the state store")?;
     tracing::info!(backend = store.backend(), location = %config.state, "state store open");
-    let tasks = TaskStore::new(store);
-    tasks.renew_lease().await?;
-    let interrupted = tasks.recover().await?;
-    if !interrupted.is_empty() {
-        tracing::warn!(count = interrupted.len(), "tasks interrupted by the last shutdown are marked `interrupted`");
-    }
-    // Runs for the life of the process.
-    drop(tasks.spawn_upkeep());
-    Ok(tasks)
+    Ok(TaskStore::start(store).await?)
+}
+
+/// The workspace the tools and the pipeline work on.
+pub fn workspace(config: &Config) -> anyhow::Result<Workspace> {
+    Workspace::new(&config.workspace)
+        .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))
 }
 
 /// Loads the given files, logging each step. Blocking.

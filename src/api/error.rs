@@ -45,6 +45,10 @@ impl ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into(), kind: "invalid_request_error", param: None, code: Some(code) }
     }
 
+    pub fn task_not_found(id: &str) -> ApiError {
+        ApiError::not_found(format!("No task with id `{id}` (GET /api/tasks lists them)."), "task_not_found")
+    }
+
     pub fn loading() -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -21,11 +21,44 @@ pub use state::{AppState, PIPELINE_MODEL};
 
 use self::error::ApiError;
 
-/// `mcp_hosts`: Host names `/mcp` accepts besides the loopback ones (the address a
-/// non-loopback server is bound to).
-pub fn router(state: AppState, mcp_hosts: &[String]) -> Router {
-    let mcp = crate::tools::mcp::http_service(state.tools().clone(), mcp_hosts);
-    Router::new()
+/// The `Host` names requests may carry: loopback ones, plus the address of a server bound
+/// to one non-loopback address; `None` (bound to every address) checks nothing. A web
+/// page that rebinds its own name to 127.0.0.1 sends its name, and is refused.
+pub fn allowed_hosts(bound: std::net::IpAddr) -> Option<Vec<String>> {
+    if bound.is_unspecified() {
+        return None;
+    }
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if !bound.is_loopback() {
+        hosts.push(bound.to_string());
+    }
+    Some(hosts)
+}
+
+async fn check_host(
+    hosts: std::sync::Arc<Vec<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    if host.is_empty() || hosts.iter().any(|h| h == name) {
+        return next.run(request).await;
+    }
+    let mut e = ApiError::invalid(
+        format!("Host `{host}` is not served here (DNS-rebinding protection); start quorum with --host to serve other addresses"),
+        None,
+    );
+    e.status = StatusCode::FORBIDDEN;
+    e.into_response()
+}
+
+pub fn router(state: AppState, hosts: Option<Vec<String>>) -> Router {
+    let mcp = crate::tools::mcp::http_service(state.tools().clone(), hosts.clone());
+    let router = Router::new()
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
@@ -45,7 +78,14 @@ pub fn router(state: AppState, mcp_hosts: &[String]) -> Router {
             e.status = StatusCode::NOT_FOUND;
             e
         })
-        .with_state(state)
+        .with_state(state);
+    match hosts {
+        Some(hosts) => {
+            let hosts = std::sync::Arc::new(hosts);
+            router.layer(axum::middleware::from_fn(move |req, next| check_host(hosts.clone(), req, next)))
+        }
+        None => router,
+    }
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -64,7 +104,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let bound = listener.local_addr()?.ip();
-    let hosts: Vec<String> = if bound.is_loopback() || bound.is_unspecified() { Vec::new() } else { vec![bound.to_string()] };
-    axum::serve(listener, router(state, &hosts)).with_graceful_shutdown(shutdown).await
+    let hosts = allowed_hosts(listener.local_addr()?.ip());
+    axum::serve(listener, router(state, hosts)).with_graceful_shutdown(shutdown).await
 }

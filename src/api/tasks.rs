@@ -13,7 +13,7 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     let task = tasks
         .get(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No task with id `{id}` (GET /api/tasks lists them)."), "task_not_found"))?;
+        .ok_or_else(|| ApiError::task_not_found(&id))?;
     let events = tasks.events(&id, 0).await?;
     let mut body = serde_json::to_value(task).expect("tasks serialize");
     body["events"] = serde_json::to_value(events).expect("events serialize");

@@ -24,6 +24,11 @@ impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> ApiError {
         match e {
             PipelineError::Invalid(m) => ApiError::invalid(m, None),
+            PipelineError::Busy(_) => {
+                let mut e = ApiError::invalid(e.to_string(), None);
+                e.status = StatusCode::CONFLICT;
+                e
+            }
             PipelineError::State(e) => e.into(),
             PipelineError::Tool(e) => e.into(),
             other => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: other.to_string(), kind: "server_error", param: None, code: None },
@@ -64,7 +69,7 @@ pub async fn start(State(state): State<AppState>, body: Result<Json<WorkflowRequ
     }
     let task = pipeline.create(&req.task, req.apply, req.options).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
-    pipeline.spawn(task.id.clone());
+    pipeline.start(&task.id).await?;
     let first = SseEvent::default().event("task").data(json!({"id": task.id}).to_string());
     Ok(sse(Some(first), events))
 }
@@ -83,7 +88,7 @@ pub async fn events(
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text(), Some("from")))?;
     let tasks = state.tasks();
     if tasks.get(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("No task with id `{id}`."), "task_not_found"));
+        return Err(ApiError::task_not_found(&id));
     }
     Ok(sse(None, tasks.follow(id, query.from)))
 }
@@ -94,13 +99,13 @@ pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Re
         .tasks()
         .get(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No task with id `{id}`."), "task_not_found"))?;
+        .ok_or_else(|| ApiError::task_not_found(&id))?;
     if task.status != TaskStatus::Interrupted {
         let mut e = ApiError::invalid(format!("task `{id}` is {}; only interrupted tasks resume", task.status), None);
         e.status = StatusCode::CONFLICT;
         return Err(e);
     }
-    pipeline.spawn(id.clone());
+    pipeline.start(&id).await?;
     let body = json!({"id": id, "resumed_after": task.last_completed_stage, "events": format!("/api/task/{id}/events")});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -13,8 +13,8 @@ use super::ModelArgs;
 use crate::config::Config;
 use crate::pipeline::{describe, EngineModels, Pipeline, PipelineOptions};
 use crate::prompts::Prompts;
-use crate::state::{self, Stage, TaskStore};
-use crate::tools::{Tools, Workspace};
+use crate::state::Stage;
+use crate::tools::Tools;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -54,11 +54,8 @@ pub async fn resume(id: String, config: &Config) -> anyhow::Result<()> {
 }
 
 async fn build(config: &Config) -> anyhow::Result<Pipeline> {
-    let workspace = Workspace::new(&config.workspace)
-        .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))?;
-    let store = state::open(&config.state).await.context("cannot open the state store")?;
-    let tasks = TaskStore::new(store);
-    tasks.recover().await?;
+    let workspace = crate::app::workspace(config)?;
+    let tasks = crate::app::open_tasks(config).await?;
     let bar = ProgressBar::new_spinner().with_message("loading models…");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let files = crate::models::resolve(&config.profile, &config.models_dir)?;

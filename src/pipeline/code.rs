@@ -66,9 +66,16 @@ pub async fn run(
     let step = &plan.plan.subtasks[subtask];
     let temperatures = ctx.options.temperatures();
     let n = temperatures.len();
-    let base = super::worktree::workspace_patch(&root)?;
-    let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
-    let scratches = (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()?;
+    // git and the file system block: off the async threads.
+    let scratches = {
+        let (root, patches) = (root.clone(), patches.clone());
+        blocking(move || {
+            let base = super::worktree::workspace_patch(&root)?;
+            let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
+            (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    };
 
     // The files as they are now (after earlier sub-tasks), the step's own first.
     let tree = Workspace::new(scratches[0].path()).map_err(PipelineError::Tool)?;
@@ -97,10 +104,15 @@ pub async fn run(
         .grammar(edits::grammar(&paths, 3));
     let samples = ctx.models.ask(Role::Coder, ask).await?;
 
-    let has_tests = ctx.options.run_tests && !crate::tools::test_commands(&root).is_empty();
+    let has_tests = ctx.has_tests();
+    let (scratches, judged) = blocking(move || {
+        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch)).collect();
+        Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
+    })
+    .await?;
     let mut candidates = Vec::with_capacity(n);
-    for (index, (sample, scratch)) in samples.into_iter().zip(&scratches).enumerate() {
-        let (diff, red_flag) = match judge(&sample, scratch) {
+    for (index, ((sample, verdict), scratch)) in judged.into_iter().zip(&scratches).enumerate() {
+        let (diff, red_flag) = match verdict {
             Ok(diff) => (diff, None),
             Err(flag) => (String::new(), Some(flag)),
         };
@@ -119,7 +131,18 @@ pub async fn run(
         .await?;
         candidates.push(candidate);
     }
+    // Removing worktrees runs git too.
+    blocking(move || {
+        drop(scratches);
+        Ok(())
+    })
+    .await?;
     Ok(CodeOutput { round, subtask, patches, candidates })
+}
+
+/// Runs blocking work (git, files) on tokio's blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
 }
 
 /// The candidate's diff, or the red flag that disqualifies it.

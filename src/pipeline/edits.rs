@@ -111,11 +111,8 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
                 if spec.split('/').any(|c| c == ".git") {
                     return Err(EditError::DoesNotApply(format!("{} is inside .git", edit.path)));
                 }
-                let path = root.join(spec);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
-                }
-                std::fs::write(&path, &edit.replace).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+                create_inside(tree.root(), &root.join(spec), &edit.replace)
+                    .map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?;
                 continue;
             }
             Err(e) => return Err(EditError::DoesNotApply(format!("{}: {e}", edit.path))),
@@ -129,6 +126,20 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
         std::fs::write(&target, updated).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Creates a new file whose directory, after symlinks, is inside `root`; a symlink as the
+/// file name itself (dangling or not) is refused by `create_new`.
+fn create_inside(root: &Path, path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let dir = path.parent().ok_or("no directory")?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let real = dir.canonicalize().map_err(|e| e.to_string())?;
+    if !real.starts_with(root) {
+        return Err("the path leaves the tree through a symlink".into());
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| e.to_string())?;
+    file.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Replaces the one place `search` occurs: exactly, or else ignoring trailing whitespace
@@ -181,6 +192,22 @@ mod tests {
         assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("=======")));
         assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n=======\ny\n"), Err(EditError::Malformed(m)) if m.contains("REPLACE")));
         assert!(matches!(parse("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("path")));
+    }
+
+    #[test]
+    fn new_files_cannot_escape_through_symlinks() {
+        let outside = tempfile::tempdir().unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new.py"), tree.path().join("dangling.py")).unwrap();
+        for path in ["link/x.py", "dangling.py", "../x.py", ".git/hooks/pre-commit"] {
+            let edit = Edit { path: path.into(), search: String::new(), replace: "x = 1\n".into() };
+            assert!(matches!(apply(tree.path(), &[edit]), Err(EditError::DoesNotApply(_))), "{path}");
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
+        let ok = Edit { path: "pkg/new.py".into(), search: String::new(), replace: "x = 1\n".into() };
+        apply(tree.path(), &[ok]).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.path().join("pkg/new.py")).unwrap(), "x = 1\n");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum PipelineError {
     Tool(#[from] ToolError),
     #[error("invalid task: {0}")]
     Invalid(String),
+    /// Another runner (in this process or another) holds the task.
+    #[error("task `{0}` is being run elsewhere")]
+    Busy(String),
 }
 
 /// How hard the pipeline tries. Every field may be set per task (`options` of the
@@ -112,8 +115,23 @@ impl PipelineOptions {
         if options.candidates == 0 || options.k == 0 || options.max_votes == 0 || options.max_rounds == 0 {
             return Err(PipelineError::Invalid("candidates, k, max_votes and max_rounds must be at least 1".into()));
         }
-        if !(0.0..=2.0).contains(&options.min_temperature) || options.max_temperature < options.min_temperature {
+        if !(0.0..=2.0).contains(&options.min_temperature)
+            || !(options.min_temperature..=2.0).contains(&options.max_temperature)
+        {
             return Err(PipelineError::Invalid("temperatures must satisfy 0 <= min_temperature <= max_temperature <= 2".into()));
+        }
+        // Candidates are voted on under letters A-Z; the rest bound the work one request can ask for.
+        let bounds = [
+            ("candidates", options.candidates as u64, 26),
+            ("max_votes", options.max_votes as u64, 64),
+            ("max_rounds", options.max_rounds as u64, 10),
+            ("replans", options.replans as u64, 5),
+            ("coder_max_tokens", options.coder_max_tokens as u64, 8192),
+            ("context_tokens", options.context_tokens as u64, 65536),
+            ("test_timeout_secs", options.test_timeout_secs, 3600),
+        ];
+        if let Some((name, _, max)) = bounds.iter().find(|(_, value, max)| value > max) {
+            return Err(PipelineError::Invalid(format!("{name} may be at most {max}")));
         }
         Ok(options)
     }
@@ -148,6 +166,19 @@ impl Ctx<'_> {
 
     pub fn prompt(&self, role: Role) -> &str {
         self.prompts.get(role)
+    }
+
+    /// One answer from `role` under its prompt, constrained to JSON valid for `schema`.
+    pub async fn ask_json(&self, role: Role, schema: &serde_json::Value, user: String, max_tokens: u32) -> Result<String, PipelineError> {
+        let grammar = crate::engine::json_schema_grammar(&schema.to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
+        let ask = Ask::new(self.prompt(role), user, max_tokens).grammar(grammar);
+        let answer = self.models.ask(role, ask).await?.into_iter().next();
+        Ok(answer.ok_or_else(|| PipelineError::Model(format!("the {role} returned no answer")))?.text)
+    }
+
+    /// Whether candidates' tests run: asked for, and the workspace has a test command.
+    pub fn has_tests(&self) -> bool {
+        self.options.run_tests && !crate::tools::test_commands(self.tools.workspace().root()).is_empty()
     }
 }
 

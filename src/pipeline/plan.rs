@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::models::Ask;
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
@@ -218,10 +217,8 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
     if !learned.is_empty() {
         user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
     }
-    let grammar = crate::engine::json_schema_grammar(&schema().to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
-    let ask = Ask::new(ctx.prompt(Role::Planner), user, 400).grammar(grammar);
-    let answer = ctx.models.ask(Role::Planner, ask).await?.remove(0);
-    let parsed = serde_json::from_str::<Plan>(&answer.text).ok().filter(|p| !p.subtasks.is_empty());
+    let answer = ctx.ask_json(Role::Planner, &schema(), user, 400).await?;
+    let parsed = serde_json::from_str::<Plan>(&answer).ok().filter(|p| !p.subtasks.is_empty());
     let fallback = parsed.is_none();
     let plan = parsed.unwrap_or_else(|| Plan {
         subtasks: vec![Subtask { description: task.to_string(), files: context.files.iter().map(|f| f.path.clone()).collect() }],

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::code::TestOutcome;
-use super::models::Ask;
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
@@ -49,9 +48,8 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, tests: Opt
         )),
         None => user.push_str("\nThe workspace has no tests to run.\n"),
     }
-    let grammar = crate::engine::json_schema_grammar(&schema().to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
-    let answer = ctx.models.ask(Role::Reviewer, Ask::new(ctx.prompt(Role::Reviewer), user, 300).grammar(grammar)).await?.remove(0);
-    let (approved, problems) = match serde_json::from_str::<Answer>(&answer.text) {
+    let answer = ctx.ask_json(Role::Reviewer, &schema(), user, 300).await?;
+    let (approved, problems) = match serde_json::from_str::<Answer>(&answer) {
         // A reviewer that lists problems has not approved, whatever the flag says.
         Ok(a) => (a.approved && a.problems.is_empty(), if !a.approved && a.problems.is_empty() { vec!["rejected without a reason".into()] } else { a.problems }),
         Err(_) => (false, vec!["the review was not valid JSON (cut off?)".into()]),

@@ -22,6 +22,14 @@ use crate::tools::Tools;
 #[derive(Clone)]
 pub struct Pipeline(Arc<Shared>);
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 enum Step {
     Preprocess,
     Plan { learned: Vec<String>, round_start: usize, replans: u32 },
@@ -29,11 +37,22 @@ enum Step {
     Vote,
     Review,
     Output { failure: Option<String> },
+    /// The output is saved but the task was not marked finished (a crash in between).
+    Finish { failure: Option<String> },
 }
 
 fn saved<T: DeserializeOwned>(task: &Task, stage: Stage) -> Result<T, PipelineError> {
     let value = task.outputs.get(&stage).ok_or_else(|| PipelineError::Invalid(format!("the task has no saved {stage} output")))?;
     serde_json::from_value(value.clone()).map_err(|e| PipelineError::Invalid(format!("the saved {stage} output is unreadable: {e}")))
+}
+
+/// What the coders are told after a rejection.
+fn feedback(task: &Task, verdict: &Verdict) -> Feedback {
+    Feedback {
+        problems: verdict.problems.clone(),
+        rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
+        earlier: earlier_attempts(task),
+    }
 }
 
 /// One line per earlier round from the task record: how its candidates fared.
@@ -64,7 +83,12 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
             let vote: VoteOutput = saved(task, Stage::Vote)?;
             let plan: PlanOutput = saved(task, Stage::Plan)?;
             if vote.winner.is_some() && vote.subtask + 1 < plan.plan.subtasks.len() {
-                Step::Code { round: vote.round, subtask: vote.subtask + 1, patches: vote.patches, feedback: Feedback::default() }
+                // In a retry round every sub-task hears why the last attempt was rejected.
+                let feedback = match saved::<Verdict>(task, Stage::Review) {
+                    Ok(verdict) if task.reviews.len() > plan.round_start => feedback(task, &verdict),
+                    _ => Feedback::default(),
+                };
+                Step::Code { round: vote.round, subtask: vote.subtask + 1, patches: vote.patches, feedback }
             } else {
                 Step::Review
             }
@@ -74,13 +98,8 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
             let plan: PlanOutput = saved(task, Stage::Plan)?;
             if verdict.approved {
                 Step::Output { failure: None }
-            } else if task.reviews.len() - plan.round_start < options.max_rounds as usize {
-                let feedback = Feedback {
-                    problems: verdict.problems.clone(),
-                    rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
-                    earlier: earlier_attempts(task),
-                };
-                Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback }
+            } else if task.reviews.len().saturating_sub(plan.round_start) < options.max_rounds as usize {
+                Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback: feedback(task, &verdict) }
             } else if plan.replans < options.replans {
                 let learned = task.reviews.iter().flat_map(|r| r.problems.iter().cloned()).collect();
                 Step::Plan { learned, round_start: task.reviews.len(), replans: plan.replans + 1 }
@@ -88,7 +107,7 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
                 Step::Output { failure: Some(verdict.problems.join("; ")) }
             }
         }
-        Some(Stage::Output) => return Err(PipelineError::Invalid("the task has already finished".into())),
+        Some(Stage::Output) => Step::Finish { failure: saved::<output::Output>(task, Stage::Output)?.failure },
     })
 }
 
@@ -111,33 +130,73 @@ impl Pipeline {
         Ok(self.0.tasks.create(TaskInput { text: text.to_string(), workspace, apply, options }).await?)
     }
 
-    /// Runs a task in the background; failures are in its record and event log.
-    pub fn spawn(&self, id: String) -> tokio::task::JoinHandle<()> {
+    /// Claims the task and runs it in the background; failures end up in its record and
+    /// event log. Fails at once if the task cannot run (finished, or run elsewhere).
+    pub async fn start(&self, id: &str) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
+        let task = self.claim(id).await?;
         let pipeline = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = pipeline.run(&id).await {
+        Ok(tokio::spawn(async move {
+            let id = task.id.clone();
+            if let Err(e) = pipeline.run_claimed(task).await {
                 tracing::warn!(task = %id, error = %e, "task failed");
             }
-        })
+        }))
     }
 
     /// Runs a new task, or resumes an interrupted one after its last completed stage,
     /// until it succeeds or fails.
     pub async fn run(&self, id: &str) -> Result<Task, PipelineError> {
+        let task = self.claim(id).await?;
+        self.run_claimed(task).await
+    }
+
+    async fn claim(&self, id: &str) -> Result<Task, PipelineError> {
         let tasks = &self.0.tasks;
-        let mut task = tasks.get(id).await?.ok_or_else(|| PipelineError::Invalid(format!("no task `{id}`")))?;
+        let task = tasks.get(id).await?.ok_or_else(|| PipelineError::Invalid(format!("no task `{id}`")))?;
         if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed) {
             return Err(PipelineError::Invalid(format!("task `{id}` has already {}", task.status)));
         }
+        let root = self.0.tools.workspace().root().display().to_string();
+        if let Some(ws) = task.input.workspace.as_deref().filter(|ws| *ws != root) {
+            return Err(PipelineError::Invalid(format!("task `{id}` works on {ws}, not {root}; run it with --workspace {ws}")));
+        }
+        if !tasks.claim(id).await? {
+            return Err(PipelineError::Busy(id.to_string()));
+        }
+        Ok(task)
+    }
+
+    async fn run_claimed(&self, mut task: Task) -> Result<Task, PipelineError> {
+        let tasks = self.0.tasks.clone();
+        let id = task.id.clone();
+        // Stops renewing when the run ends, however it ends (an aborted run included).
+        let _renew = AbortOnDrop({
+            let (tasks, id) = (tasks.clone(), id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+                    if let Err(e) = tasks.renew_claim(&id).await {
+                        tracing::warn!(task = %id, error = %e, "renewing the task claim failed");
+                    }
+                }
+            })
+        });
+        let result = self.run_task(&mut task).await;
+        tasks.release(&id).await?;
+        result.map(|()| task)
+    }
+
+    async fn run_task(&self, task: &mut Task) -> Result<(), PipelineError> {
+        let tasks = &self.0.tasks;
         if task.status == TaskStatus::Interrupted {
             let resume_after = task.last_completed_stage;
-            tasks.event(id, "resumed", None, serde_json::json!({"after": resume_after})).await?;
+            tasks.event(&task.id, "resumed", None, serde_json::json!({"after": resume_after})).await?;
         }
         let options = self.0.defaults.with(&task.input.options)?;
-        match self.drive(&mut task, &options).await {
-            Ok(()) => Ok(task),
+        match self.drive(task, &options).await {
+            Ok(()) => Ok(()),
             Err(e) => {
-                tasks.finish(&mut task, Some(e.to_string())).await?;
+                tasks.finish(task, Some(e.to_string())).await?;
                 Err(e)
             }
         }
@@ -218,6 +277,10 @@ impl Pipeline {
                     tasks.finish(task, failure).await?;
                     return Ok(());
                 }
+                Step::Finish { failure } => {
+                    tasks.finish(task, failure).await?;
+                    return Ok(());
+                }
             }
         }
     }
@@ -226,16 +289,28 @@ impl Pipeline {
     /// on the result.
     async fn combined(&self, ctx: &Ctx<'_>, patches: &[String]) -> Result<(String, Option<code::TestOutcome>), PipelineError> {
         let root = ctx.tools.workspace().root().to_path_buf();
-        let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
-        for patch in patches {
-            scratch.apply(patch)?;
-        }
-        let diff = scratch.diff()?;
-        let tests = if ctx.options.run_tests && !crate::tools::test_commands(&root).is_empty() {
+        let (scratch, diff) = {
+            let (root, patches) = (root.clone(), patches.to_vec());
+            code::blocking(move || {
+                let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
+                for patch in &patches {
+                    scratch.apply(patch)?;
+                }
+                let diff = scratch.diff()?;
+                Ok((scratch, diff))
+            })
+            .await?
+        };
+        let tests = if ctx.has_tests() {
             Some(code::run_tests(ctx, &scratch).await?)
         } else {
             None
         };
+        code::blocking(move || {
+            drop(scratch);
+            Ok(())
+        })
+        .await?;
         Ok((diff, tests))
     }
 }

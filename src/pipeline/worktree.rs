@@ -11,7 +11,8 @@ use super::PipelineError;
 fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, PipelineError> {
     use std::io::Write;
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir).args(["-c", "core.quotepath=off"]).args(args);
+    // Patches must not depend on the user's git config (colour, prefixes, external tools).
+    cmd.arg("-C").arg(dir).args(["-c", "core.quotepath=off", "-c", "color.ui=false", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false"]).args(args);
     cmd.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
@@ -29,7 +30,12 @@ fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, Pipelin
 pub fn workspace_patch(root: &Path) -> Result<String, PipelineError> {
     git(root, &["rev-parse", "--verify", "HEAD"], None)
         .map_err(|_| PipelineError::Workspace("the pipeline needs a git repository with a commit (git init; git commit)".into()))?;
-    git(root, &["diff", "--binary", "--no-ext-diff", "HEAD"], None)
+    // Worktrees hold the whole repository: the workspace must be its top, or paths disagree.
+    let top = git(root, &["rev-parse", "--show-toplevel"], None)?;
+    if Path::new(top.trim()).canonicalize().ok().as_deref() != Some(root) {
+        return Err(PipelineError::Workspace(format!("the workspace must be the top of its git repository ({})", top.trim())));
+    }
+    git(root, &["diff", "--binary", "--no-ext-diff", "--no-textconv", "HEAD"], None)
 }
 
 /// Applies a patch to the workspace itself (`--apply`), checking first that it applies.
@@ -81,7 +87,7 @@ impl Scratch {
     /// Everything changed since the base, new files included, as a unified diff.
     pub fn diff(&self) -> Result<String, PipelineError> {
         git(&self.path, &["add", "-A"], None)?;
-        git(&self.path, &["diff", "--cached", "--binary", "--no-ext-diff", "--no-color", &self.base], None)
+        git(&self.path, &["diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", &self.base], None)
     }
 
     /// Paths changed since the base.

@@ -16,6 +16,8 @@ use super::{now_ms, Result, SetOptions, StateError, StateStore, Subscription};
 /// An instance that has not renewed its lease for this long is taken for dead.
 const LEASE: Duration = Duration::from_secs(15);
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// A task claim lapses this long after its runner stops renewing it.
+const CLAIM: Duration = Duration::from_secs(60);
 
 fn task_key(id: &str) -> String {
     format!("task:{id}")
@@ -116,7 +118,8 @@ impl TaskStore {
     /// The event log from position `from` on.
     pub async fn events(&self, id: &str, from: u64) -> Result<Vec<TaskEvent>> {
         let key = events_key(id);
-        let raw = self.store.lrange(&key, from as i64, -1).await?;
+        let Ok(start) = i64::try_from(from) else { return Ok(Vec::new()) };
+        let raw = self.store.lrange(&key, start, -1).await?;
         raw.iter()
             .enumerate()
             .map(|(i, bytes)| {
@@ -141,16 +144,36 @@ impl TaskStore {
         let tasks = self.clone();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let Ok(live) = tasks.subscribe(&id).await else { return };
-            let mut live = Box::pin(live);
-            let mut next = from;
-            let Ok(log) = tasks.events(&id, from).await else { return };
-            for event in log {
-                next = event.seq + 1;
-                let done = event.kind == "finished";
-                if tx.send(event).is_err() || done {
+            let live = match tasks.subscribe(&id).await {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::warn!(task = %id, error = %e, "cannot follow the task's events");
                     return;
                 }
+            };
+            let mut live = Box::pin(live);
+            let mut next = from;
+            // Sends the log from `next` on; false when the listener is gone or the task ended.
+            let drain = |next: &mut u64| {
+                let (tasks, id, tx) = (&tasks, &id, &tx);
+                let from = *next;
+                async move {
+                    let Ok(log) = tasks.events(id, from).await else { return (from, false) };
+                    let mut next = from;
+                    for event in log {
+                        next = event.seq + 1;
+                        let done = event.kind == "finished";
+                        if tx.send(event).is_err() || done {
+                            return (next, false);
+                        }
+                    }
+                    (next, true)
+                }
+            };
+            let (n, open) = drain(&mut next).await;
+            next = n;
+            if !open {
+                return;
             }
             loop {
                 let received = tokio::select! {
@@ -158,25 +181,26 @@ impl TaskStore {
                     _ = tx.closed() => return,
                     received = tokio::time::timeout(Duration::from_secs(10), live.next()) => received,
                 };
-                match received {
-                    Ok(Some(event)) if event.seq < next => {}
-                    Ok(Some(event)) => {
-                        next = event.seq + 1;
+                let active = match received {
+                    Ok(Some(event)) if event.seq < next => continue,
+                    Ok(Some(event)) if event.seq == next => {
+                        next += 1;
                         let done = event.kind == "finished";
                         if tx.send(event).is_err() || done {
                             return;
                         }
+                        continue;
                     }
-                    Ok(None) => return,
-                    // Quiet for a while: stop if nobody is working on the task any more.
-                    Err(_) => match tasks.get(&id).await {
-                        Ok(Some(task)) if task.status.is_active() || task.status == TaskStatus::Queued => {
-                            if tx.is_closed() {
-                                return;
-                            }
-                        }
-                        _ => return,
-                    },
+                    // A gap (a subscriber that fell behind, a lost message): the log has it.
+                    Ok(Some(_)) => true,
+                    Ok(None) => false,
+                    // Quiet for a while: go on only while somebody works on the task.
+                    Err(_) => matches!(tasks.get(&id).await, Ok(Some(t)) if t.status.is_active() || t.status == TaskStatus::Queued),
+                };
+                let (n, open) = drain(&mut next).await;
+                next = n;
+                if !open || !active {
+                    return;
                 }
             }
         });
@@ -212,6 +236,48 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Takes this store into use for a long-running process: renews the lease, marks the
+    /// tasks of dead processes interrupted, and keeps the lease fresh from now on.
+    pub async fn start(store: Arc<dyn StateStore>) -> Result<TaskStore> {
+        let tasks = TaskStore::new(store);
+        tasks.renew_lease().await?;
+        let interrupted = tasks.recover().await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(count = interrupted.len(), "tasks interrupted by the last shutdown are marked `interrupted`");
+        }
+        // Runs for the life of the process.
+        drop(tasks.spawn_upkeep());
+        Ok(tasks)
+    }
+
+    /// Claims the right to run a task: one runner per task, across processes. A claim
+    /// whose holder is dead (its lease lapsed, or any other holder of an exclusive store)
+    /// is taken over. Returns `false` when a live runner holds it.
+    pub async fn claim(&self, id: &str) -> Result<bool> {
+        let key = format!("task-claim:{id}");
+        let options = SetOptions { ttl: Some(CLAIM), only_if_absent: true };
+        if self.store.set(&key, self.instance.as_bytes(), options).await? {
+            return Ok(true);
+        }
+        let holder = self.store.get(&key).await?.map(|h| String::from_utf8_lossy(&h).into_owned()).unwrap_or_default();
+        let dead = holder != *self.instance && (self.store.exclusive() || !self.store.exists(&lease_key(&holder)).await?);
+        if dead {
+            self.store.set(&key, self.instance.as_bytes(), SetOptions { ttl: Some(CLAIM), only_if_absent: false }).await?;
+        }
+        Ok(dead)
+    }
+
+    /// Keeps a claim alive while the task runs.
+    pub async fn renew_claim(&self, id: &str) -> Result<()> {
+        self.store.expire(&format!("task-claim:{id}"), CLAIM).await?;
+        Ok(())
+    }
+
+    pub async fn release(&self, id: &str) -> Result<()> {
+        self.store.del(&format!("task-claim:{id}")).await?;
+        Ok(())
+    }
+
     /// Renews this instance's lease.
     pub async fn renew_lease(&self) -> Result<()> {
         let options = SetOptions { ttl: Some(LEASE), only_if_absent: false };
@@ -224,9 +290,12 @@ impl TaskStore {
     /// last completed stage is kept, so the task can resume after it. Returns their ids.
     pub async fn recover(&self) -> Result<Vec<String>> {
         let mut interrupted = Vec::new();
-        for summary in self.list(Some(TaskStatus::Running), usize::MAX).await? {
+        let mut candidates = self.list(Some(TaskStatus::Running), usize::MAX).await?;
+        candidates.extend(self.list(Some(TaskStatus::Queued), usize::MAX).await?);
+        for summary in candidates {
             let Some(mut task) = self.get(&summary.id).await? else { continue };
-            if !task.status.is_active() || task.owner == *self.instance {
+            let stranded = task.status.is_active() || task.status == TaskStatus::Queued;
+            if !stranded || task.owner == *self.instance {
                 continue;
             }
             if !self.store.exclusive() && self.store.exists(&lease_key(&task.owner)).await? {

@@ -65,6 +65,8 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
         .args(["-c", "core.quotepath=off"])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // Paths are paths: no `:(top)` or other pathspec magic from a caller.
+        .env("GIT_LITERAL_PATHSPECS", "1")
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ToolError::Unavailable("git is not installed".into()),
@@ -92,7 +94,8 @@ fn check_revision(rev: &str) -> Result<&str, ToolError> {
 }
 
 pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
-    let mut diff_args: Vec<&str> = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv"];
+    // --relative: a workspace below the repository's top sees only (and paths relative to) itself.
+    let mut diff_args: Vec<&str> = vec!["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--relative"];
     match (&args.from, &args.to) {
         (None, Some(_)) => return Err(ToolError::invalid("`to` needs `from`")),
         (Some(from), to) => {

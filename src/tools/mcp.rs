@@ -76,13 +76,15 @@ pub async fn serve_stdio(tools: Tools) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The Streamable HTTP endpoint. Requests must name an allowed `Host` (loopback names plus
-/// `extra_hosts`), and a browser's `Origin` must be a loopback one, so that a web page
-/// cannot reach the workspace through DNS rebinding.
-pub fn http_service(tools: Tools, extra_hosts: &[String]) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    hosts.extend(extra_hosts.iter().cloned());
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts).with_allowed_origins([
+/// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), and a
+/// browser's `Origin` must be a loopback one, so that a web page cannot reach the
+/// workspace through DNS rebinding.
+pub fn http_service(tools: Tools, hosts: Option<Vec<String>>) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
+    let config = match hosts {
+        Some(hosts) => StreamableHttpServerConfig::default().with_allowed_hosts(hosts),
+        None => StreamableHttpServerConfig::default().disable_allowed_hosts(),
+    };
+    let config = config.with_allowed_origins([
         "http://localhost:*",
         "http://127.0.0.1:*",
         "http://[::1]:*",

@@ -201,8 +201,15 @@ fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duratio
     };
     // Whatever the runner left behind in its group goes too, so the pipes close.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    // A daemon that left the group can keep a pipe open: give the readers a moment, not forever.
+    let deadline = Instant::now() + Duration::from_secs(2);
     for reader in readers {
-        let _ = reader.join();
+        while !reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if reader.is_finished() {
+            let _ = reader.join();
+        }
     }
     let capture = std::mem::replace(&mut *capture.lock().expect("capture lock"), Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() });
     let start = capture.tail.len().saturating_sub(max);

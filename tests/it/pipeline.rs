@@ -236,7 +236,8 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
         let p = pipeline(&root, Arc::new(first), &path, PipelineOptions::default()).await;
         let task = p.create(TASK, false, json!({"candidates": 3})).await.unwrap();
         let mut events = Box::pin(p.tasks().follow(task.id.clone(), 0));
-        let run = p.spawn(task.id.clone());
+        let run = p.start(&task.id).await.unwrap();
+        assert!(matches!(p.start(&task.id).await, Err(PipelineError::Busy(_))), "one runner per task");
         while let Some(e) = events.next().await {
             if e.kind == "stage_started" && e.stage == Some(Stage::Code) {
                 break;

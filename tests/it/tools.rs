@@ -436,6 +436,13 @@ async fn the_rest_routes_serve_the_tools() {
         }
     }
 
+    // Every route refuses Host names it does not serve (DNS rebinding).
+    let rebound = client.post(format!("{url}/api/tools/read_file")).header("host", "evil.example:8080").json(&json!({"path": "src/lib.rs"})).send().await.unwrap();
+    assert_eq!(rebound.status(), 403);
+    assert!(rebound.text().await.unwrap().contains("DNS-rebinding"));
+    let localhost = client.get(format!("{url}/api/mcp/tools")).header("host", "localhost:1234").send().await.unwrap();
+    assert_eq!(localhost.status(), 200);
+
     // /mcp refuses browsers from other origins and other Host names (DNS rebinding).
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});

@@ -54,7 +54,7 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
     let pipeline = state.pipeline()?;
     let task = pipeline.create(&last, false, Value::Null).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
-    pipeline.spawn(task.id.clone());
+    pipeline.start(&task.id).await?;
     let id = format!("chatcmpl-{}", unique_suffix());
     let created = unix_now();
     if req.options.stream {
