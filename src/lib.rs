@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod eval;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;

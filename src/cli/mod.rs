@@ -1,6 +1,7 @@
 //! Command-line arguments (clap) and one file per subcommand.
 
 mod chat;
+mod eval;
 mod mcp;
 mod run;
 mod models;
@@ -36,6 +37,8 @@ pub enum Command {
     /// Download and inspect the models of a profile.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Measure quorum on function-completion tasks checked by hidden tests.
+    Eval(eval::EvalArgs),
     /// Run the multi-agent pipeline on a task and print the reviewed diff.
     Run(run::RunArgs),
     /// Serve the codebase tools over MCP on stdin/stdout (for editors and agents).
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.config.as_ref()).await,
         Command::Chat(args) => chat::run(args, cli.config.as_ref()).await,
         Command::Models(cmd) => models::run(cmd, cli.config.as_ref()).await,
+        Command::Eval(args) => eval::run(args, cli.config.as_ref()).await,
         Command::Run(args) => run::run(args, cli.config.as_ref()).await,
         Command::Mcp(args) => mcp::run(args, cli.config.as_ref()).await,
         Command::Tasks(args) => tasks::run(args, cli.config.as_ref()).await,

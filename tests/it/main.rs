@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod durability;
 mod engine;
+mod eval;
 mod hub;
 mod pipeline;
 mod pipeline_real;

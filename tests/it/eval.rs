@@ -1,0 +1,89 @@
+//! `quorum eval`: the task file, the sandbox that runs hidden tests, and a real run of the
+//! `single` mode on two tasks with Qwen2.5-Coder-0.5B.
+
+use std::process::Command;
+use std::time::Duration;
+
+use quorum::eval::{load_tasks, program, sandbox};
+use serde_json::Value;
+
+use super::support::{quorum_bin, repo_root};
+
+fn tasks() -> Vec<quorum::eval::EvalTask> {
+    load_tasks(&repo_root().join("evals/tasks.jsonl")).unwrap()
+}
+
+fn canonical(n: usize) -> String {
+    let line = std::fs::read_to_string(repo_root().join("evals/tasks.jsonl")).unwrap().lines().nth(n).unwrap().to_string();
+    serde_json::from_str::<Value>(&line).unwrap()["canonical_solution"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_task_file_has_forty_tasks_and_bad_files_are_explained() {
+    let all = tasks();
+    assert_eq!(all.len(), 40);
+    assert!(all.iter().all(|t| t.prompt.contains(&format!("def {}(", t.entry_point)) && t.test.contains("def check(")));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"task_id\": \"x\"}\n").unwrap();
+    let message = load_tasks(&bad).unwrap_err().to_string();
+    assert!(message.contains("line 1") && message.contains("entry_point"), "{message}");
+}
+
+#[test]
+fn the_sandbox_passes_right_answers_and_fails_wrong_ones() {
+    let task = &tasks()[4];
+    let timeout = Duration::from_secs(10);
+    let right = sandbox::check(&format!("{}{}", task.prompt, canonical(4)), &task.test, &task.entry_point, timeout).unwrap();
+    assert!(right.passed, "{right:?}");
+    let wrong = sandbox::check(&format!("{}    return s\n", task.prompt), &task.test, &task.entry_point, timeout).unwrap();
+    assert!(!wrong.passed && wrong.error.contains("AssertionError"), "{wrong:?}");
+}
+
+#[test]
+fn the_sandbox_stops_loops_memory_hogs_and_the_network() {
+    let test = "def check(candidate):\n    assert candidate() == 1\n";
+    let looping = sandbox::check("def f():\n    while True:\n        pass\n", test, "f", Duration::from_secs(2)).unwrap();
+    assert!(looping.timed_out && !looping.passed);
+    let hog = sandbox::check("def f():\n    x = bytearray(4 << 30)\n    return 1\n", test, "f", Duration::from_secs(10)).unwrap();
+    assert!(!hog.passed && hog.error.contains("MemoryError"), "{hog:?}");
+    if sandbox::network_isolated() {
+        let net = "import socket\ndef f():\n    s = socket.socket()\n    s.settimeout(2)\n    return 1 if s.connect_ex(('1.1.1.1', 80)) == 0 else 0\n";
+        assert!(!sandbox::check(net, test, "f", Duration::from_secs(10)).unwrap().passed, "no network");
+    }
+    let env = "import os\ndef f():\n    return 1 if 'HOME' not in os.environ else 0\n";
+    assert!(sandbox::check(env, test, "f", Duration::from_secs(10)).unwrap().passed, "an empty environment");
+}
+
+#[test]
+fn answers_become_programs_whole_or_as_a_body() {
+    let task = &tasks()[4];
+    let whole = format!("Here:\n```python\ndef {}(s, keep):\n    return s\n```\n", task.entry_point);
+    assert!(program(task, &whole).trim_start().starts_with(&format!("def {}(s, keep)", task.entry_point)));
+    let body = "    return s\n";
+    assert!(program(task, body).starts_with(&task.prompt) && program(task, body).ends_with(body));
+}
+
+#[test]
+fn eval_single_runs_and_reports() {
+    let _turn = super::engine::serial();
+    let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(quorum_bin())
+        .args(["eval", "--mode", "single", "--limit", "2", "--max-tokens", "200", "--tasks"])
+        .arg(repo_root().join("evals/tasks.jsonl"))
+        .arg("--out")
+        .arg(out.path())
+        .arg("--model")
+        .arg(format!("coder={}", qwen.display()))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["summary"]["tasks"], 2);
+    assert_eq!(results["results"].as_array().unwrap().len(), 2);
+    assert!(results["results"][0]["tokens"].as_u64().unwrap() > 0);
+    let table = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(table.contains("| single | 2 |"), "{table}");
+    assert!(String::from_utf8_lossy(&run.stdout).contains("pass rate"));
+}
