@@ -3,15 +3,15 @@
 //! over SSE, the task record holds every stage, and a task interrupted by SIGKILL
 //! resumes after its last completed stage when the server is back.
 
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::pipeline::{calc_repo, TASK};
-use super::support::{quorum_bin, repo_root};
+use super::support::{quorum_bin, repo_root, spawn_server};
 
 fn qwen() -> PathBuf {
     let path = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
@@ -21,23 +21,11 @@ fn qwen() -> PathBuf {
 
 /// `quorum serve` on a free port; returns the process and its URL.
 fn serve(workspace: &Path, state: &Path, config: &Path) -> (Child, String) {
-    let mut child = Command::new(quorum_bin())
-        .args(["--config"])
-        .arg(config)
-        .args(["serve", "--port", "0", "--model"])
-        .arg(format!("all={}", qwen().display()))
-        .arg("--workspace")
-        .arg(workspace)
-        .arg("--state")
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split("listening on").nth(1).expect("the address line").trim().to_string();
-    (child, url)
+    let model = format!("all={}", qwen().display());
+    spawn_server(&[
+        "--config".into(), config.into(), "serve".into(), "--port".into(), "0".into(), "--model".into(), model.into(),
+        "--workspace".into(), workspace.into(), "--state".into(), state.into(),
+    ])
 }
 
 async fn wait_ready(url: &str) {

@@ -74,3 +74,19 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `quorum ARGS...` (a `serve --port 0` command line) and returns the process and
+/// the URL it printed.
+pub fn spawn_server(args: &[std::ffi::OsString]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(quorum_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split("listening on").nth(1).expect("the address line").trim().to_string();
+    (child, url)
+}

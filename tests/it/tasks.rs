@@ -2,15 +2,15 @@
 //! `quorum tasks` CLI (while a writer holds the file), and recovery when `quorum serve`
 //! starts on a file whose tasks were left running.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+
+use std::process::Command;
 use std::sync::Arc;
 
 use quorum::api::{self, AppState};
 use quorum::state::{EmbeddedStore, Stage, Task, TaskInput, TaskStore};
 use serde_json::Value;
 
-use super::support::{quorum_bin, repo_tools, smollm, smollm_config, temp_tasks};
+use super::support::{quorum_bin, repo_tools, smollm, smollm_config, spawn_server, temp_tasks};
 
 /// A queued task, a finished one and one stopped in the code stage.
 async fn seed(tasks: &TaskStore) -> (Task, Task, Task) {
@@ -133,18 +133,8 @@ async fn serve_marks_tasks_left_running_as_interrupted() {
         let (_, done, running) = seed(&tasks).await;
         (running, done)
     };
-    let mut child = Command::new(quorum_bin())
-        .args(["serve", "--port", "0", "--model"])
-        .arg(format!("all={}", smollm().display()))
-        .arg("--state")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split("listening on").nth(1).expect("the address line").trim().to_string();
+    let model = format!("all={}", smollm().display());
+    let (mut child, url) = spawn_server(&["serve".into(), "--port".into(), "0".into(), "--model".into(), model.into(), "--state".into(), path.into()]);
     let task: Value = reqwest::get(format!("{url}/api/task/{}", running.id)).await.unwrap().json().await.unwrap();
     let finished: Value = reqwest::get(format!("{url}/api/task/{}", done.id)).await.unwrap().json().await.unwrap();
     child.kill().unwrap();
