@@ -3,7 +3,6 @@
 //! over SSE, the task record holds every stage, and a task interrupted by SIGKILL
 //! resumes after its last completed stage when the server is back.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 

@@ -2,7 +2,6 @@
 //! `quorum tasks` CLI (while a writer holds the file), and recovery when `quorum serve`
 //! starts on a file whose tasks were left running.
 
-
 use std::process::Command;
 use std::sync::Arc;
 
