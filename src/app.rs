@@ -77,10 +77,17 @@ pub fn load(files: &[ModelFile], config: &Config, on_event: &(dyn Fn(LoadEvent) 
 
 /// Loads just the file that serves `role` (for one-off CLI use).
 pub fn load_role(config: &Config, role: Role) -> anyhow::Result<Engine> {
+    load_roles(config, &[role])
+}
+
+/// Loads the files that serve `roles`, each once.
+pub fn load_roles(config: &Config, roles: &[Role]) -> anyhow::Result<Engine> {
     let files: Vec<ModelFile> = models::resolve(&config.profile, &config.models_dir)?
         .into_iter()
-        .filter(|f| f.roles.contains(&role))
-        .map(|f| ModelFile { roles: vec![role], ..f })
+        .filter_map(|f| {
+            let kept: Vec<Role> = f.roles.iter().copied().filter(|r| roles.contains(r)).collect();
+            (!kept.is_empty()).then_some(ModelFile { roles: kept, ..f })
+        })
         .collect();
     load(&files, config, &|_| {})
 }

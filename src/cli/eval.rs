@@ -14,6 +14,8 @@ use crate::eval;
 pub enum Mode {
     /// One coder sample per task (the baseline).
     Single,
+    /// Candidates from one prefill, red flags, voting; no review.
+    Vote,
 }
 
 #[derive(Debug, Args)]
@@ -45,7 +47,13 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         tasks.truncate(limit);
     }
     let config = args.models.config(config, None, None, None, None)?;
-    let engine = tokio::task::spawn_blocking(move || crate::app::load_role(&config, crate::models::Role::Coder)).await??;
+    let options = crate::pipeline::PipelineOptions::default().with(&config.pipeline)?;
+    let mode = args.mode;
+    let engine = tokio::task::spawn_blocking(move || match mode {
+        Mode::Single => crate::app::load_role(&config, crate::models::Role::Coder),
+        Mode::Vote => crate::app::load_roles(&config, &[crate::models::Role::Coder, crate::models::Role::Voter]),
+    })
+    .await??;
     let bar = ProgressBar::new(tasks.len() as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
     let mut results = Vec::new();
@@ -53,6 +61,10 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         bar.set_message(task.task_id.clone());
         let result = match args.mode {
             Mode::Single => eval::run_single(&engine, task, args.max_tokens, Duration::from_secs(args.timeout)).await?,
+            Mode::Vote => {
+                let options = crate::pipeline::PipelineOptions { coder_max_tokens: args.max_tokens, ..options.clone() };
+                eval::run_vote(&engine, task, &options, Duration::from_secs(args.timeout)).await?
+            }
         };
         results.push(result);
         let passed = results.iter().filter(|r| r.passed).count();
@@ -60,7 +72,11 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         bar.inc(1);
     }
     bar.finish();
-    let summary = eval::summarize("single", &results);
+    let name = match args.mode {
+        Mode::Single => "single",
+        Mode::Vote => "vote",
+    };
+    let summary = eval::summarize(name, &results);
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let json = serde_json::json!({"summary": summary, "results": results});
     std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&json)?)?;

@@ -87,3 +87,31 @@ fn eval_single_runs_and_reports() {
     assert!(table.contains("| single | 2 |"), "{table}");
     assert!(String::from_utf8_lossy(&run.stdout).contains("pass rate"));
 }
+
+#[test]
+fn eval_vote_samples_candidates_votes_and_reports_the_oracle() {
+    let _turn = super::engine::serial();
+    let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(quorum_bin())
+        .args(["eval", "--mode", "vote", "--limit", "2", "--max-tokens", "150", "--tasks"])
+        .arg(repo_root().join("evals/tasks.jsonl"))
+        .arg("--out")
+        .arg(out.path())
+        .arg("--model")
+        .arg(format!("all={}", qwen.display()))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["summary"]["mode"], "vote");
+    assert!(results["summary"]["oracle_rate"].is_number());
+    for r in results["results"].as_array().unwrap() {
+        assert!(r["oracle"].is_boolean());
+        // A winner that passes implies the oracle passes.
+        assert!(r["passed"] == false || r["oracle"] == true, "{r}");
+        assert!(r["tokens"].as_u64().unwrap() > 0, "{r}");
+    }
+    let table = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(table.contains("| oracle |") && table.contains("| vote | 2 |"), "{table}");
+}
