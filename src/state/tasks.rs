@@ -154,9 +154,8 @@ impl TaskStore {
             let mut live = Box::pin(live);
             let mut next = from;
             // Sends the log from `next` on; false when the listener is gone or the task ended.
-            let drain = |next: &mut u64| {
+            let drain = |from: u64| {
                 let (tasks, id, tx) = (&tasks, &id, &tx);
-                let from = *next;
                 async move {
                     let Ok(log) = tasks.events(id, from).await else { return (from, false) };
                     let mut next = from;
@@ -170,7 +169,7 @@ impl TaskStore {
                     (next, true)
                 }
             };
-            let (n, open) = drain(&mut next).await;
+            let (n, open) = drain(next).await;
             next = n;
             if !open {
                 return;
@@ -197,7 +196,7 @@ impl TaskStore {
                     // Quiet for a while: go on only while somebody works on the task.
                     Err(_) => matches!(tasks.get(&id).await, Ok(Some(t)) if t.status.is_active() || t.status == TaskStatus::Queued),
                 };
-                let (n, open) = drain(&mut next).await;
+                let (n, open) = drain(next).await;
                 next = n;
                 if !open || !active {
                     return;

@@ -64,21 +64,27 @@ fn answers_become_programs_whole_or_as_a_body() {
     assert!(program(task, body).starts_with(&task.prompt) && program(task, body).ends_with(body));
 }
 
-#[test]
-fn eval_single_runs_and_reports() {
-    let _turn = super::engine::serial();
+/// Runs `quorum eval` on the first two tasks; returns its output and results directory.
+fn eval_two(mode: &str, model: &str) -> (std::process::Output, tempfile::TempDir) {
     let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(quorum_bin())
-        .args(["eval", "--mode", "single", "--limit", "2", "--max-tokens", "200", "--tasks"])
+        .args(["eval", "--mode", mode, "--limit", "2", "--max-tokens", "150", "--tasks"])
         .arg(repo_root().join("evals/tasks.jsonl"))
         .arg("--out")
         .arg(out.path())
         .arg("--model")
-        .arg(format!("coder={}", qwen.display()))
+        .arg(format!("{model}={}", qwen.display()))
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    (run, out)
+}
+
+#[test]
+fn eval_single_runs_and_reports() {
+    let _turn = super::engine::serial();
+    let (run, out) = eval_two("single", "coder");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(results["summary"]["tasks"], 2);
     assert_eq!(results["results"].as_array().unwrap().len(), 2);
@@ -91,18 +97,7 @@ fn eval_single_runs_and_reports() {
 #[test]
 fn eval_vote_samples_candidates_votes_and_reports_the_oracle() {
     let _turn = super::engine::serial();
-    let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(quorum_bin())
-        .args(["eval", "--mode", "vote", "--limit", "2", "--max-tokens", "150", "--tasks"])
-        .arg(repo_root().join("evals/tasks.jsonl"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--model")
-        .arg(format!("all={}", qwen.display()))
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (_run, out) = eval_two("vote", "all");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(results["summary"]["mode"], "vote");
     assert!(results["summary"]["oracle_rate"].is_number());

@@ -2,10 +2,8 @@
 //! (redb's default durability: committed means fsynced). redb blocks, so each command runs
 //! on tokio's blocking pool. Expired keys are invisible to reads, removed by the next write
 //! that touches them, and purged in the background.
-//!
-//! Layout: `meta` holds each key's type, expiry and length; the values live in one table
-//! per type, hashes keyed by (key, field) and lists by (key, index), so HSET and RPUSH
-//! touch only what they change.
+
+mod layout;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,67 +13,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{
     ConcurrencyMode, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    Table, TableDefinition, WriteTransaction,
+    WriteTransaction,
 };
 
+use self::layout::{err, read_meta, Kind, Meta, Tables, HASHES, LISTS, META, STRINGS};
 use super::broker::Broker;
 use super::error::MOVE_ASIDE;
 use super::{list_range, now_ms, Result, SetOptions, StateError, StateStore, Subscription, Ttl};
 
-const META: TableDefinition<&str, (u8, u64, u64)> = TableDefinition::new("meta");
-const STRINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("strings");
-const HASHES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("hashes");
-const LISTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lists");
-const EXPIRIES: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiries");
-
 /// How often expired keys are purged from the file.
 const PURGE_EVERY: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    String = 0,
-    Hash = 1,
-    List = 2,
-}
-
-/// One key's type, expiry (unix ms, 0 for none) and item count (hash fields, list items).
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    kind: Kind,
-    expires: u64,
-    len: u64,
-}
-
-impl Meta {
-    fn new(kind: Kind) -> Meta {
-        Meta { kind, expires: 0, len: 0 }
-    }
-
-    fn decode((kind, expires, len): (u8, u64, u64)) -> Meta {
-        let kind = match kind {
-            1 => Kind::Hash,
-            2 => Kind::List,
-            _ => Kind::String,
-        };
-        Meta { kind, expires, len }
-    }
-
-    fn encode(self) -> (u8, u64, u64) {
-        (self.kind as u8, self.expires, self.len)
-    }
-
-    fn live(self, now: u64) -> bool {
-        self.expires == 0 || self.expires > now
-    }
-
-    fn expect(self, kind: Kind, key: &str) -> Result<Meta> {
-        if self.kind == kind {
-            Ok(self)
-        } else {
-            Err(StateError::WrongType(key.to_string()))
-        }
-    }
-}
 
 enum Db {
     Writer(Database),
@@ -90,7 +37,7 @@ struct Inner {
 
 impl Inner {
     fn err(&self, e: impl std::fmt::Display) -> StateError {
-        StateError::Storage { path: self.path.clone(), reason: e.to_string() }
+        err(&self.path)(e)
     }
 
     fn begin_read(&self) -> Result<ReadTransaction> {
@@ -168,7 +115,7 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || {
             let txn = inner.begin_write()?;
             let out = {
-                let mut tables = Tables::open(&txn, &inner)?;
+                let mut tables = Tables::open(&txn, &inner.path)?;
                 f(&mut tables, now_ms())?
             };
             // On an error above the transaction is dropped, so nothing of it is written.
@@ -214,7 +161,7 @@ fn open_writer(path: &Path) -> Result<EmbeddedStore> {
     let inner = Inner { db: Db::Writer(db), path: path.to_path_buf(), broker: Broker::default() };
     // Create every table once so that read transactions can always open them.
     let txn = inner.begin_write()?;
-    Tables::open(&txn, &inner)?;
+    Tables::open(&txn, &inner.path)?;
     txn.commit().map_err(|e| inner.err(e))?;
     Ok(EmbeddedStore(Arc::new(inner)))
 }
@@ -257,105 +204,6 @@ async fn purge_loop(store: Weak<Inner>) {
     }
 }
 
-/// The open tables of one write transaction.
-struct Tables<'t> {
-    meta: Table<'t, &'static str, (u8, u64, u64)>,
-    strings: Table<'t, &'static str, &'static [u8]>,
-    hashes: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    lists: Table<'t, (&'static str, u64), &'static [u8]>,
-    expiries: Table<'t, (u64, &'static str), ()>,
-    path: &'t Path,
-}
-
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction, inner: &'t Inner) -> Result<Tables<'t>> {
-        let e = |e| inner.err(e);
-        Ok(Tables {
-            meta: txn.open_table(META).map_err(e)?,
-            strings: txn.open_table(STRINGS).map_err(e)?,
-            hashes: txn.open_table(HASHES).map_err(e)?,
-            lists: txn.open_table(LISTS).map_err(e)?,
-            expiries: txn.open_table(EXPIRIES).map_err(e)?,
-            path: &inner.path,
-        })
-    }
-
-    /// The key's metadata if it exists and has not expired; an expired key is removed.
-    fn live(&mut self, key: &str, now: u64) -> Result<Option<Meta>> {
-        let meta = self.meta.get(key).map_err(err(self.path))?.map(|g| Meta::decode(g.value()));
-        match meta {
-            Some(m) if m.live(now) => Ok(Some(m)),
-            Some(m) => {
-                self.remove(key, m)?;
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn remove(&mut self, key: &str, meta: Meta) -> Result<()> {
-        match meta.kind {
-            Kind::String => {
-                self.strings.remove(key).map_err(err(self.path))?;
-            }
-            Kind::Hash => {
-                for field in self.fields(key)? {
-                    self.hashes.remove((key, field.as_str())).map_err(err(self.path))?;
-                }
-            }
-            Kind::List => {
-                for i in 0..meta.len {
-                    self.lists.remove((key, i)).map_err(err(self.path))?;
-                }
-            }
-        }
-        self.set_expiry(key, meta.expires, 0)?;
-        self.meta.remove(key).map_err(err(self.path))?;
-        Ok(())
-    }
-
-    fn fields(&self, key: &str) -> Result<Vec<String>> {
-        let mut fields = Vec::new();
-        for entry in self.hashes.range::<(&str, &str)>((key, "")..).map_err(err(self.path))? {
-            let (k, _) = entry.map_err(err(self.path))?;
-            let (owner, field) = k.value();
-            if owner != key {
-                break;
-            }
-            fields.push(field.to_string());
-        }
-        Ok(fields)
-    }
-
-    fn put_meta(&mut self, key: &str, meta: Meta) -> Result<()> {
-        self.meta.insert(key, meta.encode()).map_err(err(self.path))?;
-        Ok(())
-    }
-
-    /// Moves the key's entry in the expiry index from `old` to `new` (0: none).
-    fn set_expiry(&mut self, key: &str, old: u64, new: u64) -> Result<()> {
-        if old != 0 {
-            self.expiries.remove((old, key)).map_err(err(self.path))?;
-        }
-        if new != 0 {
-            self.expiries.insert((new, key), ()).map_err(err(self.path))?;
-        }
-        Ok(())
-    }
-}
-
-/// Maps a redb error inside a transaction to one that names the file.
-fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> StateError + '_ {
-    |e| StateError::Storage { path: path.to_path_buf(), reason: e.to_string() }
-}
-
-/// Reads a key's live metadata in a read transaction (expired keys are absent).
-fn read_meta(txn: &ReadTransaction, inner: &Inner, key: &str, now: u64) -> Result<Option<Meta>> {
-    let table = txn.open_table(META).map_err(|e| inner.err(e))?;
-    let meta = table.get(key).map_err(|e| inner.err(e))?.map(|g| Meta::decode(g.value()));
-    Ok(meta.filter(|m| m.live(now)))
-}
-
 #[async_trait]
 impl StateStore for EmbeddedStore {
     fn backend(&self) -> &'static str {
@@ -369,7 +217,7 @@ impl StateStore for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_string();
         self.read(move |txn, inner, now| {
-            if read_meta(txn, inner, &key, now)?.map(|m| m.expect(Kind::String, &key)).transpose()?.is_none() {
+            if read_meta(txn, &inner.path, &key, now)?.map(|m| m.expect(Kind::String, &key)).transpose()?.is_none() {
                 return Ok(None);
             }
             let table = txn.open_table(STRINGS).map_err(|e| inner.err(e))?;
@@ -412,7 +260,7 @@ impl StateStore for EmbeddedStore {
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let key = key.to_string();
-        self.read(move |txn, inner, now| Ok(read_meta(txn, inner, &key, now)?.is_some())).await
+        self.read(move |txn, inner, now| Ok(read_meta(txn, &inner.path, &key, now)?.is_some())).await
     }
 
     async fn incr(&self, key: &str) -> Result<i64> {
@@ -462,7 +310,7 @@ impl StateStore for EmbeddedStore {
     async fn hget(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
         let (key, field) = (key.to_string(), field.to_string());
         self.read(move |txn, inner, now| {
-            if read_meta(txn, inner, &key, now)?.map(|m| m.expect(Kind::Hash, &key)).transpose()?.is_none() {
+            if read_meta(txn, &inner.path, &key, now)?.map(|m| m.expect(Kind::Hash, &key)).transpose()?.is_none() {
                 return Ok(None);
             }
             let table = txn.open_table(HASHES).map_err(|e| inner.err(e))?;
@@ -475,7 +323,7 @@ impl StateStore for EmbeddedStore {
         let key = key.to_string();
         self.read(move |txn, inner, now| {
             let mut all = BTreeMap::new();
-            if read_meta(txn, inner, &key, now)?.map(|m| m.expect(Kind::Hash, &key)).transpose()?.is_none() {
+            if read_meta(txn, &inner.path, &key, now)?.map(|m| m.expect(Kind::Hash, &key)).transpose()?.is_none() {
                 return Ok(all);
             }
             let table = txn.open_table(HASHES).map_err(|e| inner.err(e))?;
@@ -536,7 +384,7 @@ impl StateStore for EmbeddedStore {
     async fn lrange(&self, key: &str, start: i64, stop: i64) -> Result<Vec<Vec<u8>>> {
         let key = key.to_string();
         self.read(move |txn, inner, now| {
-            let Some(meta) = read_meta(txn, inner, &key, now)? else { return Ok(Vec::new()) };
+            let Some(meta) = read_meta(txn, &inner.path, &key, now)? else { return Ok(Vec::new()) };
             let meta = meta.expect(Kind::List, &key)?;
             let Some((from, to)) = list_range(meta.len, start, stop) else { return Ok(Vec::new()) };
             let table = txn.open_table(LISTS).map_err(|e| inner.err(e))?;
@@ -551,7 +399,7 @@ impl StateStore for EmbeddedStore {
 
     async fn llen(&self, key: &str) -> Result<u64> {
         let key = key.to_string();
-        self.read(move |txn, inner, now| match read_meta(txn, inner, &key, now)? {
+        self.read(move |txn, inner, now| match read_meta(txn, &inner.path, &key, now)? {
             Some(m) => Ok(m.expect(Kind::List, &key)?.len),
             None => Ok(0),
         })
@@ -574,7 +422,7 @@ impl StateStore for EmbeddedStore {
     async fn ttl(&self, key: &str) -> Result<Ttl> {
         let key = key.to_string();
         self.read(move |txn, inner, now| {
-            Ok(match read_meta(txn, inner, &key, now)? {
+            Ok(match read_meta(txn, &inner.path, &key, now)? {
                 None => Ttl::Missing,
                 Some(m) if m.expires == 0 => Ttl::Persistent,
                 Some(m) => Ttl::Expires(Duration::from_millis(m.expires - now)),
