@@ -14,6 +14,8 @@ if [ "$(uname)" = "Linux" ]; then
   have cmake || need_pkgs+=(cmake)
   have make || need_pkgs+=(make)
   have c++ || need_pkgs+=(g++)
+  # The C parts (ggml, the tree-sitter grammars) are compiled with cc.
+  have cc || need_pkgs+=(gcc)
   have git || need_pkgs+=(git)
   have python3 || need_pkgs+=(python3)
   # bindgen (llama-cpp-sys-2) needs libclang.
