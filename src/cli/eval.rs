@@ -1,21 +1,48 @@
-//! `quorum eval --tasks FILE.jsonl --mode single [--limit N] [--out DIR]`
+//! `quorum eval --tasks FILE.jsonl --mode single,vote,pipeline [--limit N] [--out DIR]`
+//!
+//! `results.json` in the output directory keeps one entry per mode, so modes run at
+//! different times add up; it is rewritten after every task, so a long run that stops
+//! keeps what it measured. `summary.md` and `chart.png` show every mode in it. The
+//! `pipeline` mode's task records go to `tasks.redb` there (`quorum tasks show --state`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
 
 use super::ModelArgs;
-use crate::eval;
+use crate::eval::{self, PipelineEval, TaskResult};
+use crate::models::Role;
+use crate::pipeline::{EngineModels, PipelineOptions};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 pub enum Mode {
     /// One coder sample per task (the baseline).
     Single,
     /// Candidates from one prefill, red flags, voting; no review.
     Vote,
+    /// The whole pipeline on a one-file repository per task; its tests are the examples.
+    Pipeline,
+}
+
+impl Mode {
+    const ORDER: [&'static str; 3] = ["single", "vote", "pipeline"];
+
+    fn name(self) -> &'static str {
+        Self::ORDER[self as usize]
+    }
+
+    fn roles(self) -> &'static [Role] {
+        match self {
+            Mode::Single => &[Role::Coder],
+            Mode::Vote => &[Role::Coder, Role::Voter],
+            Mode::Pipeline => &[Role::Planner, Role::Coder, Role::Voter, Role::Reviewer],
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -23,12 +50,13 @@ pub struct EvalArgs {
     /// JSONL tasks: task_id, prompt, entry_point, test.
     #[arg(long)]
     pub tasks: PathBuf,
-    #[arg(long, value_enum, default_value = "single")]
-    pub mode: Mode,
+    /// One mode or several, comma-separated, run one after the other.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "single")]
+    pub mode: Vec<Mode>,
     /// Only the first N tasks.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Where results.json and summary.md go.
+    /// Where results.json, summary.md and chart.png go.
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
     /// Tokens a coder answer may use.
@@ -37,6 +65,9 @@ pub struct EvalArgs {
     /// Seconds each hidden test may run.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// Pipeline options as JSON over the config file's [pipeline], e.g. '{"max_rounds": 2}'.
+    #[arg(long)]
+    pub options: Option<String>,
     #[command(flatten)]
     pub models: ModelArgs,
 }
@@ -47,41 +78,88 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         tasks.truncate(limit);
     }
     let config = args.models.config(config, None, None, None, None)?;
-    let options = crate::pipeline::PipelineOptions::default().with(&config.pipeline)?;
-    let mode = args.mode;
-    let engine = tokio::task::spawn_blocking(move || match mode {
-        Mode::Single => crate::app::load_role(&config, crate::models::Role::Coder),
-        Mode::Vote => crate::app::load_roles(&config, &[crate::models::Role::Coder, crate::models::Role::Voter]),
-    })
-    .await??;
-    let bar = ProgressBar::new(tasks.len() as u64)
-        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
-    let mut results = Vec::new();
-    for task in &tasks {
-        bar.set_message(task.task_id.clone());
-        let result = match args.mode {
-            Mode::Single => eval::run_single(&engine, task, args.max_tokens, Duration::from_secs(args.timeout)).await?,
-            Mode::Vote => {
-                let options = crate::pipeline::PipelineOptions { coder_max_tokens: args.max_tokens, ..options.clone() };
-                eval::run_vote(&engine, task, &options, Duration::from_secs(args.timeout)).await?
-            }
-        };
-        results.push(result);
-        let passed = results.iter().filter(|r| r.passed).count();
-        bar.set_message(format!("{passed} passed"));
-        bar.inc(1);
-    }
-    bar.finish();
-    let name = match args.mode {
-        Mode::Single => "single",
-        Mode::Vote => "vote",
+    let overrides: Value = match &args.options {
+        Some(text) => serde_json::from_str(text).context("--options is not valid JSON")?,
+        None => Value::Null,
     };
-    let summary = eval::summarize(name, &results);
+    let options = PipelineOptions::default()
+        .with(&config.pipeline)
+        .context("invalid [pipeline] options in the config file")?
+        .with(&overrides)
+        .context("invalid --options")?;
+    let options = PipelineOptions { coder_max_tokens: args.max_tokens, ..options };
+    let mut roles: Vec<Role> = args.mode.iter().flat_map(|m| m.roles().iter().copied()).collect();
+    roles.sort();
+    roles.dedup();
+    let engine = {
+        let (config, roles) = (config.clone(), roles.clone());
+        Arc::new(tokio::task::spawn_blocking(move || crate::app::load_roles(&config, &roles)).await??)
+    };
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let json = serde_json::json!({"summary": summary, "results": results});
-    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
-    let table = eval::markdown(&summary);
-    std::fs::write(args.out.join("summary.md"), &table)?;
+    let results_path = args.out.join("results.json");
+    let mut saved = read_results(&results_path)?;
+    let timeout = Duration::from_secs(args.timeout);
+    for &mode in &args.mode {
+        let pipeline = match mode {
+            Mode::Pipeline => {
+                let prompts = crate::prompts::Prompts::load(config.prompts.as_deref())?;
+                let state = args.out.join("tasks.redb");
+                Some(PipelineEval::new(Arc::new(EngineModels(engine.clone())), prompts, options.clone(), &state).await?)
+            }
+            _ => None,
+        };
+        let bar = ProgressBar::new(tasks.len() as u64)
+            .with_style(ProgressStyle::with_template("{prefix:>8} {bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
+        bar.set_prefix(mode.name());
+        let mut results: Vec<TaskResult> = Vec::new();
+        for task in &tasks {
+            bar.set_message(task.task_id.clone());
+            let result = match (mode, &pipeline) {
+                (Mode::Single, _) => eval::run_single(&engine, task, args.max_tokens, timeout).await?,
+                (Mode::Vote, _) => eval::run_vote(&engine, task, &options, timeout).await?,
+                (Mode::Pipeline, Some(p)) => p.run(task, timeout).await?,
+                (Mode::Pipeline, None) => unreachable!("made above"),
+            };
+            results.push(result);
+            saved[mode.name()] = json!({"summary": eval::summarize(mode.name(), &results), "results": results});
+            write(&results_path, &serde_json::to_string_pretty(&saved)?)?;
+            let passed = results.iter().filter(|r| r.passed).count();
+            bar.set_message(format!("{passed} passed"));
+            bar.inc(1);
+        }
+        bar.finish();
+    }
+    report(&args.out, &saved)
+}
+
+/// The modes measured so far in `path`, or none.
+fn read_results(path: &Path) -> anyhow::Result<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not an eval results file; pass another --out", path.display()))?;
+            anyhow::ensure!(value.is_object(), "{} is not an eval results file; pass another --out", path.display());
+            Ok(value)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// summary.md and chart.png over every mode in the results, in the modes' order.
+fn report(out: &Path, saved: &Value) -> anyhow::Result<()> {
+    let summaries: Vec<eval::Summary> = Mode::ORDER
+        .iter()
+        .filter_map(|m| saved.get(*m))
+        .map(|entry| serde_json::from_value(entry["summary"].clone()))
+        .collect::<Result<_, _>>()
+        .context("results.json has an unreadable summary")?;
+    let table = eval::markdown(&summaries);
+    write(&out.join("summary.md"), &table)?;
+    eval::chart::draw(&summaries, &out.join("chart.png"))?;
     println!("{table}");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
+use super::sampling::SeqSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
@@ -22,7 +22,7 @@ pub(super) struct Job {
     /// Per sequence, already clipped so that the job fits its role's context.
     pub max_new: u32,
     /// One sampler per sample (`n`).
-    pub samplers: Vec<LlamaSampler>,
+    pub samplers: Vec<SeqSampler>,
     pub stop: Vec<String>,
     pub ignore_eos: bool,
     /// Unbounded, but bounded in practice by `n * max_new` events.
@@ -36,7 +36,7 @@ struct JobIo {
 }
 
 struct SeqIo {
-    sampler: LlamaSampler,
+    sampler: SeqSampler,
     utf8: Utf8Stream,
     stop: StopMatcher,
     generated: u32,

@@ -1,17 +1,22 @@
 //! `quorum eval`: function-completion tasks (`task_id`, `prompt`, `entry_point`, `test`)
 //! answered by quorum and checked against their hidden tests in a sandbox. Modes:
 //! `single` (one coder sample, the baseline) and `vote` (candidates from one prefill, red
-//! flags, first-to-ahead-by-k voting, no review); the `pipeline` mode follows.
+//! flags, first-to-ahead-by-k voting, no review) ask the models directly ([`direct`]);
+//! `pipeline` runs the whole pipeline on a one-file repository per task ([`pipeline`]).
 
+pub mod chart;
+mod direct;
+mod pipeline;
 pub mod sandbox;
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
-use crate::models::Role;
+pub use self::direct::{run_single, run_vote};
+pub use self::pipeline::PipelineEval;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EvalTask {
@@ -68,47 +73,14 @@ pub struct TaskResult {
     pub hit_limit: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
-    /// `vote`: whether any candidate passes (what a perfect voter would reach).
+    /// `vote` and `pipeline`: whether any candidate passes (what a perfect chooser would reach).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oracle: Option<bool>,
+    /// Seconds per stage of producing the answer (the hidden checks are not counted).
+    pub stages: BTreeMap<String, f64>,
 }
 
-const INSTRUCTION: &str = "Complete this Python function. Answer with the whole function in one ```python code block, nothing else.";
-
-/// `single`: one coder sample at the coder's default temperature per task.
-pub async fn run_single(
-    engine: &Engine,
-    task: &EvalTask,
-    max_tokens: u32,
-    timeout: Duration,
-) -> Result<TaskResult, EvalError> {
-    let coder = engine.role(Role::Coder).ok_or_else(|| EvalError::Run("the coder role is not loaded".into()))?;
-    let started = Instant::now();
-    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
-    let request = GenerateRequest {
-        prompt: Prompt::Chat(messages),
-        sampling: SamplingParams { max_tokens: Some(max_tokens), ..Default::default() },
-        n: 1,
-    };
-    let generation = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?;
-    let answer = generation.collect().await.map_err(|e| EvalError::Run(e.to_string()))?.remove(0);
-    let program = program(task, &answer.text);
-    let (test, entry) = (task.test.clone(), task.entry_point.clone());
-    let outcome = tokio::task::spawn_blocking(move || sandbox::check(&program, &test, &entry, timeout))
-        .await
-        .map_err(|e| EvalError::Run(e.to_string()))?
-        .map_err(|e| EvalError::Run(format!("cannot run python3: {e}")))?;
-    Ok(TaskResult {
-        task_id: task.task_id.clone(),
-        passed: outcome.passed,
-        tokens: answer.completion_tokens,
-        seconds: started.elapsed().as_secs_f64(),
-        hit_limit: answer.finish == Some(FinishReason::Length),
-        error: outcome.error,
-        oracle: None,
-    })
-}
-
+/// Runs a program against the task's hidden test in the sandbox, off the async threads.
 async fn sandboxed(program: String, task: &EvalTask, timeout: Duration) -> Result<sandbox::Outcome, EvalError> {
     let (test, entry) = (task.test.clone(), task.entry_point.clone());
     tokio::task::spawn_blocking(move || sandbox::check(&program, &test, &entry, timeout))
@@ -117,108 +89,7 @@ async fn sandboxed(program: String, task: &EvalTask, timeout: Duration) -> Resul
         .map_err(|e| EvalError::Run(format!("cannot run python3: {e}")))
 }
 
-/// `vote`: candidates sampled from one prefill at spread temperatures; red flags (hit the
-/// limit, no function, does not parse); identical programs merged; the voter picks by
-/// first-to-ahead-by-k. No review. The oracle checks every candidate.
-pub async fn run_vote(
-    engine: &Engine,
-    task: &EvalTask,
-    options: &crate::pipeline::PipelineOptions,
-    timeout: Duration,
-) -> Result<TaskResult, EvalError> {
-    use crate::pipeline::voting::{self, Entry};
-    let role = |r: Role| engine.role(r).ok_or_else(|| EvalError::Run(format!("the {r} role is not loaded")));
-    let (coder, voter) = (role(Role::Coder)?, role(Role::Voter)?);
-    let started = Instant::now();
-    let temperatures = options.temperatures();
-    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
-    let request = GenerateRequest {
-        prompt: Prompt::Chat(messages),
-        n: temperatures.len() as u32,
-        sampling: SamplingParams { max_tokens: Some(options.coder_max_tokens), temperatures, ..Default::default() },
-    };
-    let answers = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))?;
-    let mut tokens = 0;
-    let mut entries = Vec::new();
-    for answer in &answers {
-        tokens += answer.completion_tokens;
-        let program = program(task, &answer.text);
-        let red_flag = if answer.finish == Some(FinishReason::Length) {
-            Some("hit its token limit".to_string())
-        } else if !program.contains(&format!("def {}(", task.entry_point)) {
-            Some("no function".to_string())
-        } else {
-            crate::tools::syntax_error(Path::new("candidate.py"), &program).map(|line| format!("does not parse (line {line})"))
-        };
-        entries.push(Entry { diff: program, red_flag, tests_passed: None });
-    }
-    let mut oracle = false;
-    for entry in entries.iter().filter(|e| e.red_flag.is_none()) {
-        oracle |= sandboxed(entry.diff.clone(), task, timeout).await?.passed;
-    }
-    let choices = voting::ballot(&entries);
-    let winner = if choices.len() <= 1 {
-        choices.first().map(|c| c.candidates[0])
-    } else {
-        let mut prompt = format!("Task:\n```python\n{}```\nCandidate solutions:\n", task.prompt);
-        for c in &choices {
-            prompt.push_str(&format!("\n{}:\n```python\n{}\n```\n", c.letter, entries[c.candidates[0]].diff.trim()));
-        }
-        let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
-        prompt.push_str("\nWhich solution is correct? Answer with its letter.");
-        let grammar = format!("root ::= {}", letters.join(" | "));
-        let mut counts = vec![0u32; choices.len()];
-        let mut drawn = 0;
-        let decision = loop {
-            if let Some(d) = voting::decide(&counts, options.k, options.max_votes) {
-                break d;
-            }
-            if drawn >= options.max_votes {
-                break voting::Decision { winner: 0, decided_by: voting::DecidedBy::Plurality };
-            }
-            let n = voting::votes_needed(&counts, options.k, options.max_votes).min(voter.spec().parallel.max(1));
-            let ask = GenerateRequest {
-                prompt: Prompt::Chat(vec![
-                    ChatMessage { role: "system".into(), content: crate::prompts::system_prompt(Role::Voter).trim().into() },
-                    ChatMessage { role: "user".into(), content: prompt.clone() },
-                ]),
-                n,
-                sampling: SamplingParams {
-                    max_tokens: Some(2),
-                    temperatures: vec![options.vote_temperature; n as usize],
-                    grammar: Some(grammar.clone()),
-                    ..Default::default()
-                },
-            };
-            for vote in voter.submit(ask).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))? {
-                drawn += 1;
-                tokens += vote.completion_tokens;
-                if let Some(slot) = choices.iter().position(|c| vote.text.trim().starts_with(c.letter)) {
-                    counts[slot] += 1;
-                }
-            }
-        };
-        Some(choices[decision.winner].candidates[0])
-    };
-    let (passed, error) = match winner {
-        Some(i) => {
-            let outcome = sandboxed(entries[i].diff.clone(), task, timeout).await?;
-            (outcome.passed, outcome.error)
-        }
-        None => (false, "every candidate was red-flagged".to_string()),
-    };
-    Ok(TaskResult {
-        task_id: task.task_id.clone(),
-        passed,
-        tokens,
-        seconds: started.elapsed().as_secs_f64(),
-        hit_limit: answers.iter().all(|a| a.finish == Some(FinishReason::Length)),
-        error,
-        oracle: Some(oracle),
-    })
-}
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub mode: String,
     pub tasks: usize,
@@ -226,8 +97,10 @@ pub struct Summary {
     pub pass_rate: f64,
     pub tokens: u64,
     pub median_seconds: f64,
-    /// `vote`: the share of tasks where some candidate passes.
+    /// The share of tasks where some candidate passes (`vote`, `pipeline`).
     pub oracle_rate: Option<f64>,
+    /// Seconds per stage, summed over the tasks.
+    pub stage_seconds: BTreeMap<String, f64>,
     pub network_isolated: bool,
 }
 
@@ -243,21 +116,37 @@ pub fn summarize(mode: &str, results: &[TaskResult]) -> Summary {
         tokens: results.iter().map(|r| r.tokens as u64).sum(),
         median_seconds: times.get(times.len() / 2).copied().unwrap_or(0.0),
         oracle_rate: results.iter().map(|r| r.oracle).collect::<Option<Vec<bool>>>().filter(|o| !o.is_empty()).map(|o| o.iter().filter(|&&x| x).count() as f64 / o.len() as f64),
+        stage_seconds: results.iter().flat_map(|r| &r.stages).fold(BTreeMap::new(), |mut sum, (stage, s)| {
+            *sum.entry(stage.clone()).or_insert(0.0) += s;
+            sum
+        }),
         network_isolated: sandbox::network_isolated(),
     }
 }
 
-/// The Markdown table of a run.
-pub fn markdown(summary: &Summary) -> String {
-    let oracle = summary.oracle_rate.map(|o| format!("{:.1}%", o * 100.0)).unwrap_or_else(|| "-".into());
-    format!(
-        "| mode | tasks | passed | pass rate | oracle | tokens | median s/task |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {:.1}% | {} | {} | {:.1} |\n",
-        summary.mode,
-        summary.tasks,
-        summary.passed,
-        summary.pass_rate * 100.0,
-        oracle,
-        summary.tokens,
-        summary.median_seconds
-    )
+/// The Markdown tables of runs: one row per mode, then where each mode's time went.
+pub fn markdown(summaries: &[Summary]) -> String {
+    let mut text = String::from("| mode | tasks | passed | pass rate | oracle | tokens | median s/task |\n|---|---|---|---|---|---|---|\n");
+    for s in summaries {
+        let oracle = s.oracle_rate.map(|o| format!("{:.1}%", o * 100.0)).unwrap_or_else(|| "-".into());
+        text.push_str(&format!(
+            "| {} | {} | {} | {:.1}% | {} | {} | {:.1} |\n",
+            s.mode,
+            s.tasks,
+            s.passed,
+            s.pass_rate * 100.0,
+            oracle,
+            s.tokens,
+            s.median_seconds
+        ));
+    }
+    text.push_str("\n| mode | stage | seconds | share |\n|---|---|---|---|\n");
+    for s in summaries {
+        let total: f64 = s.stage_seconds.values().sum();
+        for (stage, secs) in &s.stage_seconds {
+            let share = if total > 0.0 { secs / total * 100.0 } else { 0.0 };
+            text.push_str(&format!("| {} | {stage} | {secs:.1} | {share:.0}% |\n", s.mode));
+        }
+    }
+    text
 }

@@ -101,7 +101,7 @@ pub async fn run(
     user.push_str("\nWrite the edit blocks for this step now.");
     let ask = Ask::new(ctx.prompt(Role::Coder), user, ctx.options.coder_max_tokens)
         .samples(temperatures.clone())
-        .grammar(edits::grammar(&paths, 3));
+        .grammar(edits::grammar(&editable(task, &paths), 3));
     let samples = ctx.models.ask(Role::Coder, ask).await?;
 
     let has_tests = ctx.has_tests();
@@ -140,10 +140,27 @@ pub async fn run(
     Ok(CodeOutput { round, subtask, patches, candidates })
 }
 
+/// The paths a candidate may edit. Tests are the yardstick candidates are measured by, so
+/// they stay out of reach unless the task is about tests.
+fn editable(task: &str, paths: &[String]) -> Vec<String> {
+    if task.to_lowercase().contains("test") {
+        return paths.to_vec();
+    }
+    let code: Vec<String> = paths.iter().filter(|p| !crate::tools::is_test_file(p)).cloned().collect();
+    if code.is_empty() {
+        paths.to_vec()
+    } else {
+        code
+    }
+}
+
 /// Runs blocking work (git, files) on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static) -> Result<T, PipelineError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
 }
+
+/// The red flag of a candidate whose edits leave the files as they were.
+pub const NO_CHANGE: &str = "changes nothing";
 
 /// The candidate's diff, or the red flag that disqualifies it.
 fn judge(sample: &super::Sample, scratch: &Scratch) -> Result<String, String> {
@@ -154,7 +171,7 @@ fn judge(sample: &super::Sample, scratch: &Scratch) -> Result<String, String> {
     edits::apply(scratch.path(), &edits).map_err(|e| e.to_string())?;
     let diff = scratch.diff().map_err(|e| format!("cannot diff: {e}"))?;
     if super::voting::normalize(&diff).is_empty() {
-        return Err("changes nothing".into());
+        return Err(NO_CHANGE.into());
     }
     for path in scratch.changed().map_err(|e| e.to_string())? {
         let full = scratch.path().join(&path);

@@ -64,6 +64,7 @@ fn path_of(line: &str) -> Option<String> {
     plausible.then(|| line.trim_start_matches("./").to_string())
 }
 
+/// The edit blocks of a coder's answer; a block repeated word for word counts once.
 pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut edits = Vec::new();
@@ -90,7 +91,11 @@ pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
             return Err(EditError::Malformed(format!("nested SEARCH in the block for {path}")));
         }
         let join = |part: &[&str]| if part.is_empty() { String::new() } else { format!("{}\n", part.join("\n")) };
-        edits.push(Edit { path, search: join(&lines[i + 1..divider]), replace: join(&lines[divider + 1..end]) });
+        let edit = Edit { path, search: join(&lines[i + 1..divider]), replace: join(&lines[divider + 1..end]) };
+        // Small models often say the same block again; applying it twice would fail.
+        if !edits.contains(&edit) {
+            edits.push(edit);
+        }
         i = end + 1;
     }
     if edits.is_empty() {
@@ -184,6 +189,8 @@ mod tests {
         let edits = parse(text).unwrap();
         assert_eq!(edits[0], Edit { path: "calc.py".into(), search: "    return a - b\n".into(), replace: "    return a + b\n".into() });
         assert_eq!(edits[1], Edit { path: "src/new.py".into(), search: String::new(), replace: "x = 1\n".into() });
+        let block = "FILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
+        assert_eq!(parse(&block.repeat(3)).unwrap(), vec![edits[0].clone()], "a repeated block counts once");
     }
 
     #[test]

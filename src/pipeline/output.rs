@@ -1,5 +1,6 @@
-//! Stage 6: the reviewed diff against the workspace, a short explanation, the vote tally
-//! and the review. The workspace is changed only when the task asked for it (`apply`).
+//! Stage 6: the reviewed diff against the workspace (the approved one, or the best
+//! reviewed when none was approved), a short explanation, the vote tally and the review.
+//! The workspace is changed only when the task asked for it (`apply`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,10 +47,10 @@ pub async fn run(
     plan: &PlanOutput,
     vote: Option<&VoteOutput>,
     verdict: Option<Verdict>,
+    diff: String,
     apply: bool,
     failure: Option<String>,
 ) -> Result<Output, PipelineError> {
-    let diff = verdict.as_ref().map(|v| v.diff.clone()).unwrap_or_default();
     let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
     let tally = vote.map(|v| json!({"choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;

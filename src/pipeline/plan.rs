@@ -218,7 +218,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
         user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
     }
     let answer = ctx.ask_json(Role::Planner, &schema(), user, 400).await?;
-    let parsed = serde_json::from_str::<Plan>(&answer).ok().filter(|p| !p.subtasks.is_empty());
+    let parsed = serde_json::from_str::<Plan>(&answer).ok().map(|p| without_test_steps(p, task)).filter(|p| !p.subtasks.is_empty());
     let fallback = parsed.is_none();
     let plan = parsed.unwrap_or_else(|| Plan {
         subtasks: vec![Subtask { description: task.to_string(), files: context.files.iter().map(|f| f.path.clone()).collect() }],
@@ -228,8 +228,36 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
     Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans }).expect("plans serialize"))
 }
 
+/// Unless the task is about tests, steps that would only edit test files go (small
+/// planners add "now add a test" steps the task never asked for), and the rest keep their
+/// code files: the tests are what candidates are measured by.
+fn without_test_steps(mut plan: Plan, task: &str) -> Plan {
+    if task.to_lowercase().contains("test") {
+        return plan;
+    }
+    plan.subtasks.retain(|s| s.files.is_empty() || s.files.iter().any(|f| !crate::tools::is_test_file(f)));
+    for step in &mut plan.subtasks {
+        step.files.retain(|f| !crate::tools::is_test_file(f));
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{without_test_steps, Plan, Subtask};
+
+    #[test]
+    fn steps_on_tests_go_unless_the_task_is_about_tests() {
+        let step = |d: &str, files: &[&str]| Subtask { description: d.into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let plan = Plan {
+            subtasks: vec![step("implement f", &["solution.py", "test_solution.py"]), step("add a test case", &["test_solution.py"])],
+            verify: "pytest".into(),
+        };
+        let kept = without_test_steps(plan.clone(), "Implement f in solution.py");
+        assert_eq!(kept.subtasks, vec![step("implement f", &["solution.py"])]);
+        assert_eq!(without_test_steps(plan.clone(), "Add tests for f").subtasks, plan.subtasks);
+    }
+
     #[test]
     fn task_terms_are_paths_and_identifiers() {
         let (paths, symbols) = super::terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");

@@ -72,6 +72,13 @@ fn earlier_attempts(task: &Task) -> Vec<String> {
         .collect()
 }
 
+/// The change to show when no review approved one: the latest reviewed change whose tests
+/// passed, else the latest reviewed change at all (a later round may have had none).
+fn best_reviewed(task: &Task) -> String {
+    let reviewed = || task.reviews.iter().rev().filter(|r| !r.diff.is_empty());
+    reviewed().find(|r| r.tests_passed == Some(true)).or_else(|| reviewed().next()).map(|r| r.diff.clone()).unwrap_or_default()
+}
+
 /// What comes after the last completed stage.
 fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineError> {
     Ok(match task.last_completed_stage {
@@ -82,7 +89,7 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
         Some(Stage::Vote) => {
             let vote: VoteOutput = saved(task, Stage::Vote)?;
             let plan: PlanOutput = saved(task, Stage::Plan)?;
-            if vote.winner.is_some() && vote.subtask + 1 < plan.plan.subtasks.len() {
+            if vote.reason.is_none() && vote.subtask + 1 < plan.plan.subtasks.len() {
                 // In a retry round every sub-task hears why the last attempt was rejected.
                 let feedback = match saved::<Verdict>(task, Stage::Review) {
                     Ok(verdict) if task.reviews.len() > plan.round_start => feedback(task, &verdict),
@@ -263,7 +270,13 @@ impl Pipeline {
                             review::run(&ctx, &text, vote.round, diff, tests).await?
                         }
                     };
-                    task.reviews.push(ReviewIteration { round: verdict.round, approved: verdict.approved, problems: verdict.problems.clone() });
+                    task.reviews.push(ReviewIteration {
+                        round: verdict.round,
+                        approved: verdict.approved,
+                        problems: verdict.problems.clone(),
+                        diff: verdict.diff.clone(),
+                        tests_passed: verdict.tests.as_ref().map(|t| t.success),
+                    });
                     tasks.finish_stage(task, Stage::Review, serde_json::to_value(verdict).expect("outputs serialize")).await?;
                 }
                 Step::Output { failure } => {
@@ -272,7 +285,11 @@ impl Pipeline {
                     let vote: Option<VoteOutput> = saved(task, Stage::Vote).ok();
                     // The last verdict carries the change to show, approved or the best there was.
                     let verdict: Option<Verdict> = saved(task, Stage::Review).ok();
-                    let out = output::run(&ctx, &plan, vote.as_ref(), verdict, task.input.apply, failure.clone()).await?;
+                    let diff = match (&failure, &verdict) {
+                        (None, Some(v)) => v.diff.clone(),
+                        _ => best_reviewed(task),
+                    };
+                    let out = output::run(&ctx, &plan, vote.as_ref(), verdict, diff, task.input.apply, failure.clone()).await?;
                     tasks.finish_stage(task, Stage::Output, serde_json::to_value(out).expect("outputs serialize")).await?;
                     tasks.finish(task, failure).await?;
                     return Ok(());

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::code::CodeOutput;
+use super::code::{CodeOutput, NO_CHANGE};
 use super::models::Ask;
 use super::voting::{self, Choice, DecidedBy, Entry};
 use super::{Ctx, PipelineError};
@@ -24,7 +24,7 @@ pub struct VoteOutput {
     pub choices: Vec<Choice>,
     pub counts: Vec<u32>,
     pub decided_by: Option<DecidedBy>,
-    /// Why nothing won.
+    /// Why nothing won; None with no winner when the step needed no change.
     pub reason: Option<String>,
 }
 
@@ -46,6 +46,13 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
         reason: None,
     };
     if choices.is_empty() {
+        // A later step whose every candidate changes nothing was done by the earlier ones
+        // (small planners add "now check it" steps): the round goes on without it.
+        let nothing = code.candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE));
+        if code.subtask > 0 && nothing {
+            ctx.emit("tally", Stage::Vote, json!({"round": code.round, "subtask": code.subtask, "winner": null, "skipped": "no candidate changed anything"})).await?;
+            return Ok(out);
+        }
         let reasons: Vec<String> = code
             .candidates
             .iter()

@@ -143,6 +143,11 @@ pub struct ReviewIteration {
     pub approved: bool,
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The change reviewed (empty when the round had none), and whether its tests passed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_passed: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::error::ToolError;
-pub use self::project::{test_commands, TestCommand};
+pub use self::project::{is_test_file, test_commands, TestCommand};
 pub use self::symbols::syntax_error;
 pub use self::workspace::Workspace;
 

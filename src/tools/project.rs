@@ -77,6 +77,17 @@ fn npm_has_tests(package: &Path) -> bool {
     json["scripts"]["test"].as_str().is_some_and(|t| !t.contains("no test specified"))
 }
 
+/// Whether a workspace path (relative, `/`-separated) is a test file by the conventions
+/// of the runners above.
+pub fn is_test_file(path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let name = parts.pop().unwrap_or_default();
+    let in_test_dir = parts.iter().any(|d| matches!(*d, "test" | "tests" | "__tests__"));
+    let python = name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py") || name == "conftest.py");
+    let js = [".test.", ".spec."].iter().any(|m| name.contains(m));
+    in_test_dir || python || js || name.ends_with("_test.go")
+}
+
 fn has_python_tests(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.flatten().any(|e| {
@@ -84,4 +95,19 @@ fn has_python_tests(dir: &Path) -> bool {
         let name = name.to_string_lossy();
         name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_test_file;
+
+    #[test]
+    fn test_files_are_recognized_by_runner_conventions() {
+        for path in ["tests/test_calc.py", "test_solution.py", "pkg/calc_test.py", "conftest.py", "src/app.test.ts", "web/__tests__/a.js", "x/y_test.go", "tests/fixtures/data.json"] {
+            assert!(is_test_file(path), "{path}");
+        }
+        for path in ["calc.py", "src/testing_utils.rs", "contest.py", "src/attest.go", "latest/app.py"] {
+            assert!(!is_test_file(path), "{path}");
+        }
+    }
 }

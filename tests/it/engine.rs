@@ -287,6 +287,16 @@ fn grammar_constrains_the_output() {
     let out = run(Role::Voter, chat("Is the sky blue? Reply in JSON.", sampling, 1)).remove(0);
     let value: serde_json::Value = serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{e}: {:?}", out.text));
     assert!(value["answer"] == "yes" || value["answer"] == "no", "{value}");
+    // Tokens the model would never pick itself: drawn tokens break the grammar at every
+    // step, so each one comes from the grammar-filtered fallback.
+    let mut forced = greedy(16);
+    forced.temperatures = vec![0.0, 0.7, 1.0];
+    forced.grammar = Some(r#"root ::= "zq" [0-9] [0-9] "-" ("x" | "y")"#.into());
+    for out in run(Role::Voter, chat("Write a haiku about autumn.", forced, 3)) {
+        let t = out.text.as_bytes();
+        let ok = t.len() == 6 && t.starts_with(b"zq") && t[2].is_ascii_digit() && t[3].is_ascii_digit() && t[4] == b'-' && matches!(t[5], b'x' | b'y');
+        assert!(ok, "{:?}", out.text);
+    }
     let mut bad = greedy(4);
     bad.grammar = Some("root ::= (".into());
     let err = engine().role(Role::Voter).unwrap().submit(chat("hi", bad, 1)).unwrap_err();

@@ -64,49 +64,89 @@ fn answers_become_programs_whole_or_as_a_body() {
     assert!(program(task, body).starts_with(&task.prompt) && program(task, body).ends_with(body));
 }
 
-/// Runs `quorum eval` on the first two tasks; returns its output and results directory.
-fn eval_two(mode: &str, model: &str) -> (std::process::Output, tempfile::TempDir) {
+/// Runs `quorum eval` on the first `n` tasks with Qwen2.5-Coder-0.5B in the given roles;
+/// returns its output and results directory.
+fn eval_first(n: usize, mode: &str, model: &str, extra: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(quorum_bin())
-        .args(["eval", "--mode", mode, "--limit", "2", "--max-tokens", "150", "--tasks"])
+        .args(["eval", "--mode", mode, "--limit", &n.to_string(), "--max-tokens", "150", "--tasks"])
         .arg(repo_root().join("evals/tasks.jsonl"))
         .arg("--out")
         .arg(out.path())
         .arg("--model")
         .arg(format!("{model}={}", qwen.display()))
+        .args(extra)
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     (run, out)
 }
 
+fn results(out: &tempfile::TempDir) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap()
+}
+
+fn is_png(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.len() > 1000 && b.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
 #[test]
 fn eval_single_runs_and_reports() {
     let _turn = super::engine::serial();
-    let (run, out) = eval_two("single", "coder");
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["summary"]["tasks"], 2);
-    assert_eq!(results["results"].as_array().unwrap().len(), 2);
-    assert!(results["results"][0]["tokens"].as_u64().unwrap() > 0);
+    let (run, out) = eval_first(2, "single", "coder", &[]);
+    let single = &results(&out)["single"];
+    assert_eq!(single["summary"]["tasks"], 2);
+    assert_eq!(single["results"].as_array().unwrap().len(), 2);
+    assert!(single["results"][0]["tokens"].as_u64().unwrap() > 0);
+    assert!(single["results"][0]["stages"]["code"].as_f64().unwrap() > 0.0);
     let table = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(table.contains("| single | 2 |"), "{table}");
     assert!(String::from_utf8_lossy(&run.stdout).contains("pass rate"));
+    assert!(is_png(&out.path().join("chart.png")), "a PNG bar chart");
 }
 
 #[test]
 fn eval_vote_samples_candidates_votes_and_reports_the_oracle() {
     let _turn = super::engine::serial();
-    let (_run, out) = eval_two("vote", "all");
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["summary"]["mode"], "vote");
-    assert!(results["summary"]["oracle_rate"].is_number());
-    for r in results["results"].as_array().unwrap() {
+    let (_run, out) = eval_first(2, "vote", "all", &[]);
+    let vote = &results(&out)["vote"];
+    assert_eq!(vote["summary"]["mode"], "vote");
+    assert!(vote["summary"]["oracle_rate"].is_number());
+    for r in vote["results"].as_array().unwrap() {
         assert!(r["oracle"].is_boolean());
         // A winner that passes implies the oracle passes.
         assert!(r["passed"] == false || r["oracle"] == true, "{r}");
         assert!(r["tokens"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["stages"]["code"].is_number() && r["stages"]["vote"].is_number(), "{r}");
     }
     let table = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(table.contains("| oracle |") && table.contains("| vote | 2 |"), "{table}");
+}
+
+#[test]
+fn eval_pipeline_runs_every_stage_on_the_visible_examples_only() {
+    let _turn = super::engine::serial();
+    let options = r#"{"candidates": 2, "max_rounds": 1, "replans": 0, "max_votes": 3}"#;
+    let (_run, out) = eval_first(1, "pipeline", "all", &["--options", options]);
+    let all = results(&out);
+    let r = &all["pipeline"]["results"][0];
+    assert!(r["oracle"].is_boolean() && r["tokens"].as_u64().unwrap() > 0, "{r}");
+    for stage in ["plan", "code", "output"] {
+        assert!(r["stages"][stage].is_number(), "{stage} timed: {r}");
+    }
+    // The task records stay in the output directory for `quorum tasks`.
+    let state = out.path().join("tasks.redb");
+    let shown = Command::new(quorum_bin()).args(["tasks", "list", "--json", "--state"]).arg(&state).output().unwrap();
+    let listed: Value = serde_json::from_slice(&shown.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&shown.stderr)));
+    let id = listed["tasks"][0]["id"].as_str().unwrap().to_string();
+    let shown = Command::new(quorum_bin()).args(["tasks", "show", "--json", &id, "--state"]).arg(&state).output().unwrap();
+    let task: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    // The planner saw the stub and the examples test, never the hidden check.
+    let files = task["outputs"]["plan"]["context"]["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"solution.py") && paths.contains(&"test_solution.py"), "{paths:?}");
+    assert!(files.iter().all(|f| !f["content"].as_str().unwrap().contains("def check(")), "the hidden test stays hidden");
+    assert!(task["attempts"].as_array().unwrap().len() >= 2, "candidates were made");
+    assert!(is_png(&out.path().join("chart.png")));
 }

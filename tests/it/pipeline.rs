@@ -270,3 +270,34 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
     assert_eq!(kinds(&events[resumed..]), ["code", "vote", "review", "output"]);
     assert!(matches!(p.run(&id).await, Err(PipelineError::Invalid(m)) if m.contains("already")));
 }
+
+#[tokio::test]
+async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    let plan = r#"{"subtasks": [
+        {"description": "Make add() in calc.py return the sum", "files": ["calc.py"]},
+        {"description": "Check add() against the tests", "files": ["calc.py", "tests/test_calc.py"]}], "verify": "pytest"}"#;
+    models.script(Role::Planner, [plan]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    models.script(Role::Coder, vec![fix; 5]);
+    models.script(Role::Coder, vec![block("    return a + b\n", "    return a + b\n"); 5]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    // The task says nothing of tests, so the candidates may not edit them.
+    let task = p.create("Fix add() in calc.py: it subtracts instead of adding.", false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "code", "vote", "review", "output"]);
+    let tallies: Vec<&Value> = events.iter().filter(|e| e.kind == "tally").map(|e| &e.data).collect();
+    assert_eq!(tallies[1]["skipped"], "no candidate changed anything", "{}", tallies[1]);
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+    let asked = models.asked.lock().unwrap();
+    let second = &asked.iter().filter(|(r, _)| *r == Role::Coder).nth(1).unwrap().1;
+    let grammar = second.grammar.as_deref().unwrap();
+    assert!(grammar.contains("calc.py") && !grammar.contains("test_calc.py"), "{grammar}");
+}

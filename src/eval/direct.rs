@@ -1,0 +1,148 @@
+//! The modes that ask the models directly: `single` (one coder sample) and `vote`
+//! (candidates from one prefill, red flags, first-to-ahead-by-k voting, no review).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{program, sandboxed, EvalError, EvalTask, TaskResult};
+use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
+use crate::models::Role;
+
+const INSTRUCTION: &str = "Complete this Python function. Answer with the whole function in one ```python code block, nothing else.";
+
+/// `single`: one coder sample at the coder's default temperature per task.
+pub async fn run_single(
+    engine: &Engine,
+    task: &EvalTask,
+    max_tokens: u32,
+    timeout: Duration,
+) -> Result<TaskResult, EvalError> {
+    let coder = engine.role(Role::Coder).ok_or_else(|| EvalError::Run("the coder role is not loaded".into()))?;
+    let started = Instant::now();
+    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let request = GenerateRequest {
+        prompt: Prompt::Chat(messages),
+        sampling: SamplingParams { max_tokens: Some(max_tokens), ..Default::default() },
+        n: 1,
+    };
+    let generation = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?;
+    let answer = generation.collect().await.map_err(|e| EvalError::Run(e.to_string()))?.remove(0);
+    let seconds = started.elapsed().as_secs_f64();
+    let outcome = sandboxed(program(task, &answer.text), task, timeout).await?;
+    Ok(TaskResult {
+        task_id: task.task_id.clone(),
+        passed: outcome.passed,
+        tokens: answer.completion_tokens,
+        seconds,
+        hit_limit: answer.finish == Some(FinishReason::Length),
+        error: outcome.error,
+        oracle: None,
+        stages: BTreeMap::from([("code".to_string(), seconds)]),
+    })
+}
+
+/// `vote`: candidates sampled from one prefill at spread temperatures; red flags (hit the
+/// limit, no function, does not parse); identical programs merged; the voter picks by
+/// first-to-ahead-by-k. No review. The oracle checks every candidate.
+pub async fn run_vote(
+    engine: &Engine,
+    task: &EvalTask,
+    options: &crate::pipeline::PipelineOptions,
+    timeout: Duration,
+) -> Result<TaskResult, EvalError> {
+    use crate::pipeline::voting::{self, Entry};
+    let role = |r: Role| engine.role(r).ok_or_else(|| EvalError::Run(format!("the {r} role is not loaded")));
+    let (coder, voter) = (role(Role::Coder)?, role(Role::Voter)?);
+    let started = Instant::now();
+    let temperatures = options.temperatures();
+    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let request = GenerateRequest {
+        prompt: Prompt::Chat(messages),
+        n: temperatures.len() as u32,
+        sampling: SamplingParams { max_tokens: Some(options.coder_max_tokens), temperatures, ..Default::default() },
+    };
+    let answers = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))?;
+    let mut tokens = 0;
+    let mut entries = Vec::new();
+    for answer in &answers {
+        tokens += answer.completion_tokens;
+        let program = program(task, &answer.text);
+        let red_flag = if answer.finish == Some(FinishReason::Length) {
+            Some("hit its token limit".to_string())
+        } else if !program.contains(&format!("def {}(", task.entry_point)) {
+            Some("no function".to_string())
+        } else {
+            crate::tools::syntax_error(Path::new("candidate.py"), &program).map(|line| format!("does not parse (line {line})"))
+        };
+        entries.push(Entry { diff: program, red_flag, tests_passed: None });
+    }
+    let coded = started.elapsed().as_secs_f64();
+    let choices = voting::ballot(&entries);
+    let winner = if choices.len() <= 1 {
+        choices.first().map(|c| c.candidates[0])
+    } else {
+        let mut prompt = format!("Task:\n```python\n{}```\nCandidate solutions:\n", task.prompt);
+        for c in &choices {
+            prompt.push_str(&format!("\n{}:\n```python\n{}\n```\n", c.letter, entries[c.candidates[0]].diff.trim()));
+        }
+        let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
+        prompt.push_str("\nWhich solution is correct? Answer with its letter.");
+        let grammar = format!("root ::= {}", letters.join(" | "));
+        let mut counts = vec![0u32; choices.len()];
+        let mut drawn = 0;
+        let decision = loop {
+            if let Some(d) = voting::decide(&counts, options.k, options.max_votes) {
+                break d;
+            }
+            if drawn >= options.max_votes {
+                break voting::Decision { winner: 0, decided_by: voting::DecidedBy::Plurality };
+            }
+            let n = voting::votes_needed(&counts, options.k, options.max_votes).min(voter.spec().parallel.max(1));
+            let ask = GenerateRequest {
+                prompt: Prompt::Chat(vec![
+                    ChatMessage { role: "system".into(), content: crate::prompts::system_prompt(Role::Voter).trim().into() },
+                    ChatMessage { role: "user".into(), content: prompt.clone() },
+                ]),
+                n,
+                sampling: SamplingParams {
+                    max_tokens: Some(2),
+                    temperatures: vec![options.vote_temperature; n as usize],
+                    grammar: Some(grammar.clone()),
+                    ..Default::default()
+                },
+            };
+            for vote in voter.submit(ask).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))? {
+                drawn += 1;
+                tokens += vote.completion_tokens;
+                if let Some(slot) = choices.iter().position(|c| vote.text.trim().starts_with(c.letter)) {
+                    counts[slot] += 1;
+                }
+            }
+        };
+        Some(choices[decision.winner].candidates[0])
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let mut oracle = false;
+    for entry in entries.iter().filter(|e| e.red_flag.is_none()) {
+        oracle |= sandboxed(entry.diff.clone(), task, timeout).await?.passed;
+    }
+    let (passed, error) = match winner {
+        Some(i) => {
+            let outcome = sandboxed(entries[i].diff.clone(), task, timeout).await?;
+            (outcome.passed, outcome.error)
+        }
+        None => (false, "every candidate was red-flagged".to_string()),
+    };
+    Ok(TaskResult {
+        task_id: task.task_id.clone(),
+        passed,
+        tokens,
+        seconds,
+        hit_limit: answers.iter().all(|a| a.finish == Some(FinishReason::Length)),
+        error,
+        oracle: Some(oracle),
+        stages: BTreeMap::from([("code".to_string(), coded), ("vote".to_string(), seconds - coded)]),
+    })
+}
+

@@ -1,0 +1,243 @@
+//! `pipeline` mode: each task becomes a one-file git repository and the whole pipeline
+//! runs on it (plan, candidates tested on the visible examples, vote, review). The
+//! repository holds `solution.py`, the prompt with `raise NotImplementedError` as the body,
+//! and `test_solution.py`, which runs the docstring's examples under pytest, one test each.
+//! The hidden `test` never enters the repository. The answer is the pipeline's final diff:
+//! the approved change, or the best candidate when no review approved one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{sandboxed, EvalError, EvalTask, TaskResult};
+use crate::models::Role;
+use crate::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample};
+use crate::prompts::Prompts;
+use crate::state::{EmbeddedStore, Stage, TaskEvent, TaskStore};
+use crate::tools::{Tools, Workspace};
+
+const SOLUTION: &str = "solution.py";
+
+/// The visible tests: every docstring example of `solution.py` as its own pytest case, so
+/// that the counts and the failure output say which example fails and how.
+const EXAMPLES_TEST: &str = r#""""The docstring's examples of solution.py, one test each."""
+import doctest
+
+import pytest
+
+import solution
+
+EXAMPLES = [(t, e) for t in doctest.DocTestFinder().find(solution) for e in t.examples]
+
+
+@pytest.mark.parametrize("test,example", EXAMPLES, ids=[e.source.strip()[:60] for _, e in EXAMPLES])
+def test_example(test, example):
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(doctest.DocTest([example], dict(test.globs), test.name, test.filename, test.lineno, test.docstring))
+    assert runner.failures == 0, "the example above failed"
+"#;
+
+/// Counts the tokens every role generates (the pipeline does not report them per task).
+struct Metered {
+    inner: Arc<dyn Models>,
+    tokens: AtomicU64,
+}
+
+#[async_trait]
+impl Models for Metered {
+    async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
+        let samples = self.inner.ask(role, ask).await?;
+        self.tokens.fetch_add(samples.iter().map(|s| s.tokens as u64).sum(), Ordering::Relaxed);
+        Ok(samples)
+    }
+
+    fn count_tokens(&self, role: Role, text: &str) -> usize {
+        self.inner.count_tokens(role, text)
+    }
+
+    fn parallel(&self, role: Role) -> u32 {
+        self.inner.parallel(role)
+    }
+}
+
+/// What every task of a `pipeline` run shares: the models, prompts, options and a task
+/// store of its own, kept for `quorum tasks show --state FILE`.
+pub struct PipelineEval {
+    models: Arc<Metered>,
+    prompts: Prompts,
+    options: PipelineOptions,
+    tasks: TaskStore,
+}
+
+impl PipelineEval {
+    pub async fn new(models: Arc<dyn Models>, prompts: Prompts, options: PipelineOptions, state: &Path) -> Result<PipelineEval, EvalError> {
+        let pytest = Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !pytest.is_ok_and(|s| s.success()) {
+            return Err(EvalError::Run(
+                "the pipeline mode runs each task's examples with pytest, which is not on PATH: install it (pip install pytest) and retry".into(),
+            ));
+        }
+        let store = EmbeddedStore::open(state.to_path_buf()).await.map_err(|e| EvalError::Run(e.to_string()))?;
+        Ok(PipelineEval {
+            models: Arc::new(Metered { inner: models, tokens: AtomicU64::new(0) }),
+            prompts,
+            options,
+            tasks: TaskStore::new(Arc::new(store)),
+        })
+    }
+
+    /// Runs one task through the pipeline, then checks the answer and every candidate the
+    /// pipeline produced (the oracle) against the hidden test.
+    pub async fn run(&self, task: &EvalTask, timeout: Duration) -> Result<TaskResult, EvalError> {
+        let stub = format!("{}    raise NotImplementedError\n", task.prompt);
+        let repo = {
+            let (stub, id) = (stub.clone(), task.task_id.clone());
+            tokio::task::spawn_blocking(move || repository(&stub, &id)).await.map_err(|e| EvalError::Run(e.to_string()))??
+        };
+        let workspace = Workspace::new(repo.path()).map_err(|e| EvalError::Run(e.to_string()))?;
+        let models: Arc<dyn Models> = self.models.clone();
+        let pipeline = Pipeline::new(models, Tools::new(workspace), self.tasks.clone(), self.prompts.clone(), self.options.clone());
+        let text = format!(
+            // No word of tests: the candidates must not touch test_solution.py (see the code stage).
+            "Implement `{}` in {SOLUTION}. Its body is only `raise NotImplementedError`: replace that line with code that does \
+             exactly what the docstring says, for every case it describes.",
+            task.entry_point
+        );
+        let tokens_before = self.models.tokens.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let created = pipeline.create(&text, false, serde_json::Value::Null).await.map_err(|e| EvalError::Run(e.to_string()))?;
+        // A task the pipeline could not finish is a failed answer, not a failed evaluation.
+        let run_error = pipeline.run(&created.id).await.err().map(|e| e.to_string());
+        let seconds = started.elapsed().as_secs_f64();
+        let tokens = (self.models.tokens.load(Ordering::Relaxed) - tokens_before) as u32;
+        let record = self.tasks.get(&created.id).await.map_err(|e| EvalError::Run(e.to_string()))?.ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
+        let events = self.tasks.events(&created.id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
+
+        let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
+        let mut diffs: Vec<String> = record.attempts.iter().filter(|a| a.red_flag.is_none() && !a.diff.is_empty()).map(|a| a.diff.clone()).collect();
+        diffs.sort();
+        diffs.dedup();
+        let (answer, candidates) = tokio::task::spawn_blocking(move || {
+            let answer = if diff.is_empty() { Some(stub.clone()) } else { patched(&stub, &diff) };
+            (answer, diffs.iter().filter_map(|d| patched(&stub, d)).collect::<Vec<String>>())
+        })
+        .await
+        .map_err(|e| EvalError::Run(e.to_string()))?;
+
+        let (passed, error) = match answer {
+            Some(program) => {
+                let outcome = sandboxed(program, task, timeout).await?;
+                (outcome.passed, run_error.unwrap_or(outcome.error))
+            }
+            None => (false, "the final diff does not apply".to_string()),
+        };
+        let mut oracle = passed;
+        for program in candidates {
+            if oracle {
+                break;
+            }
+            oracle = sandboxed(program, task, timeout).await?.passed;
+        }
+        Ok(TaskResult {
+            task_id: task.task_id.clone(),
+            passed,
+            tokens,
+            seconds,
+            hit_limit: false,
+            error,
+            oracle: Some(oracle),
+            stages: stage_seconds(&events),
+        })
+    }
+}
+
+fn io(e: std::io::Error) -> EvalError {
+    EvalError::Run(format!("eval workspace: {e}"))
+}
+
+/// A fresh repository with the stub and the examples test, committed.
+fn repository(stub: &str, task_id: &str) -> Result<tempfile::TempDir, EvalError> {
+    let dir = tempfile::Builder::new().prefix("quorum-eval-").tempdir().map_err(io)?;
+    std::fs::write(dir.path().join(SOLUTION), stub).map_err(io)?;
+    std::fs::write(dir.path().join("test_solution.py"), EXAMPLES_TEST).map_err(io)?;
+    let identity = ["-c", "user.name=quorum eval", "-c", "user.email=eval@quorum.invalid", "-c", "commit.gpgsign=false"];
+    for args in [&["init", "-q"][..], &["add", "."], &[&identity[..], &["commit", "-q", "-m", task_id]].concat()] {
+        let status = Command::new("git").args(args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status().map_err(io)?;
+        if !status.success() {
+            return Err(EvalError::Run(format!("git {} failed in {}", args.join(" "), dir.path().display())));
+        }
+    }
+    Ok(dir)
+}
+
+/// `solution.py` after `diff`, or None when the diff does not apply to the stub.
+fn patched(stub: &str, diff: &str) -> Option<String> {
+    let dir = tempfile::tempdir().ok()?;
+    std::fs::write(dir.path().join(SOLUTION), stub).ok()?;
+    let mut git = Command::new("git")
+        .args(["apply", "-"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    git.stdin.take()?.write_all(diff.as_bytes()).ok()?;
+    git.wait().ok()?.success().then(|| std::fs::read_to_string(dir.path().join(SOLUTION)).ok())?
+}
+
+/// Seconds spent in each stage, summed over its runs, from the task's event log.
+fn stage_seconds(events: &[TaskEvent]) -> BTreeMap<String, f64> {
+    let mut open: HashMap<Stage, u64> = HashMap::new();
+    let mut total = BTreeMap::new();
+    for event in events {
+        let Some(stage) = event.stage else { continue };
+        match event.kind.as_str() {
+            "stage_started" => {
+                open.insert(stage, event.at);
+            }
+            "stage_finished" => {
+                if let Some(at) = open.remove(&stage) {
+                    *total.entry(stage.to_string()).or_insert(0.0) += event.at.saturating_sub(at) as f64 / 1000.0;
+                }
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_applies_to_the_stub_and_a_stale_one_does_not() {
+        let stub = "def f():\n    raise NotImplementedError\n";
+        let diff = "--- a/solution.py\n+++ b/solution.py\n@@ -1,2 +1,2 @@\n def f():\n-    raise NotImplementedError\n+    return 1\n";
+        assert_eq!(patched(stub, diff).as_deref(), Some("def f():\n    return 1\n"));
+        assert_eq!(patched("def g():\n    pass\n", diff), None);
+    }
+
+    #[test]
+    fn stage_time_sums_each_stages_runs() {
+        let event = |at, kind: &str, stage| TaskEvent { seq: 0, at, kind: kind.into(), stage: Some(stage), data: serde_json::Value::Null };
+        let events = [
+            event(0, "stage_started", Stage::Code),
+            event(2000, "stage_finished", Stage::Code),
+            event(2000, "stage_started", Stage::Review),
+            event(2500, "stage_finished", Stage::Review),
+            event(3000, "stage_started", Stage::Code),
+            event(4000, "stage_finished", Stage::Code),
+        ];
+        let seconds = stage_seconds(&events);
+        assert_eq!(seconds["code"], 3.0);
+        assert_eq!(seconds["review"], 0.5);
+    }
+}
