@@ -65,6 +65,9 @@ pub struct EvalArgs {
     /// Seconds each hidden test may run.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// `vote`: leave the docstring's examples unrun (voting on the code alone).
+    #[arg(long)]
+    pub no_examples: bool,
     /// Pipeline options as JSON over the config file's [pipeline], e.g. '{"max_rounds": 2}'.
     #[arg(long)]
     pub options: Option<String>,
@@ -116,7 +119,7 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
             bar.set_message(task.task_id.clone());
             let result = match (mode, &pipeline) {
                 (Mode::Single, _) => eval::run_single(&engine, task, args.max_tokens, timeout).await?,
-                (Mode::Vote, _) => eval::run_vote(&engine, task, &options, timeout).await?,
+                (Mode::Vote, _) => eval::run_vote(&engine, task, &options, !args.no_examples, timeout).await?,
                 (Mode::Pipeline, Some(p)) => p.run(task, timeout).await?,
                 (Mode::Pipeline, None) => unreachable!("made above"),
             };
@@ -137,7 +140,8 @@ fn read_results(path: &Path) -> anyhow::Result<Value> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not an eval results file; pass another --out", path.display()))?;
-            anyhow::ensure!(value.is_object(), "{} is not an eval results file; pass another --out", path.display());
+            let modes_only = value.as_object().is_some_and(|o| o.keys().all(|k| Mode::ORDER.contains(&k.as_str())));
+            anyhow::ensure!(modes_only, "{} is not a results file of this quorum eval; pass another --out", path.display());
             Ok(value)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),

@@ -38,13 +38,15 @@ pub fn draw(summaries: &[Summary], path: &Path) -> Result<(), EvalError> {
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d((0..bars.len()).into_segmented(), 0f64..100f64)
+        // A segmented range a..b has a slot for b too: 0..n-1 gives n slots.
+        .build_cartesian_2d((0..bars.len().saturating_sub(1)).into_segmented(), 0f64..100f64)
         .map_err(chart_error)?;
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc("pass rate (%)")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_label_formatter(&|x| match x {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(*i).cloned().unwrap_or_default(),
             SegmentValue::Last => String::new(),

@@ -42,13 +42,29 @@ pub async fn run_single(
     })
 }
 
+/// A `check` that runs the docstring's examples (the visible tests) against the candidate.
+fn examples_check(prompt: &str) -> String {
+    // The docstring alone: after its closing quotes, doctest would read them as output.
+    let inner = prompt.split("\"\"\"").nth(1).unwrap_or(prompt);
+    let docstring = serde_json::to_string(inner).expect("strings serialize");
+    format!(
+        "import doctest as _doctest\n\n\ndef check(candidate):\n    \
+         test = _doctest.DocTestParser().get_doctest({docstring}, dict(candidate.__globals__), 'examples', None, 0)\n    \
+         runner = _doctest.DocTestRunner(optionflags=_doctest.ELLIPSIS | _doctest.NORMALIZE_WHITESPACE)\n    \
+         runner.run(test)\n    \
+         assert test.examples and runner.failures == 0\n"
+    )
+}
+
 /// `vote`: candidates sampled from one prefill at spread temperatures; red flags (hit the
-/// limit, no function, does not parse); identical programs merged; the voter picks by
-/// first-to-ahead-by-k. No review. The oracle checks every candidate.
+/// limit, no function, does not parse); identical programs merged; with `use_examples`,
+/// a candidate failing the docstring's examples that another passes cannot stand; the
+/// voter picks by first-to-ahead-by-k. No review. The oracle checks every candidate.
 pub async fn run_vote(
     engine: &Engine,
     task: &EvalTask,
     options: &crate::pipeline::PipelineOptions,
+    use_examples: bool,
     timeout: Duration,
 ) -> Result<TaskResult, EvalError> {
     use crate::pipeline::voting::{self, Entry};
@@ -78,13 +94,24 @@ pub async fn run_vote(
         entries.push(Entry { diff: program, red_flag, tests_passed: None });
     }
     let coded = started.elapsed().as_secs_f64();
+    if use_examples {
+        for entry in entries.iter_mut().filter(|e| e.red_flag.is_none()) {
+            let examples = EvalTask { test: examples_check(&task.prompt), ..task.clone() };
+            entry.tests_passed = Some(sandboxed(entry.diff.clone(), &examples, timeout).await?.passed);
+        }
+    }
+    let tested = started.elapsed().as_secs_f64();
     let choices = voting::ballot(&entries);
     let winner = if choices.len() <= 1 {
         choices.first().map(|c| c.candidates[0])
     } else {
         let mut prompt = format!("Task:\n```python\n{}```\nCandidate solutions:\n", task.prompt);
         for c in &choices {
-            prompt.push_str(&format!("\n{}:\n```python\n{}\n```\n", c.letter, entries[c.candidates[0]].diff.trim()));
+            let entry = &entries[c.candidates[0]];
+            prompt.push_str(&format!("\n{}:\n```python\n{}\n```\n", c.letter, entry.diff.trim()));
+            if let Some(passed) = entry.tests_passed {
+                prompt.push_str(if passed { "Examples: pass\n" } else { "Examples: fail\n" });
+            }
         }
         let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
         prompt.push_str("\nWhich solution is correct? Answer with its letter.");
@@ -142,7 +169,28 @@ pub async fn run_vote(
         hit_limit: answers.iter().all(|a| a.finish == Some(FinishReason::Length)),
         error,
         oracle: Some(oracle),
-        stages: BTreeMap::from([("code".to_string(), coded), ("vote".to_string(), seconds - coded)]),
+        stages: BTreeMap::from([
+            ("code".to_string(), coded),
+            ("examples".to_string(), tested - coded),
+            ("vote".to_string(), seconds - tested),
+        ]),
     })
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::examples_check;
+    use crate::eval::sandbox;
+
+    #[test]
+    fn the_examples_check_runs_the_docstring_examples() {
+        let prompt = "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
+        let check = examples_check(prompt);
+        let timeout = std::time::Duration::from_secs(10);
+        let right = sandbox::check(&format!("{prompt}    return x * 2\n"), &check, "double", timeout).unwrap();
+        assert!(right.passed, "{right:?}");
+        let wrong = sandbox::check(&format!("{prompt}    return x + x if isinstance(x, int) else x\n"), &check, "double", timeout).unwrap();
+        assert!(!wrong.passed);
+    }
+}

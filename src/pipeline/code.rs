@@ -143,7 +143,7 @@ pub async fn run(
 /// The paths a candidate may edit. Tests are the yardstick candidates are measured by, so
 /// they stay out of reach unless the task is about tests.
 fn editable(task: &str, paths: &[String]) -> Vec<String> {
-    if task.to_lowercase().contains("test") {
+    if super::about_tests(task) {
         return paths.to_vec();
     }
     let code: Vec<String> = paths.iter().filter(|p| !crate::tools::is_test_file(p)).cloned().collect();

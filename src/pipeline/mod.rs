@@ -147,6 +147,14 @@ impl PipelineOptions {
     }
 }
 
+/// Whether the task is about tests (asks to add, fix or change them). Otherwise the test
+/// files are the yardstick: plans drop steps on them and candidates cannot edit them.
+pub(crate) fn about_tests(task: &str) -> bool {
+    task.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|word| matches!(word, "test" | "tests" | "testing" | "pytest" | "unittest"))
+}
+
 /// What every stage works with.
 pub(crate) struct Ctx<'a> {
     pub models: &'a dyn Models,

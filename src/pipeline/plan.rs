@@ -232,7 +232,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
 /// planners add "now add a test" steps the task never asked for), and the rest keep their
 /// code files: the tests are what candidates are measured by.
 fn without_test_steps(mut plan: Plan, task: &str) -> Plan {
-    if task.to_lowercase().contains("test") {
+    if super::about_tests(task) {
         return plan;
     }
     plan.subtasks.retain(|s| s.files.is_empty() || s.files.iter().any(|f| !crate::tools::is_test_file(f)));
@@ -256,6 +256,8 @@ mod tests {
         let kept = without_test_steps(plan.clone(), "Implement f in solution.py");
         assert_eq!(kept.subtasks, vec![step("implement f", &["solution.py"])]);
         assert_eq!(without_test_steps(plan.clone(), "Add tests for f").subtasks, plan.subtasks);
+        assert_eq!(without_test_steps(plan.clone(), "Return the greatest value; see test_f").subtasks, plan.subtasks);
+        assert_eq!(without_test_steps(plan, "Return the greatest and the latest value").subtasks.len(), 1, "no word `test`");
     }
 
     #[test]
