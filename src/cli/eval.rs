@@ -149,8 +149,11 @@ fn read_results(path: &Path) -> anyhow::Result<Value> {
     }
 }
 
+/// Writes through a temporary file and a rename, so a run killed mid-write leaves the
+/// previous results whole.
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, path)).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// summary.md and chart.png over every mode in the results, in the modes' order.
