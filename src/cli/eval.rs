@@ -117,11 +117,10 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         let mut results: Vec<TaskResult> = Vec::new();
         for task in &tasks {
             bar.set_message(task.task_id.clone());
-            let result = match (mode, &pipeline) {
-                (Mode::Single, _) => eval::run_single(&engine, task, args.max_tokens, timeout).await?,
-                (Mode::Vote, _) => eval::run_vote(&engine, task, &options, !args.no_examples, timeout).await?,
-                (Mode::Pipeline, Some(p)) => p.run(task, timeout).await?,
-                (Mode::Pipeline, None) => unreachable!("made above"),
+            let result = match (&pipeline, mode) {
+                (Some(p), _) => p.run(task, timeout).await?,
+                (None, Mode::Vote) => eval::run_vote(&engine, task, &options, !args.no_examples, timeout).await?,
+                (None, _) => eval::run_single(&engine, task, args.max_tokens, timeout).await?,
             };
             results.push(result);
             saved[mode.name()] = json!({"summary": eval::summarize(mode.name(), &results), "results": results});

@@ -95,8 +95,8 @@ pub async fn run_vote(
     }
     let coded = started.elapsed().as_secs_f64();
     if use_examples {
+        let examples = EvalTask { test: examples_check(&task.prompt), ..task.clone() };
         for entry in entries.iter_mut().filter(|e| e.red_flag.is_none()) {
-            let examples = EvalTask { test: examples_check(&task.prompt), ..task.clone() };
             entry.tests_passed = Some(sandboxed(entry.diff.clone(), &examples, timeout).await?.passed);
         }
     }

@@ -77,8 +77,8 @@ pub struct PipelineEval {
 
 impl PipelineEval {
     pub async fn new(models: Arc<dyn Models>, prompts: Prompts, options: PipelineOptions, state: &Path) -> Result<PipelineEval, EvalError> {
-        let pytest = Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if !pytest.is_ok_and(|s| s.success()) {
+        let pytest = tokio::task::spawn_blocking(|| Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status());
+        if !pytest.await.is_ok_and(|r| r.is_ok_and(|s| s.success())) {
             return Err(EvalError::Run(
                 "the pipeline mode runs each task's examples with pytest, which is not on PATH: install it (pip install pytest) and retry".into(),
             ));
