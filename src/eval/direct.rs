@@ -44,9 +44,7 @@ pub async fn run_single(
 
 /// A `check` that runs the docstring's examples (the visible tests) against the candidate.
 fn examples_check(prompt: &str) -> String {
-    // The docstring alone: after its closing quotes, doctest would read them as output.
-    let inner = prompt.split("\"\"\"").nth(1).unwrap_or(prompt);
-    let docstring = serde_json::to_string(inner).expect("strings serialize");
+    let docstring = serde_json::to_string(super::docstring(prompt)).expect("strings serialize");
     format!(
         "import doctest as _doctest\n\n\ndef check(candidate):\n    \
          test = _doctest.DocTestParser().get_doctest({docstring}, dict(candidate.__globals__), 'examples', None, 0)\n    \

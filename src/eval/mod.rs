@@ -48,6 +48,12 @@ pub fn load_tasks(path: &Path) -> Result<Vec<EvalTask>, EvalError> {
         .collect()
 }
 
+/// The prompt's docstring alone, where its examples are: after its closing quotes,
+/// doctest would read the rest of the prompt as an example's output.
+pub fn docstring(prompt: &str) -> &str {
+    prompt.split("\"\"\"").nth(1).unwrap_or(prompt)
+}
+
 /// The program to test: the model's whole function if it wrote one (with the prompt's
 /// imports kept), else the prompt followed by the completion as the body.
 pub fn program(task: &EvalTask, answer: &str) -> String {

@@ -24,24 +24,33 @@ use crate::tools::{Tools, Workspace};
 
 const SOLUTION: &str = "solution.py";
 
-/// The visible tests: every docstring example of `solution.py` as its own pytest case, so
-/// that the counts and the failure output say which example fails and how.
-const EXAMPLES_TEST: &str = r#""""The docstring's examples of solution.py, one test each."""
+/// The visible tests: every example of the task's docstring as its own pytest case, so
+/// that the counts and the failure output say which example fails and how. The examples
+/// are the task's own, copied into the test: a candidate that rewrites or drops its
+/// docstring changes neither them nor their count.
+fn examples_test(prompt: &str) -> String {
+    let docstring = serde_json::to_string(super::docstring(prompt)).expect("strings serialize");
+    format!(
+        r#""""The task's docstring examples, run against solution.py, one test each."""
 import doctest
 
 import pytest
 
 import solution
 
-EXAMPLES = [(t, e) for t in doctest.DocTestFinder().find(solution) for e in t.examples]
+DOCSTRING = {docstring}
+EXAMPLES = doctest.DocTestParser().get_examples(DOCSTRING)
 
 
-@pytest.mark.parametrize("test,example", EXAMPLES, ids=[e.source.strip()[:60] for _, e in EXAMPLES])
-def test_example(test, example):
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.source.strip()[:60] for e in EXAMPLES])
+def test_example(example):
+    test = doctest.DocTest([example], dict(vars(solution)), "solution", "solution.py", 0, DOCSTRING)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    runner.run(doctest.DocTest([example], dict(test.globs), test.name, test.filename, test.lineno, test.docstring))
+    runner.run(test)
     assert runner.failures == 0, "the example above failed"
-"#;
+"#
+    )
+}
 
 /// Counts the tokens every role generates (the pipeline does not report them per task).
 struct Metered {
@@ -97,8 +106,8 @@ impl PipelineEval {
     pub async fn run(&self, task: &EvalTask, timeout: Duration) -> Result<TaskResult, EvalError> {
         let stub = format!("{}    raise NotImplementedError\n", task.prompt);
         let repo = {
-            let (stub, id) = (stub.clone(), task.task_id.clone());
-            tokio::task::spawn_blocking(move || repository(&stub, &id)).await.map_err(|e| EvalError::Run(e.to_string()))??
+            let (stub, prompt, id) = (stub.clone(), task.prompt.clone(), task.task_id.clone());
+            tokio::task::spawn_blocking(move || repository(&stub, &prompt, &id)).await.map_err(|e| EvalError::Run(e.to_string()))??
         };
         let workspace = Workspace::new(repo.path()).map_err(|e| EvalError::Run(e.to_string()))?;
         let models: Arc<dyn Models> = self.models.clone();
@@ -166,10 +175,10 @@ fn io(e: std::io::Error) -> EvalError {
 }
 
 /// A fresh repository with the stub and the examples test, committed.
-fn repository(stub: &str, task_id: &str) -> Result<tempfile::TempDir, EvalError> {
+fn repository(stub: &str, prompt: &str, task_id: &str) -> Result<tempfile::TempDir, EvalError> {
     let dir = tempfile::Builder::new().prefix("quorum-eval-").tempdir().map_err(io)?;
     std::fs::write(dir.path().join(SOLUTION), stub).map_err(io)?;
-    std::fs::write(dir.path().join("test_solution.py"), EXAMPLES_TEST).map_err(io)?;
+    std::fs::write(dir.path().join("test_solution.py"), examples_test(prompt)).map_err(io)?;
     // The user's identity, hooks and signing stay out of it.
     let config = ["-c", "user.name=quorum eval", "-c", "user.email=eval@quorum.invalid", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"];
     for args in [&["init", "-q"][..], &["add", "."], &["commit", "-q", "--no-verify", "-m", task_id]] {
@@ -221,6 +230,22 @@ fn stage_seconds(events: &[TaskEvent]) -> BTreeMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_visible_tests_are_the_tasks_examples_whatever_the_docstring_becomes() {
+        let prompt = "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
+        let repo = repository(&format!("{prompt}    raise NotImplementedError\n"), prompt, "t").unwrap();
+        let pytest = |solution: &str| {
+            std::fs::write(repo.path().join(SOLUTION), solution).unwrap();
+            let out = Command::new("python3").args(["-m", "pytest", "-q", "-p", "no:cacheprovider"]).current_dir(repo.path()).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
+        };
+        // Without a docstring the examples still run, and still count.
+        assert!(pytest("def double(x):\n    return x * 2\n").starts_with("2 passed"));
+        // Examples rewritten to fit a wrong answer change nothing.
+        let rewritten = "def double(x):\n    \"\"\"\n    >>> double(2)\n    5\n    \"\"\"\n    return x + 3\n";
+        assert!(pytest(rewritten).starts_with("2 failed"), "{}", pytest(rewritten));
+    }
 
     #[test]
     fn a_diff_applies_to_the_stub_and_a_stale_one_does_not() {

@@ -49,6 +49,8 @@ pub struct CodeOutput {
 pub struct Feedback {
     pub problems: Vec<String>,
     pub rejected_diff: Option<String>,
+    /// The end of the failing test run of the rejected change: which case fails, and how.
+    pub failing_tests: Option<String>,
     /// How earlier rounds' candidates fared (from the task record).
     pub earlier: Vec<String>,
 }
@@ -93,6 +95,9 @@ pub async fn run(
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
         if let Some(diff) = &feedback.rejected_diff {
             user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n"));
+        }
+        if let Some(tail) = &feedback.failing_tests {
+            user.push_str(&format!("Its tests failed:\n```\n{tail}\n```\n"));
         }
         if !feedback.earlier.is_empty() {
             user.push_str(&format!("Earlier rounds:\n- {}\n", feedback.earlier.join("\n- ")));
@@ -164,10 +169,11 @@ pub const NO_CHANGE: &str = "changes nothing";
 
 /// The candidate's diff, or the red flag that disqualifies it.
 fn judge(sample: &super::Sample, scratch: &Scratch) -> Result<String, String> {
-    if sample.hit_limit {
-        return Err(format!("exceeds its token limit ({} tokens)", sample.tokens));
-    }
-    let edits = edits::parse(&sample.text).map_err(|e| e.to_string())?;
+    let text = match sample.hit_limit {
+        true => edits::before_repetition(&sample.text).ok_or_else(|| format!("exceeds its token limit ({} tokens)", sample.tokens))?,
+        false => sample.text.as_str(),
+    };
+    let edits = edits::parse(text).map_err(|e| e.to_string())?;
     edits::apply(scratch.path(), &edits).map_err(|e| e.to_string())?;
     let diff = scratch.diff().map_err(|e| format!("cannot diff: {e}"))?;
     if super::voting::normalize(&diff).is_empty() {

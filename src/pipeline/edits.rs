@@ -9,7 +9,8 @@
 //! the lines that replace them
 //! >>>>>>> REPLACE
 //! ```
-//! An empty SEARCH part creates a new file.
+//! An empty SEARCH part creates a new file. A REPLACE that is a whole function or class
+//! rewrites that definition (see [`super::rewrite`]).
 
 use std::path::Path;
 
@@ -35,6 +36,11 @@ pub enum EditError {
     DoesNotApply(String),
 }
 
+/// The most lines a SEARCH may quote. Small coders otherwise copy a whole function and
+/// its docstring into SEARCH before writing it again in REPLACE, and run out of tokens;
+/// a longer change is a whole-definition rewrite, whose SEARCH is one line.
+pub const SEARCH_LINES: usize = 8;
+
 /// A GBNF grammar for one to `max_blocks` blocks on the given paths (any path when
 /// none are given), so that even a small model's answer is always well-formed and ends.
 /// The price: a line inside a block cannot start with two of `<`, `=`, `>` (no marker-free
@@ -49,7 +55,7 @@ pub fn grammar(paths: &[String], max_blocks: u32) -> String {
     let more = max_blocks.saturating_sub(1);
     [
         format!(r#"root ::= block ("\n"? block){{0,{more}}}"#),
-        r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" line* "=======\n" line* ">>>>>>> REPLACE\n""#.to_string(),
+        format!(r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" line{{0,{SEARCH_LINES}}} "=======\n" line* ">>>>>>> REPLACE\n""#),
         format!("path ::= {path}"),
         r#"line ::= "\n" | [^<=>\n] [^\n]* "\n" | [<=>] [^<=>\n] [^\n]* "\n""#.to_string(),
     ]
@@ -104,6 +110,17 @@ pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
     Ok(edits)
 }
 
+/// The complete blocks of an answer cut off by its token limit, when what was cut off
+/// only repeats text already written: a small model looping over its own edit, not one
+/// that ran out of room for it.
+pub fn before_repetition(text: &str) -> Option<&str> {
+    let end = text.rfind(REPLACE)? + REPLACE.len();
+    let (done, tail) = text.split_at(end);
+    let tail = tail.trim();
+    // Past a block's header, so that it is known to copy one.
+    (tail.lines().count() >= 3 && done.contains(tail)).then_some(done)
+}
+
 /// Applies edits to the tree at `root`; paths cannot leave it. All or nothing per file
 /// is not needed: a failed candidate's worktree is discarded.
 pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
@@ -126,8 +143,11 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
         if edit.search.is_empty() {
             return Err(EditError::DoesNotApply(format!("{} exists; an empty SEARCH only creates new files", edit.path)));
         }
-        let updated = replace_once(&text, &edit.search, &edit.replace)
-            .map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?;
+        let plain = replace_once(&text, &edit.search, &edit.replace);
+        let updated = match super::rewrite::whole_definition(&target, &text, &edit.search, &edit.replace, plain.is_ok()) {
+            Some(rewritten) => rewritten,
+            None => plain.map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?,
+        };
         std::fs::write(&target, updated).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
     }
     Ok(())
@@ -194,6 +214,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_off_repeat_leaves_the_complete_blocks() {
+        let block = "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n=======\ndef f():\n    return 1\n>>>>>>> REPLACE\n";
+        let cut = format!("{block}\n{}", &block[..30]);
+        assert_eq!(before_repetition(&cut), Some(block.trim_end()));
+        assert_eq!(before_repetition(&format!("{block}\nFILE: b.py\n<<<<<<< SEARCH\nx = 1")), None, "new text was cut off");
+        assert_eq!(before_repetition(&block[..40]), None, "no complete block");
+        assert_eq!(before_repetition(&format!("{block}\nFILE: a.py\n")), None, "too little to tell");
+        assert_eq!(before_repetition(block), None, "cut off after a block: more may have been meant");
+    }
+
+    #[test]
     fn malformed_candidates_are_named() {
         assert!(matches!(parse("I would change the code."), Err(EditError::Malformed(m)) if m.contains("no SEARCH")));
         assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("=======")));
@@ -215,6 +246,15 @@ mod tests {
         let ok = Edit { path: "pkg/new.py".into(), search: String::new(), replace: "x = 1\n".into() };
         apply(tree.path(), &[ok]).unwrap();
         assert_eq!(std::fs::read_to_string(tree.path().join("pkg/new.py")).unwrap(), "x = 1\n");
+    }
+
+    #[test]
+    fn a_whole_function_replaces_its_definition() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::write(tree.path().join("a.py"), "def f():\n    \"\"\"One.\"\"\"\n    raise NotImplementedError\n").unwrap();
+        let edit = Edit { path: "a.py".into(), search: "def f():\n".into(), replace: "def f():\n    return 1\n".into() };
+        apply(tree.path(), &[edit]).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.path().join("a.py")).unwrap(), "def f():\n    \"\"\"One.\"\"\"\n    return 1\n");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod output;
 mod plan;
 mod preprocess;
 mod review;
+mod rewrite;
 mod runner;
 mod vote;
 pub mod voting;

@@ -218,7 +218,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
         user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
     }
     let answer = ctx.ask_json(Role::Planner, &schema(), user, 400).await?;
-    let parsed = serde_json::from_str::<Plan>(&answer).ok().map(|p| without_test_steps(p, task)).filter(|p| !p.subtasks.is_empty());
+    let parsed = serde_json::from_str::<Plan>(&answer).ok().map(|p| merge_same_files(without_test_steps(p, task))).filter(|p| !p.subtasks.is_empty());
     let fallback = parsed.is_none();
     let plan = parsed.unwrap_or_else(|| Plan {
         subtasks: vec![Subtask { description: task.to_string(), files: context.files.iter().map(|f| f.path.clone()).collect() }],
@@ -242,9 +242,48 @@ fn without_test_steps(mut plan: Plan, task: &str) -> Plan {
     plan
 }
 
+/// Consecutive steps on the same files become one, their descriptions joined. Small
+/// planners split one function's specification into a step per sentence; candidates for a
+/// part of a function cannot pass its tests, so the test-informed vote would see nothing
+/// but failures, and each part would be voted on alone.
+fn merge_same_files(plan: Plan) -> Plan {
+    let mut merged: Vec<Subtask> = Vec::new();
+    for step in plan.subtasks {
+        match merged.last_mut() {
+            Some(last) if last.files == step.files => {
+                if !last.description.contains(step.description.trim()) {
+                    last.description = format!("{} {}", last.description.trim_end(), step.description.trim());
+                }
+            }
+            _ => merged.push(step),
+        }
+    }
+    Plan { subtasks: merged, ..plan }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{without_test_steps, Plan, Subtask};
+    use super::{merge_same_files, without_test_steps, Plan, Subtask};
+
+    #[test]
+    fn consecutive_steps_on_the_same_files_merge() {
+        let step = |d: &str, files: &[&str]| Subtask { description: d.into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let plan = Plan {
+            subtasks: vec![
+                step("Mask the middle.", &["a.py"]),
+                step("Keep short strings.", &["a.py"]),
+                step("Mask the middle.", &["a.py"]),
+                step("Export it.", &["b.py"]),
+                step("Use it.", &["a.py"]),
+            ],
+            verify: String::new(),
+        };
+        let merged = merge_same_files(plan).subtasks;
+        assert_eq!(
+            merged,
+            vec![step("Mask the middle. Keep short strings.", &["a.py"]), step("Export it.", &["b.py"]), step("Use it.", &["a.py"])]
+        );
+    }
 
     #[test]
     fn steps_on_tests_go_unless_the_task_is_about_tests() {

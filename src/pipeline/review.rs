@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::code::TestOutcome;
+use super::plan::{render_files, ContextFile};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
@@ -36,15 +37,26 @@ struct Answer {
     problems: Vec<String>,
 }
 
-pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
+/// The last `n` lines of a test run's output.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `files` are the changed files after the change: a small reviewer misreads a diff alone
+/// (it objected to lines the diff removes).
+pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: &[ContextFile], tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
     let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
+    if !files.is_empty() {
+        user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(files)));
+    }
     match &tests {
         Some(t) => user.push_str(&format!(
             "\nTests {} (passed {}, failed {}). Output tail:\n```\n{}\n```\n",
             if t.success { "pass" } else { "FAIL" },
             t.passed.map(|n| n.to_string()).unwrap_or("?".into()),
             t.failed.map(|n| n.to_string()).unwrap_or("?".into()),
-            t.output_tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            last_lines(&t.output_tail, 15)
         )),
         None => user.push_str("\nThe workspace has no tests to run.\n"),
     }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::code::{self, CodeOutput, Feedback};
 use super::models::Models;
-use super::plan::{self, PlanOutput};
+use super::plan::{self, ContextFile, PlanOutput};
 use super::review::{self, Verdict};
 use super::vote::{self, VoteOutput};
 use super::worktree::{self, Scratch};
@@ -16,7 +16,7 @@ use super::{output, preprocess, Ctx, PipelineError, PipelineOptions, Shared};
 use crate::prompts::Prompts;
 use crate::state::task::{CoderAttempt, ReviewIteration};
 use crate::state::{Stage, Task, TaskInput, TaskStatus, TaskStore};
-use crate::tools::Tools;
+use crate::tools::{Tools, Workspace};
 
 /// The pipeline: cheap to clone, shared by the API, the CLI and background runs.
 #[derive(Clone)]
@@ -51,6 +51,7 @@ fn feedback(task: &Task, verdict: &Verdict) -> Feedback {
     Feedback {
         problems: verdict.problems.clone(),
         rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
+        failing_tests: verdict.tests.as_ref().filter(|t| !t.success).map(|t| review::last_lines(&t.output_tail, 30)),
         earlier: earlier_attempts(task),
     }
 }
@@ -266,8 +267,8 @@ impl Pipeline {
                             v
                         }
                         _ => {
-                            let (diff, tests) = self.combined(&ctx, &vote.patches).await?;
-                            review::run(&ctx, &text, vote.round, diff, tests).await?
+                            let (diff, files, tests) = self.combined(&ctx, &vote.patches).await?;
+                            review::run(&ctx, &text, vote.round, diff, &files, tests).await?
                         }
                     };
                     task.reviews.push(ReviewIteration {
@@ -302,22 +303,24 @@ impl Pipeline {
         }
     }
 
-    /// The round's sub-task patches as one diff against the workspace, and the tests run
-    /// on the result.
-    async fn combined(&self, ctx: &Ctx<'_>, patches: &[String]) -> Result<(String, Option<code::TestOutcome>), PipelineError> {
+    /// The round's sub-task patches as one diff against the workspace, the changed files
+    /// as they end up (what the reviewer reads the diff against), and the tests run on them.
+    async fn combined(&self, ctx: &Ctx<'_>, patches: &[String]) -> Result<(String, Vec<ContextFile>, Option<code::TestOutcome>), PipelineError> {
         let root = ctx.tools.workspace().root().to_path_buf();
-        let (scratch, diff) = {
+        let (scratch, diff, changed) = {
             let (root, patches) = (root.clone(), patches.to_vec());
             code::blocking(move || {
                 let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
                 for patch in &patches {
                     scratch.apply(patch)?;
                 }
-                let diff = scratch.diff()?;
-                Ok((scratch, diff))
+                let (diff, changed) = (scratch.diff()?, scratch.changed()?);
+                Ok((scratch, diff, changed))
             })
             .await?
         };
+        let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
+        let files = plan::fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2);
         let tests = if ctx.has_tests() {
             Some(code::run_tests(ctx, &scratch).await?)
         } else {
@@ -328,6 +331,6 @@ impl Pipeline {
             Ok(())
         })
         .await?;
-        Ok((diff, tests))
+        Ok((diff, files, tests))
     }
 }

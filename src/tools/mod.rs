@@ -4,6 +4,7 @@
 //! (whose JSON schema is published) and returns JSON.
 
 mod analyze;
+mod definitions;
 mod error;
 mod git;
 mod lang;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use self::definitions::{definitions, Definition};
 pub use self::error::ToolError;
 pub use self::project::{is_test_file, test_commands, TestCommand};
 pub use self::symbols::syntax_error;

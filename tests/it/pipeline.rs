@@ -157,6 +157,33 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
 }
 
 #[tokio::test]
+async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a * b\n"); 2]);
+    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
+    // The whole-definition form: the SEARCH quotes the header only.
+    models.script(Role::Coder, vec![block("def add(a, b):\n", "def add(a, b):\n    total = a + b\n    return total\n"); 2]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions { candidates: 2, ..Default::default() }).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap();
+    assert!(diff.contains("+    total = a + b") && diff.contains("-    return a - b") && !diff.contains("+    return a - b"), "{diff}");
+    let asked = models.asked.lock().unwrap();
+    let role = |role: Role| asked.iter().filter(move |(r, _)| *r == role).map(|(_, a)| a.messages[1].content.clone()).collect::<Vec<_>>();
+    let (coder, reviewer) = (role(Role::Coder), role(Role::Reviewer));
+    assert!(!coder[0].contains("Its tests failed"));
+    assert!(coder[1].contains("Its tests failed") && coder[1].contains("6 == 5"), "{}", coder[1]);
+    // The reviewer reads the file as it ends up, not only the diff.
+    assert!(reviewer[0].contains("The changed files after the change") && reviewer[0].contains("def add(a, b):\n    return a * b"), "{}", reviewer[0]);
+}
+
+#[tokio::test]
 async fn apply_writes_the_approved_diff() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
@@ -277,7 +304,7 @@ async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach
     let models = Arc::new(ScriptedModels::default());
     let plan = r#"{"subtasks": [
         {"description": "Make add() in calc.py return the sum", "files": ["calc.py"]},
-        {"description": "Check add() against the tests", "files": ["calc.py", "tests/test_calc.py"]}], "verify": "pytest"}"#;
+        {"description": "Check add() against the tests", "files": ["calc.py", "README.md", "tests/test_calc.py"]}], "verify": "pytest"}"#;
     models.script(Role::Planner, [plan]);
     let fix = block("    return a - b\n", "    return a + b\n");
     models.script(Role::Coder, vec![fix; 5]);
