@@ -1,4 +1,5 @@
-//! `quorum eval --tasks FILE.jsonl --mode single,vote,pipeline [--limit N] [--out DIR]`
+//! `quorum eval --tasks FILE.jsonl --mode single,vote,pipeline [--limit N] [--out DIR]`,
+//! and `quorum eval --report --out DIR` to redraw a results file's summary and chart.
 //!
 //! `results.json` in the output directory keeps one entry per mode, so modes run at
 //! different times add up; it is rewritten after every task, so a long run that stops
@@ -48,8 +49,12 @@ impl Mode {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// JSONL tasks: task_id, prompt, entry_point, test.
+    #[arg(long, required_unless_present = "report")]
+    pub tasks: Option<PathBuf>,
+    /// Run nothing: redraw summary.md and chart.png from OUT/results.json (after merging
+    /// results of runs made apart, say).
     #[arg(long)]
-    pub tasks: PathBuf,
+    pub report: bool,
     /// One mode or several, comma-separated, run one after the other.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "single")]
     pub mode: Vec<Mode>,
@@ -76,7 +81,12 @@ pub struct EvalArgs {
 }
 
 pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let mut tasks = eval::load_tasks(&args.tasks)?;
+    let results_path = args.out.join("results.json");
+    if args.report {
+        anyhow::ensure!(results_path.exists(), "{} does not exist: run some modes first, or pass the --out of a run", results_path.display());
+        return report(&args.out, &read_results(&results_path)?);
+    }
+    let mut tasks = eval::load_tasks(args.tasks.as_deref().expect("clap requires --tasks without --report"))?;
     if let Some(limit) = args.limit {
         tasks.truncate(limit);
     }
@@ -99,7 +109,6 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         Arc::new(tokio::task::spawn_blocking(move || crate::app::load_roles(&config, &roles)).await??)
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let results_path = args.out.join("results.json");
     let mut saved = read_results(&results_path)?;
     let timeout = Duration::from_secs(args.timeout);
     for &mode in &args.mode {

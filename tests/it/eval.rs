@@ -104,6 +104,16 @@ fn eval_single_runs_and_reports() {
     assert!(table.contains("| single | 2 |"), "{table}");
     assert!(String::from_utf8_lossy(&run.stdout).contains("pass rate"));
     assert!(is_png(&out.path().join("chart.png")), "a PNG bar chart");
+
+    // --report redraws both from results.json alone, with no model and no tasks.
+    std::fs::remove_file(out.path().join("summary.md")).unwrap();
+    std::fs::remove_file(out.path().join("chart.png")).unwrap();
+    let redraw = Command::new(quorum_bin()).args(["eval", "--report", "--out"]).arg(out.path()).output().unwrap();
+    assert!(redraw.status.success(), "{}", String::from_utf8_lossy(&redraw.stderr));
+    assert_eq!(std::fs::read_to_string(out.path().join("summary.md")).unwrap(), table);
+    assert!(is_png(&out.path().join("chart.png")));
+    let none = Command::new(quorum_bin()).args(["eval", "--report", "--out"]).arg(out.path().join("nothing")).output().unwrap();
+    assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("run some modes first"));
 }
 
 #[test]
