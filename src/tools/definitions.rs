@@ -32,24 +32,7 @@ pub fn definitions(path: &Path, source: &str) -> Vec<Definition> {
     let Some(syntax) = Syntax::of(path) else { return Vec::new() };
     let Some(tree) = symbols::parse(syntax, source) else { return Vec::new() };
     let mut out = Vec::new();
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let node = cursor.node();
-        if let Some(def) = definition(node, source) {
-            out.push(def);
-        }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
+    symbols::walk(&tree, |node| out.extend(definition(node, source)));
     out
 }
 

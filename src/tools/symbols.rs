@@ -172,10 +172,7 @@ fn is_identifier(kind: &str) -> bool {
 pub fn occurrences(syntax: Syntax, source: &str, name: &str) -> Vec<Occurrence> {
     let Some(tree) = parse(syntax, source) else { return Vec::new() };
     let mut out = Vec::new();
-    let mut cursor = tree.walk();
-    // Pre-order walk without recursion: files can nest deeply.
-    'walk: loop {
-        let node = cursor.node();
+    walk(&tree, |node| {
         if is_identifier(node.kind()) && text(node, source) == name {
             let kind = node.parent().and_then(|p| {
                 let is_name = p.child_by_field_name("name").is_some_and(|n| n.id() == node.id());
@@ -188,6 +185,15 @@ pub fn occurrences(syntax: Syntax, source: &str, name: &str) -> Vec<Occurrence> 
             let pos = node.start_position();
             out.push(Occurrence { line: pos.row as u64 + 1, column: pos.column as u64 + 1, kind });
         }
+    });
+    out
+}
+
+/// Visits every node in pre-order, without recursion: files can nest deeply.
+pub fn walk<'t>(tree: &'t Tree, mut visit: impl FnMut(Node<'t>)) {
+    let mut cursor = tree.walk();
+    'walk: loop {
+        visit(cursor.node());
         if cursor.goto_first_child() {
             continue;
         }
@@ -196,11 +202,10 @@ pub fn occurrences(syntax: Syntax, source: &str, name: &str) -> Vec<Occurrence> 
                 continue 'walk;
             }
             if !cursor.goto_parent() {
-                break 'walk;
+                return;
             }
         }
     }
-    out
 }
 
 /// The first line with a syntax error, for files in a language with a grammar; `None`
