@@ -24,6 +24,14 @@ pub struct TestOutcome {
     pub output_tail: String,
 }
 
+impl TestOutcome {
+    /// The last `n` lines of the run's output, where runners summarize what failed.
+    pub fn tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.output_tail.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Candidate {
     pub index: usize,

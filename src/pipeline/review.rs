@@ -37,12 +37,6 @@ struct Answer {
     problems: Vec<String>,
 }
 
-/// The last `n` lines of a test run's output.
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone
 /// (it objected to lines the diff removes).
 pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: &[ContextFile], tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
@@ -56,7 +50,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: &[C
             if t.success { "pass" } else { "FAIL" },
             t.passed.map(|n| n.to_string()).unwrap_or("?".into()),
             t.failed.map(|n| n.to_string()).unwrap_or("?".into()),
-            last_lines(&t.output_tail, 15)
+            t.tail(15)
         )),
         None => user.push_str("\nThe workspace has no tests to run.\n"),
     }

@@ -51,7 +51,7 @@ fn feedback(task: &Task, verdict: &Verdict) -> Feedback {
     Feedback {
         problems: verdict.problems.clone(),
         rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
-        failing_tests: verdict.tests.as_ref().filter(|t| !t.success).map(|t| review::last_lines(&t.output_tail, 30)),
+        failing_tests: verdict.tests.as_ref().filter(|t| !t.success).map(|t| t.tail(30)),
         earlier: earlier_attempts(task),
     }
 }

@@ -1,6 +1,6 @@
 //! Where each definition of a file lies, for rewriting one whole: its lines (decorators
 //! included), its head (the lines before the first statement of its body, a docstring
-//! included) and its docstring. Functions, methods and classes at any depth.
+//! included) and its docstring. Whatever `symbols` counts as a definition, at any depth.
 
 use std::ops::Range;
 use std::path::Path;
@@ -32,29 +32,13 @@ pub fn definitions(path: &Path, source: &str) -> Vec<Definition> {
     let Some(syntax) = Syntax::of(path) else { return Vec::new() };
     let Some(tree) = symbols::parse(syntax, source) else { return Vec::new() };
     let mut out = Vec::new();
-    symbols::walk(&tree, |node| out.extend(definition(node, source)));
+    symbols::walk(&tree, |node| out.extend(definition(syntax, node, source)));
     out
 }
 
-fn is_definition(kind: &str) -> bool {
-    matches!(
-        kind,
-        "function_definition"
-            | "class_definition"
-            | "function_item"
-            | "impl_item"
-            | "function_declaration"
-            | "method_declaration"
-            | "method_definition"
-            | "class_declaration"
-    )
-}
-
-fn definition(node: Node, source: &str) -> Option<Definition> {
-    if !is_definition(node.kind()) {
-        return None;
-    }
-    let name = node.child_by_field_name("name").or_else(|| node.child_by_field_name("type"))?;
+fn definition(syntax: Syntax, node: Node, source: &str) -> Option<Definition> {
+    symbols::definition_kind(syntax, node.kind())?;
+    let name = node.child_by_field_name("name")?;
     // Python's decorators wrap the definition.
     let outer = node.parent().filter(|p| p.kind() == "decorated_definition").unwrap_or(node);
     let start = line_start(source, outer.start_byte());

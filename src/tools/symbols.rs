@@ -33,7 +33,7 @@ fn line(node: Node) -> u64 {
 }
 
 /// What a definition node declares, by language.
-fn definition_kind(syntax: Syntax, kind: &str) -> Option<&'static str> {
+pub fn definition_kind(syntax: Syntax, kind: &str) -> Option<&'static str> {
     Some(match (syntax, kind) {
         (Syntax::Rust, "function_item" | "function_signature_item") => "function",
         (Syntax::Rust, "struct_item") => "struct",
