@@ -17,6 +17,11 @@ pub fn system_prompt(role: Role) -> &'static str {
     }
 }
 
+/// How the coder writes its answer, appended to its prompt: edit blocks (large files) or
+/// whole files (short ones). The pipeline parses these formats, so they are not overridable.
+pub const EDIT_BLOCKS: &str = include_str!("../prompts/formats/edit-blocks.md");
+pub const WHOLE_FILES: &str = include_str!("../prompts/formats/whole-files.md");
+
 /// The prompts in effect: the built-in ones, with any files found in `dir` instead.
 #[derive(Debug, Clone, Default)]
 pub struct Prompts {

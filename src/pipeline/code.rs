@@ -7,12 +7,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::edits;
 use super::models::Ask;
-use super::plan::{fit_files, render_files, PlanOutput};
+use super::plan::{fit_files, render_files, ContextFile, PlanOutput};
+use super::{edits, files};
 use super::worktree::Scratch;
 use super::{Ctx, PipelineError};
 use crate::models::Role;
+use crate::prompts;
 use crate::state::Stage;
 use crate::tools::Workspace;
 
@@ -74,7 +75,7 @@ pub async fn run(
 ) -> Result<CodeOutput, PipelineError> {
     let root = ctx.tools.workspace().root().to_path_buf();
     let step = &plan.plan.subtasks[subtask];
-    let temperatures = ctx.options.temperatures();
+    let temperatures = ctx.options.round_temperatures(round);
     let n = temperatures.len();
     // git and the file system block: off the async threads.
     let scratches = {
@@ -93,6 +94,8 @@ pub async fn run(
     paths.extend(plan.context.files.iter().map(|f| f.path.clone()));
     paths.dedup();
     let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
+    let format = Format::choose(&tree, &files, ctx.options.whole_file_lines, &editable(task, if step.files.is_empty() { &paths } else { &step.files }));
+    let editable = editable(task, &paths);
 
     let mut user = format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
     if !plan.plan.verify.is_empty() {
@@ -102,7 +105,14 @@ pub async fn run(
     if !feedback.problems.is_empty() {
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
         if let Some(diff) = &feedback.rejected_diff {
-            user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n"));
+            match format {
+                // What the coder would start again from: its files, not a diff of them.
+                Format::WholeFiles { .. } => {
+                    let rejected = rejected_files(ctx, &root, diff, &editable).await?;
+                    user.push_str(&format!("The rejected version was:\n{}", render_files(&rejected)));
+                }
+                Format::EditBlocks => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
+            }
         }
         if let Some(tail) = &feedback.failing_tests {
             user.push_str(&format!("Its tests failed:\n```\n{tail}\n```\n"));
@@ -111,15 +121,26 @@ pub async fn run(
             user.push_str(&format!("Earlier rounds:\n- {}\n", feedback.earlier.join("\n- ")));
         }
     }
-    user.push_str("\nWrite the edit blocks for this step now.");
-    let ask = Ask::new(ctx.prompt(Role::Coder), user, ctx.options.coder_max_tokens)
-        .samples(temperatures.clone())
-        .grammar(edits::grammar(&editable(task, &paths), 3));
+    let (instructions, grammar, max_tokens) = match format {
+        Format::WholeFiles { tokens } => {
+            user.push_str("\nWrite the changed files now.");
+            // Writing a file again costs its length on top of the change.
+            // No more files than it may change: once they are written the grammar ends the
+            // answer, where a small model would start writing them again.
+            (prompts::WHOLE_FILES, files::grammar(&editable, editable.len().clamp(1, 3) as u32), ctx.options.coder_max_tokens + tokens as u32)
+        }
+        Format::EditBlocks => {
+            user.push_str("\nWrite the edit blocks for this step now.");
+            (prompts::EDIT_BLOCKS, edits::grammar(&editable, 3), ctx.options.coder_max_tokens)
+        }
+    };
+    let system = format!("{}\n\n{instructions}", ctx.prompt(Role::Coder));
+    let ask = Ask::new(&system, user, max_tokens).samples(temperatures.clone()).grammar(grammar);
     let samples = ctx.models.ask(Role::Coder, ask).await?;
 
     let has_tests = ctx.has_tests();
     let (scratches, judged) = blocking(move || {
-        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch)).collect();
+        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format)).collect();
         Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
     })
     .await?;
@@ -167,6 +188,50 @@ fn editable(task: &str, paths: &[String]) -> Vec<String> {
     }
 }
 
+/// How the coders answer: whole files when every file the step may change is short
+/// (`whole_file_lines`) and shown complete, or new; edit blocks otherwise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    /// `tokens`: what the shown files cost, which writing them again costs too.
+    WholeFiles { tokens: usize },
+    EditBlocks,
+}
+
+impl Format {
+    fn choose(tree: &Workspace, shown: &[ContextFile], max_lines: usize, targets: &[String]) -> Format {
+        if max_lines == 0 {
+            return Format::EditBlocks;
+        }
+        let mut tokens = 0;
+        for path in targets {
+            let Ok(full) = tree.resolve_content(path) else { continue };
+            let Ok(content) = std::fs::read_to_string(&full) else { return Format::EditBlocks };
+            let relative = tree.relative(&full);
+            match shown.iter().find(|f| f.path == relative && f.content == content) {
+                Some(file) if content.lines().count() <= max_lines => tokens += file.tokens,
+                _ => return Format::EditBlocks,
+            }
+        }
+        Format::WholeFiles { tokens }
+    }
+}
+
+/// The `paths` as the rejected change (a diff against the workspace) left them.
+async fn rejected_files(ctx: &Ctx<'_>, root: &std::path::Path, diff: &str, paths: &[String]) -> Result<Vec<ContextFile>, PipelineError> {
+    let scratch = {
+        let (root, diff) = (root.to_path_buf(), diff.to_string());
+        blocking(move || Scratch::create(&root, &[&super::worktree::workspace_patch(&root)?, &diff])).await?
+    };
+    let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
+    let files = fit_files(ctx, &tree, paths, ctx.options.context_tokens / 2);
+    blocking(move || {
+        drop(scratch);
+        Ok(())
+    })
+    .await?;
+    Ok(files)
+}
+
 /// Runs blocking work (git, files) on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static) -> Result<T, PipelineError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
@@ -176,13 +241,19 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineE
 pub const NO_CHANGE: &str = "changes nothing";
 
 /// The candidate's diff, or the red flag that disqualifies it.
-fn judge(sample: &super::Sample, scratch: &Scratch) -> Result<String, String> {
-    let text = match sample.hit_limit {
-        true => edits::before_repetition(&sample.text).ok_or_else(|| format!("exceeds its token limit ({} tokens)", sample.tokens))?,
-        false => sample.text.as_str(),
-    };
-    let edits = edits::parse(text).map_err(|e| e.to_string())?;
-    edits::apply(scratch.path(), &edits).map_err(|e| e.to_string())?;
+fn judge(sample: &super::Sample, scratch: &Scratch, format: Format) -> Result<String, String> {
+    let over = || format!("exceeds its token limit ({} tokens)", sample.tokens);
+    match format {
+        Format::WholeFiles { .. } => {
+            let files = if sample.hit_limit { files::before_repetition(&sample.text).ok_or_else(over)? } else { files::parse(&sample.text).map_err(|e| e.to_string())? };
+            files::apply(scratch.path(), &files)
+        }
+        Format::EditBlocks => {
+            let text = if sample.hit_limit { edits::before_repetition(&sample.text).ok_or_else(over)? } else { sample.text.as_str() };
+            edits::apply(scratch.path(), &edits::parse(text).map_err(|e| e.to_string())?)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let diff = scratch.diff().map_err(|e| format!("cannot diff: {e}"))?;
     if super::voting::normalize(&diff).is_empty() {
         return Err(NO_CHANGE.into());

@@ -46,24 +46,33 @@ pub const SEARCH_LINES: usize = 8;
 /// The price: a line inside a block cannot start with two of `<`, `=`, `>` (no marker-free
 /// code line in the languages we target does at column 0).
 pub fn grammar(paths: &[String], max_blocks: u32) -> String {
-    let safe: Vec<String> = paths
-        .iter()
-        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c)))
-        .map(|p| format!("\"{p}\""))
-        .collect();
-    let path = if safe.is_empty() { "[a-zA-Z0-9_./-]+".to_string() } else { safe.join(" | ") };
     let more = max_blocks.saturating_sub(1);
     [
         format!(r#"root ::= block ("\n"? block){{0,{more}}}"#),
         format!(r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" line{{0,{SEARCH_LINES}}} "=======\n" line* ">>>>>>> REPLACE\n""#),
-        format!("path ::= {path}"),
+        format!("path ::= {}", path_rule(paths)),
         r#"line ::= "\n" | [^<=>\n] [^\n]* "\n" | [<=>] [^<=>\n] [^\n]* "\n""#.to_string(),
     ]
     .join("\n")
 }
 
+/// The grammar's alternatives for a file path: the given paths, or any plausible path
+/// when none are given (or none is safe to quote in GBNF).
+pub(super) fn path_rule(paths: &[String]) -> String {
+    let safe: Vec<String> = paths
+        .iter()
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c)))
+        .map(|p| format!("\"{p}\""))
+        .collect();
+    if safe.is_empty() {
+        "[a-zA-Z0-9_./-]+".to_string()
+    } else {
+        safe.join(" | ")
+    }
+}
+
 /// A path line: `FILE: x`, or a bare relative path (models often drop the prefix).
-fn path_of(line: &str) -> Option<String> {
+pub(super) fn path_of(line: &str) -> Option<String> {
     let line = line.trim().trim_matches('`').trim();
     let line = line.strip_prefix("FILE:").or_else(|| line.strip_prefix("File:")).unwrap_or(line).trim();
     let plausible = !line.is_empty() && !line.contains(char::is_whitespace) && (line.contains('.') || line.contains('/'));

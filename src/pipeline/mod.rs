@@ -7,6 +7,7 @@
 
 mod code;
 pub mod edits;
+mod files;
 mod events;
 mod models;
 mod output;
@@ -65,14 +66,21 @@ pub struct PipelineOptions {
     /// Votes at most; then plurality decides.
     pub max_votes: u32,
     pub vote_temperature: f32,
+    /// Each retry round samples this much hotter (up to 1.2, or max_temperature if higher):
+    /// at the same temperatures the 1.5B coder wrote the same wrong answer again.
+    pub retry_heat: f32,
     /// Code-vote-review rounds per plan.
     pub max_rounds: u32,
     /// Re-plans after `max_rounds` rejections before the task fails.
     pub replans: u32,
     /// Tokens of code the planner and the coders see (the planner's tokenizer counts).
     pub context_tokens: usize,
-    /// A candidate longer than this is red-flagged.
+    /// A candidate longer than this is red-flagged (plus the files' length when the coder
+    /// writes them whole).
     pub coder_max_tokens: u32,
+    /// The coder writes files up to this many lines whole, and edits longer ones with
+    /// search/replace blocks; 0 means always blocks.
+    pub whole_file_lines: usize,
     /// Run the workspace's tests on each candidate.
     pub run_tests: bool,
     pub test_timeout_secs: u64,
@@ -87,10 +95,12 @@ impl Default for PipelineOptions {
             k: 2,
             max_votes: 9,
             vote_temperature: 0.8,
+            retry_heat: 0.3,
             max_rounds: 3,
             replans: 1,
             context_tokens: 1500,
             coder_max_tokens: 512,
+            whole_file_lines: 80,
             run_tests: true,
             test_timeout_secs: 300,
         }
@@ -121,6 +131,9 @@ impl PipelineOptions {
         {
             return Err(PipelineError::Invalid("temperatures must satisfy 0 <= min_temperature <= max_temperature <= 2".into()));
         }
+        if !(0.0..=1.0).contains(&options.retry_heat) {
+            return Err(PipelineError::Invalid("retry_heat must be between 0 and 1".into()));
+        }
         // Candidates are voted on under letters A-Z; the rest bound the work one request can ask for.
         let bounds = [
             ("candidates", options.candidates as u64, 26),
@@ -129,6 +142,7 @@ impl PipelineOptions {
             ("replans", options.replans as u64, 5),
             ("coder_max_tokens", options.coder_max_tokens as u64, 8192),
             ("context_tokens", options.context_tokens as u64, 65536),
+            ("whole_file_lines", options.whole_file_lines as u64, 1000),
             ("test_timeout_secs", options.test_timeout_secs, 3600),
         ];
         if let Some((name, _, max)) = bounds.iter().find(|(_, value, max)| value > max) {
@@ -145,6 +159,13 @@ impl PipelineOptions {
         }
         let step = (self.max_temperature - self.min_temperature) / (n - 1) as f32;
         (0..n).map(|i| self.min_temperature + step * i as f32).collect()
+    }
+
+    /// The temperatures of code round `round` (from 1): `retry_heat` hotter per retry.
+    pub fn round_temperatures(&self, round: u32) -> Vec<f32> {
+        let heat = self.retry_heat * round.saturating_sub(1) as f32;
+        let cap = self.max_temperature.max(1.2);
+        self.temperatures().into_iter().map(|t| (t + heat).min(cap)).collect()
     }
 }
 
@@ -198,4 +219,21 @@ pub(crate) struct Shared {
     pub tools: Tools,
     pub tasks: TaskStore,
     pub prompts: Prompts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rounds_sample_hotter_up_to_a_cap() {
+        let options = PipelineOptions::default();
+        let close = |a: Vec<f32>, b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(options.round_temperatures(1), &[0.3, 0.4, 0.5, 0.6, 0.7]));
+        assert!(close(options.round_temperatures(2), &[0.6, 0.7, 0.8, 0.9, 1.0]));
+        assert!(close(options.round_temperatures(3), &[0.9, 1.0, 1.1, 1.2, 1.2]));
+        let cold = options.with(&serde_json::json!({"retry_heat": 0.0})).unwrap();
+        assert_eq!(cold.round_temperatures(3), cold.temperatures());
+        assert!(options.with(&serde_json::json!({"retry_heat": 1.5})).is_err());
+    }
 }

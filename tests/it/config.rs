@@ -154,7 +154,7 @@ fn prompt_files_override_the_built_in_prompts() {
     let prompts = Prompts::load(Some(dir.path())).unwrap();
     assert_eq!(prompts.get(Role::Coder), "Write Go only.");
     assert_eq!(prompts.get(Role::Voter), quorum::prompts::system_prompt(Role::Voter).trim(), "the others stay built in");
-    assert!(Prompts::load(None).unwrap().get(Role::Coder).contains("SEARCH"));
+    assert!(Prompts::load(None).unwrap().get(Role::Coder).contains("careful programmer"));
 }
 
 #[test]

@@ -45,6 +45,11 @@ fn block(search: &str, replace: &str) -> String {
     format!("FILE: calc.py\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n")
 }
 
+/// calc.py is short enough to be written whole; these tests script edit blocks.
+fn edit_blocks() -> PipelineOptions {
+    PipelineOptions { whole_file_lines: 0, ..Default::default() }
+}
+
 const PLAN: &str = r#"{"subtasks": [{"description": "Make add() in calc.py return the sum", "files": ["calc.py"]}], "verify": "pytest"}"#;
 
 async fn pipeline(root: &Path, models: Arc<dyn Models>, state: &Path, defaults: PipelineOptions) -> Pipeline {
@@ -96,7 +101,7 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
 
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
     let mut live = Box::pin(p.tasks().follow(task.id.clone(), 0));
     let done = p.run(&task.id).await.unwrap();
@@ -167,7 +172,7 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
     models.script(Role::Coder, vec![block("def add(a, b):\n", "def add(a, b):\n    total = a + b\n    return total\n"); 2]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions { candidates: 2, ..Default::default() }).await;
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions { candidates: 2, ..edit_blocks() }).await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();
 
@@ -184,6 +189,46 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
 }
 
 #[tokio::test]
+async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    let whole = |calc: &str| format!("Here it is.\nFILE: calc.py\n```python\n{calc}```\n");
+    let product = CALC_PY.replace("a - b", "a * b");
+    models.script(Role::Coder, [whole(&product), whole(CALC_PY), "return a + b".to_string()]);
+    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
+    let sum = CALC_PY.replace("a - b", "a + b");
+    models.script(Role::Coder, [whole(&sum), whole(&sum), format!("{}<<LIMIT>>", whole(&sum))]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 3, ..Default::default() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap();
+    assert!(diff.contains("-    return a - b\n+    return a + b") && !diff.contains("mul(a, b):\n-"), "{diff}");
+    let flags: Vec<Option<String>> = done.attempts.iter().map(|a| a.red_flag.clone()).collect();
+    assert_eq!(flags[0], None);
+    assert_eq!(flags[1].as_deref(), Some("changes nothing"));
+    assert!(flags[2].as_deref().unwrap().starts_with("malformed"), "{flags:?}");
+    assert!(flags[5].as_deref().unwrap().contains("token limit"), "{flags:?}");
+
+    let asked = models.asked.lock().unwrap();
+    let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
+    assert!(coder[0].messages[0].content.contains("whole file"), "{}", coder[0].messages[0].content);
+    let grammar = coder[0].grammar.as_deref().unwrap();
+    assert!(grammar.contains(r#""calc.py""#) && grammar.contains("```"), "{grammar}");
+    // Writing calc.py again costs its length on top of the change.
+    assert!(coder[0].max_tokens > 512, "{}", coder[0].max_tokens);
+    assert!((coder[1].temperatures[0] - 0.6).abs() < 1e-5, "a retry samples hotter: {:?}", coder[1].temperatures);
+    let retry = &coder[1].messages[1].content;
+    assert!(retry.contains("The rejected version was:\nFILE: calc.py\n```\ndef add(a, b):\n    return a * b"), "{retry}");
+    assert!(retry.contains("Its tests failed"), "{retry}");
+}
+
+#[tokio::test]
 async fn apply_writes_the_approved_diff() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
@@ -191,7 +236,7 @@ async fn apply_writes_the_approved_diff() {
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 3, ..Default::default() };
+    let options = PipelineOptions { candidates: 3, ..edit_blocks() };
     let p = pipeline(&root, models, &state.path().join("s.redb"), options).await;
     let task = p.create(TASK, true, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();
@@ -206,7 +251,7 @@ async fn when_nothing_survives_the_planner_tries_again_then_the_task_fails() {
     models.script(Role::Planner, [PLAN, PLAN]);
     models.script(Role::Coder, vec!["no edits here".to_string(); 4]);
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
     let options = json!({"candidates": 2, "max_rounds": 1, "replans": 1});
     let task = p.create(TASK, false, options).await.unwrap();
     let err = p.run(&task.id).await;
@@ -226,7 +271,7 @@ async fn when_nothing_survives_the_planner_tries_again_then_the_task_fails() {
 async fn bad_options_are_refused_before_a_task_is_made() {
     let (_dir, root) = calc_repo();
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, Arc::new(ScriptedModels::default()), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let p = pipeline(&root, Arc::new(ScriptedModels::default()), &state.path().join("s.redb"), edit_blocks()).await;
     for bad in [json!({"k": 0}), json!({"candidats": 5}), json!({"max_temperature": 0.1}), json!([1])] {
         assert!(matches!(p.create(TASK, false, bad.clone()).await, Err(PipelineError::Invalid(_))), "{bad}");
     }
@@ -260,7 +305,7 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
     let id = {
         let first = Stalls(ScriptedModels::default());
         first.0.script(Role::Planner, [PLAN]);
-        let p = pipeline(&root, Arc::new(first), &path, PipelineOptions::default()).await;
+        let p = pipeline(&root, Arc::new(first), &path, edit_blocks()).await;
         let task = p.create(TASK, false, json!({"candidates": 3})).await.unwrap();
         let mut events = Box::pin(p.tasks().follow(task.id.clone(), 0));
         let run = p.start(&task.id).await.unwrap();
@@ -281,7 +326,7 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
     let second = Arc::new(ScriptedModels::default());
     second.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
     second.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let p = pipeline(&root, second.clone(), &path, PipelineOptions::default()).await;
+    let p = pipeline(&root, second.clone(), &path, edit_blocks()).await;
     assert_eq!(p.tasks().recover().await.unwrap(), [id.clone()]);
     let interrupted = p.tasks().get(&id).await.unwrap().unwrap();
     assert_eq!(interrupted.status, TaskStatus::Interrupted);
@@ -312,7 +357,7 @@ async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
 
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions::default()).await;
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
     // The task says nothing of tests, so the candidates may not edit them.
     let task = p.create("Fix add() in calc.py: it subtracts instead of adding.", false, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();

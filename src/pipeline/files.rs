@@ -1,0 +1,141 @@
+//! The coders' answer format for steps whose files are all short: the complete new content
+//! of each file the step changes, written the way the coder was shown the files.
+//!
+//! ````text
+//! FILE: calc.py
+//! ```python
+//! def add(a, b):
+//!     return a + b
+//! ```
+//! ````
+//! A 1.5B coder writes a short file whole as reliably as it writes a whole function (the
+//! direct answers of `quorum eval`'s `single` and `vote` modes), with no SEARCH text to quote
+//! exactly: on the eval set, a quarter of its edit-block candidates did not apply or changed
+//! nothing (evals/RESULTS.md). Large files keep the edit blocks ([`super::edits`]), where
+//! writing the file again would cost more tokens than the change; the limit is the
+//! pipeline's `whole_file_lines` option.
+
+use std::path::Path;
+
+use super::edits::{self, EditError};
+use crate::tools::{ToolError, Workspace};
+
+const FENCE: &str = "```";
+
+/// A GBNF grammar for one to `max_files` whole files on the given paths. A line inside a
+/// file cannot start with three backticks: that line ends the file.
+pub fn grammar(paths: &[String], max_files: u32) -> String {
+    let more = max_files.saturating_sub(1);
+    [
+        format!(r#"root ::= file ("\n"? file){{0,{more}}}"#),
+        r#"file ::= "FILE: " path "\n```" [a-z]* "\n" line* "```\n""#.to_string(),
+        format!("path ::= {}", edits::path_rule(paths)),
+        r#"line ::= "\n" | [^`\n] [^\n]* "\n" | "`" [^`\n] [^\n]* "\n" | "``" [^`\n] [^\n]* "\n""#.to_string(),
+    ]
+    .join("\n")
+}
+
+/// The files of an answer, as (path, content). A file given again is a small model
+/// looping over its answer, not a revision: the first version counts.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, EditError> {
+    let (files, open) = scan(text);
+    if let Some(path) = open {
+        return Err(EditError::Malformed(format!("the code block of {path} is not closed")));
+    }
+    if files.is_empty() {
+        return Err(EditError::Malformed("no `FILE: path` followed by a code block".into()));
+    }
+    Ok(files)
+}
+
+/// The complete files of an answer cut off by its token limit, when the cut-off file is one
+/// already written whole: the model was repeating itself, not running out of room.
+pub fn before_repetition(text: &str) -> Option<Vec<(String, String)>> {
+    let (files, open) = scan(text);
+    files.iter().any(|(p, _)| Some(p) == open.as_ref()).then_some(files)
+}
+
+/// The complete files in order (first versions), and the path of an unclosed last one.
+fn scan(text: &str) -> (Vec<(String, String)>, Option<String>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let opens = lines.get(i + 1).is_some_and(|l| l.trim_start().starts_with(FENCE));
+        let Some(path) = lines[i].trim().starts_with("FILE:").then(|| edits::path_of(lines[i])).flatten().filter(|_| opens) else {
+            i += 1;
+            continue;
+        };
+        let Some(end) = (i + 2..lines.len()).find(|&j| lines[j].trim_end() == FENCE) else {
+            return (files, Some(path));
+        };
+        if !files.iter().any(|(p, _)| *p == path) {
+            files.push((path, lines[i + 2..end].iter().map(|l| format!("{l}\n")).collect()));
+        }
+        i = end + 1;
+    }
+    (files, None)
+}
+
+/// Writes the files into the tree at `root`, creating new ones; paths cannot leave it.
+pub fn apply(root: &Path, files: &[(String, String)]) -> Result<(), EditError> {
+    let tree = Workspace::new(root).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
+    for (path, content) in files {
+        if content.trim().is_empty() {
+            return Err(EditError::DoesNotApply(format!("{path}: the new content is empty")));
+        }
+        match tree.resolve_content(path) {
+            Ok(target) => std::fs::write(target, content).map_err(|e| EditError::DoesNotApply(format!("{path}: {e}")))?,
+            Err(ToolError::NotFound(_)) => edits::apply(root, &[edits::Edit { path: path.clone(), search: String::new(), replace: content.clone() }])?,
+            Err(e) => return Err(EditError::DoesNotApply(format!("{path}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_files_parse_and_replace_the_old_ones() {
+        let text = "Here it is.\nFILE: calc.py\n```python\ndef add(a, b):\n    return a + b\n```\n\nFILE: pkg/new.py\n```\nX = 1\n```\n";
+        let files = parse(text).unwrap();
+        assert_eq!(files, vec![("calc.py".into(), "def add(a, b):\n    return a + b\n".into()), ("pkg/new.py".into(), "X = 1\n".into())]);
+        let repeated = format!("{text}\nFILE: calc.py\n```python\ndef add(a, b):\n    return a - b\n```\n");
+        assert_eq!(parse(&repeated).unwrap(), files, "the first version of a file counts");
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::write(tree.path().join("calc.py"), "def add(a, b):\n    raise NotImplementedError\n").unwrap();
+        apply(tree.path(), &files).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.path().join("calc.py")).unwrap(), files[0].1);
+        assert_eq!(std::fs::read_to_string(tree.path().join("pkg/new.py")).unwrap(), "X = 1\n");
+    }
+
+    #[test]
+    fn a_cut_off_repeat_leaves_the_complete_files() {
+        let file = "FILE: a.py\n```python\ndef f():\n    return 1\n```\n";
+        let expected = vec![("a.py".to_string(), "def f():\n    return 1\n".to_string())];
+        assert_eq!(before_repetition(&format!("{file}\n{}", &file[..30])), Some(expected));
+        assert_eq!(before_repetition(&format!("{file}\nFILE: b.py\n```python\nx = 1")), None, "new text was cut off");
+        assert_eq!(before_repetition(&file[..30]), None, "no complete file");
+        assert_eq!(before_repetition(file), None, "cut off after a file: more may have been meant");
+    }
+
+    #[test]
+    fn bad_answers_are_named_and_nothing_escapes_the_tree() {
+        assert!(matches!(parse("def add(a, b):\n    return a + b\n"), Err(EditError::Malformed(m)) if m.contains("FILE")));
+        assert!(matches!(parse("FILE: calc.py\n```python\nx = 1\n"), Err(EditError::Malformed(m)) if m.contains("not closed")));
+        let tree = tempfile::tempdir().unwrap();
+        for path in ["../x.py", ".git/config"] {
+            assert!(apply(tree.path(), &[(path.into(), "x = 1\n".into())]).is_err(), "{path}");
+        }
+        assert!(matches!(apply(tree.path(), &[("a.py".into(), "\n".into())]), Err(EditError::DoesNotApply(m)) if m.contains("empty")));
+    }
+
+    #[test]
+    fn the_grammar_names_the_paths_and_bounds_the_files() {
+        let g = grammar(&["calc.py".into()], 2);
+        assert!(g.contains(r#"path ::= "calc.py""#), "{g}");
+        assert!(g.contains("{0,1}"), "{g}");
+    }
+}
