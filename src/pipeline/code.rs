@@ -75,7 +75,8 @@ pub async fn run(
 ) -> Result<CodeOutput, PipelineError> {
     let root = ctx.tools.workspace().root().to_path_buf();
     let step = &plan.plan.subtasks[subtask];
-    let temperatures = ctx.options.round_temperatures(round);
+    // Rounds count from the plan's first: a re-plan starts cool again.
+    let temperatures = ctx.options.round_temperatures(round.saturating_sub(plan.round_start as u32));
     let n = temperatures.len();
     // git and the file system block: off the async threads.
     let scratches = {
@@ -94,8 +95,9 @@ pub async fn run(
     paths.extend(plan.context.files.iter().map(|f| f.path.clone()));
     paths.dedup();
     let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
-    let format = Format::choose(&tree, &files, ctx.options.whole_file_lines, &editable(task, if step.files.is_empty() { &paths } else { &step.files }));
-    let editable = editable(task, &paths);
+    // The step's own files decide the format; whole files may be written only for them.
+    let targets = editable(task, if step.files.is_empty() { &paths } else { &step.files });
+    let format = Format::choose(ctx, &tree, &files, &targets);
 
     let mut user = format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
     if !plan.plan.verify.is_empty() {
@@ -105,13 +107,14 @@ pub async fn run(
     if !feedback.problems.is_empty() {
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
         if let Some(diff) = &feedback.rejected_diff {
-            match format {
-                // What the coder would start again from: its files, not a diff of them.
-                Format::WholeFiles { .. } => {
-                    let rejected = rejected_files(ctx, &root, diff, &editable).await?;
-                    user.push_str(&format!("The rejected version was:\n{}", render_files(&rejected)));
-                }
-                Format::EditBlocks => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
+            // What a coder writing whole files starts again from: its files, not a diff.
+            let rejected = match format {
+                Format::WholeFiles { .. } => rejected_files(ctx, &root, diff, &targets).await,
+                Format::EditBlocks => None,
+            };
+            match rejected {
+                Some(files) => user.push_str(&format!("The rejected version was:\n{}", render_files(&files))),
+                None => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
             }
         }
         if let Some(tail) = &feedback.failing_tests {
@@ -124,14 +127,15 @@ pub async fn run(
     let (instructions, grammar, max_tokens) = match format {
         Format::WholeFiles { tokens } => {
             user.push_str("\nWrite the changed files now.");
-            // Writing a file again costs its length on top of the change.
-            // No more files than it may change: once they are written the grammar ends the
-            // answer, where a small model would start writing them again.
-            (prompts::WHOLE_FILES, files::grammar(&editable, editable.len().clamp(1, 3) as u32), ctx.options.coder_max_tokens + tokens as u32)
+            // Writing a file again costs its length on top of the change. No more files
+            // than the step may change: past them the grammar ends the answer, where a small
+            // model would start writing one again.
+            let max_tokens = (ctx.options.coder_max_tokens as usize + tokens).min(MAX_WHOLE_TOKENS) as u32;
+            (prompts::WHOLE_FILES, files::grammar(&targets, targets.len() as u32), max_tokens)
         }
         Format::EditBlocks => {
             user.push_str("\nWrite the edit blocks for this step now.");
-            (prompts::EDIT_BLOCKS, edits::grammar(&editable, 3), ctx.options.coder_max_tokens)
+            (prompts::EDIT_BLOCKS, edits::grammar(&editable(task, &paths), 3), ctx.options.coder_max_tokens)
         }
     };
     let system = format!("{}\n\n{instructions}", ctx.prompt(Role::Coder));
@@ -140,7 +144,7 @@ pub async fn run(
 
     let has_tests = ctx.has_tests();
     let (scratches, judged) = blocking(move || {
-        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format)).collect();
+        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
         Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
     })
     .await?;
@@ -188,6 +192,9 @@ fn editable(task: &str, paths: &[String]) -> Vec<String> {
     }
 }
 
+/// The most tokens a whole-files answer may take, however long its files.
+const MAX_WHOLE_TOKENS: usize = 8192;
+
 /// How the coders answer: whole files when every file the step may change is short
 /// (`whole_file_lines`) and shown complete, or new; edit blocks otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -198,38 +205,46 @@ enum Format {
 }
 
 impl Format {
-    fn choose(tree: &Workspace, shown: &[ContextFile], max_lines: usize, targets: &[String]) -> Format {
-        if max_lines == 0 {
+    /// `targets` are the files the step may change; `shown` what the coder was shown.
+    fn choose(ctx: &Ctx<'_>, tree: &Workspace, shown: &[ContextFile], targets: &[String]) -> Format {
+        let max_lines = ctx.options.whole_file_lines;
+        // The grammar names every target: without them it would allow any path.
+        if max_lines == 0 || targets.is_empty() || edits::path_rule(targets).split(" | ").count() != targets.len() {
             return Format::EditBlocks;
         }
         let mut tokens = 0;
         for path in targets {
-            let Ok(full) = tree.resolve_content(path) else { continue };
+            let full = match tree.resolve_content(path) {
+                Ok(full) => full,
+                Err(crate::tools::ToolError::NotFound(_)) => continue,
+                Err(_) => return Format::EditBlocks,
+            };
             let Ok(content) = std::fs::read_to_string(&full) else { return Format::EditBlocks };
-            let relative = tree.relative(&full);
-            match shown.iter().find(|f| f.path == relative && f.content == content) {
-                Some(file) if content.lines().count() <= max_lines => tokens += file.tokens,
-                _ => return Format::EditBlocks,
+            let complete = content.is_empty() || shown.iter().any(|f| f.path == tree.relative(&full) && f.content == content);
+            if !complete || content.lines().count() > max_lines || !files::writable(&content) {
+                return Format::EditBlocks;
             }
+            // Its FILE line and fences, then its lines again.
+            tokens += 10 + ctx.models.count_tokens(Role::Coder, &content);
         }
         Format::WholeFiles { tokens }
     }
 }
 
-/// The `paths` as the rejected change (a diff against the workspace) left them.
-async fn rejected_files(ctx: &Ctx<'_>, root: &std::path::Path, diff: &str, paths: &[String]) -> Result<Vec<ContextFile>, PipelineError> {
+/// The `paths` as the rejected change (a diff against the workspace) left them; `None`
+/// when it no longer applies (the workspace moved on), and the diff is shown instead.
+async fn rejected_files(ctx: &Ctx<'_>, root: &std::path::Path, diff: &str, paths: &[String]) -> Option<Vec<ContextFile>> {
     let scratch = {
         let (root, diff) = (root.to_path_buf(), diff.to_string());
-        blocking(move || Scratch::create(&root, &[&super::worktree::workspace_patch(&root)?, &diff])).await?
+        blocking(move || Scratch::create(&root, &[&super::worktree::workspace_patch(&root)?, &diff])).await.ok()?
     };
-    let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
-    let files = fit_files(ctx, &tree, paths, ctx.options.context_tokens / 2);
-    blocking(move || {
+    let files = Workspace::new(scratch.path()).ok().map(|tree| fit_files(ctx, &tree, paths, ctx.options.context_tokens / 2));
+    let _ = blocking(move || {
         drop(scratch);
         Ok(())
     })
-    .await?;
-    Ok(files)
+    .await;
+    files
 }
 
 /// Runs blocking work (git, files) on tokio's blocking pool.
@@ -240,13 +255,14 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineE
 /// The red flag of a candidate whose edits leave the files as they were.
 pub const NO_CHANGE: &str = "changes nothing";
 
-/// The candidate's diff, or the red flag that disqualifies it.
-fn judge(sample: &super::Sample, scratch: &Scratch, format: Format) -> Result<String, String> {
+/// The candidate's diff, or the red flag that disqualifies it; whole files may be written
+/// only for `targets`.
+fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[String]) -> Result<String, String> {
     let over = || format!("exceeds its token limit ({} tokens)", sample.tokens);
     match format {
         Format::WholeFiles { .. } => {
             let files = if sample.hit_limit { files::before_repetition(&sample.text).ok_or_else(over)? } else { files::parse(&sample.text).map_err(|e| e.to_string())? };
-            files::apply(scratch.path(), &files)
+            files::apply(scratch.path(), targets, &files)
         }
         Format::EditBlocks => {
             let text = if sample.hit_limit { edits::before_repetition(&sample.text).ok_or_else(over)? } else { sample.text.as_str() };

@@ -162,16 +162,23 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
     Ok(())
 }
 
-/// Creates a new file whose directory, after symlinks, is inside `root`; a symlink as the
-/// file name itself (dangling or not) is refused by `create_new`.
+/// Creates a new file whose directory, after symlinks, is inside `root` and not in its
+/// `.git`; a symlink as the file name itself (dangling or not) is refused by `create_new`.
 fn create_inside(root: &Path, path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     let dir = path.parent().ok_or("no directory")?;
+    // Checked before any directory is made, on the nearest one that exists, and again after.
+    let inside = |dir: &Path| -> Result<(), String> {
+        let real = dir.canonicalize().map_err(|e| e.to_string())?;
+        match real.strip_prefix(root) {
+            Ok(rest) if !rest.components().any(|c| c.as_os_str() == ".git") => Ok(()),
+            Ok(_) => Err("the path leads into .git".into()),
+            Err(_) => Err("the path leaves the tree through a symlink".into()),
+        }
+    };
+    inside(dir.ancestors().find(|d| d.exists()).ok_or("no directory")?)?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let real = dir.canonicalize().map_err(|e| e.to_string())?;
-    if !real.starts_with(root) {
-        return Err("the path leaves the tree through a symlink".into());
-    }
+    inside(dir)?;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| e.to_string())?;
     file.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
@@ -247,11 +254,14 @@ mod tests {
         let tree = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), tree.path().join("link")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("new.py"), tree.path().join("dangling.py")).unwrap();
-        for path in ["link/x.py", "dangling.py", "../x.py", ".git/hooks/pre-commit"] {
+        std::fs::create_dir(tree.path().join(".git")).unwrap();
+        std::os::unix::fs::symlink(tree.path().join(".git"), tree.path().join("gitlink")).unwrap();
+        for path in ["link/x.py", "link/sub/x.py", "dangling.py", "../x.py", ".git/hooks/pre-commit", "gitlink/hooks/pre-commit"] {
             let edit = Edit { path: path.into(), search: String::new(), replace: "x = 1\n".into() };
             assert!(matches!(apply(tree.path(), &[edit]), Err(EditError::DoesNotApply(_))), "{path}");
         }
-        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written or made outside");
+        assert_eq!(std::fs::read_dir(tree.path().join(".git")).unwrap().count(), 0, "nothing made in .git");
         let ok = Edit { path: "pkg/new.py".into(), search: String::new(), replace: "x = 1\n".into() };
         apply(tree.path(), &[ok]).unwrap();
         assert_eq!(std::fs::read_to_string(tree.path().join("pkg/new.py")).unwrap(), "x = 1\n");

@@ -22,15 +22,21 @@ use crate::tools::{ToolError, Workspace};
 
 const FENCE: &str = "```";
 
+/// Whether a file can be written whole under [`grammar`]: no line of it starts with three
+/// backticks, which would end its code block.
+pub fn writable(content: &str) -> bool {
+    !content.lines().any(|l| l.starts_with(FENCE))
+}
+
 /// A GBNF grammar for one to `max_files` whole files on the given paths. A line inside a
-/// file cannot start with three backticks: that line ends the file.
+/// file cannot start with three backticks: that line ends the file (see [`writable`]).
 pub fn grammar(paths: &[String], max_files: u32) -> String {
     let more = max_files.saturating_sub(1);
     [
         format!(r#"root ::= file ("\n"? file){{0,{more}}}"#),
         r#"file ::= "FILE: " path "\n```" [a-z]* "\n" line* "```\n""#.to_string(),
         format!("path ::= {}", edits::path_rule(paths)),
-        r#"line ::= "\n" | [^`\n] [^\n]* "\n" | "`" [^`\n] [^\n]* "\n" | "``" [^`\n] [^\n]* "\n""#.to_string(),
+        r#"line ::= "\n" | [^`\n] [^\n]* "\n" | "`" ([^`\n] [^\n]*)? "\n" | "``" ([^`\n] [^\n]*)? "\n""#.to_string(),
     ]
     .join("\n")
 }
@@ -39,7 +45,7 @@ pub fn grammar(paths: &[String], max_files: u32) -> String {
 /// looping over its answer, not a revision: the first version counts.
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, EditError> {
     let (files, open) = scan(text);
-    if let Some(path) = open {
+    if let Some((path, _)) = open {
         return Err(EditError::Malformed(format!("the code block of {path} is not closed")));
     }
     if files.is_empty() {
@@ -48,16 +54,20 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, EditError> {
     Ok(files)
 }
 
-/// The complete files of an answer cut off by its token limit, when the cut-off file is one
-/// already written whole: the model was repeating itself, not running out of room.
+/// The complete files of an answer cut off by its token limit, when what was cut off only
+/// starts writing one of them again, word for word: the model was repeating itself, not
+/// running out of room.
 pub fn before_repetition(text: &str) -> Option<Vec<(String, String)>> {
     let (files, open) = scan(text);
-    files.iter().any(|(p, _)| Some(p) == open.as_ref()).then_some(files)
+    let (path, partial) = open?;
+    files.iter().any(|(p, content)| *p == path && content.starts_with(partial.trim_end())).then_some(files)
 }
 
-/// The complete files in order (first versions), and the path of an unclosed last one.
-fn scan(text: &str) -> (Vec<(String, String)>, Option<String>) {
+/// The complete files in order (first versions), and the path and text of an unclosed
+/// last one.
+fn scan(text: &str) -> (Vec<(String, String)>, Option<(String, String)>) {
     let lines: Vec<&str> = text.lines().collect();
+    let body = |from: usize, to: usize| lines[from..to].iter().map(|l| format!("{l}\n")).collect::<String>();
     let mut files: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -67,30 +77,49 @@ fn scan(text: &str) -> (Vec<(String, String)>, Option<String>) {
             continue;
         };
         let Some(end) = (i + 2..lines.len()).find(|&j| lines[j].trim_end() == FENCE) else {
-            return (files, Some(path));
+            return (files, Some((path, body((i + 2).min(lines.len()), lines.len()))));
         };
         if !files.iter().any(|(p, _)| *p == path) {
-            files.push((path, lines[i + 2..end].iter().map(|l| format!("{l}\n")).collect()));
+            files.push((path, body(i + 2, end)));
         }
         i = end + 1;
     }
     (files, None)
 }
 
-/// Writes the files into the tree at `root`, creating new ones; paths cannot leave it.
-pub fn apply(root: &Path, files: &[(String, String)]) -> Result<(), EditError> {
+/// Writes the files into the tree at `root`, creating new ones. Only the `allowed` paths
+/// may be written (the step's files: tests stay out of reach), and none can leave the tree.
+/// A file keeps its line endings and its lack of a final newline.
+pub fn apply(root: &Path, allowed: &[String], files: &[(String, String)]) -> Result<(), EditError> {
     let tree = Workspace::new(root).map_err(|e| EditError::DoesNotApply(e.to_string()))?;
     for (path, content) in files {
+        if !allowed.contains(path) {
+            return Err(EditError::DoesNotApply(format!("{path} is not among the files this step may change")));
+        }
         if content.trim().is_empty() {
             return Err(EditError::DoesNotApply(format!("{path}: the new content is empty")));
         }
+        let failed = |e: std::io::Error| EditError::DoesNotApply(format!("{path}: {e}"));
         match tree.resolve_content(path) {
-            Ok(target) => std::fs::write(target, content).map_err(|e| EditError::DoesNotApply(format!("{path}: {e}")))?,
+            Ok(target) => {
+                let old = std::fs::read_to_string(&target).map_err(failed)?;
+                std::fs::write(target, like(&old, content)).map_err(failed)?
+            }
             Err(ToolError::NotFound(_)) => edits::apply(root, &[edits::Edit { path: path.clone(), search: String::new(), replace: content.clone() }])?,
             Err(e) => return Err(EditError::DoesNotApply(format!("{path}: {e}"))),
         }
     }
     Ok(())
+}
+
+/// `new` (LF lines, final newline) in the conventions of `old`: CRLF when it used CRLF,
+/// no final newline when it had none, so that an unchanged file diffs as unchanged.
+fn like(old: &str, new: &str) -> String {
+    let mut text = if old.contains("\r\n") { new.replace('\n', "\r\n") } else { new.to_string() };
+    if !old.is_empty() && !old.ends_with('\n') {
+        text.truncate(text.trim_end_matches(['\r', '\n']).len());
+    }
+    text
 }
 
 #[cfg(test)]
@@ -106,7 +135,7 @@ mod tests {
         assert_eq!(parse(&repeated).unwrap(), files, "the first version of a file counts");
         let tree = tempfile::tempdir().unwrap();
         std::fs::write(tree.path().join("calc.py"), "def add(a, b):\n    raise NotImplementedError\n").unwrap();
-        apply(tree.path(), &files).unwrap();
+        apply(tree.path(), &["calc.py".into(), "pkg/new.py".into()], &files).unwrap();
         assert_eq!(std::fs::read_to_string(tree.path().join("calc.py")).unwrap(), files[0].1);
         assert_eq!(std::fs::read_to_string(tree.path().join("pkg/new.py")).unwrap(), "X = 1\n");
     }
@@ -116,6 +145,7 @@ mod tests {
         let file = "FILE: a.py\n```python\ndef f():\n    return 1\n```\n";
         let expected = vec![("a.py".to_string(), "def f():\n    return 1\n".to_string())];
         assert_eq!(before_repetition(&format!("{file}\n{}", &file[..30])), Some(expected));
+        assert_eq!(before_repetition(&format!("{file}\nFILE: a.py\n```python\ndef g():")), None, "a different version was cut off");
         assert_eq!(before_repetition(&format!("{file}\nFILE: b.py\n```python\nx = 1")), None, "new text was cut off");
         assert_eq!(before_repetition(&file[..30]), None, "no complete file");
         assert_eq!(before_repetition(file), None, "cut off after a file: more may have been meant");
@@ -126,10 +156,24 @@ mod tests {
         assert!(matches!(parse("def add(a, b):\n    return a + b\n"), Err(EditError::Malformed(m)) if m.contains("FILE")));
         assert!(matches!(parse("FILE: calc.py\n```python\nx = 1\n"), Err(EditError::Malformed(m)) if m.contains("not closed")));
         let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tree.path().join("tests")).unwrap();
+        std::fs::write(tree.path().join("tests/test_a.py"), "assert True\n").unwrap();
         for path in ["../x.py", ".git/config"] {
-            assert!(apply(tree.path(), &[(path.into(), "x = 1\n".into())]).is_err(), "{path}");
+            assert!(apply(tree.path(), &[path.to_string()], &[(path.into(), "x = 1\n".into())]).is_err(), "{path}");
         }
-        assert!(matches!(apply(tree.path(), &[("a.py".into(), "\n".into())]), Err(EditError::DoesNotApply(m)) if m.contains("empty")));
+        let test = [("tests/test_a.py".to_string(), "x = 1\n".to_string())];
+        assert!(matches!(apply(tree.path(), &["a.py".into()], &test), Err(EditError::DoesNotApply(m)) if m.contains("not among")));
+        assert_eq!(std::fs::read_to_string(tree.path().join("tests/test_a.py")).unwrap(), "assert True\n", "tests stay out of reach");
+        assert!(matches!(apply(tree.path(), &["a.py".into()], &[("a.py".into(), "\n".into())]), Err(EditError::DoesNotApply(m)) if m.contains("empty")));
+    }
+
+    #[test]
+    fn a_rewritten_file_keeps_its_line_endings() {
+        assert_eq!(like("a\r\nb\r\n", "a\nc\n"), "a\r\nc\r\n");
+        assert_eq!(like("a\nb", "a\nb\n"), "a\nb", "no final newline stays none");
+        assert_eq!(like("", "x\n"), "x\n");
+        assert!(!writable("# Title\n```python\nx = 1\n```\n"));
+        assert!(writable("def f():\n    '''```'''\n"));
     }
 
     #[test]

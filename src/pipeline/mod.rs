@@ -161,7 +161,8 @@ impl PipelineOptions {
         (0..n).map(|i| self.min_temperature + step * i as f32).collect()
     }
 
-    /// The temperatures of code round `round` (from 1): `retry_heat` hotter per retry.
+    /// The temperatures of a plan's code round `round` (from 1): `retry_heat` hotter per
+    /// retry, up to 1.2 (or max_temperature, if higher).
     pub fn round_temperatures(&self, round: u32) -> Vec<f32> {
         let heat = self.retry_heat * round.saturating_sub(1) as f32;
         let cap = self.max_temperature.max(1.2);

@@ -195,13 +195,15 @@ async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     models.script(Role::Planner, [PLAN]);
     let whole = |calc: &str| format!("Here it is.\nFILE: calc.py\n```python\n{calc}```\n");
     let product = CALC_PY.replace("a - b", "a * b");
-    models.script(Role::Coder, [whole(&product), whole(CALC_PY), "return a + b".to_string()]);
+    // The last one writes the tests, which this task may not touch.
+    let rigged = "FILE: tests/test_calc.py\n```python\ndef test_add():\n    pass\n```\n".to_string();
+    models.script(Role::Coder, [whole(&product), whole(CALC_PY), "return a + b".to_string(), rigged]);
     models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
     let sum = CALC_PY.replace("a - b", "a + b");
-    models.script(Role::Coder, [whole(&sum), whole(&sum), format!("{}<<LIMIT>>", whole(&sum))]);
+    models.script(Role::Coder, [whole(&sum), whole(&sum), format!("{}<<LIMIT>>", whole(&sum)), whole(&sum)]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 3, ..Default::default() };
+    let options = PipelineOptions { candidates: 4, ..Default::default() };
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();
@@ -213,13 +215,14 @@ async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     assert_eq!(flags[0], None);
     assert_eq!(flags[1].as_deref(), Some("changes nothing"));
     assert!(flags[2].as_deref().unwrap().starts_with("malformed"), "{flags:?}");
-    assert!(flags[5].as_deref().unwrap().contains("token limit"), "{flags:?}");
+    assert!(flags[3].as_deref().unwrap().contains("not among the files this step may change"), "{flags:?}");
+    assert!(flags[6].as_deref().unwrap().contains("token limit"), "{flags:?}");
 
     let asked = models.asked.lock().unwrap();
     let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
     assert!(coder[0].messages[0].content.contains("whole file"), "{}", coder[0].messages[0].content);
     let grammar = coder[0].grammar.as_deref().unwrap();
-    assert!(grammar.contains(r#""calc.py""#) && grammar.contains("```"), "{grammar}");
+    assert!(grammar.contains(r#""calc.py""#) && grammar.contains("```") && !grammar.contains("test_calc"), "{grammar}");
     // Writing calc.py again costs its length on top of the change.
     assert!(coder[0].max_tokens > 512, "{}", coder[0].max_tokens);
     assert!((coder[1].temperatures[0] - 0.6).abs() < 1e-5, "a retry samples hotter: {:?}", coder[1].temperatures);
