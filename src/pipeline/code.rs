@@ -1,6 +1,7 @@
 //! Stage 3: candidates for one sub-task, sampled from one prefilled prompt (the
-//! scheduler's fork) at temperatures spread over a range, each applied to its own scratch
-//! worktree. Red flags (MAKER): malformed output, an edit that does not apply, a candidate
+//! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
+//! applied to its own scratch worktree. The coder writes short files whole
+//! ([`super::files`]) and edits long ones with blocks ([`super::edits`]). Red flags (MAKER): malformed output, an edit that does not apply, a candidate
 //! that hit its token limit, changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
 
@@ -209,7 +210,7 @@ impl Format {
     fn choose(ctx: &Ctx<'_>, tree: &Workspace, shown: &[ContextFile], targets: &[String]) -> Format {
         let max_lines = ctx.options.whole_file_lines;
         // The grammar names every target: without them it would allow any path.
-        if max_lines == 0 || targets.is_empty() || edits::path_rule(targets).split(" | ").count() != targets.len() {
+        if max_lines == 0 || targets.is_empty() || !targets.iter().all(|p| edits::quotable(p)) {
             return Format::EditBlocks;
         }
         let mut tokens = 0;

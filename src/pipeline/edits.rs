@@ -59,16 +59,17 @@ pub fn grammar(paths: &[String], max_blocks: u32) -> String {
 /// The grammar's alternatives for a file path: the given paths, or any plausible path
 /// when none are given (or none is safe to quote in GBNF).
 pub(super) fn path_rule(paths: &[String]) -> String {
-    let safe: Vec<String> = paths
-        .iter()
-        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c)))
-        .map(|p| format!("\"{p}\""))
-        .collect();
+    let safe: Vec<String> = paths.iter().filter(|p| quotable(p)).map(|p| format!("\"{p}\"")).collect();
     if safe.is_empty() {
         "[a-zA-Z0-9_./-]+".to_string()
     } else {
         safe.join(" | ")
     }
+}
+
+/// Whether a path can be named in a grammar as it is (no quoting or escapes needed).
+pub(super) fn quotable(path: &str) -> bool {
+    !path.is_empty() && path.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c))
 }
 
 /// A path line: `FILE: x`, or a bare relative path (models often drop the prefix).
