@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::models::Ask;
-use super::plan::{fit_files, render_files, ContextFile, PlanOutput};
+use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
 use super::{edits, files};
 use super::worktree::Scratch;
 use super::{Ctx, PipelineError};
@@ -59,6 +59,8 @@ pub struct CodeOutput {
 pub struct Feedback {
     pub problems: Vec<String>,
     pub rejected_diff: Option<String>,
+    /// The files the rejected change touched, as it left them.
+    pub rejected_files: Vec<ContextFile>,
     /// The end of the failing test run of the rejected change: which case fails, and how.
     pub failing_tests: Option<String>,
     /// How earlier rounds' candidates fared (from the task record).
@@ -81,7 +83,7 @@ pub async fn run(
     let n = temperatures.len();
     // git and the file system block: off the async threads.
     let scratches = {
-        let (root, patches) = (root.clone(), patches.clone());
+        let patches = patches.clone();
         blocking(move || {
             let base = super::worktree::workspace_patch(&root)?;
             let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
@@ -107,16 +109,13 @@ pub async fn run(
     user.push_str(&format!("\nCode:\n{}", render_files(&files)));
     if !feedback.problems.is_empty() {
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
-        if let Some(diff) = &feedback.rejected_diff {
+        match (&feedback.rejected_diff, format) {
             // What a coder writing whole files starts again from: its files, not a diff.
-            let rejected = match format {
-                Format::WholeFiles { .. } => rejected_files(ctx, &root, diff, &targets).await,
-                Format::EditBlocks => None,
-            };
-            match rejected {
-                Some(files) => user.push_str(&format!("The rejected version was:\n{}", render_files(&files))),
-                None => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
+            (Some(_), Format::WholeFiles { .. }) if !feedback.rejected_files.is_empty() => {
+                user.push_str(&format!("The rejected version was:\n{}", render_files(&feedback.rejected_files)))
             }
+            (Some(diff), _) => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
+            (None, _) => {}
         }
         if let Some(tail) = &feedback.failing_tests {
             user.push_str(&format!("Its tests failed:\n```\n{tail}\n```\n"));
@@ -220,32 +219,18 @@ impl Format {
                 Err(crate::tools::ToolError::NotFound(_)) => continue,
                 Err(_) => return Format::EditBlocks,
             };
-            let Ok(content) = std::fs::read_to_string(&full) else { return Format::EditBlocks };
-            let complete = content.is_empty() || shown.iter().any(|f| f.path == tree.relative(&full) && f.content == content);
-            if !complete || content.lines().count() > max_lines || !files::writable(&content) {
-                return Format::EditBlocks;
+            match shown.iter().find(|f| f.path == tree.relative(&full)) {
+                Some(file) if is_whole(file) && file.content.lines().count() <= max_lines && files::writable(&file.content) => {
+                    // Its FILE line and fences, then its lines again.
+                    tokens += 10 + ctx.models.count_tokens(Role::Coder, &file.content);
+                }
+                // Empty files are not shown, and can be written whole.
+                None if full.metadata().is_ok_and(|m| m.len() == 0) => {}
+                _ => return Format::EditBlocks,
             }
-            // Its FILE line and fences, then its lines again.
-            tokens += 10 + ctx.models.count_tokens(Role::Coder, &content);
         }
         Format::WholeFiles { tokens }
     }
-}
-
-/// The `paths` as the rejected change (a diff against the workspace) left them; `None`
-/// when it no longer applies (the workspace moved on), and the diff is shown instead.
-async fn rejected_files(ctx: &Ctx<'_>, root: &std::path::Path, diff: &str, paths: &[String]) -> Option<Vec<ContextFile>> {
-    let scratch = {
-        let (root, diff) = (root.to_path_buf(), diff.to_string());
-        blocking(move || Scratch::create(&root, &[&super::worktree::workspace_patch(&root)?, &diff])).await.ok()?
-    };
-    let files = Workspace::new(scratch.path()).ok().map(|tree| fit_files(ctx, &tree, paths, ctx.options.context_tokens / 2));
-    let _ = blocking(move || {
-        drop(scratch);
-        Ok(())
-    })
-    .await;
-    files
 }
 
 /// Runs blocking work (git, files) on tokio's blocking pool.

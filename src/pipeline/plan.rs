@@ -171,6 +171,14 @@ pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usiz
     files
 }
 
+/// The line that ends a file cut to fit its budget.
+const CUT: &str = "...";
+
+/// Whether the file is shown whole, not cut to fit its budget.
+pub fn is_whole(file: &ContextFile) -> bool {
+    !file.content.lines().last().is_some_and(|l| l.starts_with(CUT) && l.ends_with("more lines not shown)"))
+}
+
 /// The longest prefix of whole lines of `content` within `budget` tokens.
 fn fit(ctx: &Ctx<'_>, content: &str, budget: usize) -> (String, usize) {
     let count = |s: &str| ctx.models.count_tokens(Role::Planner, s);
@@ -192,7 +200,7 @@ fn fit(ctx: &Ctx<'_>, content: &str, budget: usize) -> (String, usize) {
     if lo == 0 {
         return (String::new(), 0);
     }
-    let text = format!("{}\n... ({} more lines not shown)\n", lines[..lo].join("\n"), lines.len() - lo);
+    let text = format!("{}\n{CUT} ({} more lines not shown)\n", lines[..lo].join("\n"), lines.len() - lo);
     let tokens = count(&text);
     (text, tokens)
 }
@@ -263,7 +271,14 @@ fn merge_same_files(plan: Plan) -> Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::{merge_same_files, without_test_steps, Plan, Subtask};
+    use super::{is_whole, merge_same_files, without_test_steps, ContextFile, Plan, Subtask, CUT};
+
+    #[test]
+    fn a_cut_file_is_not_whole() {
+        let file = |content: &str| ContextFile { path: "a.py".into(), content: content.into(), tokens: 3 };
+        assert!(is_whole(&file("x = 1\ny = 2\n")));
+        assert!(!is_whole(&file(&format!("x = 1\n{CUT} (4 more lines not shown)\n"))));
+    }
 
     #[test]
     fn consecutive_steps_on_the_same_files_merge() {

@@ -16,6 +16,10 @@ pub struct Verdict {
     pub approved: bool,
     pub problems: Vec<String>,
     pub diff: String,
+    /// The changed files after the change, as the reviewer read them; a retry writing
+    /// whole files starts from them.
+    #[serde(default)]
+    pub files: Vec<ContextFile>,
     pub tests: Option<TestOutcome>,
 }
 
@@ -39,10 +43,10 @@ struct Answer {
 
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone
 /// (it objected to lines the diff removes).
-pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: &[ContextFile], tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
+pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: Vec<ContextFile>, tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
     let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
     if !files.is_empty() {
-        user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(files)));
+        user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(&files)));
     }
     match &tests {
         Some(t) => user.push_str(&format!(
@@ -60,7 +64,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: &[C
         Ok(a) => (a.approved && a.problems.is_empty(), if !a.approved && a.problems.is_empty() { vec!["rejected without a reason".into()] } else { a.problems }),
         Err(_) => (false, vec!["the review was not valid JSON (cut off?)".into()]),
     };
-    let verdict = Verdict { round, approved, problems, diff, tests };
+    let verdict = Verdict { round, approved, problems, diff, files, tests };
     ctx.emit("verdict", Stage::Review, json!({"round": round, "approved": verdict.approved, "problems": verdict.problems})).await?;
     Ok(verdict)
 }

@@ -51,6 +51,7 @@ fn feedback(task: &Task, verdict: &Verdict) -> Feedback {
     Feedback {
         problems: verdict.problems.clone(),
         rejected_diff: Some(verdict.diff.clone()).filter(|d| !d.is_empty()),
+        rejected_files: verdict.files.clone(),
         failing_tests: verdict.tests.as_ref().filter(|t| !t.success).map(|t| t.tail(30)),
         earlier: earlier_attempts(task),
     }
@@ -262,13 +263,13 @@ impl Pipeline {
                     let verdict = match &vote.reason {
                         // Nothing to review: the round failed at the vote.
                         Some(reason) if vote.winner.is_none() => {
-                            let v = Verdict { round: vote.round, approved: false, problems: vec![reason.clone()], diff: String::new(), tests: None };
+                            let v = Verdict { round: vote.round, approved: false, problems: vec![reason.clone()], diff: String::new(), files: Vec::new(), tests: None };
                             ctx.emit("verdict", Stage::Review, serde_json::json!({"round": v.round, "approved": false, "problems": v.problems, "skipped": true})).await?;
                             v
                         }
                         _ => {
                             let (diff, files, tests) = self.combined(&ctx, &vote.patches).await?;
-                            review::run(&ctx, &text, vote.round, diff, &files, tests).await?
+                            review::run(&ctx, &text, vote.round, diff, files, tests).await?
                         }
                     };
                     task.reviews.push(ReviewIteration {
