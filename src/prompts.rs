@@ -22,6 +22,9 @@ pub fn system_prompt(role: Role) -> &'static str {
 pub const EDIT_BLOCKS: &str = include_str!("../prompts/formats/edit-blocks.md");
 pub const WHOLE_FILES: &str = include_str!("../prompts/formats/whole-files.md");
 
+/// The reviewer model's prompt when it writes behaviour probes ([`crate::pipeline`]).
+pub const PROBES: &str = include_str!("../prompts/probes.md");
+
 /// The prompts in effect: the built-in ones, with any files found in `dir` instead.
 #[derive(Debug, Clone, Default)]
 pub struct Prompts {

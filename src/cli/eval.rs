@@ -100,7 +100,10 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         .context("invalid [pipeline] options in the config file")?
         .with(&overrides)
         .context("invalid --options")?;
-    let options = PipelineOptions { coder_max_tokens: args.max_tokens, ..options };
+    // The visible examples get the hidden tests' time limit: a candidate that loops would
+    // otherwise hold the task for the pipeline's default of minutes.
+    let test_timeout_secs = if overrides.get("test_timeout_secs").is_some() { options.test_timeout_secs } else { args.timeout };
+    let options = PipelineOptions { coder_max_tokens: args.max_tokens, test_timeout_secs, ..options };
     let mut roles: Vec<Role> = args.mode.iter().flat_map(|m| m.roles().iter().copied()).collect();
     roles.sort();
     roles.dedup();

@@ -43,6 +43,9 @@ pub struct Candidate {
     pub diff: String,
     pub red_flag: Option<String>,
     pub tests: Option<TestOutcome>,
+    /// What each of the plan's probes returned, where they ran.
+    #[serde(default)]
+    pub behaviour: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,7 +158,8 @@ pub async fn run(
             Err(flag) => (String::new(), Some(flag)),
         };
         let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
-        let candidate = Candidate { index, temperature: temperatures[index], tokens: sample.tokens, text: sample.text, diff, red_flag, tests };
+        let behaviour = if red_flag.is_none() { super::probes::observe(ctx, scratch, &plan.probes).await? } else { None };
+        let candidate = Candidate { index, temperature: temperatures[index], tokens: sample.tokens, text: sample.text, diff, red_flag, tests, behaviour };
         ctx.emit(
             "candidate",
             Stage::Code,
@@ -164,6 +168,7 @@ pub async fn run(
                 "tokens": candidate.tokens, "red_flag": candidate.red_flag,
                 "diff_lines": candidate.diff.lines().count(),
                 "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
+                "behaviour": candidate.behaviour,
             }),
         )
         .await?;

@@ -13,6 +13,7 @@ mod models;
 mod output;
 mod plan;
 mod preprocess;
+mod probes;
 mod review;
 mod rewrite;
 mod runner;
@@ -81,6 +82,9 @@ pub struct PipelineOptions {
     /// The coder writes files up to this many lines whole, and edits longer ones with
     /// search/replace blocks; 0 means always blocks.
     pub whole_file_lines: usize,
+    /// Edge-case calls the reviewer writes for Python code; candidates that return the same
+    /// on all of them are one choice, and the largest such group wins (0: off).
+    pub probes: u32,
     /// Run the workspace's tests on each candidate.
     pub run_tests: bool,
     pub test_timeout_secs: u64,
@@ -101,6 +105,7 @@ impl Default for PipelineOptions {
             context_tokens: 1500,
             coder_max_tokens: 512,
             whole_file_lines: 80,
+            probes: 8,
             run_tests: true,
             test_timeout_secs: 300,
         }
@@ -143,6 +148,7 @@ impl PipelineOptions {
             ("coder_max_tokens", options.coder_max_tokens as u64, 8192),
             ("context_tokens", options.context_tokens as u64, 65536),
             ("whole_file_lines", options.whole_file_lines as u64, 1000),
+            ("probes", options.probes as u64, 20),
             ("test_timeout_secs", options.test_timeout_secs, 3600),
         ];
         if let Some((name, _, max)) = bounds.iter().find(|(_, value, max)| value > max) {
@@ -201,8 +207,13 @@ impl Ctx<'_> {
 
     /// One answer from `role` under its prompt, constrained to JSON valid for `schema`.
     pub async fn ask_json(&self, role: Role, schema: &serde_json::Value, user: String, max_tokens: u32) -> Result<String, PipelineError> {
+        self.ask_json_as(self.prompt(role), role, schema, user, max_tokens).await
+    }
+
+    /// The same under another system prompt: `role` names the model.
+    pub async fn ask_json_as(&self, system: &str, role: Role, schema: &serde_json::Value, user: String, max_tokens: u32) -> Result<String, PipelineError> {
         let grammar = crate::engine::json_schema_grammar(&schema.to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
-        let ask = Ask::new(self.prompt(role), user, max_tokens).grammar(grammar);
+        let ask = Ask::new(system, user, max_tokens).grammar(grammar);
         let answer = self.models.ask(role, ask).await?.into_iter().next();
         Ok(answer.ok_or_else(|| PipelineError::Model(format!("the {role} returned no answer")))?.text)
     }

@@ -52,6 +52,9 @@ pub struct PlanOutput {
     /// Review rounds already spent when this plan was made (rounds count per plan).
     pub round_start: usize,
     pub replans: u32,
+    /// Edge-case calls every candidate runs (none outside Python).
+    #[serde(default)]
+    pub probes: super::probes::Probes,
 }
 
 pub fn schema() -> serde_json::Value {
@@ -233,7 +236,8 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
         verify: String::new(),
     });
     ctx.emit("plan", Stage::Plan, json!({"plan": plan, "fallback": fallback})).await?;
-    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans }).expect("plans serialize"))
+    let probes = super::probes::generate(ctx, task, &plan, &context).await?;
+    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans, probes }).expect("plans serialize"))
 }
 
 /// Unless the task is about tests, steps that would only edit test files go (small

@@ -32,9 +32,21 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
     let entries: Vec<Entry> = code
         .candidates
         .iter()
-        .map(|c| Entry { diff: c.diff.clone(), red_flag: c.red_flag.clone(), tests_passed: c.tests.as_ref().map(|t| t.success) })
+        .map(|c| Entry {
+            diff: c.diff.clone(),
+            red_flag: c.red_flag.clone(),
+            tests_passed: c.tests.as_ref().map(|t| t.success),
+            behaviour: c.behaviour.clone(),
+        })
         .collect();
-    let choices = voting::ballot(&entries);
+    let ballot = voting::ballot(&entries);
+    // Behaviour most candidates agree on wins outright; the voters only break a tie.
+    let agreed = voting::most_agreed(&entries, &ballot);
+    let choices: Vec<Choice> = match &agreed {
+        Some(top) => top.iter().zip('A'..='Z').map(|(&i, letter)| Choice { letter, ..ballot[i].clone() }).collect(),
+        None => ballot.clone(),
+    };
+    let by_agreement = agreed.is_some() && choices.len() == 1 && ballot.len() > 1;
     let mut out = VoteOutput {
         round: code.round,
         subtask: code.subtask,
@@ -69,6 +81,9 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
     let parallel = ctx.models.parallel(Role::Voter).max(1);
     let mut drawn = 0;
     let decision = loop {
+        if by_agreement {
+            break voting::Decision { winner: 0, decided_by: DecidedBy::Agreement };
+        }
         if let Some(decision) = voting::decide(&out.counts, ctx.options.k, ctx.options.max_votes) {
             break decision;
         }
@@ -103,6 +118,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
         json!({
             "round": code.round, "subtask": code.subtask,
             "choices": choices.iter().zip(&out.counts).map(|(c, n)| json!({"letter": c.letter.to_string(), "candidates": c.candidates, "votes": n})).collect::<Vec<_>>(),
+            "groups": agreed.is_some().then(|| ballot.iter().map(|c| &c.candidates).collect::<Vec<_>>()),
             "winner": choices[decision.winner].letter.to_string(), "candidate": winner, "decided_by": decision.decided_by,
         }),
     )

@@ -1,6 +1,8 @@
 //! Voting, as MAKER does it: identical candidates merge, red-flagged ones never stand,
 //! and votes are drawn until one option leads every other by `k` (first-to-ahead-by-k),
-//! with a cap after which plurality decides. Pure logic; the vote stage samples the votes.
+//! with a cap after which plurality decides. Where every candidate ran the behaviour
+//! probes, candidates that behave alike are one choice, and the choice most candidates
+//! agree on wins before any vote. Pure logic; the vote stage samples the votes.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,8 @@ pub struct Entry {
     pub red_flag: Option<String>,
     /// `Some(true)` when its tests passed, `Some(false)` when they failed.
     pub tests_passed: Option<bool>,
+    /// What it returned on each probe, where the probes ran.
+    pub behaviour: Option<Vec<String>>,
 }
 
 /// One choice on the ballot: a letter for one or more identical candidates.
@@ -27,15 +31,20 @@ pub fn normalize(diff: &str) -> String {
 }
 
 /// The choices voters see: candidates without a red flag and with a non-empty diff,
-/// identical ones merged; where some pass the tests, only those.
+/// identical ones merged (alike-behaving ones, where the probes ran); where some pass the
+/// tests, only those.
 pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     let standing: Vec<usize> =
         (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
     let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
-    let eligible = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true));
+    let eligible: Vec<usize> = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for i in eligible {
-        let key = normalize(&entries[i].diff);
+        // A candidate the probes could not run on (it hung) stands by its diff alone.
+        let key = match &entries[i].behaviour {
+            Some(seen) => format!("behaviour\u{0}{}", seen.join("\u{0}")),
+            None => format!("diff\u{0}{}", normalize(&entries[i].diff)),
+        };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
             None => groups.push((key, vec![i])),
@@ -44,9 +53,19 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     groups.into_iter().zip('A'..='Z').map(|((_, candidates), letter)| Choice { letter, candidates }).collect()
 }
 
+/// Where the probes ran, the choices standing for the most candidates (one alone wins; a
+/// tie is left to the voters); None where they did not.
+pub fn most_agreed(entries: &[Entry], choices: &[Choice]) -> Option<Vec<usize>> {
+    let probed = choices.iter().flat_map(|c| &c.candidates).any(|&i| entries[i].behaviour.is_some());
+    let most = choices.iter().map(|c| c.candidates.len()).max()?;
+    probed.then(|| (0..choices.len()).filter(|&i| choices[i].candidates.len() == most).collect())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecidedBy {
+    /// More candidates behaved like it on the probes than like any other choice.
+    Agreement,
     /// One choice only: no vote needed.
     Uncontested,
     /// A choice led every other by k.
@@ -134,6 +153,34 @@ mod tests {
         // When none passes, the tests do not decide.
         let none_pass = vec![Entry { tests_passed: Some(false), ..entry("-a\n+b") }, Entry { tests_passed: Some(false), ..entry("-a\n+c") }];
         assert_eq!(ballot(&none_pass).len(), 2);
+    }
+
+    #[test]
+    fn alike_behaviour_merges_and_the_largest_group_needs_no_vote() {
+        let probed = |diff: &str, seen: &[&str]| Entry { behaviour: Some(seen.iter().map(|s| s.to_string()).collect()), tests_passed: Some(true), ..entry(diff) };
+        let entries = vec![
+            probed("-a\n+b", &["''", "1"]),
+            probed("-a\n+c", &["''", "raises ValueError"]),
+            probed("-a\n+d", &["''", "1"]),
+            Entry { tests_passed: Some(false), ..probed("-a\n+e", &["''", "raises ValueError"]) },
+        ];
+        let choices = ballot(&entries);
+        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![1] }]);
+        assert_eq!(most_agreed(&entries, &choices), Some(vec![0]));
+        // A tie leaves both to the voters.
+        let tied = ballot(&entries[..2]);
+        assert_eq!(most_agreed(&entries, &tied), Some(vec![0, 1]));
+        // A candidate the probes could not run on stands alone.
+        let mut hung = entries.clone();
+        hung[2].behaviour = None;
+        let choices = ballot(&hung);
+        assert_eq!(choices.iter().map(|c| c.candidates.clone()).collect::<Vec<_>>(), [vec![0], vec![1], vec![2]]);
+        assert_eq!(most_agreed(&hung, &choices), Some(vec![0, 1, 2]));
+        // Without probes nothing is agreed, and identical diffs still merge.
+        let unprobed: Vec<Entry> = [entry("-a\n+b"), entry("-a\n+b"), entry("-a\n+c")].into();
+        let choices = ballot(&unprobed);
+        assert_eq!(choices.len(), 2);
+        assert_eq!(most_agreed(&unprobed, &choices), None);
     }
 
     #[test]

@@ -47,7 +47,12 @@ fn block(search: &str, replace: &str) -> String {
 
 /// calc.py is short enough to be written whole; these tests script edit blocks.
 fn edit_blocks() -> PipelineOptions {
-    PipelineOptions { whole_file_lines: 0, ..Default::default() }
+    PipelineOptions { whole_file_lines: 0, ..scripted() }
+}
+
+/// Without behaviour probes, whose calls would take the reviewer's first scripted answer.
+fn scripted() -> PipelineOptions {
+    PipelineOptions { probes: 0, ..Default::default() }
 }
 
 const PLAN: &str = r#"{"subtasks": [{"description": "Make add() in calc.py return the sum", "files": ["calc.py"]}], "verify": "pytest"}"#;
@@ -189,6 +194,43 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
 }
 
 #[tokio::test]
+async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Reviewer, [r#"{"calls": ["add(0, 0)", "add(-1, 1)", "add(-1, 1)", "not a call", "add(2.5, 1)"]}"#]);
+    // All three pass test_add; the third differs on negative numbers. No voter is scripted:
+    // asking one would fail the task.
+    models.script(
+        Role::Coder,
+        [
+            block("    return a - b\n", "    return a + b\n"),
+            block("    return a - b\n", "    return b + a\n"),
+            block("    return a - b\n", "    return abs(a) + abs(b)\n"),
+        ],
+    );
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let probes = events.iter().find(|e| e.kind == "probes").expect("a probes event");
+    assert_eq!(probes.data, json!({"modules": ["calc"], "calls": ["add(0, 0)", "add(-1, 1)", "add(2.5, 1)"]}));
+    let behaviour: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
+    assert_eq!(behaviour, [&json!(["0", "0", "3.5"]), &json!(["0", "0", "3.5"]), &json!(["0", "2", "3.5"])]);
+    let tally = events.iter().find(|e| e.kind == "tally").unwrap();
+    assert_eq!((&tally.data["decided_by"], &tally.data["groups"]), (&json!("agreement"), &json!([[0, 1], [2]])));
+    let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap();
+    assert!(diff.contains("+    return a + b") && !diff.contains("quorum"), "{diff}");
+    let status = Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).is_empty(), "the workspace is untouched");
+}
+
+#[tokio::test]
 async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
@@ -203,7 +245,7 @@ async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     models.script(Role::Coder, [whole(&sum), whole(&sum), format!("{}<<LIMIT>>", whole(&sum)), whole(&sum)]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 4, ..Default::default() };
+    let options = PipelineOptions { candidates: 4, ..scripted() };
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();

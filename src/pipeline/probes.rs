@@ -1,0 +1,202 @@
+//! Behaviour probes: agreement of behaviour picks among candidates that pass the tests
+//! (MBR-exec; CodeT's dual agreement without trusting expected values a small model
+//! would get wrong). After planning, the reviewer model writes calls of the code under
+//! change with edge-case inputs, never their results. Every candidate runs them, and
+//! candidates that return the same on every call stand as one choice on the ballot
+//! ([`super::voting::most_agreed`]): independent samples that agree on inputs nobody
+//! tested are more often right than a 0.5B voter reading diffs. On the 2026-11-25 eval
+//! records this picked a hidden-test-passing candidate where the voter had not in 2 of
+//! the 3 rounds that offered one.
+//!
+//! The calls are Python expressions, so probes run only in workspaces whose tests run
+//! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::plan::{Context, Plan};
+use super::worktree::Scratch;
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::state::Stage;
+use crate::tools::TestCommand;
+
+/// The probe test, written into a candidate's worktree after its own tests ran.
+const FILE: &str = "test_quorum_probes.py";
+/// Where the probe test leaves what each call returned.
+const OUT: &str = ".quorum-probes.json";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Probes {
+    /// The modules the calls see (`from module import *`, underscored names too).
+    pub modules: Vec<String>,
+    /// Python expressions.
+    pub calls: Vec<String>,
+}
+
+impl Probes {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty() || self.modules.is_empty()
+    }
+}
+
+/// Probes for the plan's code files, or none: asked for (`probes` > 0), tests under
+/// pytest, Python files to change.
+pub async fn generate(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> Result<Probes, PipelineError> {
+    let root = ctx.tools.workspace().root();
+    let pytest = crate::tools::test_commands(root).first() == Some(&TestCommand::Pytest);
+    if ctx.options.probes == 0 || !ctx.has_tests() || !pytest {
+        return Ok(Probes::default());
+    }
+    let paths: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).filter(|p| module(p).is_some() && !crate::tools::is_test_file(p)).collect();
+    let shown: Vec<_> = context.files.iter().filter(|f| paths.contains(&&f.path)).cloned().collect();
+    if shown.is_empty() {
+        return Ok(Probes::default());
+    }
+    let modules: Vec<String> = shown.iter().filter_map(|f| module(&f.path)).collect();
+    let n = ctx.options.probes;
+    let user = format!(
+        "Task:\n{task}\n\nCode:\n{}\nWrite {n} calls of the functions this task is about, each a Python expression with literal \
+         arguments such as `name(...)`, that probe the cases the text describes in words but its examples do not show: empty \
+         input, a single element, zero or negative numbers, boundaries, repeated or unusual characters, inputs it says are invalid.",
+        super::plan::render_files(&shown)
+    );
+    let schema = json!({
+        "type": "object",
+        "properties": {"calls": {"type": "array", "minItems": 1, "maxItems": n, "items": {"type": "string", "maxLength": 160}}},
+        "required": ["calls"]
+    });
+    let answer = ctx.ask_json_as(crate::prompts::PROBES, Role::Reviewer, &schema, user, 40 * n + 40).await?;
+    // A small model's answer that does not parse means no probes, not a failed task.
+    let calls = serde_json::from_str::<serde_json::Value>(&answer).ok().map(|v| calls(&v["calls"])).unwrap_or_default();
+    let probes = Probes { modules, calls };
+    ctx.emit("probes", Stage::Plan, json!({"modules": probes.modules, "calls": probes.calls})).await?;
+    Ok(probes)
+}
+
+/// The usable calls: one line each, a call at all, no repeats.
+fn calls(answer: &serde_json::Value) -> Vec<String> {
+    let mut calls: Vec<String> = Vec::new();
+    for call in answer.as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::trim) {
+        if !call.is_empty() && !call.contains('\n') && call.contains('(') && !calls.iter().any(|c| c == call) {
+            calls.push(call.to_string());
+        }
+    }
+    calls
+}
+
+/// The module a Python file is imported as from the workspace root, if it can be.
+fn module(path: &str) -> Option<String> {
+    let stem = path.strip_suffix(".py")?;
+    let mut parts: Vec<&str> = stem.split('/').collect();
+    if parts.last() == Some(&"__init__") {
+        parts.pop();
+    }
+    let identifier = |p: &&str| p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!parts.is_empty() && parts.iter().all(identifier)).then(|| parts.join("."))
+}
+
+/// The probe test. Each call has 2 seconds; an exception is a result too (its type). Sets
+/// are shown sorted and object addresses dropped, so that equal behaviour prints alike
+/// across processes (string hashing is seeded per process).
+fn script(probes: &Probes) -> String {
+    // A JSON array of strings is a Python list literal.
+    let list = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+    format!(
+        r#"import importlib, json, os, re, signal, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+MODULES = {modules}
+CALLS = {calls}
+
+
+def _show(value):
+    if isinstance(value, (set, frozenset)):
+        return "{{" + ", ".join(sorted(_show(v) for v in value)) + "}}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))[:300]
+
+
+def _timeout(signum, frame):
+    raise TimeoutError("the call took over 2 s")
+
+
+def test_quorum_probes():
+    space = {{}}
+    for name in MODULES:
+        space.update(vars(importlib.import_module(name)))
+    signal.signal(signal.SIGALRM, _timeout)
+    seen = []
+    for call in CALLS:
+        signal.alarm(2)
+        try:
+            seen.append(_show(eval(call, dict(space))))
+        except BaseException as e:
+            seen.append("raises " + type(e).__name__)
+        finally:
+            signal.alarm(0)
+    with open(os.path.join(HERE, "{OUT}"), "w") as f:
+        json.dump(seen, f)
+"#,
+        modules = list(&probes.modules),
+        calls = list(&probes.calls),
+    )
+}
+
+/// What each probe returns with the candidate in `scratch`; None when the probes could not
+/// run (a module that does not import, a file of that name already there).
+pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<String>>, PipelineError> {
+    let (file, out) = (scratch.path().join(FILE), scratch.path().join(OUT));
+    if probes.is_empty() || file.exists() {
+        return Ok(None);
+    }
+    std::fs::write(&file, script(probes)).map_err(|e| PipelineError::Workspace(format!("writing the probes: {e}")))?;
+    // Each call may take its 2 seconds, whatever the tests' own limit.
+    let timeout = ctx.options.test_timeout_secs.max(10 + 2 * probes.calls.len() as u64);
+    let args = json!({"worktree": scratch.path().display().to_string(), "filter": "test_quorum_probes", "timeout_secs": timeout, "max_output_bytes": 2000});
+    let ran = ctx.tools.call("run_tests", args).await;
+    let seen = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
+    // The worktree's diff is taken already; the files go so that nothing else sees them.
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&out);
+    ran?;
+    Ok(seen.filter(|s| s.len() == probes.calls.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_files_name_their_modules() {
+        assert_eq!(module("solution.py").as_deref(), Some("solution"));
+        assert_eq!(module("pkg/sub/mod.py").as_deref(), Some("pkg.sub.mod"));
+        assert_eq!(module("pkg/__init__.py").as_deref(), Some("pkg"));
+        assert_eq!(module("my-scripts/run.py"), None);
+        assert_eq!(module("2fa.py"), None);
+        assert_eq!(module("lib.rs"), None);
+    }
+
+    #[test]
+    fn only_single_line_calls_count_once() {
+        let answer = json!(["f('')", " f('') ", "f(\n1)", "", "42", "g(1, [2])"]);
+        assert_eq!(calls(&answer), ["f('')", "g(1, [2])"]);
+        assert!(calls(&json!("f()")).is_empty());
+    }
+
+    #[test]
+    fn the_probe_test_records_results_and_exceptions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.py"), "def f(x):\n    return {x, 'b', 'a'} if x else 1 // x\n\ndef slow():\n    while True: pass\n").unwrap();
+        let probes = Probes { modules: vec!["m".into()], calls: vec!["f('c')".into(), "f(0)".into(), "slow()".into(), "f(".into()] };
+        std::fs::write(dir.path().join(FILE), script(&probes)).unwrap();
+        let run = std::process::Command::new("python3")
+            .args(["-c", &format!("import {0}; {0}.test_quorum_probes()", FILE.trim_end_matches(".py"))])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(run.success());
+        let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
+        assert_eq!(seen, ["{'a', 'b', 'c'}", "raises ZeroDivisionError", "raises TimeoutError", "raises SyntaxError"]);
+    }
+}
