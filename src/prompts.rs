@@ -22,7 +22,8 @@ pub fn system_prompt(role: Role) -> &'static str {
 pub const EDIT_BLOCKS: &str = include_str!("../prompts/formats/edit-blocks.md");
 pub const WHOLE_FILES: &str = include_str!("../prompts/formats/whole-files.md");
 
-/// The reviewer model's prompt when it writes behaviour probes ([`crate::pipeline`]).
+/// The reviewer model's prompt when it writes behaviour probes. Not overridable: a
+/// `reviewer.md` override is the reviewer's, and the probes' answer format is fixed.
 pub const PROBES: &str = include_str!("../prompts/probes.md");
 
 /// The prompts in effect: the built-in ones, with any files found in `dir` instead.

@@ -67,7 +67,8 @@ pub struct EvalArgs {
     /// Tokens a coder answer may use.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u32,
-    /// Seconds each hidden test may run.
+    /// Seconds each hidden test may run (and `pipeline`'s examples, unless the options set
+    /// `test_timeout_secs`).
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
     /// `vote`: leave the docstring's examples unrun (voting on the code alone).
@@ -102,7 +103,8 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         .context("invalid --options")?;
     // The visible examples get the hidden tests' time limit: a candidate that loops would
     // otherwise hold the task for the pipeline's default of minutes.
-    let test_timeout_secs = if overrides.get("test_timeout_secs").is_some() { options.test_timeout_secs } else { args.timeout };
+    let set = |options: &Value| options.get("test_timeout_secs").is_some();
+    let test_timeout_secs = if set(&overrides) || set(&config.pipeline) { options.test_timeout_secs } else { args.timeout };
     let options = PipelineOptions { coder_max_tokens: args.max_tokens, test_timeout_secs, ..options };
     let mut roles: Vec<Role> = args.mode.iter().flat_map(|m| m.roles().iter().copied()).collect();
     roles.sort();

@@ -276,7 +276,12 @@ fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[S
 }
 
 pub async fn run_tests(ctx: &Ctx<'_>, scratch: &Scratch) -> Result<TestOutcome, PipelineError> {
-    let args = json!({"worktree": scratch.path().display().to_string(), "timeout_secs": ctx.options.test_timeout_secs, "max_output_bytes": 4000});
+    run_tests_matching(ctx, scratch, None, ctx.options.test_timeout_secs).await
+}
+
+/// The tests whose name matches `filter` (all without one), killed after `timeout_secs`.
+pub async fn run_tests_matching(ctx: &Ctx<'_>, scratch: &Scratch, filter: Option<&str>, timeout_secs: u64) -> Result<TestOutcome, PipelineError> {
+    let args = json!({"worktree": scratch.path().display().to_string(), "filter": filter, "timeout_secs": timeout_secs, "max_output_bytes": 4000});
     let out = ctx.tools.call("run_tests", args).await?;
     Ok(TestOutcome {
         success: out["success"].as_bool().unwrap_or(false),

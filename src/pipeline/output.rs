@@ -52,7 +52,7 @@ pub async fn run(
     failure: Option<String>,
 ) -> Result<Output, PipelineError> {
     let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
-    let tally = vote.map(|v| json!({"choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
+    let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;
     if apply && failure.is_none() && !diff.trim().is_empty() {
         super::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;

@@ -63,14 +63,19 @@ pub async fn generate(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context)
     );
     let schema = json!({
         "type": "object",
-        "properties": {"calls": {"type": "array", "minItems": 1, "maxItems": n, "items": {"type": "string", "maxLength": 160}}},
+        "properties": {"calls": {"type": "array", "minItems": 1, "maxItems": n, "items": {"type": "string", "maxLength": 120}}},
         "required": ["calls"]
     });
-    let answer = ctx.ask_json_as(crate::prompts::PROBES, Role::Reviewer, &schema, user, 40 * n + 40).await?;
-    // A small model's answer that does not parse means no probes, not a failed task.
-    let calls = serde_json::from_str::<serde_json::Value>(&answer).ok().map(|v| calls(&v["calls"])).unwrap_or_default();
+    // 120 characters of code are about 40 tokens; the rest is JSON.
+    let answer = ctx.ask_json_as(crate::prompts::PROBES, Role::Reviewer, &schema, user, 50 * n + 40).await;
+    // Probes only sharpen the vote: without them (a model error, an answer cut off) the
+    // task goes on as before.
+    let (calls, error) = match answer {
+        Ok(answer) => (serde_json::from_str::<serde_json::Value>(&answer).map(|v| calls(&v["calls"])).unwrap_or_default(), None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
     let probes = Probes { modules, calls };
-    ctx.emit("probes", Stage::Plan, json!({"modules": probes.modules, "calls": probes.calls})).await?;
+    ctx.emit("probes", Stage::Plan, json!({"modules": probes.modules, "calls": probes.calls, "error": error})).await?;
     Ok(probes)
 }
 
@@ -96,14 +101,15 @@ fn module(path: &str) -> Option<String> {
     (!parts.is_empty() && parts.iter().all(identifier)).then(|| parts.join("."))
 }
 
-/// The probe test. Each call has 2 seconds; an exception is a result too (its type). Sets
-/// are shown sorted and object addresses dropped, so that equal behaviour prints alike
-/// across processes (string hashing is seeded per process).
+/// The probe test. Each call has 2 seconds; an exception is a result too (its type).
+/// Results print so that equal behaviour prints alike across processes: sets sorted
+/// (string hashing is seeded per process), iterators as what they yield, no addresses.
 fn script(probes: &Probes) -> String {
     // A JSON array of strings is a Python list literal.
     let list = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
     format!(
-        r#"import importlib, json, os, re, signal, sys
+        r#"import importlib, itertools, json, os, re, signal, sys
+from collections.abc import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -111,10 +117,22 @@ MODULES = {modules}
 CALLS = {calls}
 
 
-def _show(value):
+def _show(value, depth=0):
+    if depth > 8:
+        return "..."
+    show = lambda v: _show(v, depth + 1)
     if isinstance(value, (set, frozenset)):
-        return "{{" + ", ".join(sorted(_show(v) for v in value)) + "}}"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))[:300]
+        items = ", ".join(sorted(show(v) for v in value))
+        return type(value).__name__ + ("({{" + items + "}})" if items else "()")
+    if isinstance(value, list):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{{" + ", ".join(show(k) + ": " + show(v) for k, v in value.items()) + "}}"
+    if isinstance(value, Iterator):
+        return "iter" + show(list(itertools.islice(value, 100)))
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 def _timeout(signum, frame):
@@ -130,7 +148,7 @@ def test_quorum_probes():
     for call in CALLS:
         signal.alarm(2)
         try:
-            seen.append(_show(eval(call, dict(space))))
+            seen.append(_show(eval(call, dict(space)))[:300])
         except BaseException as e:
             seen.append("raises " + type(e).__name__)
         finally:
@@ -144,23 +162,28 @@ def test_quorum_probes():
 }
 
 /// What each probe returns with the candidate in `scratch`; None when the probes could not
-/// run (a module that does not import, a file of that name already there).
+/// run (a module that does not import, a hang in native code, a test layout pytest does
+/// not collect the probe file from, a file of that name already there).
 pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<String>>, PipelineError> {
     let (file, out) = (scratch.path().join(FILE), scratch.path().join(OUT));
-    if probes.is_empty() || file.exists() {
+    if probes.is_empty() || file.exists() || out.exists() {
         return Ok(None);
     }
     std::fs::write(&file, script(probes)).map_err(|e| PipelineError::Workspace(format!("writing the probes: {e}")))?;
-    // Each call may take its 2 seconds, whatever the tests' own limit.
-    let timeout = ctx.options.test_timeout_secs.max(10 + 2 * probes.calls.len() as u64);
-    let args = json!({"worktree": scratch.path().display().to_string(), "filter": "test_quorum_probes", "timeout_secs": timeout, "max_output_bytes": 2000});
-    let ran = ctx.tools.call("run_tests", args).await;
+    // Collecting the tests, then 2 seconds a call: a hang the alarm cannot break (native
+    // code) ends here, not at the tests' own limit.
+    let timeout = 30 + 2 * probes.calls.len() as u64;
+    let ran = super::code::run_tests_matching(ctx, scratch, Some("test_quorum_probes"), timeout).await;
     let seen = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
     // The worktree's diff is taken already; the files go so that nothing else sees them.
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&out);
-    ran?;
-    Ok(seen.filter(|s| s.len() == probes.calls.len()))
+    let ran = ran?;
+    let seen = seen.filter(|s| s.len() == probes.calls.len());
+    if seen.is_none() {
+        tracing::debug!(worktree = %scratch.path().display(), output = %ran.tail(20), "the probes left no results");
+    }
+    Ok(seen)
 }
 
 #[cfg(test)]
@@ -188,7 +211,8 @@ mod tests {
     fn the_probe_test_records_results_and_exceptions() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m.py"), "def f(x):\n    return {x, 'b', 'a'} if x else 1 // x\n\ndef slow():\n    while True: pass\n").unwrap();
-        let probes = Probes { modules: vec!["m".into()], calls: vec!["f('c')".into(), "f(0)".into(), "slow()".into(), "f(".into()] };
+        let calls = ["f('c')", "f(0)", "slow()", "f(", "[frozenset(), iter([1, (2,)]), {1: {'x'}}]"];
+        let probes = Probes { modules: vec!["m".into()], calls: calls.map(String::from).to_vec() };
         std::fs::write(dir.path().join(FILE), script(&probes)).unwrap();
         let run = std::process::Command::new("python3")
             .args(["-c", &format!("import {0}; {0}.test_quorum_probes()", FILE.trim_end_matches(".py"))])
@@ -197,6 +221,9 @@ mod tests {
             .unwrap();
         assert!(run.success());
         let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
-        assert_eq!(seen, ["{'a', 'b', 'c'}", "raises ZeroDivisionError", "raises TimeoutError", "raises SyntaxError"]);
+        assert_eq!(
+            seen,
+            ["set({'a', 'b', 'c'})", "raises ZeroDivisionError", "raises TimeoutError", "raises SyntaxError", "[frozenset(), iter[1, (2,)], {1: set({'x'})}]"]
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Stage 4: voters choose among the surviving candidates. Identical diffs merge; where
 //! the workspace has tests, a candidate failing tests that another passes cannot stand.
+//! Where the behaviour probes tell candidates apart, alike-behaving ones merge and the
+//! largest group wins without a vote; the voters only break a tie between the largest.
 //! Votes are drawn from one prefilled voter prompt (the scheduler's fork), a letter each
 //! (grammar-constrained), until one choice leads every other by k or the cap is reached.
 
@@ -21,6 +23,11 @@ pub struct VoteOutput {
     pub patches: Vec<String>,
     /// The winning candidate's index, if any candidate stood.
     pub winner: Option<usize>,
+    /// Every choice that stood.
+    #[serde(default)]
+    pub ballot: Vec<Choice>,
+    /// The choices voted on (the largest behaviour groups, where the probes grouped them);
+    /// `counts` are their votes.
     pub choices: Vec<Choice>,
     pub counts: Vec<u32>,
     pub decided_by: Option<DecidedBy>,
@@ -52,6 +59,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
         subtask: code.subtask,
         patches: code.patches.clone(),
         winner: None,
+        ballot: ballot.clone(),
         choices: choices.clone(),
         counts: vec![0; choices.len()],
         decided_by: None,
@@ -75,38 +83,10 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
         return Ok(out);
     }
 
-    let prompt = ballot_prompt(task, step, code, &choices);
-    let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
-    let grammar = format!("root ::= {}", letters.join(" | "));
-    let parallel = ctx.models.parallel(Role::Voter).max(1);
-    let mut drawn = 0;
-    let decision = loop {
-        if by_agreement {
-            break voting::Decision { winner: 0, decided_by: DecidedBy::Agreement };
-        }
-        if let Some(decision) = voting::decide(&out.counts, ctx.options.k, ctx.options.max_votes) {
-            break decision;
-        }
-        let n = voting::votes_needed(&out.counts, ctx.options.k, ctx.options.max_votes).min(parallel);
-        let ask = Ask::new(ctx.prompt(Role::Voter), prompt.clone(), 2)
-            .samples(vec![ctx.options.vote_temperature; n as usize])
-            .grammar(grammar.clone());
-        for sample in ctx.models.ask(Role::Voter, ask).await? {
-            drawn += 1;
-            let letter = sample.text.trim().chars().next();
-            let Some(slot) = choices.iter().position(|c| Some(c.letter) == letter) else {
-                ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": null, "invalid": sample.text})).await?;
-                continue;
-            };
-            out.counts[slot] += 1;
-            ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": choices[slot].letter.to_string()})).await?;
-        }
-        // Invalid votes count toward the cap too, so a vote always ends.
-        if drawn >= ctx.options.max_votes && voting::decide(&out.counts, ctx.options.k, ctx.options.max_votes).is_none() {
-            let best = *out.counts.iter().max().unwrap_or(&0);
-            let winner = out.counts.iter().position(|&c| c == best).unwrap_or(0);
-            break voting::Decision { winner, decided_by: DecidedBy::Plurality };
-        }
+    let decision = if by_agreement {
+        voting::Decision { winner: 0, decided_by: DecidedBy::Agreement }
+    } else {
+        draw_votes(ctx, &ballot_prompt(task, step, code, &choices), &choices, &mut out.counts).await?
     };
     let winner = choices[decision.winner].candidates[0];
     out.winner = Some(winner);
@@ -124,6 +104,39 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Re
     )
     .await?;
     Ok(out)
+}
+
+/// Votes on `choices` until one leads by k or the cap is reached; `counts` gets them.
+async fn draw_votes(ctx: &Ctx<'_>, prompt: &str, choices: &[Choice], counts: &mut [u32]) -> Result<voting::Decision, PipelineError> {
+    let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
+    let grammar = format!("root ::= {}", letters.join(" | "));
+    let parallel = ctx.models.parallel(Role::Voter).max(1);
+    let mut drawn = 0;
+    loop {
+        if let Some(decision) = voting::decide(counts, ctx.options.k, ctx.options.max_votes) {
+            return Ok(decision);
+        }
+        let n = voting::votes_needed(counts, ctx.options.k, ctx.options.max_votes).min(parallel);
+        let ask = Ask::new(ctx.prompt(Role::Voter), prompt.to_string(), 2)
+            .samples(vec![ctx.options.vote_temperature; n as usize])
+            .grammar(grammar.clone());
+        for sample in ctx.models.ask(Role::Voter, ask).await? {
+            drawn += 1;
+            let letter = sample.text.trim().chars().next();
+            let Some(slot) = choices.iter().position(|c| Some(c.letter) == letter) else {
+                ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": null, "invalid": sample.text})).await?;
+                continue;
+            };
+            counts[slot] += 1;
+            ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": choices[slot].letter.to_string()})).await?;
+        }
+        // Invalid votes count toward the cap too, so a vote always ends.
+        if drawn >= ctx.options.max_votes && voting::decide(counts, ctx.options.k, ctx.options.max_votes).is_none() {
+            let best = *counts.iter().max().unwrap_or(&0);
+            let winner = counts.iter().position(|&c| c == best).unwrap_or(0);
+            return Ok(voting::Decision { winner, decided_by: DecidedBy::Plurality });
+        }
+    }
 }
 
 fn ballot_prompt(task: &str, step: &str, code: &CodeOutput, choices: &[Choice]) -> String {

@@ -1,8 +1,9 @@
 //! Voting, as MAKER does it: identical candidates merge, red-flagged ones never stand,
 //! and votes are drawn until one option leads every other by `k` (first-to-ahead-by-k),
 //! with a cap after which plurality decides. Where every candidate ran the behaviour
-//! probes, candidates that behave alike are one choice, and the choice most candidates
-//! agree on wins before any vote. Pure logic; the vote stage samples the votes.
+//! probes and some probe tells them apart, candidates that behave alike are one choice,
+//! and the choice most candidates agree on wins before any vote. Pure logic; the vote
+//! stage samples the votes.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,8 @@ pub struct Entry {
     pub behaviour: Option<Vec<String>>,
 }
 
-/// One choice on the ballot: a letter for one or more identical candidates.
+/// One choice on the ballot: a letter for one or more identical (or alike-behaving)
+/// candidates.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Choice {
     pub letter: char,
@@ -31,19 +33,19 @@ pub fn normalize(diff: &str) -> String {
 }
 
 /// The choices voters see: candidates without a red flag and with a non-empty diff,
-/// identical ones merged (alike-behaving ones, where the probes ran); where some pass the
-/// tests, only those.
+/// identical ones merged (alike-behaving ones, see [`behaviour_keys`]); where some pass
+/// the tests, only those.
 pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     let standing: Vec<usize> =
         (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
     let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
     let eligible: Vec<usize> = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
+    let keys = behaviour_keys(entries, &eligible);
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for i in eligible {
-        // A candidate the probes could not run on (it hung) stands by its diff alone.
-        let key = match &entries[i].behaviour {
-            Some(seen) => format!("behaviour\u{0}{}", seen.join("\u{0}")),
-            None => format!("diff\u{0}{}", normalize(&entries[i].diff)),
+    for (n, &i) in eligible.iter().enumerate() {
+        let key = match &keys {
+            Some(keys) => keys[n].clone(),
+            None => normalize(&entries[i].diff),
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
@@ -53,12 +55,30 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     groups.into_iter().zip('A'..='Z').map(|((_, candidates), letter)| Choice { letter, candidates }).collect()
 }
 
-/// Where the probes ran, the choices standing for the most candidates (one alone wins; a
-/// tie is left to the voters); None where they did not.
+/// What each of `eligible` returned on the probes that tell them apart: None unless every
+/// one ran the probes and some probe does. Probes on which all agree say nothing (a call
+/// of a name that does not exist fails alike everywhere), and diffs decide instead.
+fn behaviour_keys(entries: &[Entry], eligible: &[usize]) -> Option<Vec<String>> {
+    let seen: Vec<&Vec<String>> = eligible.iter().map(|&i| entries[i].behaviour.as_ref()).collect::<Option<_>>()?;
+    let calls = seen.first()?.len();
+    if seen.iter().any(|s| s.len() != calls) {
+        return None;
+    }
+    let telling: Vec<usize> = (0..calls).filter(|&c| seen.iter().any(|s| s[c] != seen[0][c])).collect();
+    if telling.is_empty() {
+        return None;
+    }
+    Some(seen.iter().map(|s| telling.iter().map(|&c| s[c].as_str()).collect::<Vec<_>>().join("\u{0}")).collect())
+}
+
+/// Where the ballot grouped candidates by behaviour, the choices standing for the most
+/// candidates (one alone wins; a tie is left to the voters); None where it did not.
 pub fn most_agreed(entries: &[Entry], choices: &[Choice]) -> Option<Vec<usize>> {
-    let probed = choices.iter().flat_map(|c| &c.candidates).any(|&i| entries[i].behaviour.is_some());
+    let mut eligible: Vec<usize> = choices.iter().flat_map(|c| c.candidates.iter().copied()).collect();
+    eligible.sort_unstable();
+    behaviour_keys(entries, &eligible)?;
     let most = choices.iter().map(|c| c.candidates.len()).max()?;
-    probed.then(|| (0..choices.len()).filter(|&i| choices[i].candidates.len() == most).collect())
+    Some((0..choices.len()).filter(|&i| choices[i].candidates.len() == most).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,17 +190,18 @@ mod tests {
         // A tie leaves both to the voters.
         let tied = ballot(&entries[..2]);
         assert_eq!(most_agreed(&entries, &tied), Some(vec![0, 1]));
-        // A candidate the probes could not run on stands alone.
-        let mut hung = entries.clone();
-        hung[2].behaviour = None;
-        let choices = ballot(&hung);
-        assert_eq!(choices.iter().map(|c| c.candidates.clone()).collect::<Vec<_>>(), [vec![0], vec![1], vec![2]]);
-        assert_eq!(most_agreed(&hung, &choices), Some(vec![0, 1, 2]));
-        // Without probes nothing is agreed, and identical diffs still merge.
-        let unprobed: Vec<Entry> = [entry("-a\n+b"), entry("-a\n+b"), entry("-a\n+c")].into();
-        let choices = ballot(&unprobed);
-        assert_eq!(choices.len(), 2);
-        assert_eq!(most_agreed(&unprobed, &choices), None);
+        // A candidate the probes could not run on: diffs decide, and nothing is agreed.
+        let mut unrun = entries.clone();
+        unrun[2].behaviour = None;
+        let choices = ballot(&unrun);
+        assert_eq!(choices.len(), 3);
+        assert_eq!(most_agreed(&unrun, &choices), None);
+        // Probes on which every candidate agrees tell nothing: identical diffs still merge.
+        let alike = |diff: &str| probed(diff, &["raises NameError"]);
+        let all_alike = vec![alike("-a\n+b"), alike("-a\n+b"), alike("-a\n+c")];
+        let choices = ballot(&all_alike);
+        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 1] }, Choice { letter: 'B', candidates: vec![2] }]);
+        assert_eq!(most_agreed(&all_alike, &choices), None);
     }
 
     #[test]

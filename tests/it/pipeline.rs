@@ -219,7 +219,7 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
     let probes = events.iter().find(|e| e.kind == "probes").expect("a probes event");
-    assert_eq!(probes.data, json!({"modules": ["calc"], "calls": ["add(0, 0)", "add(-1, 1)", "add(2.5, 1)"]}));
+    assert_eq!(probes.data, json!({"modules": ["calc"], "calls": ["add(0, 0)", "add(-1, 1)", "add(2.5, 1)"], "error": null}));
     let behaviour: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
     assert_eq!(behaviour, [&json!(["0", "0", "3.5"]), &json!(["0", "0", "3.5"]), &json!(["0", "2", "3.5"])]);
     let tally = events.iter().find(|e| e.kind == "tally").unwrap();
