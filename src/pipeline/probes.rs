@@ -4,9 +4,9 @@
 //! change with edge-case inputs, never their results. Every candidate runs them, and
 //! candidates that return the same on every call stand as one choice on the ballot
 //! ([`super::voting::most_agreed`]): independent samples that agree on inputs nobody
-//! tested are more often right than a 0.5B voter reading diffs. On the 2026-11-25 eval
-//! records this picked a hidden-test-passing candidate where the voter had not in 2 of
-//! the 3 rounds that offered one.
+//! tested are more often right than a 0.5B voter reading diffs. In the eval runs of
+//! 2026-11-25 (`evals/RESULTS.md`), where the standing candidates differed on the hidden
+//! test, the chosen one passed it in 4 of 6 rounds with probes and 0 of 3 without.
 //!
 //! The calls are Python expressions, so probes run only in workspaces whose tests run
 //! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
