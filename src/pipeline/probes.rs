@@ -165,19 +165,37 @@ def test_quorum_probes():
 /// run (a module that does not import, a hang in native code, a test layout pytest does
 /// not collect the probe file from, a file of that name already there).
 pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<String>>, PipelineError> {
-    let (file, out) = (scratch.path().join(FILE), scratch.path().join(OUT));
-    if probes.is_empty() || file.exists() || out.exists() {
+    if probes.is_empty() {
         return Ok(None);
     }
-    std::fs::write(&file, script(probes)).map_err(|e| PipelineError::Workspace(format!("writing the probes: {e}")))?;
+    let (file, out) = (scratch.path().join(FILE), scratch.path().join(OUT));
+    // The file system blocks: off the async threads, as the worktrees are.
+    let written = {
+        let (file, out, text) = (file.clone(), out.clone(), script(probes));
+        super::code::blocking(move || {
+            if file.exists() || out.exists() {
+                return Ok(false);
+            }
+            std::fs::write(&file, text).map_err(|e| PipelineError::Workspace(format!("writing the probes: {e}")))?;
+            Ok(true)
+        })
+        .await?
+    };
+    if !written {
+        return Ok(None);
+    }
     // Collecting the tests, then 2 seconds a call: a hang the alarm cannot break (native
     // code) ends here, not at the tests' own limit.
     let timeout = 30 + 2 * probes.calls.len() as u64;
     let ran = super::code::run_tests_matching(ctx, scratch, Some("test_quorum_probes"), timeout).await;
-    let seen = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
-    // The worktree's diff is taken already; the files go so that nothing else sees them.
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(&out);
+    let seen = super::code::blocking(move || {
+        let seen = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
+        // The worktree's diff is taken already; the files go so that nothing else sees them.
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(&out);
+        Ok(seen)
+    })
+    .await?;
     let ran = ran?;
     let seen = seen.filter(|s| s.len() == probes.calls.len());
     if seen.is_none() {
