@@ -1,6 +1,7 @@
 //! Stage 3: candidates for one sub-task, sampled from one prefilled prompt (the
 //! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
-//! applied to its own scratch worktree. The coder writes short files whole
+//! applied to its own scratch worktree; in a plan's first round, more batches while the
+//! candidates do not settle the choice ([`voting::settled`]). The coder writes short files whole
 //! ([`super::files`]) and edits long ones with blocks ([`super::edits`]). Red flags (MAKER): malformed output, an edit that does not apply, a candidate
 //! that hit its token limit, changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
@@ -12,6 +13,7 @@ use super::models::Ask;
 use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
 use super::{edits, files};
 use super::worktree::Scratch;
+use super::voting::{self, Entry};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::prompts;
@@ -82,18 +84,9 @@ pub async fn run(
     let root = ctx.tools.workspace().root().to_path_buf();
     let step = &plan.plan.subtasks[subtask];
     // Rounds count from the plan's first: a re-plan starts cool again.
-    let temperatures = ctx.options.round_temperatures(round.saturating_sub(plan.round_start as u32));
-    let n = temperatures.len();
-    // git and the file system block: off the async threads.
-    let scratches = {
-        let patches = patches.clone();
-        blocking(move || {
-            let base = super::worktree::workspace_patch(&root)?;
-            let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
-            (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()
-        })
-        .await?
-    };
+    let round_in_plan = round.saturating_sub(plan.round_start as u32);
+    let temperatures = ctx.options.round_temperatures(round_in_plan);
+    let scratches = scratch_trees(&root, &patches, temperatures.len()).await?;
 
     // The files as they are now (after earlier sub-tasks), the step's own first.
     let tree = Workspace::new(scratches[0].path()).map_err(PipelineError::Tool)?;
@@ -142,45 +135,106 @@ pub async fn run(
         }
     };
     let system = format!("{}\n\n{instructions}", ctx.prompt(Role::Coder));
-    let ask = Ask::new(&system, user, max_tokens).samples(temperatures.clone()).grammar(grammar);
-    let samples = ctx.models.ask(Role::Coder, ask).await?;
+    let ask = Ask::new(&system, user, max_tokens).grammar(grammar);
+    let batch = Batch { round, subtask, format, targets: &targets, plan };
 
-    let has_tests = ctx.has_tests();
-    let (scratches, judged) = blocking(move || {
-        let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
-        Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
-    })
-    .await?;
-    let mut candidates = Vec::with_capacity(n);
-    for (index, ((sample, verdict), scratch)) in judged.into_iter().zip(&scratches).enumerate() {
-        let (diff, red_flag) = match verdict {
-            Ok(diff) => (diff, None),
-            Err(flag) => (String::new(), Some(flag)),
-        };
-        let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
-        let behaviour = if red_flag.is_none() { super::probes::observe(ctx, scratch, &plan.probes).await? } else { None };
-        let candidate = Candidate { index, temperature: temperatures[index], tokens: sample.tokens, text: sample.text, diff, red_flag, tests, behaviour };
-        ctx.emit(
-            "candidate",
-            Stage::Code,
-            json!({
-                "round": round, "subtask": subtask, "index": index, "temperature": candidate.temperature,
-                "tokens": candidate.tokens, "red_flag": candidate.red_flag,
-                "diff_lines": candidate.diff.lines().count(),
-                "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
-                "behaviour": candidate.behaviour,
-            }),
-        )
-        .await?;
-        candidates.push(candidate);
+    let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;
+    // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
+    // for k more candidates than any other, sample another batch, hotter, from the same
+    // prompt (the scheduler's prompt cache keeps its prefill). Only in a plan's first
+    // round: a retry round is itself a resample, with the reviewer's feedback.
+    // Before a plan's last step the tests may fail whatever the step does.
+    let must_pass = subtask + 1 == plan.plan.subtasks.len();
+    let mut extra = 1;
+    while round_in_plan <= 1
+        && candidates.len() < ctx.options.max_candidates as usize
+        && !voting::settled(&entries(&candidates), ctx.options.k, must_pass)
+    {
+        let hotter = ctx.options.round_temperatures(round_in_plan + extra);
+        let n = hotter.len().min(ctx.options.max_candidates as usize - candidates.len());
+        ctx.emit("more_candidates", Stage::Code, json!({"round": round, "subtask": subtask, "after": candidates.len(), "adding": n})).await?;
+        let scratches = scratch_trees(&root, &patches, n).await?;
+        let more = batch.sample(ctx, ask.clone().samples(hotter[..n].to_vec()), scratches, candidates.len()).await?;
+        candidates.extend(more);
+        extra += 1;
     }
-    // Removing worktrees runs git too.
-    blocking(move || {
-        drop(scratches);
-        Ok(())
-    })
-    .await?;
     Ok(CodeOutput { round, subtask, patches, candidates })
+}
+
+/// What the ballot needs of each candidate.
+pub fn entries(candidates: &[Candidate]) -> Vec<Entry> {
+    candidates
+        .iter()
+        .map(|c| Entry { diff: c.diff.clone(), red_flag: c.red_flag.clone(), tests_passed: c.tests.as_ref().map(|t| t.success), behaviour: c.behaviour.clone() })
+        .collect()
+}
+
+/// `n` scratch worktrees of the workspace with `patches` applied (git and the file system
+/// block: off the async threads).
+async fn scratch_trees(root: &std::path::Path, patches: &[String], n: usize) -> Result<Vec<Scratch>, PipelineError> {
+    let (root, patches) = (root.to_path_buf(), patches.to_vec());
+    blocking(move || {
+        let base = super::worktree::workspace_patch(&root)?;
+        let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
+        (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+}
+
+/// What every batch of one sub-task's candidates shares.
+struct Batch<'a> {
+    round: u32,
+    subtask: usize,
+    format: Format,
+    targets: &'a [String],
+    plan: &'a PlanOutput,
+}
+
+impl Batch<'_> {
+    /// Samples `ask` (a sample per temperature) and applies each to its scratch worktree,
+    /// then tests and probes it; candidates are numbered from `first`.
+    async fn sample(&self, ctx: &Ctx<'_>, ask: Ask, scratches: Vec<Scratch>, first: usize) -> Result<Vec<Candidate>, PipelineError> {
+        let temperatures = ask.temperatures.clone();
+        let samples = ctx.models.ask(Role::Coder, ask).await?;
+        let (format, targets) = (self.format, self.targets.to_vec());
+        let (scratches, judged) = blocking(move || {
+            let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
+            Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
+        })
+        .await?;
+        let has_tests = ctx.has_tests();
+        let mut candidates = Vec::with_capacity(scratches.len());
+        for (offset, ((sample, verdict), scratch)) in judged.into_iter().zip(&scratches).enumerate() {
+            let (diff, red_flag) = match verdict {
+                Ok(diff) => (diff, None),
+                Err(flag) => (String::new(), Some(flag)),
+            };
+            let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
+            let behaviour = if red_flag.is_none() { super::probes::observe(ctx, scratch, &self.plan.probes).await? } else { None };
+            let index = first + offset;
+            let candidate = Candidate { index, temperature: temperatures[offset], tokens: sample.tokens, text: sample.text, diff, red_flag, tests, behaviour };
+            ctx.emit(
+                "candidate",
+                Stage::Code,
+                json!({
+                    "round": self.round, "subtask": self.subtask, "index": index, "temperature": candidate.temperature,
+                    "tokens": candidate.tokens, "red_flag": candidate.red_flag,
+                    "diff_lines": candidate.diff.lines().count(),
+                    "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
+                    "behaviour": candidate.behaviour,
+                }),
+            )
+            .await?;
+            candidates.push(candidate);
+        }
+        // Removing worktrees runs git too.
+        blocking(move || {
+            drop(scratches);
+            Ok(())
+        })
+        .await?;
+        Ok(candidates)
+    }
 }
 
 /// The paths a candidate may edit. Tests are the yardstick candidates are measured by, so

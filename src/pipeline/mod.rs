@@ -59,6 +59,10 @@ pub enum PipelineError {
 pub struct PipelineOptions {
     /// Coder candidates per sub-task, sampled from one prefilled prompt.
     pub candidates: u32,
+    /// In a plan's first round, further batches of `candidates` (each `retry_heat` hotter)
+    /// are sampled while no passing choice stands for k more candidates than any other,
+    /// up to this many candidates in all.
+    pub max_candidates: u32,
     /// Their temperatures are spread evenly over this range.
     pub min_temperature: f32,
     pub max_temperature: f32,
@@ -94,6 +98,7 @@ impl Default for PipelineOptions {
     fn default() -> PipelineOptions {
         PipelineOptions {
             candidates: 5,
+            max_candidates: 10,
             min_temperature: 0.3,
             max_temperature: 0.7,
             k: 2,
@@ -142,6 +147,7 @@ impl PipelineOptions {
         // Candidates are voted on under letters A-Z; the rest bound the work one request can ask for.
         let bounds = [
             ("candidates", options.candidates as u64, 26),
+            ("max_candidates", options.max_candidates as u64, 26),
             ("max_votes", options.max_votes as u64, 64),
             ("max_rounds", options.max_rounds as u64, 10),
             ("replans", options.replans as u64, 5),

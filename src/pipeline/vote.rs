@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::code::{CodeOutput, NO_CHANGE};
 use super::models::Ask;
-use super::voting::{self, Choice, DecidedBy, Entry};
+use super::voting::{self, Choice, DecidedBy};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
@@ -36,16 +36,7 @@ pub struct VoteOutput {
 }
 
 pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
-    let entries: Vec<Entry> = code
-        .candidates
-        .iter()
-        .map(|c| Entry {
-            diff: c.diff.clone(),
-            red_flag: c.red_flag.clone(),
-            tests_passed: c.tests.as_ref().map(|t| t.success),
-            behaviour: c.behaviour.clone(),
-        })
-        .collect();
+    let entries = super::code::entries(&code.candidates);
     let ballot = voting::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
     let agreed = voting::most_agreed(&entries, &ballot);

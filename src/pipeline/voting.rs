@@ -36,10 +36,7 @@ pub fn normalize(diff: &str) -> String {
 /// identical ones merged (alike-behaving ones, see [`behaviour_keys`]); where some pass
 /// the tests, only those.
 pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
-    let standing: Vec<usize> =
-        (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
-    let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
-    let eligible: Vec<usize> = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
+    let eligible = eligible(entries);
     let keys = behaviour_keys(entries, &eligible);
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (n, &i) in eligible.iter().enumerate() {
@@ -55,20 +52,50 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     groups.into_iter().zip('A'..='Z').map(|((_, candidates), letter)| Choice { letter, candidates }).collect()
 }
 
+/// Candidates without a red flag and with a non-empty diff; where some pass the tests,
+/// only those.
+fn eligible(entries: &[Entry]) -> Vec<usize> {
+    let standing: Vec<usize> =
+        (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
+    let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
+    standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect()
+}
+
+/// Whether the candidates so far settle the choice (first-to-ahead-by-k over candidates):
+/// where tests ran and `must_pass`, one passes them; and one choice stands for `k` more candidates than
+/// any other. Candidates that all ran the probes and return the same on each count as one
+/// choice, whatever their diffs.
+pub fn settled(entries: &[Entry], k: u32, must_pass: bool) -> bool {
+    let tested = entries.iter().any(|e| e.tests_passed.is_some());
+    if must_pass && tested && !entries.iter().any(|e| e.red_flag.is_none() && e.tests_passed == Some(true)) {
+        return false;
+    }
+    let eligible = eligible(entries);
+    let alike = probed(entries, &eligible).is_some_and(|seen| seen.iter().all(|s| *s == seen[0]));
+    let mut sizes: Vec<usize> = if alike { vec![eligible.len()] } else { ballot(entries).iter().map(|c| c.candidates.len()).collect() };
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let (first, second) = (sizes.first().copied().unwrap_or(0), sizes.get(1).copied().unwrap_or(0));
+    first >= second + k as usize
+}
+
 /// What each of `eligible` returned on the probes that tell them apart: None unless every
 /// one ran the probes and some probe does. Probes on which all agree say nothing (a call
 /// of a name that does not exist fails alike everywhere), and diffs decide instead.
 fn behaviour_keys(entries: &[Entry], eligible: &[usize]) -> Option<Vec<String>> {
-    let seen: Vec<&Vec<String>> = eligible.iter().map(|&i| entries[i].behaviour.as_ref()).collect::<Option<_>>()?;
-    let calls = seen.first()?.len();
-    if seen.iter().any(|s| s.len() != calls) {
-        return None;
-    }
+    let seen = probed(entries, eligible)?;
+    let calls = seen[0].len();
     let telling: Vec<usize> = (0..calls).filter(|&c| seen.iter().any(|s| s[c] != seen[0][c])).collect();
     if telling.is_empty() {
         return None;
     }
     Some(seen.iter().map(|s| telling.iter().map(|&c| s[c].as_str()).collect::<Vec<_>>().join("\u{0}")).collect())
+}
+
+/// What each of `eligible` returned on the probes, where every one ran the same probes.
+fn probed<'a>(entries: &'a [Entry], eligible: &[usize]) -> Option<Vec<&'a Vec<String>>> {
+    let seen: Vec<&Vec<String>> = eligible.iter().map(|&i| entries[i].behaviour.as_ref()).collect::<Option<_>>()?;
+    let calls = seen.first()?.len();
+    (calls > 0 && seen.iter().all(|s| s.len() == calls)).then_some(seen)
 }
 
 /// Where the ballot grouped candidates by behaviour, the choices standing for the most
@@ -202,6 +229,30 @@ mod tests {
         let choices = ballot(&all_alike);
         assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 1] }, Choice { letter: 'B', candidates: vec![2] }]);
         assert_eq!(most_agreed(&all_alike, &choices), None);
+    }
+
+    #[test]
+    fn candidates_settle_when_a_passing_choice_leads_by_k() {
+        let probed = |diff: &str, passed: bool, seen: &[&str]| Entry {
+            tests_passed: Some(passed),
+            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            ..entry(diff)
+        };
+        let failing = vec![probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"])];
+        assert!(!settled(&failing, 2, true), "none passes the tests");
+        assert!(settled(&failing, 2, false), "before the last step, failing tests do not count");
+        // Three passers whose diffs differ but who behave alike on every probe: one choice.
+        let alike = vec![probed("-a\n+b", true, &["1"]), probed("-a\n+c", true, &["1"]), probed("-a\n+d", true, &["1"]), probed("-a\n+e", false, &["2"])];
+        assert!(settled(&alike, 2, true));
+        assert!(!settled(&alike, 4, true));
+        // Two against one is ahead by one: not yet by two.
+        let split = vec![probed("-a\n+b", true, &["1"]), probed("-a\n+c", true, &["1"]), probed("-a\n+d", true, &["2"])];
+        assert!(!settled(&split, 2, true) && settled(&split, 1, true));
+        // Without probes, identical diffs count together; a lone passer is not ahead by two.
+        let plain = |diff: &str, passed: bool| Entry { tests_passed: Some(passed), ..entry(diff) };
+        assert!(settled(&[plain("-a\n+b", true), plain("-a\n+b", true), plain("-a\n+c", false)], 2, true));
+        assert!(!settled(&[plain("-a\n+b", true), plain("-a\n+c", false)], 2, true));
+        assert!(!settled(&[], 2, true) && !settled(&[], 2, false));
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn eval_vote_samples_candidates_votes_and_reports_the_oracle() {
 #[test]
 fn eval_pipeline_runs_every_stage_on_the_visible_examples_only() {
     let _turn = super::engine::serial();
-    let options = r#"{"candidates": 2, "max_rounds": 1, "replans": 0, "max_votes": 3}"#;
+    let options = r#"{"candidates": 2, "max_candidates": 2, "max_rounds": 1, "replans": 0, "max_votes": 3}"#;
     let (_run, out) = eval_first(1, "pipeline", "all", &["--options", options]);
     let all = results(&out);
     let r = &all["pipeline"]["results"][0];

@@ -52,7 +52,8 @@ fn edit_blocks() -> PipelineOptions {
 
 /// Without behaviour probes, whose calls would take the reviewer's first scripted answer.
 fn scripted() -> PipelineOptions {
-    PipelineOptions { probes: 0, ..Default::default() }
+    // Each coder request takes the next scripted batch: no unscripted extra batches.
+    PipelineOptions { probes: 0, max_candidates: 0, ..Default::default() }
 }
 
 const PLAN: &str = r#"{"subtasks": [{"description": "Make add() in calc.py return the sum", "files": ["calc.py"]}], "verify": "pytest"}"#;
@@ -228,6 +229,36 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
     assert!(diff.contains("+    return a + b") && !diff.contains("quorum"), "{diff}");
     let status = Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).is_empty(), "the workspace is untouched");
+}
+
+#[tokio::test]
+async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, [block("    return a - b\n", "    return a * b\n"), block("    return a - b\n", "    return b - a\n")]);
+    models.script(Role::Coder, [block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return a // b\n")]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let more: Vec<&Value> = events.iter().filter(|e| e.kind == "more_candidates").map(|e| &e.data).collect();
+    assert_eq!(more, [&json!({"round": 1, "subtask": 0, "after": 2, "adding": 2})], "one more batch, then the cap");
+    let indexes: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["index"]).collect();
+    assert_eq!(indexes, [&json!(0), &json!(1), &json!(2), &json!(3)]);
+    let tally = events.iter().find(|e| e.kind == "tally").unwrap();
+    assert_eq!((&tally.data["candidate"], &tally.data["decided_by"]), (&json!(2), &json!("uncontested")));
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+    let asked = models.asked.lock().unwrap();
+    let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
+    assert_eq!(coder.len(), 2);
+    assert_eq!(coder[0].messages, coder[1].messages, "the same prompt, so its prefill is cached");
+    assert!(coder[1].temperatures.iter().zip(&coder[0].temperatures).all(|(hot, cool)| hot > cool), "{:?}", coder[1].temperatures);
 }
 
 #[tokio::test]

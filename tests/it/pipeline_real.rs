@@ -73,7 +73,7 @@ async fn the_pipeline_runs_end_to_end_and_resumes_after_a_crash() {
     let state = state_dir.path().join("state.redb");
     let config = state_dir.path().join("quorum.toml");
     // One round, no re-plan: enough to see every stage without minutes of CPU.
-    std::fs::write(&config, "[pipeline]\nmax_rounds = 1\nreplans = 0\nmax_votes = 5\ncoder_max_tokens = 200\n").unwrap();
+    std::fs::write(&config, "[pipeline]\nmax_rounds = 1\nreplans = 0\nmax_votes = 5\ncoder_max_tokens = 200\nmax_candidates = 5\n").unwrap();
     let client = reqwest::Client::new();
 
     let (mut server, url) = serve(&root, &state, &config);
@@ -139,7 +139,7 @@ fn quorum_run_shows_the_stages_then_the_result() {
     let (_dir, root) = calc_repo();
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(quorum_bin())
-        .args(["run", TASK, "--options", r#"{"candidates": 2, "max_rounds": 1, "replans": 0, "coder_max_tokens": 96}"#, "--model"])
+        .args(["run", TASK, "--options", r#"{"candidates": 2, "max_candidates": 2, "max_rounds": 1, "replans": 0, "coder_max_tokens": 96}"#, "--model"])
         .arg(format!("all={}", qwen().display()))
         .arg("--workspace")
         .arg(&root)
