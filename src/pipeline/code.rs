@@ -86,7 +86,12 @@ pub async fn run(
     // Rounds count from the plan's first: a re-plan starts cool again.
     let round_in_plan = round.saturating_sub(plan.round_start as u32);
     let temperatures = ctx.options.round_temperatures(round_in_plan);
-    let scratches = scratch_trees(&root, &patches, temperatures.len()).await?;
+    // Every batch starts from the same files: the workspace as it is now, then `patches`.
+    let layers = {
+        let (root, patches) = (root.clone(), patches.clone());
+        blocking(move || Ok(std::iter::once(super::worktree::workspace_patch(&root)?).chain(patches).collect::<Vec<String>>())).await?
+    };
+    let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
     // The files as they are now (after earlier sub-tasks), the step's own first.
     let tree = Workspace::new(scratches[0].path()).map_err(PipelineError::Tool)?;
@@ -142,19 +147,26 @@ pub async fn run(
     // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
     // for k more candidates than any other, sample another batch, hotter, from the same
     // prompt (the scheduler's prompt cache keeps its prefill). Only in a plan's first
-    // round: a retry round is itself a resample, with the reviewer's feedback.
+    // round (a retry round is itself a resample, with the reviewer's feedback), and only
+    // with evidence to settle on: tests or probes.
+    let evidence = ctx.has_tests() || !plan.probes.calls.is_empty();
     // Before a plan's last step the tests may fail whatever the step does.
     let must_pass = subtask + 1 == plan.plan.subtasks.len();
+    let cap = ctx.options.max_candidates as usize;
     let mut extra = 1;
-    while round_in_plan <= 1
-        && candidates.len() < ctx.options.max_candidates as usize
-        && !voting::settled(&entries(&candidates), ctx.options.k, must_pass)
-    {
+    while round_in_plan == 1 && evidence && candidates.len() < cap && !voting::settled(&entries(&candidates), ctx.options.k, must_pass) {
+        // A later step none of whose candidates changes anything is passed over (vote.rs).
+        if subtask > 0 && candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE)) {
+            break;
+        }
         let hotter = ctx.options.round_temperatures(round_in_plan + extra);
-        let n = hotter.len().min(ctx.options.max_candidates as usize - candidates.len());
+        let n = hotter.len().min(cap - candidates.len());
         ctx.emit("more_candidates", Stage::Code, json!({"round": round, "subtask": subtask, "after": candidates.len(), "adding": n})).await?;
-        let scratches = scratch_trees(&root, &patches, n).await?;
+        let scratches = scratch_trees(&root, &layers, n).await?;
         let more = batch.sample(ctx, ask.clone().samples(hotter[..n].to_vec()), scratches, candidates.len()).await?;
+        if more.is_empty() {
+            break;
+        }
         candidates.extend(more);
         extra += 1;
     }
@@ -169,13 +181,12 @@ pub fn entries(candidates: &[Candidate]) -> Vec<Entry> {
         .collect()
 }
 
-/// `n` scratch worktrees of the workspace with `patches` applied (git and the file system
-/// block: off the async threads).
-async fn scratch_trees(root: &std::path::Path, patches: &[String], n: usize) -> Result<Vec<Scratch>, PipelineError> {
-    let (root, patches) = (root.to_path_buf(), patches.to_vec());
+/// `n` scratch worktrees with `layers` applied (git and the file system block: off the
+/// async threads).
+async fn scratch_trees(root: &std::path::Path, layers: &[String], n: usize) -> Result<Vec<Scratch>, PipelineError> {
+    let (root, layers) = (root.to_path_buf(), layers.to_vec());
     blocking(move || {
-        let base = super::worktree::workspace_patch(&root)?;
-        let layers: Vec<&str> = std::iter::once(base.as_str()).chain(patches.iter().map(String::as_str)).collect();
+        let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
         (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()
     })
     .await

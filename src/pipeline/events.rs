@@ -18,6 +18,7 @@ pub fn describe(e: &TaskEvent) -> Option<String> {
             Some(flag) => format!("  candidate {} (t={:.1}): red flag: {flag}", d["index"].as_u64().unwrap_or(0) + 1, d["temperature"].as_f64().unwrap_or(0.0)),
             None => format!("  candidate {} (t={:.1}): {} diff lines", d["index"].as_u64().unwrap_or(0) + 1, d["temperature"].as_f64().unwrap_or(0.0), d["diff_lines"]),
         },
+        "more_candidates" => format!("  no choice leads yet: {} more candidates", d["adding"]),
         "vote" => format!("  vote {}: {}", d["vote"], d["letter"].as_str().unwrap_or("invalid")),
         "tally" => match d["winner"].as_str() {
             Some(w) => format!("  winner: {w} ({})", d["decided_by"].as_str().unwrap_or("")),

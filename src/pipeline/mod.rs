@@ -57,11 +57,11 @@ pub enum PipelineError {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineOptions {
-    /// Coder candidates per sub-task, sampled from one prefilled prompt.
+    /// Coder candidates per batch, sampled from one prefilled prompt.
     pub candidates: u32,
-    /// In a plan's first round, further batches of `candidates` (each `retry_heat` hotter)
-    /// are sampled while no passing choice stands for k more candidates than any other,
-    /// up to this many candidates in all.
+    /// In a plan's first round, further batches (each `retry_heat` hotter) are sampled
+    /// while no choice settles it ([`voting::settled`]), up to this many candidates in all;
+    /// at most `candidates` means one batch.
     pub max_candidates: u32,
     /// Their temperatures are spread evenly over this range.
     pub min_temperature: f32,

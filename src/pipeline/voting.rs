@@ -119,7 +119,7 @@ pub enum DecidedBy {
     AheadByK,
     /// The cap was reached; the most votes won.
     Plurality,
-    /// The cap was reached with a tie; the earliest choice (lowest temperature) won.
+    /// The cap was reached with a tie; the earliest choice (lowest temperature of its batch) won.
     TieAtCap,
 }
 

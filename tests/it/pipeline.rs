@@ -262,6 +262,26 @@ async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
 }
 
 #[tokio::test]
+async fn candidates_that_agree_and_pass_need_no_second_batch() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert!(!events.iter().any(|e| e.kind == "more_candidates"), "three alike passing candidates lead by k = 2");
+    assert_eq!(events.iter().filter(|e| e.kind == "candidate").count(), 3);
+    assert_eq!(models.asked.lock().unwrap().iter().filter(|(r, _)| *r == Role::Coder).count(), 1);
+}
+
+#[tokio::test]
 async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
