@@ -98,20 +98,30 @@ fn probed<'a>(entries: &'a [Entry], eligible: &[usize]) -> Option<Vec<&'a Vec<St
     (calls > 0 && seen.iter().all(|s| s.len() == calls)).then_some(seen)
 }
 
-/// Where the ballot grouped candidates by behaviour, the choices standing for the most
-/// candidates (one alone wins; a tie is left to the voters); None where it did not.
+/// Where the ballot grouped candidates by behaviour, the choices whose candidates agree
+/// most with the others, call by call (one alone wins; a tie is left to the voters); None
+/// where it did not. Counting per call, not per whole behaviour, keeps one difference
+/// (raising on an invalid input, say) from splitting candidates that agree elsewhere into
+/// groups too small to win; where groups differ on every call that tells any apart, it
+/// is the largest group.
 pub fn most_agreed(entries: &[Entry], choices: &[Choice]) -> Option<Vec<usize>> {
     let mut eligible: Vec<usize> = choices.iter().flat_map(|c| c.candidates.iter().copied()).collect();
     eligible.sort_unstable();
     behaviour_keys(entries, &eligible)?;
-    let most = choices.iter().map(|c| c.candidates.len()).max()?;
-    Some((0..choices.len()).filter(|&i| choices[i].candidates.len() == most).collect())
+    let seen = probed(entries, &eligible)?;
+    let agreement = |i: usize| -> usize {
+        let mine = &seen[i];
+        seen.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, other)| other.iter().zip(mine.iter()).filter(|(a, b)| a == b).count()).sum()
+    };
+    let scores: Vec<usize> = choices.iter().map(|c| agreement(eligible.binary_search(&c.candidates[0]).expect("a member"))).collect();
+    let best = *scores.iter().max()?;
+    Some((0..choices.len()).filter(|&i| scores[i] == best).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecidedBy {
-    /// More candidates behaved like it on the probes than like any other choice.
+    /// Its candidates agreed most with the others on the probes, call by call.
     Agreement,
     /// One choice only: no vote needed.
     Uncontested,
@@ -229,6 +239,23 @@ mod tests {
         let choices = ballot(&all_alike);
         assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 1] }, Choice { letter: 'B', candidates: vec![2] }]);
         assert_eq!(most_agreed(&all_alike, &choices), None);
+    }
+
+    #[test]
+    fn agreement_counts_call_by_call() {
+        let probed = |diff: &str, seen: &[&str]| Entry { behaviour: Some(seen.iter().map(|s| s.to_string()).collect()), ..entry(diff) };
+        // Two pairs and a loner: whole behaviours tie two against two, but B agrees with
+        // the loner on one more call than A does.
+        let entries = vec![
+            probed("-a\n+b", &["0", "0", "2"]),
+            probed("-a\n+c", &["raises ValueError", "1", "2"]),
+            probed("-a\n+d", &["0", "0", "2"]),
+            probed("-a\n+e", &["raises ValueError", "1", "2"]),
+            probed("-a\n+f", &["1", "1", "2"]),
+        ];
+        let choices = ballot(&entries);
+        assert_eq!(choices.iter().map(|c| c.candidates.clone()).collect::<Vec<_>>(), vec![vec![0, 2], vec![1, 3], vec![4]]);
+        assert_eq!(most_agreed(&entries, &choices), Some(vec![1]));
     }
 
     #[test]
