@@ -1,9 +1,10 @@
 //! Stage 3: candidates for one sub-task, sampled from one prefilled prompt (the
 //! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
 //! applied to its own scratch worktree; in a plan's first round, more batches while the
-//! candidates do not settle the choice ([`voting::settled`]). The coder writes short files whole
-//! ([`super::files`]) and edits long ones with blocks ([`super::edits`]). Red flags (MAKER): malformed output, an edit that does not apply, a candidate
-//! that hit its token limit, changes nothing, or leaves a file that no longer parses; a
+//! candidates do not settle the choice ([`voting::settled`]). The coder writes short
+//! files whole ([`super::files`]) and edits long ones with blocks ([`super::edits`]).
+//! Red flags (MAKER): malformed output, an edit that does not apply, a candidate that hit
+//! its token limit, changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
 
 use serde::{Deserialize, Serialize};

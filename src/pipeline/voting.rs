@@ -62,9 +62,9 @@ fn eligible(entries: &[Entry]) -> Vec<usize> {
 }
 
 /// Whether the candidates so far settle the choice (first-to-ahead-by-k over candidates):
-/// where tests ran and `must_pass`, one passes them; and one choice stands for `k` more candidates than
-/// any other. Candidates that all ran the probes and return the same on each count as one
-/// choice, whatever their diffs.
+/// where tests ran and `must_pass`, one passes them; and one choice stands for `k` more
+/// candidates than any other. Candidates that all ran the probes and return the same on
+/// each count as one choice, whatever their diffs.
 pub fn settled(entries: &[Entry], k: u32, must_pass: bool) -> bool {
     let tested = entries.iter().any(|e| e.tests_passed.is_some());
     if must_pass && tested && !entries.iter().any(|e| e.red_flag.is_none() && e.tests_passed == Some(true)) {
