@@ -56,6 +56,15 @@ fn scripted() -> PipelineOptions {
     PipelineOptions { probes: 0, max_candidates: 0, ..Default::default() }
 }
 
+/// A pipeline over `root` with its own state file, and one task of [`TASK`] run to its end.
+async fn run_task(root: &Path, models: Arc<ScriptedModels>, options: PipelineOptions) -> (tempfile::TempDir, Pipeline, quorum::state::Task, quorum::state::Task) {
+    let state = tempfile::tempdir().unwrap();
+    let p = pipeline(root, models, &state.path().join("s.redb"), options).await;
+    let task = p.create(TASK, false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+    (state, p, task, done)
+}
+
 const PLAN: &str = r#"{"subtasks": [{"description": "Make add() in calc.py return the sum", "files": ["calc.py"]}], "verify": "pytest"}"#;
 
 async fn pipeline(root: &Path, models: Arc<dyn Models>, state: &Path, defaults: PipelineOptions) -> Pipeline {
@@ -211,11 +220,7 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
         ],
     );
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() };
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
-    let task = p.create(TASK, false, Value::Null).await.unwrap();
-    let done = p.run(&task.id).await.unwrap();
+    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
@@ -239,11 +244,7 @@ async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
     models.script(Role::Coder, [block("    return a - b\n", "    return a * b\n"), block("    return a - b\n", "    return b - a\n")]);
     models.script(Role::Coder, [block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return a // b\n")]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() };
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
-    let task = p.create(TASK, false, Value::Null).await.unwrap();
-    let done = p.run(&task.id).await.unwrap();
+    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
@@ -268,11 +269,7 @@ async fn candidates_that_agree_and_pass_need_no_second_batch() {
     models.script(Role::Planner, [PLAN]);
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let state = tempfile::tempdir().unwrap();
-    let options = PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() };
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
-    let task = p.create(TASK, false, Value::Null).await.unwrap();
-    let done = p.run(&task.id).await.unwrap();
+    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
