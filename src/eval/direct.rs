@@ -89,7 +89,7 @@ pub async fn run_vote(
         } else {
             crate::tools::syntax_error(Path::new("candidate.py"), &program).map(|line| format!("does not parse (line {line})"))
         };
-        entries.push(Entry { diff: program, red_flag, tests_passed: None, behaviour: None });
+        entries.push(Entry { diff: program, red_flag, tests_passed: None, behaviour: None, faults: None });
     }
     let coded = started.elapsed().as_secs_f64();
     if use_examples {

@@ -46,7 +46,7 @@ pub struct Candidate {
     pub diff: String,
     pub red_flag: Option<String>,
     pub tests: Option<TestOutcome>,
-    /// What each of the plan's probes returned, where they ran.
+    /// What each of the plan's probes returned or raised, where they ran.
     #[serde(default)]
     pub behaviour: Option<Vec<String>>,
 }
@@ -155,7 +155,7 @@ pub async fn run(
     let must_pass = subtask + 1 == plan.plan.subtasks.len();
     let cap = ctx.options.max_candidates as usize;
     let mut extra = 1;
-    while round_in_plan == 1 && evidence && candidates.len() < cap && !voting::settled(&entries(&candidates), ctx.options.k, must_pass) {
+    while round_in_plan == 1 && evidence && candidates.len() < cap && !voting::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass) {
         // A later step none of whose candidates changes anything is passed over (vote.rs).
         if subtask > 0 && candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE)) {
             break;
@@ -174,11 +174,19 @@ pub async fn run(
     Ok(CodeOutput { round, subtask, patches, candidates })
 }
 
-/// What the ballot needs of each candidate.
-pub fn entries(candidates: &[Candidate]) -> Vec<Entry> {
+/// What the ballot needs of each candidate; `task` says which exceptions are asked for.
+/// Faults count at the plan's last step only: before it, code that a later step changes
+/// may crash on the probes whatever this step does.
+pub fn entries(candidates: &[Candidate], task: &str, last_step: bool) -> Vec<Entry> {
     candidates
         .iter()
-        .map(|c| Entry { diff: c.diff.clone(), red_flag: c.red_flag.clone(), tests_passed: c.tests.as_ref().map(|t| t.success), behaviour: c.behaviour.clone() })
+        .map(|c| Entry {
+            diff: c.diff.clone(),
+            red_flag: c.red_flag.clone(),
+            tests_passed: c.tests.as_ref().map(|t| t.success),
+            behaviour: c.behaviour.clone(),
+            faults: c.behaviour.as_deref().filter(|_| last_step).map(|seen| super::probes::faults(seen, task)),
+        })
         .collect()
 }
 

@@ -6,7 +6,9 @@
 //! ([`super::voting::most_agreed`]): independent samples that agree on inputs nobody
 //! tested are more often right than a 0.5B voter reading diffs. In the eval runs of
 //! 2026-11-25 (`evals/RESULTS.md`), where the standing candidates differed on the hidden
-//! test, the chosen one passed it in 4 of 6 rounds with probes and 0 of 3 without.
+//! test, the chosen one passed it in 4 of 6 rounds with probes and 0 of 3 without. A
+//! call also shows whether it changed its arguments, and whether an exception was a
+//! crash of the candidate's code; those are its [`faults`].
 //!
 //! The calls are Python expressions, so probes run only in workspaces whose tests run
 //! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
@@ -25,6 +27,15 @@ use crate::tools::TestCommand;
 const FILE: &str = "test_quorum_probes.py";
 /// Where the probe test leaves what each call returned.
 const OUT: &str = ".quorum-probes.json";
+/// What follows a call's result when the call changed its arguments.
+const CHANGES: &str = "; changes argument";
+/// What follows an exception's name when the candidate's own code raised it, not a
+/// `raise` statement and not the probe's expression.
+const CRASH: &str = " (crash)";
+/// Exceptions that say the code broke, not that it refused the input (as `ValueError`
+/// or `TypeError` may, on purpose, even raised by `int()`): an index or key that is not
+/// there, a hang.
+const CRASHES: [&str; 8] = ["IndexError", "KeyError", "AttributeError", "ZeroDivisionError", "RecursionError", "TimeoutError", "NameError", "UnboundLocalError"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Probes {
@@ -90,6 +101,21 @@ fn calls(answer: &serde_json::Value) -> Vec<String> {
     calls
 }
 
+/// How many of a candidate's probe results are faults: a crash of its own code (one of
+/// [`CRASHES`], unless the task names it: "pop raises IndexError when empty"), or a call
+/// that returned a value and changed its arguments, unless the task asks for work in
+/// place. Voting counts them only against other candidates' ([`super::voting`]).
+pub fn faults(seen: &[String], task: &str) -> usize {
+    let lower = task.to_lowercase();
+    let in_place = ["in place", "in-place", "inplace"].iter().any(|w| lower.contains(w));
+    seen.iter()
+        .filter(|s| match s.strip_prefix("raises ").and_then(|s| s.strip_suffix(CRASH)) {
+            Some(name) => !task.contains(name),
+            None => !in_place && s.contains(CHANGES) && !s.starts_with("None;"),
+        })
+        .count()
+}
+
 /// The module a Python file is imported as from the workspace root, if it can be.
 fn module(path: &str) -> Option<String> {
     let stem = path.strip_suffix(".py")?;
@@ -101,26 +127,29 @@ fn module(path: &str) -> Option<String> {
     (!parts.is_empty() && parts.iter().all(identifier)).then(|| parts.join("."))
 }
 
-/// The probe test. Each call has 2 seconds; an exception is a result too (its type).
-/// Results print so that equal behaviour prints alike across processes: sets sorted
-/// (string hashing is seeded per process), iterators as what they yield, no addresses.
+/// The probe test. Each call has 2 seconds; an exception is a result too (its type, and
+/// whether it was a crash). Results print so that equal behaviour prints alike across
+/// processes: sets sorted (string hashing is seeded per process), iterators as what they
+/// yield, no addresses.
 fn script(probes: &Probes) -> String {
     // A JSON array of strings is a Python list literal.
     let list = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+    let crashes: Vec<String> = CRASHES.iter().map(|s| s.to_string()).collect();
     format!(
-        r#"import importlib, itertools, json, os, re, signal, sys
+        r#"import ast, importlib, itertools, json, linecache, os, re, signal, sys
 from collections.abc import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 MODULES = {modules}
 CALLS = {calls}
+CRASHES = {crashes}
 
 
-def _show(value, depth=0):
+def _show(value, depth=0, use=True):
     if depth > 8:
         return "..."
-    show = lambda v: _show(v, depth + 1)
+    show = lambda v: _show(v, depth + 1, use)
     if isinstance(value, (set, frozenset)):
         items = ", ".join(sorted(show(v) for v in value))
         return type(value).__name__ + ("({{" + items + "}})" if items else "()")
@@ -131,8 +160,49 @@ def _show(value, depth=0):
     if isinstance(value, dict):
         return "{{" + ", ".join(show(k) + ": " + show(v) for k, v in value.items()) + "}}"
     if isinstance(value, Iterator):
-        return "iter" + show(list(itertools.islice(value, 100)))
+        # Showing an argument before the call must not use it up.
+        return "iter" + show(list(itertools.islice(value, 100))) if use else "iter"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _call(call, space):
+    # A call with plain arguments runs on values kept aside, so that what it does to
+    # them shows too; anything else is evaluated as it stands.
+    try:
+        node = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        node = None
+    plain = isinstance(node, ast.Call) and not any(isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords)
+    if not plain:
+        return _show(eval(call, space)), []
+    value = lambda n: eval(compile(ast.Expression(n), "<probe>", "eval"), space)
+    function = value(node.func)
+    args = [value(a) for a in node.args]
+    kwargs = {{k.arg: value(k.value) for k in node.keywords}}
+
+    def kept():
+        try:
+            return [_show(a, use=False) for a in args + list(kwargs.values())]
+        except Exception:
+            return None
+
+    before = kept()
+    shown = _show(function(*args, **kwargs))
+    after = kept()
+    return shown, [str(i + 1) for i, (b, a) in enumerate(zip(before or [], after or [])) if b != a]
+
+
+def _crashed(error):
+    # The innermost frame in the workspace's code (not this file): a crash unless that
+    # line is a `raise` statement. None there: the probe's own expression failed.
+    tb, frame = error.__traceback__, None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        path = os.path.abspath(name)
+        if not name.startswith("<") and path.startswith(HERE + os.sep) and path != os.path.abspath(__file__) and "site-packages" not in path:
+            frame = tb
+        tb = tb.tb_next
+    return frame is not None and not linecache.getline(frame.tb_frame.f_code.co_filename, frame.tb_lineno).strip().startswith("raise")
 
 
 def _timeout(signum, frame):
@@ -148,9 +218,11 @@ def test_quorum_probes():
     for call in CALLS:
         signal.alarm(2)
         try:
-            seen.append(_show(eval(call, dict(space)))[:300])
+            shown, changed = _call(call, dict(space))
+            seen.append(shown[:300] + ("{CHANGES} " + ", ".join(changed) if changed else ""))
         except BaseException as e:
-            seen.append("raises " + type(e).__name__)
+            name = type(e).__name__
+            seen.append("raises " + name + ("{CRASH}" if name in CRASHES and _crashed(e) else ""))
         finally:
             signal.alarm(0)
     with open(os.path.join(HERE, "{OUT}"), "w") as f:
@@ -158,6 +230,7 @@ def test_quorum_probes():
 "#,
         modules = list(&probes.modules),
         calls = list(&probes.calls),
+        crashes = list(&crashes),
     )
 }
 
@@ -228,9 +301,35 @@ mod tests {
     #[test]
     fn the_probe_test_records_results_and_exceptions() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("m.py"), "def f(x):\n    return {x, 'b', 'a'} if x else 1 // x\n\ndef slow():\n    while True: pass\n").unwrap();
-        let calls = ["f('c')", "f(0)", "slow()", "f(", "[frozenset(), iter([1, (2,)]), {1: {'x'}}]"];
-        let probes = Probes { modules: vec!["m".into()], calls: calls.map(String::from).to_vec() };
+        let code = [
+            "def f(x):\n    return {x, 'b', 'a'} if x else 1 // x",
+            "def slow():\n    while True: pass",
+            "def drop(xs, n=1):\n    del xs[:n]\n    return len(xs)",
+            "def clear(xs):\n    xs.clear()",
+            "def need(d, k):\n    if k not in d:\n        raise KeyError(k)\n    return d[k]",
+            "def first(xs):\n    return xs[0]",
+            "def firsts(rows):\n    return [next(r) for r in rows]",
+        ];
+        std::fs::write(dir.path().join("m.py"), code.join("\n\n") + "\n").unwrap();
+        let calls = [
+            ("f('c')", "set({'a', 'b', 'c'})"),
+            ("f(0)", "raises ZeroDivisionError (crash)"),
+            ("slow()", "raises TimeoutError (crash)"),
+            ("f(", "raises SyntaxError"),
+            ("[frozenset(), iter([1, (2,)]), {1: {'x'}}]", "[frozenset(), iter[1, (2,)], {1: set({'x'})}]"),
+            ("drop([3, 4], n=0)", "2"),
+            ("drop([3, 4])", "1; changes argument 1"),
+            // Unpacked arguments are not kept aside.
+            ("drop(*[[3]])", "0"),
+            ("clear([1])", "None; changes argument 1"),
+            // A `raise` statement refuses; the probe's own expression failing is no crash.
+            ("need({}, 'k')", "raises KeyError"),
+            ("first([])", "raises IndexError (crash)"),
+            ("first([[]])[0]", "raises IndexError"),
+            // Arguments are shown without using up the iterators in them.
+            ("firsts([iter([7])])", "[7]"),
+        ];
+        let probes = Probes { modules: vec!["m".into()], calls: calls.iter().map(|(c, _)| c.to_string()).collect() };
         std::fs::write(dir.path().join(FILE), script(&probes)).unwrap();
         let run = std::process::Command::new("python3")
             .args(["-c", &format!("import {0}; {0}.test_quorum_probes()", FILE.trim_end_matches(".py"))])
@@ -239,9 +338,8 @@ mod tests {
             .unwrap();
         assert!(run.success());
         let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
-        assert_eq!(
-            seen,
-            ["set({'a', 'b', 'c'})", "raises ZeroDivisionError", "raises TimeoutError", "raises SyntaxError", "[frozenset(), iter[1, (2,)], {1: set({'x'})}]"]
-        );
+        assert_eq!(seen, calls.iter().map(|(_, shown)| shown.to_string()).collect::<Vec<_>>());
+        assert_eq!(faults(&seen, "Drop items."), 4, "three crashes and a changed argument with a value returned");
+        assert_eq!(faults(&seen, "Drop items in place; raises ZeroDivisionError on zero."), 2, "a hang and an IndexError");
     }
 }

@@ -1,7 +1,8 @@
 //! Stage 4: voters choose among the surviving candidates. Identical diffs merge; where
-//! the workspace has tests, a candidate failing tests that another passes cannot stand.
-//! Where the behaviour probes tell candidates apart, alike-behaving ones merge and the
-//! largest group wins without a vote; the voters only break a tie between the largest.
+//! the workspace has tests, a candidate failing tests that another passes cannot stand,
+//! nor one with more faults on the behaviour probes than another. Where the probes tell
+//! candidates apart, alike-behaving ones merge and the group that agrees most with the
+//! others wins without a vote; the voters only break a tie.
 //! Votes are drawn from one prefilled voter prompt (the scheduler's fork), a letter each
 //! (grammar-constrained), until one choice leads every other by k or the cap is reached.
 
@@ -35,8 +36,9 @@ pub struct VoteOutput {
     pub reason: Option<String>,
 }
 
-pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
-    let entries = super::code::entries(&code.candidates);
+/// `last_step`: whether `code` is for the plan's last sub-task.
+pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
+    let entries = super::code::entries(&code.candidates, task, last_step);
     let ballot = voting::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
     let agreed = voting::most_agreed(&entries, &ballot);

@@ -1,9 +1,10 @@
 //! Voting, as MAKER does it: identical candidates merge, red-flagged ones never stand,
 //! and votes are drawn until one option leads every other by `k` (first-to-ahead-by-k),
 //! with a cap after which plurality decides. Where every candidate ran the behaviour
-//! probes and some probe tells them apart, candidates that behave alike are one choice,
-//! and the choice most candidates agree on wins before any vote. Pure logic; the vote
-//! stage samples the votes.
+//! probes, those with more faults (crashes, changed arguments) than others do not stand
+//! either; where some probe tells the rest apart, candidates that behave alike are one
+//! choice, and the choice most candidates agree on wins before any vote. Pure logic; the
+//! vote stage samples the votes.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,8 @@ pub struct Entry {
     pub tests_passed: Option<bool>,
     /// What it returned on each probe, where the probes ran.
     pub behaviour: Option<Vec<String>>,
+    /// On how many probes it crashed or changed its arguments, where the probes ran.
+    pub faults: Option<usize>,
 }
 
 /// One choice on the ballot: a letter for one or more identical (or alike-behaving)
@@ -32,9 +35,8 @@ pub fn normalize(diff: &str) -> String {
     diff.lines().filter(|l| !l.starts_with("index ")).map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
-/// The choices voters see: candidates without a red flag and with a non-empty diff,
-/// identical ones merged (alike-behaving ones, see [`behaviour_keys`]); where some pass
-/// the tests, only those.
+/// The choices voters see: the [`eligible`] candidates, identical ones merged
+/// (alike-behaving ones, see [`behaviour_keys`]).
 pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     let eligible = eligible(entries);
     let keys = behaviour_keys(entries, &eligible);
@@ -53,12 +55,19 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
 }
 
 /// Candidates without a red flag and with a non-empty diff; where some pass the tests,
-/// only those.
+/// only those; of those, where the probes ran on all, the ones with the fewest faults.
 fn eligible(entries: &[Entry]) -> Vec<usize> {
     let standing: Vec<usize> =
         (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
     let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
-    standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect()
+    let passing: Vec<usize> = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
+    // A red flag relative to the others (MAKER's red flags are absolute): a crash where
+    // another candidate returns a value marks a bug, even when the crashing ones agree.
+    // In the eval's records, the only correct candidate among five stood against four
+    // that agreed on raising KeyError for a node missing from the graph.
+    let Some(faults) = passing.iter().map(|&i| entries[i].faults).collect::<Option<Vec<usize>>>() else { return passing };
+    let fewest = faults.iter().copied().min().unwrap_or(0);
+    passing.into_iter().zip(faults).filter(|&(_, f)| f == fewest).map(|(i, _)| i).collect()
 }
 
 /// Whether the candidates so far settle the choice (first-to-ahead-by-k over candidates):
@@ -210,6 +219,30 @@ mod tests {
         // When none passes, the tests do not decide.
         let none_pass = vec![Entry { tests_passed: Some(false), ..entry("-a\n+b") }, Entry { tests_passed: Some(false), ..entry("-a\n+c") }];
         assert_eq!(ballot(&none_pass).len(), 2);
+    }
+
+    #[test]
+    fn candidates_that_crash_more_cannot_stand() {
+        let probed = |diff: &str, faults: usize, seen: &str| Entry { faults: Some(faults), behaviour: Some(vec![seen.into()]), tests_passed: Some(true), ..entry(diff) };
+        // Tests first: the failing candidate has no faults, and still cannot stand.
+        let entries = vec![
+            probed("-a\n+b", 2, "raises KeyError (crash)"),
+            probed("-a\n+c", 2, "raises KeyError (crash)"),
+            probed("-a\n+d", 1, "-1"),
+            probed("-a\n+e", 2, "raises KeyError (crash)"),
+            Entry { tests_passed: Some(false), ..probed("-a\n+f", 0, "0") },
+        ];
+        assert_eq!(ballot(&entries), vec![Choice { letter: 'A', candidates: vec![2] }]);
+        assert!(!settled(&entries, 2, true), "one candidate alone does not lead by two");
+        // Two with the fewest faults that agree settle it, however many crash.
+        let mut more = entries.clone();
+        more.push(probed("-a\n+g", 1, "-1"));
+        assert!(settled(&more, 2, true));
+        assert_eq!(most_agreed(&more, &ballot(&more)), None, "no probe tells the two apart");
+        // Where a candidate did not run the probes, faults do not count.
+        let mut unrun = entries.clone();
+        unrun[0] = Entry { faults: None, behaviour: None, ..unrun[0].clone() };
+        assert_eq!(ballot(&unrun).len(), 4);
     }
 
     #[test]
