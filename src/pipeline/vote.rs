@@ -92,6 +92,8 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &
             "round": code.round, "subtask": code.subtask,
             "choices": choices.iter().zip(&out.counts).map(|(c, n)| json!({"letter": c.letter.to_string(), "candidates": c.candidates, "votes": n})).collect::<Vec<_>>(),
             "groups": agreed.is_some().then(|| ballot.iter().map(|c| &c.candidates).collect::<Vec<_>>()),
+            // Where they counted: which candidates crashed or changed arguments, and how often.
+            "faults": entries.iter().any(|e| e.faults.is_some()).then(|| entries.iter().map(|e| e.faults).collect::<Vec<_>>()),
             "winner": choices[decision.winner].letter.to_string(), "candidate": winner, "decided_by": decision.decided_by,
         }),
     )

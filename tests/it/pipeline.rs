@@ -237,6 +237,28 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
 }
 
 #[tokio::test]
+async fn a_candidate_that_crashes_on_a_probe_cannot_stand_against_one_that_does_not() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Reviewer, [r#"{"calls": ["add(-1, 1)", "add(2, 0)"]}"#]);
+    // All three pass test_add. The first two agree, and crash on a number their table
+    // lacks; the third alone returns a value. No voter is scripted.
+    let table = block("    return a - b\n", "    table = {2: 2, 3: 3}\n    return table[a] + b\n");
+    models.script(Role::Coder, [table.clone(), table, block("    return a - b\n", "    return a + b\n")]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 2, ..edit_blocks() }).await;
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let behaviour: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
+    assert_eq!(behaviour, [&json!(["raises KeyError (crash)", "2"]), &json!(["raises KeyError (crash)", "2"]), &json!(["0", "2"])]);
+    let tally = events.iter().find(|e| e.kind == "tally").unwrap();
+    assert_eq!((&tally.data["candidate"], &tally.data["decided_by"], &tally.data["faults"]), (&json!(2), &json!("uncontested"), &json!([1, 1, 0])));
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+}
+
+#[tokio::test]
 async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
