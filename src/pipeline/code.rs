@@ -152,12 +152,11 @@ pub async fn run(
     // with evidence to settle on: tests or probes.
     let evidence = ctx.has_tests() || !plan.probes.calls.is_empty();
     // Before a plan's last step the tests may fail whatever the step does.
-    let must_pass = subtask + 1 == plan.plan.subtasks.len();
+    let must_pass = plan.plan.is_last(subtask);
     let cap = ctx.options.max_candidates as usize;
     let mut extra = 1;
     while round_in_plan == 1 && evidence && candidates.len() < cap && !voting::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass) {
-        // A later step none of whose candidates changes anything is passed over (vote.rs).
-        if subtask > 0 && candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE)) {
+        if passed_over(subtask, &candidates) {
             break;
         }
         let hotter = ctx.options.round_temperatures(round_in_plan + extra);
@@ -172,6 +171,12 @@ pub async fn run(
         extra += 1;
     }
     Ok(CodeOutput { round, subtask, patches, candidates })
+}
+
+/// Whether a step is passed over: a later one whose every candidate changes nothing was
+/// done by the earlier ones (small planners add "now check it" steps).
+pub fn passed_over(subtask: usize, candidates: &[Candidate]) -> bool {
+    subtask > 0 && candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE))
 }
 
 /// What the ballot needs of each candidate; `task` says which exceptions are asked for.

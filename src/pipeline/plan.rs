@@ -29,6 +29,13 @@ pub struct Plan {
     pub verify: String,
 }
 
+impl Plan {
+    /// Whether `subtask` is the plan's last step, after which its tests must pass.
+    pub fn is_last(&self, subtask: usize) -> bool {
+        subtask + 1 == self.subtasks.len()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ContextFile {
     pub path: String,

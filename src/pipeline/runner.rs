@@ -254,8 +254,7 @@ impl Pipeline {
                     let plan: PlanOutput = saved(task, Stage::Plan)?;
                     let code: CodeOutput = saved(task, Stage::Code)?;
                     let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.clone()).unwrap_or_default();
-                    let last_step = code.subtask + 1 == plan.plan.subtasks.len();
-                    let out = vote::run(&ctx, &text, &step, last_step, &code).await?;
+                    let out = vote::run(&ctx, &text, &step, plan.plan.is_last(code.subtask), &code).await?;
                     tasks.finish_stage(task, Stage::Vote, serde_json::to_value(out).expect("outputs serialize")).await?;
                 }
                 Step::Review => {

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::code::{CodeOutput, NO_CHANGE};
+use super::code::CodeOutput;
 use super::models::Ask;
 use super::voting::{self, Choice, DecidedBy};
 use super::{Ctx, PipelineError};
@@ -59,10 +59,8 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &
         reason: None,
     };
     if choices.is_empty() {
-        // A later step whose every candidate changes nothing was done by the earlier ones
-        // (small planners add "now check it" steps): the round goes on without it.
-        let nothing = code.candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE));
-        if code.subtask > 0 && nothing {
+        // The round goes on without a step that was passed over.
+        if super::code::passed_over(code.subtask, &code.candidates) {
             ctx.emit("tally", Stage::Vote, json!({"round": code.round, "subtask": code.subtask, "winner": null, "skipped": "no candidate changed anything"})).await?;
             return Ok(out);
         }
