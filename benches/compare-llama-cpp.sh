@@ -3,7 +3,9 @@
 #   (a) llama-bench tg128 / pp512 vs. quorum's single-stream decode / prefill;
 #   (b) llama-server -np 5 answering 5 concurrent chat requests (one ~300-token prompt,
 #       128 tokens each) vs. quorum answering the same 5 requests, and vs. quorum
-#       answering one request with n=5 (prefilled once, forked).
+#       answering one request with n=5 (prefilled once, forked);
+#   (c) llama.cpp's own fork, llama-batched-bench -pps (no server, no sampling), as the
+#       reference for what n=5 can cost on this machine.
 # Rounds are interleaved and medians reported. Run on an idle machine.
 # Usage: benches/compare-llama-cpp.sh [MODEL.gguf] [ROUNDS]
 set -euo pipefail

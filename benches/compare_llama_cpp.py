@@ -65,9 +65,27 @@ def fork(url, model):
 
 
 def single(url, model):
+    """Wall time of one candidate, and the prompt's length in tokens."""
     t = time.perf_counter()
-    chat(url, model)
-    return time.perf_counter() - t
+    usage = chat(url, model)
+    return time.perf_counter() - t, usage["prompt_tokens"]
+
+
+def batched_bench(bin_dir, model, threads, n_prompt):
+    """llama.cpp's own fork, without a server or sampling: llama-batched-bench prefills one
+    prompt of n_prompt tokens, then decodes 128 tokens for 1 sequence, and for 5 that
+    share the prompt (-pps), and for 5 with their own prompt. Returns the three wall times."""
+    def run(shared):
+        out = subprocess.run(
+            [f"{bin_dir}/llama-batched-bench", "-m", model, "-t", str(threads), "-c", "4096",
+             "-npp", str(n_prompt), "-ntg", "128", "-npl", "1,5", "--output-format", "jsonl"]
+            + (["-pps"] if shared else []),
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return {row["pl"]: row["t"] for row in rows}
+    shared, separate = run(True), run(False)
+    return shared[1], shared[5], separate[5]
 
 
 def quorum_speed(url, n_prompt):
@@ -124,7 +142,8 @@ def main():
         f"http://127.0.0.1:{l_port}/health",
     )
     q_url, l_url = f"http://127.0.0.1:{q_port}", f"http://127.0.0.1:{l_port}"
-    results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "ls_5", "q_5", "q_fork", "q_single")}
+    results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "ls_5", "q_5", "q_fork", "q_single",
+                                "bb_single", "bb_fork", "bb_5")}
     version = "?"
     try:
         for r in range(args.rounds):
@@ -138,7 +157,12 @@ def main():
             results["ls_5"].append(concurrent(l_url, "any", 5))
             results["q_5"].append(concurrent(q_url, "coder", 5))
             results["q_fork"].append(fork(q_url, "coder"))
-            results["q_single"].append(single(q_url, "coder"))
+            q_single, n_prompt = single(q_url, "coder")
+            results["q_single"].append(q_single)
+            bb_single, bb_fork, bb_5 = batched_bench(args.llama_bin, args.model, args.threads, n_prompt)
+            results["bb_single"].append(bb_single)
+            results["bb_fork"].append(bb_fork)
+            results["bb_5"].append(bb_5)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
         quorum.terminate()
@@ -162,6 +186,14 @@ def main():
     print(f"| 5 concurrent requests, wall s | {med['ls_5']:.1f} | {med['q_5']:.1f} | {med['q_5'] / med['ls_5']:.2f} | |")
     print(f"| n=5 (one prefill, fork) vs. llama-server 5 requests, wall s | {med['ls_5']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['ls_5']:.2f} | <= 0.6 |")
     print(f"| n=5 vs. one single candidate (quorum), wall s | {med['q_single']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['q_single']:.2f} | <= 2.5 |")
+    print()
+    print("llama.cpp's own fork (llama-batched-bench -pps, the same prompt length, 128 tokens each):")
+    print()
+    print("| measure | llama-batched-bench | quorum | target |")
+    print("|---|---|---|---|")
+    print(f"| n=5, one prefill, wall s | {med['bb_fork']:.1f} | {med['q_fork']:.1f} | |")
+    print(f"| n=5 / 5 sequences with their own prompts | {med['bb_fork'] / med['bb_5']:.2f} | {med['q_fork'] / med['ls_5']:.2f} | <= 0.6 |")
+    print(f"| n=5 / one sequence | {med['bb_fork'] / med['bb_single']:.2f} | {med['q_fork'] / med['q_single']:.2f} | <= 2.5 |")
     print()
     print("raw:", json.dumps({k: [round(x, 2) for x in v] for k, v in results.items()}))
 
