@@ -18,8 +18,9 @@ if [ "$(uname)" = "Linux" ]; then
   have cc || need_pkgs+=(gcc)
   have git || need_pkgs+=(git)
   have python3 || need_pkgs+=(python3)
-  # bindgen (llama-cpp-sys-2) needs libclang.
-  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
+  # bindgen (llama-cpp-sys-2) needs libclang itself; libclang-cpp, which some images ship
+  # alone, does not do.
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null \
     || need_pkgs+=(libclang-dev)
   if [ "${1:-}" = "--test" ]; then
     python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)

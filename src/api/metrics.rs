@@ -6,9 +6,10 @@ use crate::engine::MetricsSnapshot;
 
 type Getter = fn(&MetricsSnapshot) -> u64;
 
-const SERIES: [(&str, &str, &str, Getter); 9] = [
+const SERIES: [(&str, &str, &str, Getter); 10] = [
     ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| m.prompt_tokens),
     ("quorum_generated_tokens_total", "counter", "Tokens sampled.", |m| m.generated_tokens),
+    ("quorum_shared_tokens_total", "counter", "Tokens sampled from a forked sibling's logits: drawn alike so far, decoded once.", |m| m.shared_tokens),
     ("quorum_decode_steps_total", "counter", "llama_decode calls.", |m| m.decode_steps),
     ("quorum_prompt_cache_hits_total", "counter", "Requests that reused a cached prompt prefix.", |m| m.cache_hits),
     ("quorum_prompt_cache_tokens_total", "counter", "Prompt tokens not decoded thanks to the prompt cache.", |m| m.cache_tokens),

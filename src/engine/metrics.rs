@@ -8,6 +8,7 @@ use super::scheduler::Usage;
 pub struct ModelMetrics {
     prompt_tokens: AtomicU64,
     generated_tokens: AtomicU64,
+    shared_tokens: AtomicU64,
     decode_steps: AtomicU64,
     running: AtomicU64,
     waiting: AtomicU64,
@@ -23,6 +24,8 @@ pub struct MetricsSnapshot {
     /// Prompt tokens decoded (not counting those reused from the prompt cache).
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
+    /// Of those, tokens sampled from a forked sibling's logits (no decode of their own).
+    pub shared_tokens: u64,
     pub decode_steps: u64,
     pub running: u64,
     pub waiting: u64,
@@ -41,10 +44,11 @@ impl ModelMetrics {
         }
     }
 
-    pub(super) fn on_step(&self, prompt_tokens: u64, generated: u64) {
+    pub(super) fn on_step(&self, prompt_tokens: u64, generated: u64, shared: u64) {
         self.decode_steps.fetch_add(1, Relaxed);
         self.prompt_tokens.fetch_add(prompt_tokens, Relaxed);
         self.generated_tokens.fetch_add(generated, Relaxed);
+        self.shared_tokens.fetch_add(shared, Relaxed);
     }
 
     pub(super) fn set_usage(&self, usage: Usage, waiting: usize) {
@@ -58,6 +62,7 @@ impl ModelMetrics {
         MetricsSnapshot {
             prompt_tokens: self.prompt_tokens.load(Relaxed),
             generated_tokens: self.generated_tokens.load(Relaxed),
+            shared_tokens: self.shared_tokens.load(Relaxed),
             decode_steps: self.decode_steps.load(Relaxed),
             running: self.running.load(Relaxed),
             waiting: self.waiting.load(Relaxed),

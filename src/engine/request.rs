@@ -38,7 +38,8 @@ pub struct SamplingParams {
 pub struct GenerateRequest {
     pub prompt: Prompt,
     pub sampling: SamplingParams,
-    /// Samples from one prompt: it is prefilled once and its KV copied to `n` sequences.
+    /// Samples from one prompt: it is prefilled once, and each sample decodes on its own
+    /// only from the first token it draws differently from the others.
     pub n: u32,
 }
 

@@ -4,9 +4,12 @@
 //!
 //! Each step decodes one token of every running sequence plus a bounded chunk of pending
 //! prompt tokens. A job asking for `n` samples is prefilled once into its primary
-//! sequence, whose KV is then copied to the others. A finished job's primary sequence
-//! stays in the prompt cache (least recently used goes first) so that a later prompt
-//! sharing its prefix only prefills the rest.
+//! sequence. The other samples follow it: while a sample has drawn the same tokens as the
+//! sequence it follows, their KV and logits are the same, so it is decoded once for both.
+//! Only when a sample draws another token is the KV copied into a sequence of its own (a
+//! deferred fork). A finished job's primary sequence stays in the prompt cache (least
+//! recently used goes first) so that a later prompt sharing its prefix only prefills the
+//! rest.
 
 use llama_cpp_2::token::LlamaToken;
 
@@ -19,7 +22,7 @@ pub enum KvOp {
     Clear(SeqId),
     /// Forget a sequence's positions from `from` on.
     Trim { seq: SeqId, from: i32 },
-    /// Share `src`'s KV with `dst` (after a prefill, for forks).
+    /// Share `src`'s KV with `dst` (a sample leaving the sequence it followed).
     Copy { src: SeqId, dst: SeqId },
 }
 
@@ -47,6 +50,11 @@ pub struct Seq<S> {
     pub logits: Option<i32>,
     /// Tokens generated and fed so far (for the prompt cache).
     pub fed: Vec<LlamaToken>,
+    /// The sequence of the same job (an index in `Job::seqs`) whose KV and logits this
+    /// one shares, having drawn the same tokens so far; its own KV sequence is empty.
+    pub follows: Option<usize>,
+    /// How many of `fed` were already in the KV it was copied from (its cells are shared).
+    own_from: usize,
     pub done: bool,
     pub state: S,
 }
@@ -69,6 +77,30 @@ pub struct Job<J, S> {
 impl<J, S> Job<J, S> {
     pub fn prefilling(&self) -> bool {
         self.prefilled < self.tokens.len()
+    }
+
+    /// After sampling (`next` set on the sequences that go on): a sequence that drew
+    /// another token than the one it follows, or whose leader stops, gets that KV copied
+    /// into its own sequence; siblings that drew the same token as it follow it from now.
+    pub fn regroup(&mut self, ops: &mut Vec<KvOp>) {
+        // (the leader left, the token drawn, the new leader)
+        let mut split: Vec<(usize, LlamaToken, usize)> = Vec::new();
+        for f in 0..self.seqs.len() {
+            let (Some(l), Some(token)) = (self.seqs[f].follows, self.seqs[f].next) else { continue };
+            if self.seqs[l].next == Some(token) {
+                continue;
+            }
+            let src = self.seqs[l].id;
+            let s = &mut self.seqs[f];
+            if let Some(&(_, _, lead)) = split.iter().find(|&&(old, t, _)| old == l && t == token) {
+                s.follows = Some(lead);
+            } else {
+                ops.push(KvOp::Copy { src, dst: s.id });
+                s.follows = None;
+                s.own_from = s.fed.len();
+                split.push((l, token, f));
+            }
+        }
     }
 }
 
@@ -133,7 +165,10 @@ impl<J, S> Scheduler<J, S> {
         let used: u32 = self
             .jobs
             .iter()
-            .map(|j| j.prefilled as u32 + j.seqs.iter().map(|s| s.fed.len() as u32).sum::<u32>())
+            .map(|j| {
+                let own = j.seqs.iter().filter(|s| s.follows.is_none()).map(|s| (s.fed.len() - s.own_from) as u32);
+                j.prefilled as u32 + own.sum::<u32>()
+            })
             .sum();
         Usage {
             running_seqs: self.jobs.iter().map(|j| j.seqs.iter().filter(|s| !s.done).count()).sum(),
@@ -201,6 +236,8 @@ impl<J, S> Scheduler<J, S> {
                 next: None,
                 logits: None,
                 fed: Vec::new(),
+                follows: (choice > 0).then_some(0),
+                own_from: 0,
                 done: false,
                 state,
             })
@@ -218,19 +255,26 @@ impl<J, S> Scheduler<J, S> {
     }
 
     /// Fills one batch: `add(token, pos, seq, wants_logits)`. Running sequences first (one
-    /// token each), then prompt chunks in arrival order within the remaining budget.
-    /// Returns the batch size and the jobs whose prompt it completes.
+    /// token each; a follower shares its leader's), then prompt chunks in arrival order
+    /// within the remaining budget. Returns the batch size and the jobs whose prompt it
+    /// completes.
     pub fn plan(&mut self, mut add: impl FnMut(LlamaToken, i32, SeqId, bool)) -> (usize, Vec<usize>) {
         let mut n = 0usize;
         let mut prefilled = Vec::new();
         for job in &mut self.jobs {
             for s in job.seqs.iter_mut().filter(|s| !s.done) {
-                if let Some(token) = s.next.take() {
+                let Some(token) = s.next.take() else { continue };
+                if s.follows.is_none() {
                     add(token, s.pos, s.id, true);
                     s.logits = Some(n as i32);
-                    s.fed.push(token);
-                    s.pos += 1;
                     n += 1;
+                }
+                s.fed.push(token);
+                s.pos += 1;
+            }
+            for k in 0..job.seqs.len() {
+                if let (Some(l), false) = (job.seqs[k].follows, job.seqs[k].done) {
+                    job.seqs[k].logits = job.seqs[l].logits;
                 }
             }
         }
@@ -258,17 +302,6 @@ impl<J, S> Scheduler<J, S> {
             }
         }
         (n, prefilled)
-    }
-
-    /// KV copies for jobs whose prompt was just decoded (call after the decode): the
-    /// forked samples share the primary sequence's prompt.
-    pub fn forks(&self, prefilled: &[usize], ops: &mut Vec<KvOp>) {
-        for job in prefilled.iter().map(|&i| &self.jobs[i]) {
-            let primary = job.seqs[0].id;
-            for s in &job.seqs[1..] {
-                ops.push(KvOp::Copy { src: primary, dst: s.id });
-            }
-        }
     }
 
     /// Marks a sequence finished. The primary sequence of a job is kept in the prompt

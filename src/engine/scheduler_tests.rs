@@ -72,19 +72,74 @@ fn prefill_is_chunked_behind_running_sequences() {
     assert_eq!(s.jobs[1].seqs[0].logits, Some(entries.len() as i32 - 1));
 }
 
+/// A job of `n` samples whose 5-token prompt is prefilled (nothing sampled yet).
+fn prefilled_fork(n: usize, prompt_cache: bool) -> Scheduler<(), ()> {
+    let mut s = sched(1000, 64, 8, prompt_cache);
+    s.admit(req(toks(0..5), n, 10), &mut vec![]).unwrap();
+    plan(&mut s);
+    s
+}
+
+fn draw(s: &mut Scheduler<(), ()>, tokens: &[Option<i32>]) {
+    for (q, t) in s.jobs[0].seqs.iter_mut().zip(tokens) {
+        q.next = t.map(LlamaToken);
+    }
+}
+
 #[test]
-fn n_samples_prefill_once_then_fork() {
+fn n_samples_prefill_once_and_share_one_row_while_they_agree() {
     let mut s = sched(1000, 64, 8, false);
     let mut ops = vec![];
     s.admit(req(toks(0..5), 3, 10), &mut ops).unwrap();
     let (entries, prefilled) = plan(&mut s);
     assert_eq!(entries.len(), 5, "the prompt is decoded once");
+    assert_eq!(prefilled, vec![0]);
     let primary = s.jobs[0].seqs[0].id;
     assert!(entries.iter().all(|e| e.2 == primary));
-    s.forks(&prefilled, &mut ops);
-    let others: Vec<SeqId> = s.jobs[0].seqs[1..].iter().map(|q| q.id).collect();
-    assert_eq!(ops, others.iter().map(|&dst| KvOp::Copy { src: primary, dst }).collect::<Vec<_>>());
     assert!(s.jobs[0].seqs.iter().all(|q| q.logits == Some(4) && q.pos == 5));
+
+    draw(&mut s, &[Some(9), Some(9), Some(9)]);
+    s.jobs[0].regroup(&mut ops);
+    assert!(ops.is_empty(), "the same token drawn: nothing to copy");
+    let (entries, _) = plan(&mut s);
+    assert_eq!(entries, vec![(9, 5, primary, true)], "one row for three samples");
+    assert!(s.jobs[0].seqs.iter().all(|q| q.logits == Some(0) && q.pos == 6 && q.fed == toks(9..10)));
+    assert_eq!(s.usage().kv_cells, 6);
+}
+
+#[test]
+fn a_sample_that_draws_another_token_gets_its_own_copy_of_the_kv() {
+    let mut s = prefilled_fork(3, false);
+    let mut ops = vec![];
+    draw(&mut s, &[Some(9), Some(8), Some(8)]);
+    s.jobs[0].regroup(&mut ops);
+    let id: Vec<SeqId> = s.jobs[0].seqs.iter().map(|q| q.id).collect();
+    assert_eq!(ops, vec![KvOp::Copy { src: id[0], dst: id[1] }], "one copy for the two that drew 8");
+    assert_eq!(s.jobs[0].seqs.iter().map(|q| q.follows).collect::<Vec<_>>(), vec![None, None, Some(1)]);
+    let (entries, _) = plan(&mut s);
+    assert_eq!(entries, vec![(9, 5, id[0], true), (8, 5, id[1], true)]);
+    assert_eq!(s.jobs[0].seqs[2].logits, Some(1), "the third shares the second's row");
+    assert_eq!(s.usage().kv_cells, 5 + 1 + 1, "the prompt once, one cell each for 9 and 8");
+
+    // Later they part again: the third follows the second, so it copies the second's KV.
+    ops.clear();
+    draw(&mut s, &[Some(1), Some(2), Some(3)]);
+    s.jobs[0].regroup(&mut ops);
+    assert_eq!(ops, vec![KvOp::Copy { src: id[1], dst: id[2] }]);
+}
+
+#[test]
+fn followers_of_a_sequence_that_stops_copy_its_kv_before_it_is_cleared() {
+    let mut s = prefilled_fork(3, false);
+    let mut ops = vec![];
+    draw(&mut s, &[None, Some(7), Some(7)]); // the primary drew end of generation
+    s.jobs[0].regroup(&mut ops);
+    s.finish(0, 0, &mut ops);
+    let id: Vec<SeqId> = s.jobs[0].seqs.iter().map(|q| q.id).collect();
+    assert_eq!(ops, vec![KvOp::Copy { src: id[0], dst: id[1] }, KvOp::Clear(id[0])]);
+    assert_eq!(s.jobs[0].seqs[2].follows, Some(1));
+    let (entries, _) = plan(&mut s);
+    assert_eq!(entries, vec![(7, 5, id[1], true)]);
 }
 
 #[test]

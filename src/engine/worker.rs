@@ -178,7 +178,7 @@ fn step(
     batch.clear();
     let mut add_error = None;
     let prompt_before: usize = sched.jobs.iter().map(|j| j.prefilled).sum();
-    let (_, prefilled) = sched.plan(|token, pos, seq, logits| {
+    sched.plan(|token, pos, seq, logits| {
         if let Err(e) = batch.add(token, pos, &[seq], logits) {
             add_error.get_or_insert(e.to_string());
         }
@@ -191,11 +191,10 @@ fn step(
         let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
-    sched.forks(&prefilled, ops);
-    apply(ctx, ops);
 
     let vocab = model.vocab();
     let mut generated = 0u64;
+    let mut shared = 0u64;
     let mut finished = Vec::new();
     for (j, job) in sched.jobs.iter_mut().enumerate() {
         if job.prefilling() {
@@ -210,6 +209,7 @@ fn step(
             let io = &mut s.state;
             let token = io.sampler.sample(ctx, idx);
             generated += 1;
+            shared += u64::from(s.follows.is_some());
             let mut stopped_by_string = false;
             let finish = if vocab.is_eog(token) && !job.state.ignore_eos {
                 Some(FinishReason::Stop)
@@ -242,12 +242,14 @@ fn step(
             let _ = job.state.tx.send(Event::Done { choice: s.choice, finish, completion_tokens: io.generated });
             finished.push((j, k));
         }
+        // Before `finish` below clears a leader that stopped: its followers copy its KV.
+        job.regroup(ops);
     }
     for (j, k) in finished {
         sched.finish(j, k, ops);
     }
     sched.retire();
-    metrics.on_step(prompt_tokens as u64, generated);
+    metrics.on_step(prompt_tokens as u64, generated, shared);
     Ok(())
 }
 

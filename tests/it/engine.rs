@@ -67,11 +67,17 @@ fn greedy_is_deterministic_and_max_tokens_is_honoured() {
 fn forked_samples_match_the_single_stream_under_greedy() {
     let _serial = serial();
     let single = run(Role::Planner, chat("Name three colors.", greedy(16), 1));
+    let before = engine().role(Role::Planner).unwrap().metrics();
     let forked = run(Role::Planner, chat("Name three colors.", greedy(16), 3));
+    let after = engine().role(Role::Planner).unwrap().metrics();
     assert_eq!(forked.len(), 3);
     for choice in &forked {
         assert_eq!(choice.text, single[0].text);
     }
+    // Greedy samples never draw differently, so two of three ride on the first's row.
+    let drawn = after.generated_tokens - before.generated_tokens;
+    assert!(drawn >= 3 * u64::from(forked[0].completion_tokens));
+    assert_eq!((after.shared_tokens - before.shared_tokens) * 3, drawn * 2);
 }
 
 #[test]
@@ -248,6 +254,33 @@ fn concurrent_greedy_requests_match_each_alone() {
     let together = collect_all(handle, QUESTIONS.iter().map(|q| chat(q, greedy(24), 1)).collect());
     assert_eq!(together, alone);
     assert!(handle.metrics().decode_steps > 0);
+}
+
+/// Each sample of a fork shares the first one's decode until it draws another token, then
+/// continues on a copy of that KV. If the copy were wrong (too short, from the wrong
+/// sequence, made too late) its text would differ from the same seed run alone.
+#[test]
+fn each_sample_of_a_fork_matches_its_seed_run_alone() {
+    let engine = exact_engine(false);
+    let handle = engine.role(Role::Coder).unwrap();
+    let sampling = |seed| SamplingParams {
+        temperature: Some(0.8),
+        max_tokens: Some(32),
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let ask = "Write a Python function that returns the largest of three numbers.";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let forked = rt.block_on(async { handle.submit(chat(ask, sampling(7), 4))?.collect().await }).unwrap();
+    let texts: Vec<&str> = forked.iter().map(|c| c.text.as_str()).collect();
+    let m = handle.metrics();
+    assert!(m.shared_tokens > 0, "the samples shared no token: {texts:?}");
+    let distinct: std::collections::HashSet<_> = texts.iter().collect();
+    assert!(distinct.len() > 1, "the samples never parted, so nothing was copied: {texts:?}");
+    for (i, text) in texts.iter().enumerate() {
+        let alone = collect_all(handle, vec![chat(ask, sampling(7 + i as u32), 1)]).remove(0);
+        assert_eq!(*text, alone, "sample {i}");
+    }
 }
 
 #[test]
