@@ -31,6 +31,22 @@ def start(cmd, ready_url, env=None):
     raise SystemExit(f"server did not start: {cmd}")
 
 
+def start_quorum(binary, model, port, *flags):
+    """quorum serving MODEL for every role, with its prompt cache off so that every request
+    prefills in full, as llama-bench does (and llama-server with cache_prompt: false).
+    Returns the process and its URL."""
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    cfg.write("prompt_cache = false\n")
+    cfg.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server = start([binary, "--config", cfg.name, "serve", "--port", str(port), *flags, "--model", f"all={model}"],
+                       f"{url}/health")
+    finally:
+        os.unlink(cfg.name)  # read at start-up
+    return server, url
+
+
 def chat(url, model, n=1, seed=0):
     body = {
         "model": model,
@@ -57,11 +73,20 @@ def concurrent(url, model, k):
     return time.perf_counter() - t
 
 
+def shared_tokens(url):
+    """quorum's count of tokens sampled from a forked sibling's row (no decode of their own)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("quorum_shared_tokens_total{"))
+
+
 def fork(url, model):
+    """Wall time of one n=5 request, and how many of its 640 tokens shared a row."""
+    before = shared_tokens(url)
     t = time.perf_counter()
     usage = chat(url, model, n=5, seed=1)
+    elapsed = time.perf_counter() - t
     assert usage["completion_tokens"] == 5 * 128, usage
-    return time.perf_counter() - t
+    return elapsed, shared_tokens(url) - before
 
 
 def single(url, model):
@@ -126,24 +151,16 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
 
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    # Fair prefill numbers: every request prefills in full, as llama-bench does.
-    cfg.write("prompt_cache = false\n")
-    cfg.close()
-    q_port, l_port = 18181, 18182
-    quorum = start(
-        [args.quorum, "--config", cfg.name, "serve", "--port", str(q_port), "--threads", str(args.threads),
-         "--model", f"all={args.model}"],
-        f"http://127.0.0.1:{q_port}/health",
-    )
+    l_port = 18182
+    quorum, q_url = start_quorum(args.quorum, args.model, 18181, "--threads", str(args.threads))
     llama = start(
         [f"{args.llama_bin}/llama-server", "-m", args.model, "-t", str(args.threads), "-np", "5", "-c", "4096",
          "--port", str(l_port), "--no-webui"],
         f"http://127.0.0.1:{l_port}/health",
     )
-    q_url, l_url = f"http://127.0.0.1:{q_port}", f"http://127.0.0.1:{l_port}"
+    l_url = f"http://127.0.0.1:{l_port}"
     results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "ls_5", "q_5", "q_fork", "q_single",
-                                "bb_single", "bb_fork", "bb_5")}
+                                "bb_single", "bb_fork", "bb_5", "q_shared")}
     version = "?"
     try:
         for r in range(args.rounds):
@@ -156,7 +173,9 @@ def main():
             results["q_pp"].append(q_pp)
             results["ls_5"].append(concurrent(l_url, "any", 5))
             results["q_5"].append(concurrent(q_url, "coder", 5))
-            results["q_fork"].append(fork(q_url, "coder"))
+            q_fork, shared = fork(q_url, "coder")
+            results["q_fork"].append(q_fork)
+            results["q_shared"].append(shared)
             q_single, n_prompt = single(q_url, "coder")
             results["q_single"].append(q_single)
             bb_single, bb_fork, bb_5 = batched_bench(args.llama_bin, args.model, args.threads, n_prompt)
@@ -167,7 +186,6 @@ def main():
     finally:
         quorum.terminate()
         llama.terminate()
-        os.unlink(cfg.name)
 
     med = {k: statistics.median(v) for k, v in results.items()}
     q_version = subprocess.run([args.quorum, "--version"], capture_output=True, text=True).stdout.strip()
@@ -186,6 +204,7 @@ def main():
     print(f"| 5 concurrent requests, wall s | {med['ls_5']:.1f} | {med['q_5']:.1f} | {med['q_5'] / med['ls_5']:.2f} | |")
     print(f"| n=5 (one prefill, fork) vs. llama-server 5 requests, wall s | {med['ls_5']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['ls_5']:.2f} | <= 0.6 |")
     print(f"| n=5 vs. one single candidate (quorum), wall s | {med['q_single']:.1f} | {med['q_fork']:.1f} | {med['q_fork'] / med['q_single']:.2f} | <= 2.5 |")
+    print(f"\nn=5: {med['q_shared']:.0f} of its 640 tokens were sampled from a sibling's row (the deferred fork).")
     print()
     print("llama.cpp's own fork (llama-batched-bench -pps, the same prompt length, 128 tokens each):")
     print()

@@ -7,7 +7,6 @@ Usage: python benches/quorum_fork.py QUORUM_BINARY MODEL.gguf [ROUNDS]"""
 import json
 import statistics
 import sys
-import tempfile
 
 import compare_llama_cpp as c
 
@@ -15,26 +14,23 @@ import compare_llama_cpp as c
 def main():
     binary, model = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    cfg.write("prompt_cache = false\n")
-    cfg.close()
-    url = "http://127.0.0.1:18181"
-    server = c.start([binary, "--config", cfg.name, "serve", "--port", "18181", "--model", f"all={model}"],
-                     f"{url}/health")
-    res = {k: [] for k in ("q_tg", "q_pp", "q_5", "q_fork", "q_single")}
+    server, url = c.start_quorum(binary, model, 18181)
+    res = {k: [] for k in ("q_tg", "q_pp", "q_5", "q_fork", "q_shared", "q_single")}
     try:
         for _ in range(rounds):
             tg, pp, _ = c.quorum_speed(url, 512)
             res["q_tg"].append(tg)
             res["q_pp"].append(pp)
             res["q_5"].append(c.concurrent(url, "coder", 5))
-            res["q_fork"].append(c.fork(url, "coder"))
+            q_fork, shared = c.fork(url, "coder")
+            res["q_fork"].append(q_fork)
+            res["q_shared"].append(shared)
             res["q_single"].append(c.single(url, "coder")[0])
     finally:
         server.terminate()
     med = {k: statistics.median(v) for k, v in res.items()}
     print(f"decode {med['q_tg']:.0f} tok/s, prefill {med['q_pp']:.0f} tok/s")
-    print(f"5 concurrent {med['q_5']:.2f} s, n=5 {med['q_fork']:.2f} s, n=1 {med['q_single']:.2f} s")
+    print(f"5 concurrent {med['q_5']:.2f} s, n=5 {med['q_fork']:.2f} s ({med['q_shared']:.0f} of 640 tokens shared a row), n=1 {med['q_single']:.2f} s")
     print(f"n=5 / 5 concurrent: {med['q_fork'] / med['q_5']:.2f} (target <= 0.6 against llama-server's 5)")
     print(f"n=5 / n=1: {med['q_fork'] / med['q_single']:.2f} (target <= 2.5)")
     print("raw:", json.dumps({k: [round(x, 3) for x in v] for k, v in res.items()}))
