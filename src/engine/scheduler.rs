@@ -256,11 +256,9 @@ impl<J, S> Scheduler<J, S> {
 
     /// Fills one batch: `add(token, pos, seq, wants_logits)`. Running sequences first (one
     /// token each; a follower shares its leader's), then prompt chunks in arrival order
-    /// within the remaining budget. Returns the batch size and the jobs whose prompt it
-    /// completes.
-    pub fn plan(&mut self, mut add: impl FnMut(LlamaToken, i32, SeqId, bool)) -> (usize, Vec<usize>) {
+    /// within the remaining budget.
+    pub fn plan(&mut self, mut add: impl FnMut(LlamaToken, i32, SeqId, bool)) {
         let mut n = 0usize;
-        let mut prefilled = Vec::new();
         for job in &mut self.jobs {
             for s in job.seqs.iter_mut().filter(|s| !s.done) {
                 let Some(token) = s.next.take() else { continue };
@@ -278,7 +276,7 @@ impl<J, S> Scheduler<J, S> {
                 }
             }
         }
-        for (i, job) in self.jobs.iter_mut().enumerate() {
+        for job in &mut self.jobs {
             let budget = (self.limits.n_batch as usize).saturating_sub(n);
             if budget == 0 {
                 break;
@@ -298,10 +296,8 @@ impl<J, S> Scheduler<J, S> {
                 for s in &mut job.seqs {
                     s.logits = Some(n as i32 - 1);
                 }
-                prefilled.push(i);
             }
         }
-        (n, prefilled)
     }
 
     /// Marks a sequence finished. The primary sequence of a job is kept in the prompt

@@ -15,10 +15,10 @@ fn sched(n_ctx: u32, n_batch: u32, n_seq: u32, prompt_cache: bool) -> Scheduler<
 }
 
 /// Plans a batch and returns its `(token, pos, seq, logits)` entries.
-fn plan(s: &mut Scheduler<(), ()>) -> (Vec<(i32, i32, SeqId, bool)>, Vec<usize>) {
+fn plan(s: &mut Scheduler<(), ()>) -> Vec<(i32, i32, SeqId, bool)> {
     let mut entries = Vec::new();
-    let (_, prefilled) = s.plan(|t, pos, seq, logits| entries.push((t.0, pos, seq, logits)));
-    (entries, prefilled)
+    s.plan(|t, pos, seq, logits| entries.push((t.0, pos, seq, logits)));
+    entries
 }
 
 #[test]
@@ -51,30 +51,30 @@ fn prefill_is_chunked_behind_running_sequences() {
     let mut s = sched(1000, 8, 4, false);
     let mut ops = vec![];
     s.admit(req(toks(0..3), 1, 10), &mut ops).unwrap();
-    let (entries, prefilled) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries, vec![(0, 0, 0, false), (1, 1, 0, false), (2, 2, 0, true)]);
-    assert_eq!(prefilled, vec![0]);
+    assert!(!s.jobs[0].prefilling());
     s.jobs[0].seqs[0].next = Some(LlamaToken(77)); // sampled
     s.admit(req(toks(100..120), 1, 10), &mut ops).unwrap();
-    let (entries, prefilled) = plan(&mut s);
+    let entries = plan(&mut s);
     // One generated token first, then 7 of the 20 prompt tokens; no logits yet.
     assert_eq!(entries[0], (77, 3, 0, true));
     assert_eq!(entries.len(), 8);
     assert!(entries[1..].iter().all(|e| e.2 == 1 && !e.3));
     assert_eq!((entries[1].1, entries[7].1), (0, 6));
-    assert!(prefilled.is_empty());
+    assert!(s.jobs[1].prefilling());
     assert_eq!(s.jobs[1].prefilled, 7);
     // The rest of the prompt comes in later steps; its last token asks for logits.
     plan(&mut s);
-    let (entries, prefilled) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries.last(), Some(&(119, 19, 1, true)));
-    assert_eq!(prefilled, vec![1]);
+    assert!(!s.jobs[1].prefilling());
     assert_eq!(s.jobs[1].seqs[0].logits, Some(entries.len() as i32 - 1));
 }
 
 /// A job of `n` samples whose 5-token prompt is prefilled (nothing sampled yet).
-fn prefilled_fork(n: usize, prompt_cache: bool) -> Scheduler<(), ()> {
-    let mut s = sched(1000, 64, 8, prompt_cache);
+fn prefilled_fork(n: usize) -> Scheduler<(), ()> {
+    let mut s = sched(1000, 64, 8, false);
     s.admit(req(toks(0..5), n, 10), &mut vec![]).unwrap();
     plan(&mut s);
     s
@@ -91,9 +91,9 @@ fn n_samples_prefill_once_and_share_one_row_while_they_agree() {
     let mut s = sched(1000, 64, 8, false);
     let mut ops = vec![];
     s.admit(req(toks(0..5), 3, 10), &mut ops).unwrap();
-    let (entries, prefilled) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries.len(), 5, "the prompt is decoded once");
-    assert_eq!(prefilled, vec![0]);
+    assert!(!s.jobs[0].prefilling());
     let primary = s.jobs[0].seqs[0].id;
     assert!(entries.iter().all(|e| e.2 == primary));
     assert!(s.jobs[0].seqs.iter().all(|q| q.logits == Some(4) && q.pos == 5));
@@ -101,7 +101,7 @@ fn n_samples_prefill_once_and_share_one_row_while_they_agree() {
     draw(&mut s, &[Some(9), Some(9), Some(9)]);
     s.jobs[0].regroup(&mut ops);
     assert!(ops.is_empty(), "the same token drawn: nothing to copy");
-    let (entries, _) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries, vec![(9, 5, primary, true)], "one row for three samples");
     assert!(s.jobs[0].seqs.iter().all(|q| q.logits == Some(0) && q.pos == 6 && q.fed == toks(9..10)));
     assert_eq!(s.usage().kv_cells, 6);
@@ -109,14 +109,14 @@ fn n_samples_prefill_once_and_share_one_row_while_they_agree() {
 
 #[test]
 fn a_sample_that_draws_another_token_gets_its_own_copy_of_the_kv() {
-    let mut s = prefilled_fork(3, false);
+    let mut s = prefilled_fork(3);
     let mut ops = vec![];
     draw(&mut s, &[Some(9), Some(8), Some(8)]);
     s.jobs[0].regroup(&mut ops);
     let id: Vec<SeqId> = s.jobs[0].seqs.iter().map(|q| q.id).collect();
     assert_eq!(ops, vec![KvOp::Copy { src: id[0], dst: id[1] }], "one copy for the two that drew 8");
     assert_eq!(s.jobs[0].seqs.iter().map(|q| q.follows).collect::<Vec<_>>(), vec![None, None, Some(1)]);
-    let (entries, _) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries, vec![(9, 5, id[0], true), (8, 5, id[1], true)]);
     assert_eq!(s.jobs[0].seqs[2].logits, Some(1), "the third shares the second's row");
     assert_eq!(s.usage().kv_cells, 5 + 1 + 1, "the prompt once, one cell each for 9 and 8");
@@ -130,7 +130,7 @@ fn a_sample_that_draws_another_token_gets_its_own_copy_of_the_kv() {
 
 #[test]
 fn followers_of_a_sequence_that_stops_copy_its_kv_before_it_is_cleared() {
-    let mut s = prefilled_fork(3, false);
+    let mut s = prefilled_fork(3);
     let mut ops = vec![];
     draw(&mut s, &[None, Some(7), Some(7)]); // the primary drew end of generation
     s.jobs[0].regroup(&mut ops);
@@ -138,7 +138,7 @@ fn followers_of_a_sequence_that_stops_copy_its_kv_before_it_is_cleared() {
     let id: Vec<SeqId> = s.jobs[0].seqs.iter().map(|q| q.id).collect();
     assert_eq!(ops, vec![KvOp::Copy { src: id[0], dst: id[1] }, KvOp::Clear(id[0])]);
     assert_eq!(s.jobs[0].seqs[2].follows, Some(1));
-    let (entries, _) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries, vec![(7, 5, id[1], true)]);
 }
 
@@ -162,7 +162,7 @@ fn a_cached_prompt_prefix_is_reused() {
     s.admit(req(next, 1, 4), &mut ops).unwrap();
     assert_eq!(ops, vec![KvOp::Trim { seq: first, from: 6 }]);
     assert_eq!((s.jobs[0].reused, s.jobs[0].prefilled), (6, 6));
-    let (entries, _) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries.iter().map(|e| e.1).collect::<Vec<_>>(), vec![6, 7, 8]);
     assert!(s.cached_prompts().is_empty());
 }
@@ -177,9 +177,9 @@ fn an_identical_prompt_still_decodes_its_last_token() {
     s.retire();
     s.admit(req(toks(0..8), 1, 4), &mut ops).unwrap();
     assert_eq!(s.jobs[0].reused, 7);
-    let (entries, prefilled) = plan(&mut s);
+    let entries = plan(&mut s);
     assert_eq!(entries, vec![(7, 7, s.jobs[0].seqs[0].id, true)]);
-    assert_eq!(prefilled, vec![0]);
+    assert!(!s.jobs[0].prefilling());
 }
 
 #[test]

@@ -192,9 +192,17 @@ fn step(
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
 
+    // Counted before any event goes out, so that a caller holding its answer sees them.
+    let (mut generated, mut shared) = (0u64, 0u64);
+    for s in sched.jobs.iter().filter(|j| !j.prefilling()).flat_map(|j| &j.seqs) {
+        if s.logits.is_some() && !s.done {
+            generated += 1;
+            shared += u64::from(s.follows.is_some());
+        }
+    }
+    metrics.on_step(prompt_tokens as u64, generated, shared);
+
     let vocab = model.vocab();
-    let mut generated = 0u64;
-    let mut shared = 0u64;
     let mut finished = Vec::new();
     for (j, job) in sched.jobs.iter_mut().enumerate() {
         if job.prefilling() {
@@ -208,8 +216,6 @@ fn step(
             }
             let io = &mut s.state;
             let token = io.sampler.sample(ctx, idx);
-            generated += 1;
-            shared += u64::from(s.follows.is_some());
             let mut stopped_by_string = false;
             let finish = if vocab.is_eog(token) && !job.state.ignore_eos {
                 Some(FinishReason::Stop)
@@ -249,7 +255,6 @@ fn step(
         sched.finish(j, k, ops);
     }
     sched.retire();
-    metrics.on_step(prompt_tokens as u64, generated, shared);
     Ok(())
 }
 
