@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{program, sandboxed, EvalError, EvalTask, TaskResult};
+use super::{examples_check, program, run_check, sandboxed, EvalError, EvalTask, TaskResult};
 use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
 use crate::models::Role;
 
@@ -40,18 +40,6 @@ pub async fn run_single(
         oracle: None,
         stages: BTreeMap::from([("code".to_string(), seconds)]),
     })
-}
-
-/// A `check` that runs the docstring's examples (the visible tests) against the candidate.
-fn examples_check(prompt: &str) -> String {
-    let docstring = serde_json::to_string(super::docstring(prompt)).expect("strings serialize");
-    format!(
-        "import doctest as _doctest\n\n\ndef check(candidate):\n    \
-         test = _doctest.DocTestParser().get_doctest({docstring}, dict(candidate.__globals__), 'examples', None, 0)\n    \
-         runner = _doctest.DocTestRunner(optionflags=_doctest.ELLIPSIS | _doctest.NORMALIZE_WHITESPACE)\n    \
-         runner.run(test)\n    \
-         assert test.examples and runner.failures == 0\n"
-    )
 }
 
 /// `vote`: candidates sampled from one prefill at spread temperatures; red flags (hit the
@@ -93,9 +81,10 @@ pub async fn run_vote(
     }
     let coded = started.elapsed().as_secs_f64();
     if use_examples {
-        let examples = EvalTask { test: examples_check(&task.prompt), ..task.clone() };
+        let examples = examples_check(&task.prompt);
         for entry in entries.iter_mut().filter(|e| e.red_flag.is_none()) {
-            entry.tests_passed = Some(sandboxed(entry.diff.clone(), &examples, timeout).await?.passed);
+            let outcome = run_check(entry.diff.clone(), examples.clone(), task.entry_point.clone(), timeout).await?;
+            entry.tests_passed = Some(outcome.passed);
         }
     }
     let tested = started.elapsed().as_secs_f64();
@@ -173,22 +162,4 @@ pub async fn run_vote(
             ("vote".to_string(), seconds - tested),
         ]),
     })
-}
-
-
-#[cfg(test)]
-mod tests {
-    use super::examples_check;
-    use crate::eval::sandbox;
-
-    #[test]
-    fn the_examples_check_runs_the_docstring_examples() {
-        let prompt = "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
-        let check = examples_check(prompt);
-        let timeout = std::time::Duration::from_secs(10);
-        let right = sandbox::check(&format!("{prompt}    return x * 2\n"), &check, "double", timeout).unwrap();
-        assert!(right.passed, "{right:?}");
-        let wrong = sandbox::check(&format!("{prompt}    return x + x if isinstance(x, int) else x\n"), &check, "double", timeout).unwrap();
-        assert!(!wrong.passed);
-    }
 }

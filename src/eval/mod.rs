@@ -86,9 +86,37 @@ pub struct TaskResult {
     pub stages: BTreeMap<String, f64>,
 }
 
-/// Runs a program against the task's hidden test in the sandbox, off the async threads.
+/// Whether an answer is right: it passes the examples the task's docstring shows and the
+/// task's hidden test. The hidden tests try other inputs than the examples
+/// (evals/validate.py keeps them apart), so an answer can pass them and still get a shown
+/// example wrong: on quorum/3, four of five `single` samples did.
 async fn sandboxed(program: String, task: &EvalTask, timeout: Duration) -> Result<sandbox::Outcome, EvalError> {
-    let (test, entry) = (task.test.clone(), task.entry_point.clone());
+    run_check(program, verdict(task), task.entry_point.clone(), timeout).await
+}
+
+/// The test behind [`sandboxed`]: one `check` that runs the examples' check, then the hidden one.
+fn verdict(task: &EvalTask) -> String {
+    let (examples, hidden) = (examples_check(&task.prompt), &task.test);
+    format!(
+        "{examples}\n_examples_check = check\n\n{hidden}\n_hidden_check = check\n\n\n\
+         def check(candidate):\n    _examples_check(candidate)\n    _hidden_check(candidate)\n"
+    )
+}
+
+/// A `check` that runs the docstring's examples (the visible tests) against the candidate.
+fn examples_check(prompt: &str) -> String {
+    let docstring = serde_json::to_string(docstring(prompt)).expect("strings serialize");
+    format!(
+        "import doctest as _doctest\n\n\ndef check(candidate):\n    \
+         test = _doctest.DocTestParser().get_doctest({docstring}, dict(candidate.__globals__), 'examples', None, 0)\n    \
+         runner = _doctest.DocTestRunner(optionflags=_doctest.ELLIPSIS | _doctest.NORMALIZE_WHITESPACE)\n    \
+         runner.run(test)\n    \
+         assert test.examples and runner.failures == 0, 'an example of the docstring fails'\n"
+    )
+}
+
+/// Runs a program against a `check(candidate)` test in the sandbox, off the async threads.
+async fn run_check(program: String, test: String, entry: String, timeout: Duration) -> Result<sandbox::Outcome, EvalError> {
     tokio::task::spawn_blocking(move || sandbox::check(&program, &test, &entry, timeout))
         .await
         .map_err(|e| EvalError::Run(e.to_string()))?
@@ -155,4 +183,44 @@ pub fn markdown(summaries: &[Summary]) -> String {
         }
     }
     text
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::{examples_check, sandbox, verdict, EvalTask};
+    use std::time::Duration;
+
+    const PROMPT: &str = "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
+
+    #[test]
+    fn the_examples_check_runs_the_docstring_examples() {
+        let check = examples_check(PROMPT);
+        let timeout = Duration::from_secs(10);
+        let right = sandbox::check(&format!("{PROMPT}    return x * 2\n"), &check, "double", timeout).unwrap();
+        assert!(right.passed, "{right:?}");
+        let wrong = sandbox::check(&format!("{PROMPT}    return x + x if isinstance(x, int) else x\n"), &check, "double", timeout).unwrap();
+        assert!(!wrong.passed);
+    }
+
+    #[test]
+    fn an_answer_is_right_only_if_it_passes_the_examples_and_the_hidden_test() {
+        // The hidden test tries only numbers; the docstring also shows a string.
+        let task = EvalTask {
+            task_id: "t/0".into(),
+            prompt: PROMPT.into(),
+            entry_point: "double".into(),
+            test: "def check(candidate):\n    assert candidate(3) == 6\n    assert candidate(0) == 0\n".into(),
+        };
+        let timeout = Duration::from_secs(10);
+        let run = |body: &str| sandbox::check(&format!("{PROMPT}{body}"), &verdict(&task), "double", timeout).unwrap();
+        let right = run("    return x * 2\n");
+        assert!(right.passed, "{right:?}");
+        let fails_an_example = run("    return x + x if isinstance(x, int) else x\n");
+        assert!(!fails_an_example.passed);
+        assert!(fails_an_example.error.contains("an example of the docstring fails"), "{}", fails_an_example.error);
+        let fails_the_hidden_test = run("    return 4 if x == 2 else x * 2 if isinstance(x, str) else -1\n");
+        assert!(!fails_the_hidden_test.passed);
+        assert!(!fails_the_hidden_test.error.contains("example"), "{}", fails_the_hidden_test.error);
+    }
 }
