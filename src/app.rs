@@ -29,6 +29,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load(config.prompts.as_deref()).context("cannot read the prompt files")?;
     let options = PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
     let state = AppState::new(&config.profile, tasks, Tools::new(workspace), prompts, options);
+    let rules = &config.access;
+    let access = api::Access::new(&rules.api_keys, &rules.allowed_origins, rules.max_body_bytes.unwrap_or(api::DEFAULT_BODY_LIMIT));
     let loader = state.clone();
     tokio::task::spawn_blocking(move || {
         match load(&files, &config, &|event| loader.on_load_event(&event)) {
@@ -42,7 +44,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    api::serve(listener, state, async {
+    api::serve_with(listener, state, access, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     })
@@ -54,7 +56,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {
     let store = state::open(&config.state).await.context("cannot open the state store")?;
     tracing::info!(backend = store.backend(), location = %config.state, "state store open");
-    Ok(TaskStore::start(store).await?)
+    let tasks = TaskStore::start(store).await?;
+    let audit = tasks.audit().await?;
+    if audit.lost() > 0 {
+        tracing::warn!(
+            location = %config.state, expected = audit.expected, found = audit.found,
+            "{} task record(s) are missing from the state store (a file not closed cleanly loses its last writes)", audit.lost()
+        );
+    }
+    if !audit.unreadable.is_empty() {
+        tracing::warn!(location = %config.state, ids = ?audit.unreadable, "task records that cannot be read are skipped");
+    }
+    Ok(tasks)
 }
 
 /// The workspace the tools and the pipeline work on.

@@ -61,6 +61,14 @@ pub struct ConfigFile {
     pub workspace: Option<PathBuf>,
     /// A directory of `ROLE.md` files that replace the built-in prompts.
     pub prompts: Option<PathBuf>,
+    /// A file of API keys, one a line (`#` comments); with keys, every route but /health
+    /// needs one.
+    pub api_key_file: Option<PathBuf>,
+    /// Browser origins allowed besides loopback ones, e.g. `["http://192.168.1.5:3000"]`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Most bytes of a request body (default 8 MiB); larger ones get 413.
+    pub max_body_bytes: Option<usize>,
     /// `[pipeline]`: defaults for the pipeline's options (candidates, k, max_rounds, ...),
     /// checked when the server starts.
     pub pipeline: Option<serde_json::Value>,
@@ -130,6 +138,29 @@ pub struct Config {
     /// The `[pipeline]` table as written (the pipeline validates it).
     pub pipeline: serde_json::Value,
     pub engine: EngineConfig,
+    pub access: AccessConfig,
+}
+
+/// Who may use the server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessConfig {
+    /// Accepted API keys (none: no key needed).
+    pub api_keys: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: Option<usize>,
+}
+
+impl AccessConfig {
+    /// Adds keys (given, and read from a file of one key a line) and origins.
+    pub fn add(&mut self, keys: &[String], key_file: Option<&Path>, origins: &[String]) -> Result<(), ConfigError> {
+        self.api_keys.extend(keys.iter().map(|k| k.trim().to_string()));
+        if let Some(path) = key_file {
+            self.api_keys.extend(read_keys(path)?);
+        }
+        self.api_keys.retain(|k| !k.is_empty());
+        self.allowed_origins.extend(origins.iter().cloned());
+        Ok(())
+    }
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -154,6 +185,8 @@ impl Config {
                 apply(&mut profile, role.parse()?, &o)?;
             }
         }
+        let mut access = AccessConfig { max_body_bytes: file.max_body_bytes, ..Default::default() };
+        access.add(&[], file.api_key_file.as_deref(), &file.allowed_origins)?;
         let default_threads =
             std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
         Ok(Config {
@@ -172,8 +205,15 @@ impl Config {
                 flash_attention: file.flash_attention.unwrap_or(true),
                 kv_unified: file.kv_unified.unwrap_or(true),
             },
+            access,
         })
     }
+}
+
+/// Keys from a file: one a line, blank lines and `#` comments skipped.
+fn read_keys(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 
 fn apply(profile: &mut Profile, role: Role, o: &RoleOverride) -> Result<(), ConfigError> {

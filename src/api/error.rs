@@ -73,8 +73,12 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidPrompt(_) | EngineError::Template(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), None)
             }
-            EngineError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("n"), None),
+            EngineError::Samples(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("n"), None),
+            EngineError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None, None),
+            EngineError::Grammar(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("grammar"), None),
+            EngineError::Schema(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("response_format"), None),
             EngineError::NoChatTemplate => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), None),
+            EngineError::Recovering(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("model_recovering")),
             EngineError::Overloaded(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", None, Some("rate_limit_exceeded"))
             }
@@ -115,7 +119,18 @@ impl From<ToolError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
-        ApiError::invalid(format!("Invalid request body: {}", r.body_text()), None)
+        let mut e = ApiError::invalid(format!("Invalid request body: {}", r.body_text()), None);
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            e.status = StatusCode::PAYLOAD_TOO_LARGE;
+            e.code = Some("request_too_large");
+        }
+        e
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::invalid(format!("Invalid path: {}", r.body_text()), None)
     }
 }
 
@@ -128,7 +143,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.code == Some("model_recovering") {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         response

@@ -6,7 +6,7 @@ use crate::engine::MetricsSnapshot;
 
 type Getter = fn(&MetricsSnapshot) -> u64;
 
-const SERIES: [(&str, &str, &str, Getter); 10] = [
+const SERIES: [(&str, &str, &str, Getter); 11] = [
     ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| m.prompt_tokens),
     ("quorum_generated_tokens_total", "counter", "Tokens sampled.", |m| m.generated_tokens),
     ("quorum_shared_tokens_total", "counter", "Tokens sampled from a forked sibling's logits: drawn alike so far, decoded once.", |m| m.shared_tokens),
@@ -17,6 +17,7 @@ const SERIES: [(&str, &str, &str, Getter); 10] = [
     ("quorum_requests_waiting", "gauge", "Requests queued for the model.", |m| m.waiting),
     ("quorum_kv_cells_used", "gauge", "KV cells held by running sequences and cached prompts.", |m| m.kv_cells),
     ("quorum_prompt_cache_entries", "gauge", "Prompts kept in the prompt cache.", |m| m.cached_prompts),
+    ("quorum_worker_restarts_total", "counter", "Restarts of the model's worker after a fault (its requests in flight got 503).", |m| m.restarts),
 ];
 
 pub fn render(models: &[(String, MetricsSnapshot)]) -> String {

@@ -1,5 +1,6 @@
 //! The HTTP interface (the only axum code): OpenAI-compatible routes and `/health`.
 
+mod access;
 pub mod error;
 mod metrics;
 mod openai;
@@ -9,6 +10,7 @@ mod tools;
 mod workflow;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,46 +19,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
+pub use access::{allowed_hosts, Access, DEFAULT_BODY_LIMIT};
 pub use state::{AppState, PIPELINE_MODEL};
 
 use self::error::ApiError;
 
-/// The `Host` names requests may carry: loopback ones, plus the address of a server bound
-/// to one non-loopback address; `None` (bound to every address) checks nothing. A web
-/// page that rebinds its own name to 127.0.0.1 sends its name, and is refused.
-pub fn allowed_hosts(bound: std::net::IpAddr) -> Option<Vec<String>> {
-    if bound.is_unspecified() {
-        return None;
-    }
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    if !bound.is_loopback() {
-        hosts.push(bound.to_string());
-    }
-    Some(hosts)
-}
-
-async fn check_host(
-    hosts: std::sync::Arc<Vec<String>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    if host.is_empty() || hosts.iter().any(|h| h == name) {
-        return next.run(request).await;
-    }
-    let mut e = ApiError::invalid(
-        format!("Host `{host}` is not served here (DNS-rebinding protection); start quorum with --host to serve other addresses"),
-        None,
-    );
-    e.status = StatusCode::FORBIDDEN;
-    e.into_response()
-}
-
-pub fn router(state: AppState, hosts: Option<Vec<String>>) -> Router {
+pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Router {
     let mcp = crate::tools::mcp::http_service(state.tools().clone(), hosts.clone());
     let router = Router::new()
         .nest_service("/mcp", mcp)
@@ -70,6 +38,7 @@ pub fn router(state: AppState, hosts: Option<Vec<String>>) -> Router {
         .route("/api/workflow", post(workflow::start))
         .route("/api/task/{id}/events", get(workflow::events))
         .route("/api/task/{id}/resume", post(workflow::resume))
+        .route("/api/task/{id}/cancel", post(workflow::cancel))
         .route("/api/mcp/tools", get(tools::list))
         .route("/api/mcp/tool", post(tools::call))
         .route("/api/tools/{name}", post(tools::call_one))
@@ -78,14 +47,16 @@ pub fn router(state: AppState, hosts: Option<Vec<String>>) -> Router {
             e.status = StatusCode::NOT_FOUND;
             e
         })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            let mut e = ApiError::invalid(format!("{method} is not allowed on {}", uri.path()), None);
+            e.status = StatusCode::METHOD_NOT_ALLOWED;
+            e.code = Some("method_not_allowed");
+            e
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(access.body_limit))
         .with_state(state);
-    match hosts {
-        Some(hosts) => {
-            let hosts = std::sync::Arc::new(hosts);
-            router.layer(axum::middleware::from_fn(move |req, next| check_host(hosts.clone(), req, next)))
-        }
-        None => router,
-    }
+    let (access, hosts) = (Arc::new(access), hosts.map(Arc::new));
+    router.layer(axum::middleware::from_fn(move |req, next| access::guard(access.clone(), hosts.clone(), req, next)))
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -98,12 +69,27 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics())
 }
 
-/// Serves on a listener the caller bound (tests bind 127.0.0.1:0) until `shutdown`.
+/// Serves on a listener the caller bound (tests bind 127.0.0.1:0) until `shutdown`, with
+/// the default access rules (no key, loopback origins).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hosts = allowed_hosts(listener.local_addr()?.ip());
-    axum::serve(listener, router(state, hosts)).with_graceful_shutdown(shutdown).await
+    serve_with(listener, state, Access::default(), shutdown).await
+}
+
+/// [`serve`] under the given access rules.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    access: Access,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let bound = listener.local_addr()?.ip();
+    if !bound.is_loopback() && !access.requires_key() {
+        tracing::warn!(%bound, "serving beyond this machine without an API key: anyone who can reach it can read the workspace and run its tests; set --api-key");
+    }
+    let hosts = allowed_hosts(bound);
+    axum::serve(listener, router(state, access, hosts)).with_graceful_shutdown(shutdown).await
 }

@@ -112,8 +112,13 @@ impl AppState {
             .map(|(role, (model, state))| {
                 let mut entry = serde_json::json!({"model": model, "state": state});
                 if let Some(handle) = engine.and_then(|e| e.role(*role)) {
-                    entry["running"] = handle.metrics().running.into();
+                    let metrics = handle.metrics();
+                    entry["running"] = metrics.running.into();
                     entry["context"] = handle.context_size().into();
+                    entry["restarts"] = metrics.restarts.into();
+                    if handle.recovering() {
+                        entry["state"] = "recovering".into();
+                    }
                 }
                 (role.to_string(), entry)
             })

@@ -1,5 +1,6 @@
 //! `GET /api/task/{id}` (the record with its event log) and `GET /api/tasks` (a list).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -8,7 +9,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::state::TaskStatus;
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+    let Path(id) = id?;
     let tasks = state.tasks();
     let task = tasks
         .get(&id)

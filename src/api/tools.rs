@@ -3,6 +3,7 @@
 //! (the arguments as the body). Results are the tool's JSON; failures are error JSON with
 //! a status that fits (400 bad arguments, 403 refused path, 404 unknown, 422 unavailable).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -31,9 +32,10 @@ pub async fn call(State(state): State<AppState>, body: Result<Json<Call>, JsonRe
 
 pub async fn call_one(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = name?;
     let Json(arguments) = body?;
     Ok(Json(state.tools().call(&name, arguments).await?))
 }

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -27,6 +28,12 @@ impl From<PipelineError> for ApiError {
             PipelineError::Busy(_) => {
                 let mut e = ApiError::invalid(e.to_string(), None);
                 e.status = StatusCode::CONFLICT;
+                e
+            }
+            PipelineError::Finished { .. } => {
+                let mut e = ApiError::invalid(e.to_string(), None);
+                e.status = StatusCode::CONFLICT;
+                e.code = Some("task_finished");
                 e
             }
             PipelineError::State(e) => e.into(),
@@ -82,9 +89,10 @@ pub struct EventsQuery {
 
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text(), Some("from")))?;
     let tasks = state.tasks();
     if tasks.get(&id).await?.is_none() {
@@ -93,7 +101,21 @@ pub async fn events(
     Ok(sse(None, tasks.follow(id, query.from)))
 }
 
-pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `POST /api/task/{id}/cancel`: stops the task (see `Pipeline::cancel`) and answers its
+/// status; 409 when it had already ended.
+pub async fn cancel(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let pipeline = state.pipeline()?;
+    if pipeline.tasks().get(&id).await?.is_none() {
+        return Err(ApiError::task_not_found(&id));
+    }
+    let task = pipeline.cancel(&id).await?;
+    let status = if task.status == TaskStatus::Cancelled { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(json!({"id": id, "status": task.status, "error": task.error}))).into_response())
+}
+
+pub async fn resume(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     let pipeline = state.pipeline()?;
     let task = pipeline
         .tasks()

@@ -40,7 +40,7 @@ pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         ChatMessage { role: "system".into(), content: system },
         ChatMessage { role: "user".into(), content: args.prompt },
     ];
-    let mut generation = handle.submit(GenerateRequest {
+    let mut generation = handle.start(GenerateRequest {
         prompt: Prompt::Chat(messages),
         sampling: SamplingParams {
             temperature: args.temperature,
@@ -49,7 +49,8 @@ pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
             ..Default::default()
         },
         n: 1,
-    })?;
+    })
+    .await?;
     let mut out = std::io::stdout().lock();
     while let Some(event) = generation.events.recv().await {
         match event {
@@ -58,7 +59,7 @@ pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
                 out.flush()?;
             }
             Event::Done { .. } => break,
-            Event::Failed { message } => anyhow::bail!("generation failed: {message}"),
+            Event::Failed { message, .. } => anyhow::bail!("generation failed: {message}"),
         }
     }
     writeln!(out)?;

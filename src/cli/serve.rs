@@ -21,11 +21,22 @@ pub struct ServeArgs {
     /// The code the tools (REST and MCP at /mcp) work on (default: the current directory).
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// An API key clients must send (`Authorization: Bearer KEY` or `x-api-key`); repeat
+    /// for several, or give them comma-separated in QUORUM_API_KEY.
+    #[arg(long = "api-key", env = "QUORUM_API_KEY", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// A file of API keys, one a line.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// A browser origin allowed besides loopback ones (repeatable), e.g. http://192.168.1.5:3000.
+    #[arg(long = "allow-origin")]
+    pub allowed_origins: Vec<String>,
     #[command(flatten)]
     pub models: ModelArgs,
 }
 
 pub async fn run(args: ServeArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let config = args.models.config(config, args.host, args.port, args.state, args.workspace)?;
+    let mut config = args.models.config(config, args.host, args.port, args.state, args.workspace)?;
+    config.access.add(&args.api_keys, args.api_key_file.as_deref(), &args.allowed_origins)?;
     crate::app::serve(config).await
 }

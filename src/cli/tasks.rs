@@ -41,6 +41,14 @@ pub enum TasksCommand {
         #[command(flatten)]
         models: super::ModelArgs,
     },
+    /// Stop a task: through the server that runs it (a redb file a server holds), or in
+    /// the store directly (Redis; a file no server holds).
+    Cancel {
+        id: String,
+        /// The server to ask when it holds the state file.
+        #[arg(long, env = "QUORUM_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
     /// One task: its record and event log.
     Show {
         id: String,
@@ -60,12 +68,15 @@ pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()
         return super::run::resume(id, &config).await;
     }
     let location = file.state_location(args.state.as_deref())?;
+    if let TasksCommand::Cancel { id, server } = &args.command {
+        return cancel(&location, id, server).await;
+    }
     let Some(tasks) = open(&location).await? else {
         match args.command {
             TasksCommand::List { json: true, .. } => println!("{}", serde_json::json!({"tasks": []})),
             TasksCommand::List { .. } => println!("No tasks yet ({location} does not exist)."),
             TasksCommand::Show { id, .. } => bail!("no task `{id}`: the state file {location} does not exist"),
-            TasksCommand::Resume { .. } => unreachable!("handled above"),
+            TasksCommand::Resume { .. } | TasksCommand::Cancel { .. } => unreachable!("handled above"),
         }
         return Ok(());
     };
@@ -83,7 +94,7 @@ pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()
                 }
             }
         }
-        TasksCommand::Resume { .. } => unreachable!("handled above"),
+        TasksCommand::Resume { .. } | TasksCommand::Cancel { .. } => unreachable!("handled above"),
         TasksCommand::Show { id, json } => {
             let task = tasks
                 .get(&id)
@@ -118,6 +129,42 @@ pub async fn run(args: TasksArgs, config: Option<&PathBuf>) -> anyhow::Result<()
             }
         }
     }
+    Ok(())
+}
+
+/// `quorum tasks cancel ID`.
+async fn cancel(location: &StateLocation, id: &str, server: &str) -> anyhow::Result<()> {
+    let store: std::sync::Arc<dyn StateStore> = match location {
+        StateLocation::File(path) => match EmbeddedStore::open(path.clone()).await {
+            Ok(store) => std::sync::Arc::new(store),
+            Err(state::StateError::InUse(_)) => return cancel_through(server, id).await,
+            Err(e) => return Err(e.into()),
+        },
+        StateLocation::Redis(_) => state::open(location).await?,
+    };
+    match TaskStore::new(store).cancel(id).await? {
+        state::Cancel::Done(task) => println!("task {id}: {}", task.status),
+        state::Cancel::Requested => println!("task {id}: asked its runner to stop (`quorum tasks show {id}` shows when it has)"),
+        state::Cancel::Finished(status) => bail!("task {id} has already {status}"),
+        state::Cancel::Unknown => bail!("no task `{id}` in {location}"),
+    }
+    Ok(())
+}
+
+/// Asks the server that holds the state file (`QUORUM_API_KEY` is sent as its key).
+async fn cancel_through(server: &str, id: &str) -> anyhow::Result<()> {
+    let url = format!("{}/api/task/{id}/cancel", server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().post(&url);
+    if let Some(key) = std::env::var("QUORUM_API_KEY").ok().and_then(|k| k.split(',').next().map(str::to_string)) {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.with_context(|| format!("a server holds the state file, but {url} does not answer (pass --server)"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{}", body["error"]["message"].as_str().unwrap_or(status.as_str()));
+    }
+    println!("task {id}: {}", body["status"].as_str().unwrap_or("?"));
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Per-model counters, written by the worker and read by `/metrics` and `/health`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::scheduler::Usage;
 
@@ -16,6 +16,10 @@ pub struct ModelMetrics {
     cached_prompts: AtomicU64,
     cache_hits: AtomicU64,
     cache_tokens: AtomicU64,
+    restarts: AtomicU64,
+    recovering: AtomicBool,
+    /// Set by a test to make the worker panic at its next step.
+    inject_fault: AtomicBool,
 }
 
 /// A consistent-enough reading of [`ModelMetrics`].
@@ -34,9 +38,31 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// Prompt tokens that did not need decoding thanks to the prompt cache.
     pub cache_tokens: u64,
+    /// Times the worker was restarted after a fault.
+    pub restarts: u64,
 }
 
 impl ModelMetrics {
+    pub(super) fn on_restart(&self) {
+        self.restarts.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn set_recovering(&self, yes: bool) {
+        self.recovering.store(yes, Relaxed);
+    }
+
+    pub fn recovering(&self) -> bool {
+        self.recovering.load(Relaxed)
+    }
+
+    pub(super) fn inject_fault(&self) {
+        self.inject_fault.store(true, Relaxed);
+    }
+
+    pub(super) fn take_injected_fault(&self) -> bool {
+        self.inject_fault.swap(false, Relaxed)
+    }
+
     pub(super) fn on_admit(&self, reused: usize) {
         if reused > 0 {
             self.cache_hits.fetch_add(1, Relaxed);
@@ -70,6 +96,7 @@ impl ModelMetrics {
             cached_prompts: self.cached_prompts.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             cache_tokens: self.cache_tokens.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
         }
     }
 }

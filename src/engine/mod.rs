@@ -7,6 +7,7 @@
 //! the model's bounded channel; the worker streams [`Event`]s back.
 
 mod backend;
+mod guard;
 mod metrics;
 mod request;
 mod sampling;
@@ -31,6 +32,7 @@ use crate::config::EngineConfig;
 use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
 pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
+pub use guard::{check_grammar, check_schema, fuzz as guard_fuzz, Limits as GrammarLimits, Refusal};
 pub use metrics::{MetricsSnapshot, ModelMetrics};
 pub use text::{Scan, StopMatcher, Utf8Stream};
 
@@ -57,12 +59,21 @@ pub enum EngineError {
     ContextLength { prompt_tokens: usize, n_ctx: u32, n: u32 },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    Samples(String),
+    /// A grammar (or the grammar of a JSON schema) that was refused or did not compile.
+    #[error("invalid grammar: {0}")]
+    Grammar(String),
+    #[error("{0}")]
+    Schema(String),
     #[error("role {0} has too many queued requests; retry shortly")]
     Overloaded(Role),
     #[error("the model worker stopped")]
     WorkerGone,
     #[error("decoding failed: {0}")]
     Decode(String),
+    #[error("{0}; the model is restarting, retry shortly")]
+    Recovering(String),
 }
 
 /// A loaded GGUF and the roles it serves.
@@ -190,7 +201,7 @@ fn start_worker(
         .with_flash_attention_policy(flash);
     // Contexts are created one at a time, here, then moved to their thread.
     let ctx = model
-        .new_context(backend::backend(), params)
+        .new_context(backend::backend(), params.clone())
         .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
     let (tx, rx) = mpsc::channel(config.queue);
     let limits = scheduler::Limits { n_ctx, n_batch, n_seq, prompt_cache: config.prompt_cache };
@@ -198,6 +209,7 @@ fn start_worker(
     let worker = worker::Worker {
         name: name.to_string(),
         ctx,
+        params,
         model,
         rx,
         turn,
@@ -237,6 +249,17 @@ impl RoleHandle {
         self.0.n_ctx
     }
 
+    /// Whether this role's worker is being restarted after a fault.
+    pub fn recovering(&self) -> bool {
+        self.0.model.metrics.recovering()
+    }
+
+    /// Test hook: the worker panics at its next decode step, as a fault inside it would.
+    #[doc(hidden)]
+    pub fn inject_fault(&self) {
+        self.0.model.metrics.inject_fault();
+    }
+
     /// Counters of the model serving this role (shared with the other roles on it).
     pub fn metrics(&self) -> MetricsSnapshot {
         self.0.model.metrics.snapshot()
@@ -266,7 +289,7 @@ impl RoleHandle {
         let inner = &self.0;
         let parallel = inner.spec.parallel;
         if req.n == 0 || req.n > parallel {
-            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {parallel} for this model")));
+            return Err(EngineError::Samples(format!("n must be between 1 and {parallel} for this model")));
         }
         let text = match &req.prompt {
             Prompt::Chat(messages) => self.format_chat(messages)?,
@@ -294,13 +317,16 @@ impl RoleHandle {
             return Err(EngineError::InvalidRequest(format!("{} temperatures for n = {}", s.temperatures.len(), req.n)));
         }
         // One sampler per sample, each with its own seed (and temperature, if given).
+        if let Some(gbnf) = &base.grammar {
+            check_grammar(gbnf, &GrammarLimits::default()).map_err(|e| EngineError::Grammar(e.to_string()))?;
+        }
         let samplers = (0..req.n)
             .map(|i| {
                 let temperature = s.temperatures.get(i as usize).copied().unwrap_or(base.temperature);
                 sampling::Sampling { seed: base.seed.wrapping_add(i), temperature, ..base.clone() }.sampler(inner.model.model)
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(EngineError::InvalidRequest)?;
+            .map_err(EngineError::Grammar)?;
         let (tx, events) = mpsc::unbounded_channel();
         let prompt_tokens = tokens.len() as u32;
         let job = worker::Job { tokens, max_new, samplers, stop: s.stop, ignore_eos: s.ignore_eos, tx };
@@ -310,11 +336,38 @@ impl RoleHandle {
         })?;
         Ok(Generation { prompt_tokens, n: req.n, events })
     }
+
+    /// [`RoleHandle::submit`] off the async runtime: tokenizing a long prompt and compiling
+    /// a grammar are CPU work, and a compile that takes longer than `COMPILE_BUDGET` is
+    /// answered as a refused grammar (the checks bound what it can cost).
+    pub async fn start(&self, req: GenerateRequest) -> Result<Generation, EngineError> {
+        let handle = self.clone();
+        let work = tokio::task::spawn_blocking(move || handle.submit(req));
+        match tokio::time::timeout(COMPILE_BUDGET, work).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(EngineError::Decode(format!("the request could not be prepared: {e}"))),
+            Err(_) => Err(EngineError::Grammar(format!(
+                "preparing the request took more than {} s; simplify the grammar or schema",
+                COMPILE_BUDGET.as_secs()
+            ))),
+        }
+    }
 }
 
-/// A GBNF grammar that accepts exactly the JSON documents valid under `schema`.
+/// The longest a request may take to be tokenized and have its grammar compiled.
+const COMPILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A GBNF grammar that accepts exactly the JSON documents valid under `schema`. The schema
+/// is checked before llama.cpp's converter sees it, and the grammar after.
 pub fn json_schema_grammar(schema: &str) -> Result<String, EngineError> {
-    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| EngineError::InvalidRequest(format!("unsupported JSON schema: {e}")))
+    let limits = GrammarLimits::default();
+    let value: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| EngineError::Schema(format!("the JSON schema is not JSON: {e}")))?;
+    check_schema(&value, &limits).map_err(|e| EngineError::Schema(format!("JSON schema refused: {e}")))?;
+    let gbnf = llama_cpp_2::json_schema_to_grammar(schema)
+        .map_err(|e| EngineError::Schema(format!("llama.cpp cannot convert this JSON schema to a grammar ({e}); see its supported subset")))?;
+    check_grammar(&gbnf, &limits).map_err(|e| EngineError::Schema(format!("the JSON schema's grammar is refused: {e}")))?;
+    Ok(gbnf)
 }
 
 fn random_seed() -> u32 {

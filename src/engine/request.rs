@@ -65,8 +65,9 @@ impl FinishReason {
 pub enum Event {
     Text { choice: u32, text: String },
     Done { choice: u32, finish: FinishReason, completion_tokens: u32 },
-    /// The whole generation failed (decode error); no more events follow.
-    Failed { message: String },
+    /// The whole generation failed; no more events follow. `recovering`: the model's
+    /// worker failed and is being restarted, so the same request can be retried.
+    Failed { message: String, recovering: bool },
 }
 
 /// A running generation. Dropping it cancels the work: the worker frees its sequences
@@ -100,7 +101,8 @@ impl Generation {
                     c.completion_tokens = completion_tokens;
                     open -= 1;
                 }
-                Some(Event::Failed { message }) => return Err(super::EngineError::Decode(message)),
+                Some(Event::Failed { message, recovering: true }) => return Err(super::EngineError::Recovering(message)),
+                Some(Event::Failed { message, .. }) => return Err(super::EngineError::Decode(message)),
                 None => return Err(super::EngineError::WorkerGone),
             }
         }

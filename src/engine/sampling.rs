@@ -23,7 +23,9 @@ impl Sampling {
     /// vocabulary (151k tokens for Qwen) at every step.
     pub fn sampler(&self, model: &LlamaModel) -> Result<SeqSampler, String> {
         let grammar = match &self.grammar {
-            Some(gbnf) => Some(LlamaSampler::grammar(model, gbnf, "root").map_err(|e| format!("invalid grammar: {e}"))?),
+            Some(gbnf) => Some(LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {
+                format!("llama.cpp refused it ({e}): an undefined rule, left recursion or a syntax error; the server log has its reason")
+            })?),
             None => None,
         };
         let chain = if self.temperature <= 0.0 {

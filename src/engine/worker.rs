@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
@@ -66,6 +67,8 @@ impl Job {
 pub(super) struct Worker {
     pub name: String,
     pub ctx: LlamaContext<'static>,
+    /// What `ctx` was made with, to make a fresh one after a fault.
+    pub params: LlamaContextParams,
     pub model: &'static LlamaModel,
     pub rx: mpsc::Receiver<Job>,
     /// Decodes of all models take turns: on a CPU two concurrent decodes each run at a
@@ -77,24 +80,74 @@ pub(super) struct Worker {
 
 type Sched = Scheduler<JobIo, SeqIo>;
 
+/// Why [`Worker::serve`] returned.
+enum Exit {
+    /// Every handle is gone: the worker is done.
+    Closed,
+    /// A decode failed; the context's state is unknown.
+    Fault(String),
+}
+
 impl Worker {
-    pub fn run(self) {
-        let Worker { name, mut ctx, model, mut rx, turn, limits, metrics } = self;
-        let mut sched: Sched = Scheduler::new(limits);
+    /// Serves until every handle is gone. A fault (a failed decode, a panic in this thread)
+    /// fails the requests in flight with [`Event::Failed`] marked `recovering`, replaces
+    /// the context with a fresh one and goes on serving; other models never notice.
+    pub fn run(mut self) {
+        let mut sched: Sched = Scheduler::new(self.limits);
         let mut waiting: Option<Request<JobIo, SeqIo>> = None;
+        loop {
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&mut sched, &mut waiting)));
+            let message = match served {
+                Ok(Exit::Closed) => return,
+                Ok(Exit::Fault(message)) => message,
+                Err(panic) => {
+                    let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                    format!("the model worker panicked: {}", what.unwrap_or_else(|| "(no message)".into()))
+                }
+            };
+            tracing::error!(worker = %self.name, %message, "model worker failed; restarting it");
+            self.metrics.set_recovering(true);
+            let mut ops = Vec::new();
+            // A request still waiting to start did not see the fault: it runs after the restart.
+            for job in sched.fail_all(&mut ops) {
+                let _ = job.state.tx.send(Event::Failed { message: message.clone(), recovering: true });
+            }
+            sched = Scheduler::new(self.limits);
+            self.metrics.set_usage(sched.usage(), usize::from(waiting.is_some()));
+            if let Err(e) = self.renew_context() {
+                tracing::error!(worker = %self.name, error = %e, "cannot make a new context; the model stops serving");
+                return;
+            }
+            self.metrics.on_restart();
+            self.metrics.set_recovering(false);
+            tracing::info!(worker = %self.name, "model worker restarted");
+        }
+    }
+
+    /// A fresh context in place of one whose state a fault left unknown.
+    fn renew_context(&mut self) -> Result<(), String> {
+        let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        let ctx = self.model.new_context(super::backend::backend(), self.params.clone()).map_err(|e| e.to_string())?;
+        self.ctx = ctx;
+        Ok(())
+    }
+
+    fn serve(&mut self, sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>) -> Exit {
+        let Worker { name, ctx, model, rx, turn, limits, metrics, .. } = self;
+        let (model, limits) = (*model, *limits);
         let mut batch = LlamaBatch::new(limits.n_batch as usize, limits.n_seq as i32);
         let mut ops = Vec::new();
         loop {
             if sched.is_idle() && waiting.is_none() {
                 match rx.blocking_recv() {
-                    Some(job) => waiting = Some(job.into_request()),
+                    Some(job) => *waiting = Some(job.into_request()),
                     None => {
                         tracing::debug!(worker = %name, "request channel closed; worker stops");
-                        return;
+                        return Exit::Closed;
                     }
                 }
             }
-            drop_cancelled(&mut sched, &mut waiting, &mut ops);
+            drop_cancelled(sched, waiting, &mut ops);
             // Take new jobs only while they can start: the rest stay in the bounded
             // channel, whose being full is what turns into HTTP 429.
             loop {
@@ -111,23 +164,23 @@ impl Worker {
                         metrics.on_admit(job.reused);
                     }
                     Err(req) => {
-                        waiting = Some(req);
+                        *waiting = Some(req);
                         break;
                     }
                 }
             }
-            apply(&mut ctx, &mut ops);
+            apply(ctx, &mut ops);
             metrics.set_usage(sched.usage(), usize::from(waiting.is_some()) + rx.len());
             if sched.is_idle() {
                 continue;
             }
-            if let Err(message) = step(&mut ctx, model, &mut batch, &mut sched, &turn, &metrics, &mut ops) {
-                tracing::error!(worker = %name, %message, "decode failed");
-                for job in sched.fail_all(&mut ops) {
-                    let _ = job.state.tx.send(Event::Failed { message: message.clone() });
-                }
+            if metrics.take_injected_fault() {
+                panic!("a fault injected by a test");
             }
-            apply(&mut ctx, &mut ops);
+            if let Err(message) = step(ctx, model, &mut batch, sched, turn, metrics, &mut ops) {
+                return Exit::Fault(format!("decoding failed: {message}"));
+            }
+            apply(ctx, &mut ops);
             metrics.set_usage(sched.usage(), usize::from(waiting.is_some()) + rx.len());
         }
     }

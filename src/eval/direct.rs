@@ -26,7 +26,7 @@ pub async fn run_single(
         sampling: SamplingParams { max_tokens: Some(max_tokens), ..Default::default() },
         n: 1,
     };
-    let generation = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?;
+    let generation = coder.start(request).await.map_err(|e| EvalError::Run(e.to_string()))?;
     let answer = generation.collect().await.map_err(|e| EvalError::Run(e.to_string()))?.remove(0);
     let seconds = started.elapsed().as_secs_f64();
     let outcome = sandboxed(program(task, &answer.text), task, timeout).await?;
@@ -64,7 +64,7 @@ pub async fn run_vote(
         n: temperatures.len() as u32,
         sampling: SamplingParams { max_tokens: Some(options.coder_max_tokens), temperatures, ..Default::default() },
     };
-    let answers = coder.submit(request).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))?;
+    let answers = coder.start(request).await.map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))?;
     let mut tokens = 0;
     let mut entries = Vec::new();
     for answer in &answers {
@@ -126,7 +126,7 @@ pub async fn run_vote(
                     ..Default::default()
                 },
             };
-            for vote in voter.submit(ask).map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))? {
+            for vote in voter.start(ask).await.map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))? {
                 drawn += 1;
                 tokens += vote.completion_tokens;
                 if let Some(slot) = choices.iter().position(|c| vote.text.trim().starts_with(c.letter)) {

@@ -50,6 +50,12 @@ pub enum PipelineError {
     /// Another runner (in this process or another) holds the task.
     #[error("task `{0}` is being run elsewhere")]
     Busy(String),
+    /// Stopped on request; the reason is kept in the record.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// The task has already ended (cancelling it again, resuming a finished one).
+    #[error("task `{id}` has already {status}")]
+    Finished { id: String, status: crate::state::TaskStatus },
 }
 
 /// How hard the pipeline tries. Every field may be set per task (`options` of the
@@ -237,6 +243,8 @@ pub(crate) struct Shared {
     pub tools: Tools,
     pub tasks: TaskStore,
     pub prompts: Prompts,
+    /// Tasks this process runs, each with the signal that stops it.
+    pub running: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 #[cfg(test)]

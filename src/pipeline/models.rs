@@ -76,7 +76,7 @@ impl Models for EngineModels {
             },
             n,
         };
-        let generation = handle.submit(request).map_err(|e| PipelineError::Model(e.to_string()))?;
+        let generation = handle.start(request).await.map_err(|e| PipelineError::Model(e.to_string()))?;
         let done = generation.collect().await.map_err(|e| PipelineError::Model(e.to_string()))?;
         Ok(done
             .into_iter()

@@ -15,12 +15,17 @@ use super::worktree::{self, Scratch};
 use super::{output, preprocess, Ctx, PipelineError, PipelineOptions, Shared};
 use crate::prompts::Prompts;
 use crate::state::task::{CoderAttempt, ReviewIteration};
-use crate::state::{Stage, Task, TaskInput, TaskStatus, TaskStore};
+use crate::state::{Cancel, Stage, Task, TaskInput, TaskStatus, TaskStore};
 use crate::tools::{Tools, Workspace};
 
 /// The pipeline: cheap to clone, shared by the API, the CLI and background runs.
 #[derive(Clone)]
 pub struct Pipeline(Arc<Shared>);
+
+/// How often a runner looks for a cancel request from another process.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long `cancel` waits for a running task to stop before answering.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -122,7 +127,7 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
 
 impl Pipeline {
     pub fn new(models: Arc<dyn Models>, tools: Tools, tasks: TaskStore, prompts: Prompts, defaults: PipelineOptions) -> Pipeline {
-        Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts }))
+        Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts, running: Default::default() }))
     }
 
     pub fn tasks(&self) -> &TaskStore {
@@ -162,8 +167,8 @@ impl Pipeline {
     async fn claim(&self, id: &str) -> Result<Task, PipelineError> {
         let tasks = &self.0.tasks;
         let task = tasks.get(id).await?.ok_or_else(|| PipelineError::Invalid(format!("no task `{id}`")))?;
-        if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed) {
-            return Err(PipelineError::Invalid(format!("task `{id}` has already {}", task.status)));
+        if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled) {
+            return Err(PipelineError::Finished { id: id.to_string(), status: task.status });
         }
         let root = self.0.tools.workspace().root().display().to_string();
         if let Some(ws) = task.input.workspace.as_deref().filter(|ws| *ws != root) {
@@ -190,9 +195,67 @@ impl Pipeline {
                 }
             })
         });
-        let result = self.run_task(&mut task).await;
+        let stop = Arc::new(tokio::sync::Notify::new());
+        self.0.running.lock().expect("running lock").insert(id.clone(), stop.clone());
+        // A cancel drops the run where it stands: its generations stop at the next decode
+        // step and its test runs are killed with their process group (see `tools`).
+        let result = tokio::select! {
+            result = self.run_task(&mut task) => result,
+            reason = self.cancel_signal(&id, &stop) => Err(PipelineError::Cancelled(reason)),
+        };
+        self.0.running.lock().expect("running lock").remove(&id);
+        let result = match result {
+            Err(PipelineError::Cancelled(reason)) => {
+                // The record as last saved; the run's in-memory copy may be mid-update.
+                let mut saved = tasks.get(&id).await?.unwrap_or(task);
+                tasks.cancelled(&mut saved, &reason).await?;
+                tracing::info!(task = %id, %reason, "task cancelled");
+                task = saved;
+                Ok(())
+            }
+            other => other,
+        };
         tasks.release(&id).await?;
         result.map(|()| task)
+    }
+
+    /// Resolves when the task is to stop: signalled in this process, or requested through
+    /// the state store (another process: `quorum tasks cancel`, another instance).
+    async fn cancel_signal(&self, id: &str, stop: &tokio::sync::Notify) -> String {
+        loop {
+            tokio::select! {
+                _ = stop.notified() => return "cancelled on request".into(),
+                _ = tokio::time::sleep(CANCEL_POLL) => {
+                    if self.0.tasks.cancel_requested(id).await.unwrap_or(false) {
+                        return "cancelled on request".into();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops a task: at once if it runs in this process, through the state store if it runs
+    /// in another; a task that runs nowhere (queued, interrupted) is marked cancelled. Waits
+    /// up to a few seconds for a running task to stop and returns its record.
+    pub async fn cancel(&self, id: &str) -> Result<Task, PipelineError> {
+        let tasks = &self.0.tasks;
+        match tasks.cancel(id).await? {
+            Cancel::Done(task) => return Ok(*task),
+            Cancel::Finished(status) => return Err(PipelineError::Finished { id: id.to_string(), status }),
+            Cancel::Unknown => return Err(PipelineError::Invalid(format!("no task `{id}`"))),
+            Cancel::Requested => {}
+        }
+        if let Some(stop) = self.0.running.lock().expect("running lock").get(id) {
+            stop.notify_one();
+        }
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            let task = tasks.get(id).await?.ok_or_else(|| PipelineError::Invalid(format!("no task `{id}`")))?;
+            if !task.status.is_active() || tokio::time::Instant::now() >= deadline {
+                return Ok(task);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     async fn run_task(&self, task: &mut Task) -> Result<(), PipelineError> {

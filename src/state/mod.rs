@@ -23,7 +23,7 @@ pub use self::error::StateError;
 pub use self::location::StateLocation;
 pub use self::redis::RedisStore;
 pub use self::task::{Stage, Task, TaskEvent, TaskInput, TaskStatus, TaskSummary};
-pub use self::tasks::TaskStore;
+pub use self::tasks::{Audit, Cancel, TaskStore};
 
 pub type Result<T> = std::result::Result<T, StateError>;
 

@@ -53,6 +53,8 @@ pub enum TaskStatus {
     Failed,
     /// The process died while the task ran; it can be resumed after its last completed stage.
     Interrupted,
+    /// Stopped on request (`POST /api/task/{id}/cancel`, a chat client that went away).
+    Cancelled,
 }
 
 impl TaskStatus {
@@ -76,6 +78,7 @@ impl fmt::Display for TaskStatus {
             TaskStatus::Succeeded => "succeeded",
             TaskStatus::Failed => "failed",
             TaskStatus::Interrupted => "interrupted",
+            TaskStatus::Cancelled => "cancelled",
         })
     }
 }
@@ -90,9 +93,10 @@ impl FromStr for TaskStatus {
             "succeeded" => TaskStatus::Succeeded,
             "failed" => TaskStatus::Failed,
             "interrupted" => TaskStatus::Interrupted,
+            "cancelled" => TaskStatus::Cancelled,
             other => TaskStatus::InStage(Stage::ALL.into_iter().find(|st| st.as_str() == other).ok_or_else(|| {
                 format!(
-                    "unknown task status `{other}`; expected queued, running, succeeded, failed, interrupted or a stage ({})",
+                    "unknown task status `{other}`; expected queued, running, succeeded, failed, interrupted, cancelled or a stage ({})",
                     Stage::ALL.map(Stage::as_str).join(", ")
                 )
             })?),

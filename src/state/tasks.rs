@@ -27,6 +27,46 @@ fn events_key(id: &str) -> String {
     format!("task-events:{id}")
 }
 
+/// How long a cancel request waits for a runner to see it.
+const CANCEL_REQUEST: Duration = Duration::from_secs(3600);
+
+/// Tasks ever created (kept across restarts, to notice lost records).
+const TASK_COUNT: &str = "quorum:task-count";
+
+/// What [`TaskStore::audit`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Records that decode.
+    pub found: u64,
+    /// Tasks the store had recorded before.
+    pub expected: u64,
+    /// Ids of records that do not decode.
+    pub unreadable: Vec<String>,
+}
+
+impl Audit {
+    /// Records missing: counted once, not found now.
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.found + self.unreadable.len() as u64)
+    }
+}
+
+/// What [`TaskStore::cancel`] did.
+#[derive(Debug)]
+pub enum Cancel {
+    /// Marked cancelled (it ran nowhere).
+    Done(Box<Task>),
+    /// Its runner was asked to stop.
+    Requested,
+    /// It had already ended so.
+    Finished(TaskStatus),
+    Unknown,
+}
+
+fn cancel_key(id: &str) -> String {
+    format!("task-cancel:{id}")
+}
+
 fn lease_key(instance: &str) -> String {
     format!("instance:{instance}")
 }
@@ -69,7 +109,32 @@ impl TaskStore {
             version: 0,
         };
         self.save(&mut task).await?;
+        // Counted once the record is durable: a count above what is found later means
+        // records were lost.
+        self.store.incr(TASK_COUNT).await?;
         Ok(task)
+    }
+
+    /// Compares the task records with the count of tasks ever created, and decodes each:
+    /// what a file that was not closed cleanly may have lost or damaged.
+    pub async fn audit(&self) -> Result<Audit> {
+        let mut audit = Audit::default();
+        for key in self.store.scan_prefix("task:").await? {
+            match self.get(&key["task:".len()..]).await {
+                Ok(Some(_)) => audit.found += 1,
+                Ok(None) => {}
+                Err(StateError::Corrupt { .. }) => audit.unreadable.push(key["task:".len()..].to_string()),
+                Err(e) => return Err(e),
+            }
+        }
+        let counted = self.store.get(TASK_COUNT).await?.and_then(|v| String::from_utf8_lossy(&v).parse::<u64>().ok());
+        let present = audit.found + audit.unreadable.len() as u64;
+        audit.expected = counted.unwrap_or(present);
+        if counted != Some(present) {
+            // From now on the count is what is there, so a loss is reported once.
+            self.store.set(TASK_COUNT, present.to_string().as_bytes(), SetOptions::default()).await?;
+        }
+        Ok(audit)
     }
 
     /// Writes the whole record in one command, so a reader sees the old or the new one.
@@ -92,10 +157,14 @@ impl TaskStore {
     pub async fn list(&self, status: Option<TaskStatus>, limit: usize) -> Result<Vec<TaskSummary>> {
         let mut tasks = Vec::new();
         for key in self.store.scan_prefix("task:").await? {
-            if let Some(task) = self.get(&key["task:".len()..]).await? {
-                if status.is_none_or(|s| task.status.matches(s)) {
-                    tasks.push(TaskSummary::from(&task));
-                }
+            // A record that does not decode is reported by `audit`, not a reason to list nothing.
+            let task = match self.get(&key["task:".len()..]).await {
+                Ok(Some(task)) => task,
+                Ok(None) | Err(StateError::Corrupt { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if status.is_none_or(|s| task.status.matches(s)) {
+                tasks.push(TaskSummary::from(&task));
             }
         }
         tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
@@ -235,6 +304,45 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Ends the task as cancelled; its outputs so far stay in the record.
+    pub async fn cancelled(&self, task: &mut Task, reason: &str) -> Result<()> {
+        task.status = TaskStatus::Cancelled;
+        task.error = Some(reason.to_string());
+        self.save(task).await?;
+        let data = serde_json::json!({"status": task.status, "error": task.error});
+        self.event(&task.id, "finished", None, data).await?;
+        Ok(())
+    }
+
+    /// Asks whichever runner holds the task (in this process or another) to stop it.
+    pub async fn request_cancel(&self, id: &str) -> Result<()> {
+        let options = SetOptions { ttl: Some(CANCEL_REQUEST), only_if_absent: false };
+        self.store.set(&cancel_key(id), b"1", options).await?;
+        Ok(())
+    }
+
+    /// Cancels a task as far as the store can: a task that runs nowhere (queued,
+    /// interrupted) is marked cancelled; a running one is asked to stop, and its runner
+    /// marks it (within a decode step in its own process, `CANCEL_POLL` from another).
+    pub async fn cancel(&self, id: &str) -> Result<Cancel> {
+        let Some(mut task) = self.get(id).await? else { return Ok(Cancel::Unknown) };
+        if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled) {
+            return Ok(Cancel::Finished(task.status));
+        }
+        // An interrupted task's process is gone, whatever claim it left.
+        let runs = task.status != TaskStatus::Interrupted && self.store.exists(&format!("task-claim:{id}")).await?;
+        if !runs {
+            self.cancelled(&mut task, "cancelled on request").await?;
+            return Ok(Cancel::Done(Box::new(task)));
+        }
+        self.request_cancel(id).await?;
+        Ok(Cancel::Requested)
+    }
+
+    pub async fn cancel_requested(&self, id: &str) -> Result<bool> {
+        self.store.exists(&cancel_key(id)).await
+    }
+
     /// Takes this store into use for a long-running process: renews the lease, marks the
     /// tasks of dead processes interrupted, and keeps the lease fresh from now on.
     pub async fn start(store: Arc<dyn StateStore>) -> Result<TaskStore> {
@@ -274,6 +382,7 @@ impl TaskStore {
 
     pub async fn release(&self, id: &str) -> Result<()> {
         self.store.del(&format!("task-claim:{id}")).await?;
+        self.store.del(&cancel_key(id)).await?;
         Ok(())
     }
 

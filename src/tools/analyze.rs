@@ -148,7 +148,8 @@ fn file_name(rel: &str) -> &str {
 
 fn count_lines(path: &Path) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > MAX_COUNTED_BYTES || language_name(path).is_none() {
+    // Only regular files: reading a FIFO waits for a writer.
+    if !meta.is_file() || meta.len() > MAX_COUNTED_BYTES || language_name(path).is_none() {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
@@ -187,6 +188,10 @@ fn outline(ws: &Workspace, start: &Path, files: &[&str], entry_points: &[String]
         .into_iter()
         .filter_map(|path| {
             let syntax = Syntax::of(&path)?;
+            // Entry points are named, not walked: only regular files are read (a FIFO blocks).
+            if !path.is_file() {
+                return None;
+            }
             let source = std::fs::read_to_string(&path).ok()?;
             Some(FileSymbols { path: ws.relative(&path), symbols: symbols::outline(syntax, &source) })
         })

@@ -80,15 +80,25 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
         if stderr.contains("unknown revision") || stderr.contains("bad revision") || stderr.contains("ambiguous argument") {
             return Err(ToolError::NotFound(format!("git: {}", stderr.trim())));
         }
+        // Git refused what the caller gave (an invalid range, a path outside the repository).
+        if stderr.contains("outside repository") || stderr.contains("Invalid") || stderr.contains("invalid") {
+            return Err(ToolError::invalid(format!("git: {}", stderr.trim())));
+        }
         return Err(ToolError::Io(format!("git {}: {}", args.join(" "), stderr.trim())));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A revision or range (`main`, `HEAD~2`, `v1.0..HEAD`): no option, no `REV:PATH` blob
+/// syntax (which reads files by path, outside the workspace too), bounded in length.
 fn check_revision(rev: &str) -> Result<&str, ToolError> {
-    let bad = rev.is_empty() || rev.starts_with('-') || rev.chars().any(|c| c.is_whitespace() || c == '\0');
+    let bad = rev.is_empty()
+        || rev.len() > 256
+        || rev.starts_with('-')
+        || rev.contains(':')
+        || rev.chars().any(|c| c.is_whitespace() || c.is_control());
     if bad {
-        return Err(ToolError::invalid(format!("`{rev}` is not a revision")));
+        return Err(ToolError::invalid(format!("`{rev}` is not a revision (a commit, branch, tag or A..B range)")));
     }
     Ok(rev)
 }

@@ -76,18 +76,14 @@ pub async fn serve_stdio(tools: Tools) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), and a
-/// browser's `Origin` must be a loopback one, so that a web page cannot reach the
-/// workspace through DNS rebinding.
+/// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), so that
+/// a web page cannot reach the workspace through DNS rebinding.
 pub fn http_service(tools: Tools, hosts: Option<Vec<String>>) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
     let config = match hosts {
         Some(hosts) => StreamableHttpServerConfig::default().with_allowed_hosts(hosts),
         None => StreamableHttpServerConfig::default().disable_allowed_hosts(),
     };
-    let config = config.with_allowed_origins([
-        "http://localhost:*",
-        "http://127.0.0.1:*",
-        "http://[::1]:*",
-    ]);
+    // The server's access middleware checks `Origin` for every route, this one included.
+    let config = config.disable_allowed_origins();
     StreamableHttpService::new(move || Ok(Handler { tools: tools.clone() }), Arc::new(LocalSessionManager::default()), config)
 }

@@ -4,6 +4,7 @@
 //! (whose JSON schema is published) and returns JSON.
 
 mod analyze;
+mod cancel;
 mod definitions;
 mod error;
 mod git;
@@ -106,16 +107,20 @@ impl Tools {
         self.0.tools.iter().any(|t| t.info.name == name)
     }
 
-    /// Runs a tool on the blocking pool (tools read files and wait for processes).
+    /// Runs a tool on the blocking pool (tools read files and wait for processes). When the
+    /// returned future is dropped (a cancelled task, a client gone), the tool is told to
+    /// stop: `run_tests` kills its process group.
     pub async fn call(&self, name: &str, args: Value) -> Result<Value, ToolError> {
         if !self.has(name) {
             return Err(ToolError::UnknownTool(name.to_string()));
         }
         let inner = self.0.clone();
         let name = name.to_string();
+        let stop = cancel::Stop::default();
+        let _stop_on_drop = stop.on_drop();
         tokio::task::spawn_blocking(move || {
             let tool = inner.tools.iter().find(|t| t.info.name == name).expect("checked above");
-            (tool.run)(&inner.workspace, args)
+            cancel::with(stop, || (tool.run)(&inner.workspace, args))
         })
         .await
         .map_err(|e| ToolError::Io(format!("the tool failed: {e}")))?

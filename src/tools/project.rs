@@ -72,6 +72,10 @@ pub fn test_commands(dir: &Path) -> Vec<TestCommand> {
 
 /// npm's placeholder (`echo "Error: no test specified" && exit 1`) is not a test suite.
 fn npm_has_tests(package: &Path) -> bool {
+    // A FIFO named package.json would block the read.
+    if !package.is_file() {
+        return false;
+    }
     let Ok(text) = std::fs::read_to_string(package) else { return false };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
     json["scripts"]["test"].as_str().is_some_and(|t| !t.contains("no test specified"))

@@ -39,6 +39,22 @@ pub struct Output {
     pub content: String,
 }
 
+/// Opens a regular file without blocking: a FIFO opened for reading waits for a writer,
+/// and sockets and devices are not files to read.
+fn open_regular(path: &std::path::Path, given: &str) -> Result<std::fs::File, ToolError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| ToolError::Io(format!("`{given}`: {e}")))?;
+    let meta = file.metadata().map_err(|e| ToolError::Io(format!("`{given}`: {e}")))?;
+    if !meta.is_file() {
+        return Err(ToolError::refused(format!("`{given}` is not a regular file (a FIFO, socket or device)")));
+    }
+    Ok(file)
+}
+
 pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
     let path = ws.resolve_content(&args.path)?;
     if path.is_dir() {
@@ -53,7 +69,7 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         return Err(ToolError::invalid("end_line is before start_line"));
     }
     let max_bytes = args.max_bytes.unwrap_or(DEFAULT_MAX_BYTES).clamp(1, HARD_MAX_BYTES);
-    let mut file = std::fs::File::open(&path).map_err(|e| ToolError::Io(format!("`{}`: {e}", args.path)))?;
+    let mut file = open_regular(&path, &args.path)?;
 
     // Binary files: a NUL byte near the start, as git and ripgrep decide.
     let mut head = vec![0u8; 8192];

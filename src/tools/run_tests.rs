@@ -191,8 +191,9 @@ fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duratio
         if let Some(status) = child.try_wait().map_err(|e| ToolError::Io(e.to_string()))? {
             break status;
         }
-        if started.elapsed() >= timeout {
-            timed_out = true;
+        let stopped = super::cancel::stopped();
+        if started.elapsed() >= timeout || stopped {
+            timed_out = !stopped;
             // SAFETY: kill(2) on the process group this child leads; no memory is involved.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             break child.wait().map_err(|e| ToolError::Io(e.to_string()))?;

@@ -19,6 +19,8 @@ smart case unless case_sensitive is given, with context lines, glob filters (\"*
 Respects .gitignore; skips hidden and binary files.";
 
 const DEFAULT_RESULTS: usize = 50;
+/// Bytes a compiled query may take.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const MAX_RESULTS: usize = 1000;
 /// Long lines (minified files) are cut to this many characters.
 const MAX_LINE_CHARS: usize = 400;
@@ -71,7 +73,8 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         return Err(ToolError::invalid("query is empty"));
     }
     let mut builder = RegexMatcherBuilder::new();
-    builder.fixed_strings(!args.regex).word(args.word);
+    // A regex such as `(a{1000}){1000}` compiles to a program of millions of states.
+    builder.fixed_strings(!args.regex).word(args.word).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT);
     match args.case_sensitive {
         Some(yes) => builder.case_insensitive(!yes),
         None => builder.case_smart(true),

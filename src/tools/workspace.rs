@@ -5,6 +5,9 @@ use std::path::{Component, Path, PathBuf};
 
 use super::ToolError;
 
+/// Longest path a tool accepts (Linux's PATH_MAX).
+const MAX_PATH_BYTES: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
@@ -32,6 +35,9 @@ impl Workspace {
         if path.contains('\0') {
             return Err(ToolError::refused("the path contains a NUL byte"));
         }
+        if path.len() > MAX_PATH_BYTES {
+            return Err(ToolError::invalid(format!("the path has {} bytes; at most {MAX_PATH_BYTES} are allowed", path.len())));
+        }
         let given = Path::new(path);
         let joined = if given.is_absolute() { given.to_path_buf() } else { self.root.join(given) };
         // Refuse lexical escapes before touching the file system, so that `../x` is refused
@@ -42,6 +48,14 @@ impl Workspace {
         }
         let canonical = joined.canonicalize().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ToolError::NotFound(format!("`{path}` does not exist in the workspace")),
+            // `file.txt/x`, a name over the file system's limit, a symlink loop: the caller's path.
+            std::io::ErrorKind::NotADirectory | std::io::ErrorKind::InvalidFilename => {
+                ToolError::invalid(format!("`{path}` is not a path in the workspace: {e}"))
+            }
+            _ if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENAMETOOLONG | libc::ENOTDIR)) => {
+                ToolError::invalid(format!("`{path}` is not a path in the workspace: {e}"))
+            }
+            std::io::ErrorKind::PermissionDenied => ToolError::refused(format!("`{path}`: {e}")),
             _ => ToolError::Io(format!("`{path}`: {e}")),
         })?;
         if !canonical.starts_with(&self.root) {

@@ -333,5 +333,5 @@ fn grammar_constrains_the_output() {
     let mut bad = greedy(4);
     bad.grammar = Some("root ::= (".into());
     let err = engine().role(Role::Voter).unwrap().submit(chat("hi", bad, 1)).unwrap_err();
-    assert!(matches!(err, EngineError::InvalidRequest(_)), "{err}");
+    assert!(matches!(err, EngineError::Grammar(_)), "{err}");
 }

@@ -28,7 +28,9 @@ fn serve(workspace: &Path, state: &Path, config: &Path) -> (Child, String) {
 }
 
 async fn wait_ready(url: &str) {
-    for _ in 0..600 {
+    // A deadline, not a count of tries: loading takes longer on a busy machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::time::Instant::now() < deadline {
         if reqwest::get(format!("{url}/health")).await.is_ok_and(|r| r.status() == 200) {
             return;
         }

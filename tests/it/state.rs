@@ -33,7 +33,7 @@ macro_rules! suite {
     };
 }
 
-suite!(strings, types_are_enforced, hashes, lists, expiry, scan_by_prefix, publish_subscribe, task_records, recovery);
+suite!(strings, types_are_enforced, hashes, lists, expiry, scan_by_prefix, publish_subscribe, task_records, recovery, lost_and_unreadable_records_are_reported, cancel_requests);
 
 type Store = Arc<dyn StateStore>;
 
@@ -139,8 +139,10 @@ async fn expiry(s: Store) {
     assert!(s.expire("temp-hash", Duration::from_millis(300)).await.unwrap());
     assert!(!s.expire("missing", Duration::from_secs(1)).await.unwrap());
 
-    match s.ttl("temp").await.unwrap() {
-        Ttl::Expires(d) => assert!(d <= Duration::from_millis(300) && d > Duration::ZERO, "{d:?}"),
+    // Read on a key that outlives any stall of a busy machine between the two calls.
+    s.set("long", b"v", SetOptions { ttl: Some(Duration::from_secs(600)), ..Default::default() }).await.unwrap();
+    match s.ttl("long").await.unwrap() {
+        Ttl::Expires(d) => assert!(d <= Duration::from_secs(600) && d > Duration::from_secs(300), "{d:?}"),
         other => panic!("expected an expiry, got {other:?}"),
     }
     assert_eq!(s.ttl("kept").await.unwrap(), Ttl::Persistent);
@@ -279,6 +281,45 @@ async fn recovery(s: Store) {
     assert_eq!(last.data["was"], "code");
     assert_eq!(next.get(&finished.id).await.unwrap().unwrap().status, TaskStatus::Succeeded);
     assert!(next.recover().await.unwrap().is_empty(), "recovery is idempotent");
+}
+
+async fn lost_and_unreadable_records_are_reported(s: Store) {
+    let tasks = TaskStore::new(s.clone());
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        ids.push(tasks.create(TaskInput { text: text.into(), ..Default::default() }).await.unwrap().id);
+    }
+    let audit = tasks.audit().await.unwrap();
+    assert_eq!((audit.found, audit.expected, audit.lost()), (3, 3, 0));
+    assert!(audit.unreadable.is_empty());
+    // As a file that was not closed cleanly can come back: one record gone, one damaged.
+    assert!(s.del(&format!("task:{}", ids[0])).await.unwrap());
+    s.set(&format!("task:{}", ids[1]), b"{not json", SetOptions::default()).await.unwrap();
+    let audit = tasks.audit().await.unwrap();
+    assert_eq!((audit.found, audit.expected, audit.lost()), (1, 3, 1));
+    assert_eq!(audit.unreadable, [ids[1].clone()]);
+    // Listing skips the damaged record instead of failing.
+    assert_eq!(tasks.list(None, 10).await.unwrap().len(), 1);
+    // A loss is reported once; the damaged record every time.
+    let again = tasks.audit().await.unwrap();
+    assert_eq!((again.lost(), again.unreadable.len()), (0, 1));
+}
+
+async fn cancel_requests(s: Store) {
+    let tasks = TaskStore::new(s.clone());
+    let queued = tasks.create(TaskInput { text: "queued".into(), ..Default::default() }).await.unwrap();
+    match tasks.cancel(&queued.id).await.unwrap() {
+        quorum::state::Cancel::Done(task) => assert_eq!(task.status, TaskStatus::Cancelled),
+        other => panic!("a task that runs nowhere is cancelled at once: {other:?}"),
+    }
+    assert!(matches!(tasks.cancel(&queued.id).await.unwrap(), quorum::state::Cancel::Finished(TaskStatus::Cancelled)));
+    let running = tasks.create(TaskInput { text: "running".into(), ..Default::default() }).await.unwrap();
+    assert!(tasks.claim(&running.id).await.unwrap());
+    assert!(matches!(tasks.cancel(&running.id).await.unwrap(), quorum::state::Cancel::Requested));
+    assert!(tasks.cancel_requested(&running.id).await.unwrap(), "its runner sees the request");
+    tasks.release(&running.id).await.unwrap();
+    assert!(!tasks.cancel_requested(&running.id).await.unwrap());
+    assert!(matches!(tasks.cancel("no-such-task").await.unwrap(), quorum::state::Cancel::Unknown));
 }
 
 #[tokio::test]

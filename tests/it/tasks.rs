@@ -146,3 +146,22 @@ async fn serve_marks_tasks_left_running_as_interrupted() {
     assert_eq!(last["data"]["resume_after"], "plan");
     assert_eq!(finished["status"], "succeeded");
 }
+
+#[tokio::test]
+async fn the_cli_cancels_a_task_in_a_file_no_server_holds_and_asks_the_server_that_does() {
+    let (tasks, dir) = temp_tasks().await;
+    let queued = tasks.create(TaskInput { text: "queued".into(), ..Default::default() }).await.unwrap();
+    let path = dir.path().join("state.redb");
+    // The writer is open, as a server's would be: the CLI must go through the server,
+    // and none answers at this address.
+    let (ok, _, err) = run_cli(&["tasks", "cancel", &queued.id, "--server", "http://127.0.0.1:9"], &path);
+    assert!(!ok && err.contains("a server holds the state file"), "{err}");
+    drop(tasks);
+    let (ok, out, err) = run_cli(&["tasks", "cancel", &queued.id], &path);
+    assert!(ok, "{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    let (ok, _, err) = run_cli(&["tasks", "cancel", &queued.id], &path);
+    assert!(!ok && err.contains("has already cancelled"), "{err}");
+    let (_, out, _) = run_cli(&["tasks", "show", &queued.id], &path);
+    assert!(out.contains("status   cancelled"), "{out}");
+}

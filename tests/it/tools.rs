@@ -371,11 +371,8 @@ async fn run_tests_runs_an_allowed_runner_and_counts() {
     assert_eq!(tail["truncated"], true);
 }
 
-#[tokio::test]
-async fn run_tests_kills_the_whole_run_at_the_timeout() {
-    require_pytest();
-    let (_dir, root) = fixture();
-    let pid_file = root.join("sleeper.pid");
+/// A pytest test that starts a long-lived child and writes its pid to `pid_file`.
+fn slow_test(root: &Path, pid_file: &Path) {
     std::fs::write(
         root.join("tests/test_slow.py"),
         format!(
@@ -384,17 +381,123 @@ async fn run_tests_kills_the_whole_run_at_the_timeout() {
         ),
     )
     .unwrap();
-    let t = tools(&root);
-    let out = call(&t, "run_tests", json!({"command": "pytest", "filter": "slow", "timeout_secs": 3})).await;
-    assert_eq!(out["timed_out"], true);
-    assert_eq!(out["success"], false);
-    assert!(out["output_tail"].as_str().unwrap().contains("killed after 3 s"));
-    let pid = std::fs::read_to_string(&pid_file).expect("the test started its child");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    // Gone, or a zombie waiting for init to reap it: either way no longer running.
+}
+
+/// Whether the process is gone, or a zombie waiting for init to reap it.
+fn not_running(pid: &str) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
     let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("gone");
-    assert!(matches!(state, "gone" | "Z" | "X"), "the runner's own child was killed too (state {state})");
+    matches!(state, "gone" | "Z" | "X")
+}
+
+#[tokio::test]
+async fn run_tests_kills_the_whole_run_at_the_timeout() {
+    require_pytest();
+    let (_dir, root) = fixture();
+    let pid_file = root.join("sleeper.pid");
+    slow_test(&root, &pid_file);
+    let t = tools(&root);
+    // The kill must come after the test has started its child; on a busy machine pytest
+    // may take longer than a short timeout to get there, so the timeout doubles until it did.
+    let mut timeout = 3;
+    let out = loop {
+        let out = call(&t, "run_tests", json!({"command": "pytest", "filter": "slow", "timeout_secs": timeout})).await;
+        assert_eq!(out["timed_out"], true);
+        assert_eq!(out["success"], false);
+        assert!(out["output_tail"].as_str().unwrap().contains(&format!("killed after {timeout} s")));
+        if pid_file.exists() || timeout >= 96 {
+            break out;
+        }
+        timeout *= 2;
+    };
+    let pid = std::fs::read_to_string(&pid_file).expect("the test started its child within 96 s");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !not_running(&pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(not_running(&pid), "the runner's own child was killed too ({out})");
+}
+
+#[tokio::test]
+async fn a_run_tests_call_that_is_dropped_kills_its_process_group() {
+    require_pytest();
+    let (_dir, root) = fixture();
+    let pid_file = root.join("sleeper.pid");
+    slow_test(&root, &pid_file);
+    let t = tools(&root);
+    let run = tokio::spawn({
+        let t = t.clone();
+        async move { t.call("run_tests", json!({"command": "pytest", "filter": "slow", "timeout_secs": 600})).await }
+    });
+    let started = std::time::Instant::now();
+    while !pid_file.exists() {
+        assert!(started.elapsed().as_secs() < 120, "the test never started its child");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Give the write a moment to complete before reading the pid.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    run.abort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !not_running(&pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(not_running(&pid), "dropping the call killed the test run's process group");
+}
+
+#[tokio::test]
+async fn git_internals_never_leak_through_globs() {
+    let (_dir, root) = fixture();
+    let t = tools(&root);
+    for glob in [json!([".git", "*"]), json!(["**"]), json!([".*"]), json!([".git/**"]), json!(["**/.git/**", "*"])] {
+        let out = call(&t, "search_docs", json!({"query": "repositoryformatversion", "glob": glob})).await;
+        assert_eq!(out["matches"].as_array().unwrap().len(), 0, "{glob}: {out}");
+        let out = call(&t, "search_docs", json!({"query": "first", "glob": glob, "max_results": 1000})).await;
+        assert!(out["matches"].as_array().unwrap().iter().all(|m| !m["path"].as_str().unwrap().contains(".git/")), "{glob}: {out}");
+        let out = call(&t, "find_references", json!({"symbol": "repositoryformatversion", "glob": glob})).await;
+        assert_eq!(out["references"].as_array().unwrap().len(), 0, "{glob}: {out}");
+    }
+    // A submodule's or worktree's `.git` is a file; it is skipped too.
+    std::fs::create_dir_all(root.join("vendor/sub")).unwrap();
+    std::fs::write(root.join("vendor/sub/.git"), "gitdir: ../../.git/modules/sub token=repositoryformatversion
+").unwrap();
+    let out = call(&t, "search_docs", json!({"query": "repositoryformatversion", "glob": ["*", ".*"]})).await;
+    assert_eq!(out["matches"].as_array().unwrap().len(), 0, "{out}");
+    refused(&t, "read_file", json!({"path": "vendor/sub/.git"})).await;
+}
+
+#[tokio::test]
+async fn bad_paths_and_revisions_are_the_callers_errors() {
+    let (_dir, root) = fixture();
+    let t = tools(&root);
+    let long = "a/".repeat(2500);
+    for path in [long.as_str(), "README.md/x", &format!("{}.txt", "x".repeat(300))] {
+        let err = t.call("read_file", json!({"path": path})).await.unwrap_err();
+        assert!(matches!(err, ToolError::InvalidArguments(_) | ToolError::NotFound(_)), "{path}: {err:?}");
+    }
+    for from in ["HEAD:../../etc/passwd", "HEAD:README.md", &"x".repeat(300), "HEAD\n"] {
+        let err = t.call("git_diff", json!({"from": from})).await.unwrap_err();
+        assert!(matches!(err, ToolError::InvalidArguments(_)), "{from}: {err:?}");
+    }
+    let err = t.call("git_diff", json!({"from": "no-such-branch"})).await.unwrap_err();
+    assert!(matches!(err, ToolError::NotFound(_)), "{err:?}");
+    let err = t.call("search_docs", json!({"query": "x", "glob": vec!["*"; 100]})).await.unwrap_err();
+    assert!(matches!(err, ToolError::InvalidArguments(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn read_file_refuses_a_fifo_without_blocking() {
+    let (_dir, root) = fixture();
+    let fifo = root.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    let t = tools(&root);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), t.call("read_file", json!({"path": "pipe"}))).await;
+    let err = answer.expect("read_file answered instead of waiting for a writer").unwrap_err();
+    assert!(matches!(err, ToolError::Refused(ref m) if m.contains("not a regular file")), "{err:?}");
+    // Walks pass it over too.
+    call(&t, "search_docs", json!({"query": "parse_config", "glob": ["*"]})).await;
+    call(&t, "analyze_codebase", json!({})).await;
 }
 
 #[tokio::test]

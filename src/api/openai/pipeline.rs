@@ -18,7 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::state::{AppState, PIPELINE_MODEL};
 use crate::engine::Prompt;
 use crate::models::Role;
-use crate::pipeline::{describe, is_auxiliary_request};
+use crate::pipeline::{describe, is_auxiliary_request, Pipeline};
 use crate::state::TaskEvent;
 
 /// The answer text: the explanation and the diff, or why the task failed.
@@ -52,9 +52,18 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
         return respond::run(&planner, Kind::Chat, PIPELINE_MODEL, Prompt::Chat(messages), &mut req.options).await;
     }
     let pipeline = state.pipeline()?;
-    let task = pipeline.create(&last, false, Value::Null).await?;
+    let (options, detach) = detach(req.quorum_options.take())?;
+    let task = pipeline.create(&last, false, options).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
     pipeline.start(&task.id).await?;
+    // A client that goes away (the stream or this request dropped) cancels its task,
+    // unless it asked to leave it running.
+    let mut guard = (!detach).then(|| CancelOnDrop { pipeline: pipeline.clone(), id: task.id.clone(), finished: false });
+    let events = events.inspect(move |e| {
+        if let Some(guard) = guard.as_mut() {
+            guard.finished |= e.kind == "finished";
+        }
+    });
     let id = format!("chatcmpl-{}", unique_suffix());
     let created = unix_now();
     if req.options.stream {
@@ -79,6 +88,45 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
         "quorum_task": task.id,
     }))
     .into_response())
+}
+
+/// Cancels the task when dropped before it finished.
+struct CancelOnDrop {
+    pipeline: Pipeline,
+    id: String,
+    finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (pipeline, id) = (self.pipeline.clone(), self.id.clone());
+        tracing::info!(task = %id, "the chat client went away; cancelling its task");
+        tokio::spawn(async move {
+            if let Err(e) = pipeline.cancel(&id).await {
+                tracing::warn!(task = %id, error = %e, "cancelling the task failed");
+            }
+        });
+    }
+}
+
+/// The request's `options` (quorum's extension): pipeline options, and `detach` to keep
+/// the task running when the client goes away.
+fn detach(options: Option<Value>) -> Result<(Value, bool), ApiError> {
+    match options {
+        None | Some(Value::Null) => Ok((Value::Null, false)),
+        Some(Value::Object(mut fields)) => {
+            let detach = match fields.remove("detach") {
+                None => false,
+                Some(Value::Bool(b)) => b,
+                Some(_) => return Err(ApiError::invalid("options.detach must be true or false", Some("options"))),
+            };
+            Ok((Value::Object(fields), detach))
+        }
+        Some(_) => Err(ApiError::invalid("options must be a JSON object", Some("options"))),
+    }
 }
 
 fn stream(events: impl Stream<Item = TaskEvent> + Send + 'static, id: String, created: u64) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {

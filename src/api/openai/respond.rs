@@ -13,7 +13,7 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::types::{CommonOptions, Usage};
+use super::types::{CommonOptions, ResponseFormat, Usage};
 use crate::api::error::ApiError;
 use crate::engine::{Event, GenerateRequest, Generation, Prompt, RoleHandle};
 
@@ -78,9 +78,18 @@ pub async fn run(
     prompt: Prompt,
     options: &mut CommonOptions,
 ) -> Result<Response, ApiError> {
-    let request = GenerateRequest { prompt, n: options.n()?, sampling: options.sampling()? };
+    let mut sampling = options.sampling()?;
+    let from_schema = options.response_format.as_ref().is_some_and(|f| !matches!(f, ResponseFormat::Text));
+    sampling.grammar = options.grammar().await?;
+    let request = GenerateRequest { prompt, n: options.n()?, sampling };
     let reply = Reply { kind, model: model.to_string(), include_usage: options.include_usage() };
-    let generation = role.submit(request)?;
+    let generation = role.start(request).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        if from_schema && e.param == Some("grammar") {
+            e.param = Some("response_format");
+        }
+        e
+    })?;
     let id = format!("{}-{}", reply.kind.id_prefix(), unique_suffix());
     let created = unix_now();
     if options.stream {
@@ -135,8 +144,9 @@ fn sse(generation: Generation, reply: Reply, id: String, created: u64) -> Sse<im
                 completion_tokens.fetch_add(tokens, Ordering::Relaxed);
                 chunk(vec![kind.delta(choice, None, Some(finish.as_str()))], None)
             }
-            Event::Failed { message } => {
-                let err = ApiError::from(crate::engine::EngineError::Decode(message));
+            Event::Failed { message, recovering } => {
+                let err = if recovering { crate::engine::EngineError::Recovering(message) } else { crate::engine::EngineError::Decode(message) };
+                let err = ApiError::from(err);
                 SseEvent::default().data(err.body().to_string())
             }
         })

@@ -4,7 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
-use crate::engine::{json_schema_grammar, ChatMessage, SamplingParams};
+use crate::engine::{check_grammar, json_schema_grammar, ChatMessage, GrammarLimits, SamplingParams};
+
+/// Stop sequences a request may give, and their length.
+pub const MAX_STOP: usize = 16;
+pub const MAX_STOP_BYTES: usize = 256;
+/// Tokens a request may ask for; the context of the role bounds it further.
+pub const MAX_TOKENS: u32 = 32_768;
+/// Messages of one chat.
+pub const MAX_MESSAGES: usize = 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -68,6 +76,7 @@ impl CommonOptions {
     pub fn n(&self) -> Result<u32, ApiError> {
         match self.n {
             Some(0) => Err(ApiError::invalid("n must be at least 1", Some("n"))),
+            Some(n) if n > 256 => Err(ApiError::invalid(format!("n is {n}; a model runs at most 256 sequences"), Some("n"))),
             n => Ok(n.unwrap_or(1)),
         }
     }
@@ -76,16 +85,24 @@ impl CommonOptions {
         self.stream_options.as_ref().is_some_and(|o| o.include_usage)
     }
 
-    /// Constrained decoding: an explicit grammar, or one derived from a JSON schema.
-    fn grammar(&mut self) -> Result<Option<String>, ApiError> {
+    /// Constrained decoding: an explicit grammar (checked here, so that the error names
+    /// `grammar`), or one derived from a JSON schema, converted off the async runtime.
+    pub async fn grammar(&mut self) -> Result<Option<String>, ApiError> {
         let schema = match self.response_format.take() {
-            None | Some(ResponseFormat::Text) => return Ok(self.grammar.take()),
+            None | Some(ResponseFormat::Text) => {
+                let grammar = self.grammar.take();
+                if let Some(gbnf) = &grammar {
+                    check_grammar(gbnf, &GrammarLimits::default()).map_err(|e| ApiError::invalid(e.to_string(), Some("grammar")))?;
+                }
+                return Ok(grammar);
+            }
             Some(ResponseFormat::JsonObject) => serde_json::json!({"type": "object"}),
             Some(ResponseFormat::JsonSchema { json_schema }) => json_schema.schema.unwrap_or(serde_json::json!({})),
         };
-        json_schema_grammar(&schema.to_string())
-            .map(Some)
-            .map_err(|e| ApiError::invalid(e.to_string(), Some("response_format")))
+        let converted = tokio::task::spawn_blocking(move || json_schema_grammar(&schema.to_string()))
+            .await
+            .map_err(|e| ApiError::invalid(format!("the JSON schema could not be converted: {e}"), Some("response_format")))?;
+        converted.map(Some).map_err(|e| ApiError::invalid(e.to_string(), Some("response_format")))
     }
 
     pub fn sampling(&mut self) -> Result<SamplingParams, ApiError> {
@@ -104,8 +121,17 @@ impl CommonOptions {
             return Err(ApiError::invalid("max_tokens must be at least 1", Some("max_tokens")));
         }
         let stop = self.stop.take().map(OneOrMany::into_vec).unwrap_or_default();
-        if stop.len() > 4 {
-            return Err(ApiError::invalid("at most 4 stop sequences are allowed", Some("stop")));
+        if stop.len() > MAX_STOP {
+            return Err(ApiError::invalid(format!("at most {MAX_STOP} stop sequences are allowed"), Some("stop")));
+        }
+        if let Some(long) = stop.iter().find(|s| s.len() > MAX_STOP_BYTES) {
+            return Err(ApiError::invalid(
+                format!("a stop sequence has {} bytes; at most {MAX_STOP_BYTES} are allowed", long.len()),
+                Some("stop"),
+            ));
+        }
+        if let Some(n) = max_tokens.filter(|&n| n > MAX_TOKENS) {
+            return Err(ApiError::invalid(format!("max_tokens is {n}; at most {MAX_TOKENS} are allowed"), Some("max_tokens")));
         }
         Ok(SamplingParams {
             temperature: self.temperature,
@@ -115,7 +141,7 @@ impl CommonOptions {
             seed: self.seed.map(|s| s as u32),
             stop,
             ignore_eos: self.ignore_eos,
-            grammar: self.grammar()?,
+            grammar: None,
             temperatures: Vec::new(),
         })
     }
@@ -125,6 +151,9 @@ impl CommonOptions {
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<RequestMessage>,
+    /// quorum's extension for `model: "quorum"`: pipeline options, and `detach`.
+    #[serde(default, rename = "options")]
+    pub quorum_options: Option<serde_json::Value>,
     #[serde(flatten)]
     pub options: CommonOptions,
 }
@@ -157,6 +186,9 @@ impl ChatRequest {
     pub fn messages(&self) -> Result<Vec<ChatMessage>, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages must not be empty", Some("messages")));
+        }
+        if self.messages.len() > MAX_MESSAGES {
+            return Err(ApiError::invalid(format!("at most {MAX_MESSAGES} messages are allowed"), Some("messages")));
         }
         self.messages
             .iter()

@@ -149,8 +149,18 @@ fn open_writer(path: &Path) -> Result<EmbeddedStore> {
         })?;
     }
     // A damaged file must come back as an error, never a panic in the server's start-up.
+    let shown = path.display().to_string();
+    let warned = std::sync::atomic::AtomicBool::new(false);
     let opened = std::panic::catch_unwind(|| {
-        redb::Builder::new().set_concurrency_mode(ConcurrencyMode::SingleWriter).create(path)
+        redb::Builder::new()
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .set_repair_callback(move |_| {
+                // Called with each step of the repair's progress; once is enough.
+                if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(file = %shown, "the state file was not closed cleanly; repairing it (the last writes may be lost)");
+                }
+            })
+            .create(path)
     });
     let db = match opened {
         Ok(result) => result.map_err(|e| open_error(path, e))?,
