@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::AppState;
 use crate::pipeline::PipelineError;
-use crate::state::{TaskEvent, TaskStatus};
+use crate::state::{Cancel, TaskEvent, TaskStatus};
 
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> ApiError {
@@ -105,11 +105,21 @@ pub async fn events(
 /// status; 409 when it had already ended.
 pub async fn cancel(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let pipeline = state.pipeline()?;
-    if pipeline.tasks().get(&id).await?.is_none() {
+    if state.tasks().get(&id).await?.is_none() {
         return Err(ApiError::task_not_found(&id));
     }
-    let task = pipeline.cancel(&id).await?;
+    let task = match state.pipeline() {
+        Ok(pipeline) => pipeline.cancel(&id).await?,
+        // Nothing runs here before the models are loaded; the store cancels what runs nowhere.
+        Err(_) => match state.tasks().cancel(&id).await? {
+            Cancel::Done(task) => *task,
+            Cancel::Finished(status) => return Err(PipelineError::Finished { id, status }.into()),
+            Cancel::Unknown => return Err(ApiError::task_not_found(&id)),
+            Cancel::Requested => {
+                return Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "status": "cancel_requested"}))).into_response())
+            }
+        },
+    };
     let status = if task.status == TaskStatus::Cancelled { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(json!({"id": id, "status": task.status, "error": task.error}))).into_response())
 }

@@ -32,7 +32,7 @@ use crate::config::EngineConfig;
 use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
 pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
-pub use guard::{check_grammar, check_schema, fuzz as guard_fuzz, Limits as GrammarLimits, Refusal};
+pub use guard::{check_grammar, check_schema, Limits as GrammarLimits, Refusal};
 pub use metrics::{MetricsSnapshot, ModelMetrics};
 pub use text::{Scan, StopMatcher, Utf8Stream};
 

@@ -7,6 +7,7 @@ mod config;
 mod durability;
 mod engine;
 mod eval;
+mod fuzz;
 mod hardening;
 mod hub;
 mod pipeline;

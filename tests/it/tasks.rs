@@ -156,6 +156,24 @@ async fn the_cli_cancels_a_task_in_a_file_no_server_holds_and_asks_the_server_th
     // and none answers at this address.
     let (ok, _, err) = run_cli(&["tasks", "cancel", &queued.id, "--server", "http://127.0.0.1:9"], &path);
     assert!(!ok && err.contains("a server holds the state file"), "{err}");
+    // A server that holds the file answers for it.
+    let through = tasks.create(TaskInput { text: "through the server".into(), ..Default::default() }).await.unwrap();
+    let state = AppState::new(&smollm_config().profile, tasks.clone(), repo_tools(), Default::default(), Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, state, async move { stopped.await.ok(); }));
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (id, path) = (through.id.clone(), path.clone());
+        move || run_cli(&["tasks", "cancel", &id, "--server", &url], &path)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    assert_eq!(tasks.get(&through.id).await.unwrap().unwrap().status.to_string(), "cancelled");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
     drop(tasks);
     let (ok, out, err) = run_cli(&["tasks", "cancel", &queued.id], &path);
     assert!(ok, "{err}");

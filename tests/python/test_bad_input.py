@@ -539,9 +539,8 @@ def test_resident_memory_does_not_grow_with_the_corpus(corpus):
     assert pid is not None, "the server's pid was not found (via /proc/net/tcp)"
     assert before is not None, "VmRSS could not be read before the corpus"
     assert after is not None and second is not None, f"the server (pid {pid}) is gone after the corpus"
-    # The first pass raises the allocator's high-water mark (measured about +10%, mostly the
-    # 1.5 MB prompt and the 10,000-property schema); a leak would grow again on the second.
-    assert after <= before * 1.15, (
+    # The first pass may raise the allocator's high-water mark once; a leak grows again on the second.
+    assert after <= before * 1.10, (
         f"RSS grew from {mib(before)} to {mib(after)}; largest steps: {corpus.largest_rss_steps()}"
     )
     assert second <= after * 1.03, f"RSS grew again on a second pass: {mib(after)} -> {mib(second)}"

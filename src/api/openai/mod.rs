@@ -1,5 +1,7 @@
 //! The OpenAI-compatible routes: `/v1/models`, `/v1/chat/completions`, `/v1/completions`.
 
+#[cfg(test)]
+mod fuzz;
 mod pipeline;
 mod respond;
 mod types;
