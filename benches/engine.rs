@@ -95,7 +95,9 @@ fn bench(c: &mut Criterion) {
         let prompt = "fn add(a: i32, b: i32) -> i32 { a + b }\n".repeat(16);
         let prompt_tokens = handle.count_tokens(&prompt) as u64;
         group.throughput(Throughput::Elements(prompt_tokens));
-        group.bench_function(format!("prefill_{prompt_tokens}_tokens"), |b| b.iter(|| generate(&rt, &handle, &prompt, 1)));
+        group.bench_function(format!("prefill_{prompt_tokens}_tokens"), |b| {
+            b.iter(|| generate(&rt, &handle, &prompt, 1))
+        });
 
         // Five sequences decoding together (short distinct prompts).
         group.throughput(Throughput::Elements(5 * DECODE_TOKENS as u64));

@@ -55,7 +55,9 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn Sta
     group.throughput(Throughput::Elements(1));
     group.bench_function("save task", |b| b.iter(|| rt.block_on(tasks.save(&mut task)).unwrap()));
     group.bench_function("append event", |b| {
-        b.iter(|| rt.block_on(tasks.event(&task.id, "vote", Some(Stage::Vote), serde_json::json!({"for": "B"}))).unwrap())
+        b.iter(|| {
+            rt.block_on(tasks.event(&task.id, "vote", Some(Stage::Vote), serde_json::json!({"for": "B"}))).unwrap()
+        })
     });
     group.bench_function("read task", |b| b.iter(|| rt.block_on(tasks.get(&task.id)).unwrap().unwrap()));
     group.bench_function("list 100 tasks", |b| b.iter(|| rt.block_on(tasks.list(None, 100)).unwrap()));

@@ -21,9 +21,18 @@ fn source(ext: &str, n: usize) -> String {
         // About one file in a hundred calls the shared helper.
         let call = if n % 100 == 0 && f == 0 { "shared_helper()" } else { "0" };
         match ext {
-            "rs" => writeln!(s, "/// Doc for {name}.\npub fn {name}(x: u32) -> u32 {{\n    let y = x + {f};\n    y * {call}\n}}\n"),
-            "py" => writeln!(s, "def {name}(x):\n    \"\"\"Doc for {name}.\"\"\"\n    y = x + {f}\n    return y * {call}\n\n"),
-            "ts" => writeln!(s, "export function {name}(x: number): number {{\n  const y = x + {f};\n  return y * {call};\n}}\n"),
+            "rs" => writeln!(
+                s,
+                "/// Doc for {name}.\npub fn {name}(x: u32) -> u32 {{\n    let y = x + {f};\n    y * {call}\n}}\n"
+            ),
+            "py" => writeln!(
+                s,
+                "def {name}(x):\n    \"\"\"Doc for {name}.\"\"\"\n    y = x + {f}\n    return y * {call}\n\n"
+            ),
+            "ts" => writeln!(
+                s,
+                "export function {name}(x: number): number {{\n  const y = x + {f};\n  return y * {call};\n}}\n"
+            ),
             "go" => writeln!(s, "func {name}(x int) int {{\n\ty := x + {f}\n\treturn y * {call}\n}}\n"),
             _ => writeln!(s, "## {name}\n\nThis section documents {name} and how it relates to module {n}.\n"),
         }
@@ -79,7 +88,10 @@ fn tools(c: &mut Criterion) {
         ("analyze_codebase", json!({})),
         ("search_docs (50 hits, stops early)", json!({"query": "doc for"})),
         ("search_docs (rare, every file read)", json!({"query": "func_9999_7", "context": 2})),
-        ("search_docs (regex, every file read)", json!({"query": r"func_\d+_7\(x: u32\)", "regex": true, "max_results": 1000})),
+        (
+            "search_docs (regex, every file read)",
+            json!({"query": r"func_\d+_7\(x: u32\)", "regex": true, "max_results": 1000}),
+        ),
         ("find_references", json!({"symbol": "shared_helper"})),
         ("git_diff", json!({})),
     ];
@@ -89,7 +101,9 @@ fn tools(c: &mut Criterion) {
         // Check once that the call does what it is timed for.
         let out = rt.block_on(tools.call(name, args.clone())).unwrap_or_else(|e| panic!("{label}: {e}"));
         match name {
-            "analyze_codebase" => assert_eq!(out["files"], FILES as u64 + 2, "lib.rs and Cargo.toml; hidden .gitignore skipped"),
+            "analyze_codebase" => {
+                assert_eq!(out["files"], FILES as u64 + 2, "lib.rs and Cargo.toml; hidden .gitignore skipped")
+            }
             "find_references" => assert_eq!(out["references"].as_array().unwrap().len(), FILES / 100),
             "git_diff" => assert_eq!(out["files"].as_array().unwrap().len(), 20),
             _ => {}

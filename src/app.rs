@@ -8,9 +8,9 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
-use crate::state::{self, TaskStore};
 use crate::pipeline::PipelineOptions;
 use crate::prompts::Prompts;
+use crate::state::{self, TaskStore};
 use crate::tools::{Tools, Workspace};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
@@ -20,28 +20,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let workspace = workspace(&config)?;
     tracing::info!(workspace = %workspace.root().display(), "codebase tools ready");
     let tasks = open_tasks(&config).await?;
-    let listener = TcpListener::bind((config.host, config.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{} (is the port in use? pick another with --port)", config.host, config.port))?;
+    let listener = TcpListener::bind((config.host, config.port)).await.with_context(|| {
+        format!("cannot listen on {}:{} (is the port in use? pick another with --port)", config.host, config.port)
+    })?;
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
     let prompts = Prompts::load(config.prompts.as_deref()).context("cannot read the prompt files")?;
-    let options = PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
+    let options =
+        PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
     let state = AppState::new(&config.profile, tasks, Tools::new(workspace), prompts, options);
     let rules = &config.access;
-    let access = api::Access::new(&rules.api_keys, &rules.allowed_origins, rules.max_body_bytes.unwrap_or(api::DEFAULT_BODY_LIMIT));
+    let access = api::Access::new(
+        &rules.api_keys,
+        &rules.allowed_origins,
+        rules.max_body_bytes.unwrap_or(api::DEFAULT_BODY_LIMIT),
+    );
     let loader = state.clone();
-    tokio::task::spawn_blocking(move || {
-        match load(&files, &config, &|event| loader.on_load_event(&event)) {
-            Ok(engine) => {
-                tracing::info!("all roles ready");
-                loader.set_engine(engine);
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "loading models failed");
-                loader.set_failed(format!("{e:#}"));
-            }
+    tokio::task::spawn_blocking(move || match load(&files, &config, &|event| loader.on_load_event(&event)) {
+        Ok(engine) => {
+            tracing::info!("all roles ready");
+            loader.set_engine(engine);
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "loading models failed");
+            loader.set_failed(format!("{e:#}"));
         }
     });
     api::serve_with(listener, state, access, async {

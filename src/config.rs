@@ -78,10 +78,9 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
     }
 
     /// The state location: the flag, else the file's `state`, else the default file.
@@ -174,8 +173,7 @@ impl Config {
             apply(&mut profile, *role, o)?;
         }
         for flag in &flags.models {
-            let (role, spec) =
-                flag.split_once('=').ok_or_else(|| ConfigError::ModelFlag(flag.clone()))?;
+            let (role, spec) = flag.split_once('=').ok_or_else(|| ConfigError::ModelFlag(flag.clone()))?;
             let o = RoleOverride { model: Some(spec.to_string()), ..Default::default() };
             if role == "all" {
                 for r in Role::ALL {
@@ -187,8 +185,7 @@ impl Config {
         }
         let mut access = AccessConfig { max_body_bytes: file.max_body_bytes, ..Default::default() };
         access.add(&[], file.api_key_file.as_deref(), &file.allowed_origins)?;
-        let default_threads =
-            std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
+        let default_threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
         Ok(Config {
             profile,
             models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(|| "models".into()),
@@ -212,7 +209,8 @@ impl Config {
 
 /// Keys from a file: one a line, blank lines and `#` comments skipped.
 fn read_keys(path: &Path) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 

@@ -155,7 +155,8 @@ pub async fn guard(access: Arc<Access>, hosts: Option<Arc<Vec<String>>>, request
         let message = "A valid API key is required: send `Authorization: Bearer KEY` (or `x-api-key: KEY`)".to_string();
         return refusal(&path, StatusCode::UNAUTHORIZED, message, "invalid_api_key");
     }
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > access.body_limit as u64) {
         return too_large(&path, access.body_limit);
     }
@@ -198,7 +199,9 @@ mod tests {
         for origin in ["http://localhost:3000", "http://127.0.0.1", "https://[::1]:8443", "https://ide.example"] {
             assert!(access.origin_allowed(origin), "{origin}");
         }
-        for origin in ["http://evil.example", "null", "http://localhost.evil.example", "http://127.0.0.1.evil.example:80"] {
+        for origin in
+            ["http://evil.example", "null", "http://localhost.evil.example", "http://127.0.0.1.evil.example:80"]
+        {
             assert!(!access.origin_allowed(origin), "{origin}");
         }
     }

@@ -42,7 +42,13 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>, code: &'static str) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), kind: "invalid_request_error", param: None, code: Some(code) }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some(code),
+        }
     }
 
     pub fn task_not_found(id: &str) -> ApiError {
@@ -64,12 +70,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         let message = e.to_string();
         let (status, kind, param, code) = match e {
-            EngineError::ContextLength { .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                Some("messages"),
-                Some("context_length_exceeded"),
-            ),
+            EngineError::ContextLength { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), Some("context_length_exceeded"))
+            }
             EngineError::InvalidPrompt(_) | EngineError::Template(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), None)
             }
@@ -78,7 +81,9 @@ impl From<EngineError> for ApiError {
             EngineError::Grammar(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("grammar"), None),
             EngineError::Schema(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("response_format"), None),
             EngineError::NoChatTemplate => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), None),
-            EngineError::Recovering(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("model_recovering")),
+            EngineError::Recovering(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("model_recovering"))
+            }
             EngineError::Overloaded(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", None, Some("rate_limit_exceeded"))
             }

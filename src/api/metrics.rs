@@ -7,17 +7,31 @@ use crate::engine::MetricsSnapshot;
 type Getter = fn(&MetricsSnapshot) -> u64;
 
 const SERIES: [(&str, &str, &str, Getter); 11] = [
-    ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| m.prompt_tokens),
+    ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| {
+        m.prompt_tokens
+    }),
     ("quorum_generated_tokens_total", "counter", "Tokens sampled.", |m| m.generated_tokens),
-    ("quorum_shared_tokens_total", "counter", "Tokens sampled from a forked sibling's logits: drawn alike so far, decoded once.", |m| m.shared_tokens),
+    (
+        "quorum_shared_tokens_total",
+        "counter",
+        "Tokens sampled from a forked sibling's logits: drawn alike so far, decoded once.",
+        |m| m.shared_tokens,
+    ),
     ("quorum_decode_steps_total", "counter", "llama_decode calls.", |m| m.decode_steps),
     ("quorum_prompt_cache_hits_total", "counter", "Requests that reused a cached prompt prefix.", |m| m.cache_hits),
-    ("quorum_prompt_cache_tokens_total", "counter", "Prompt tokens not decoded thanks to the prompt cache.", |m| m.cache_tokens),
+    ("quorum_prompt_cache_tokens_total", "counter", "Prompt tokens not decoded thanks to the prompt cache.", |m| {
+        m.cache_tokens
+    }),
     ("quorum_sequences_running", "gauge", "Sequences generating or prefilling.", |m| m.running),
     ("quorum_requests_waiting", "gauge", "Requests queued for the model.", |m| m.waiting),
     ("quorum_kv_cells_used", "gauge", "KV cells held by running sequences and cached prompts.", |m| m.kv_cells),
     ("quorum_prompt_cache_entries", "gauge", "Prompts kept in the prompt cache.", |m| m.cached_prompts),
-    ("quorum_worker_restarts_total", "counter", "Restarts of the model's worker after a fault (its requests in flight got 503).", |m| m.restarts),
+    (
+        "quorum_worker_restarts_total",
+        "counter",
+        "Restarts of the model's worker after a fault (its requests in flight got 503).",
+        |m| m.restarts,
+    ),
 ];
 
 pub fn render(models: &[(String, MetricsSnapshot)]) -> String {

@@ -38,7 +38,13 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools, prompts: Prompts, options: PipelineOptions) -> AppState {
+    pub fn new(
+        profile: &Profile,
+        tasks: TaskStore,
+        tools: Tools,
+        prompts: Prompts,
+        options: PipelineOptions,
+    ) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
@@ -70,7 +76,13 @@ impl AppState {
     pub fn set_engine(&self, engine: Engine) {
         let engine = Arc::new(engine);
         let models = Arc::new(EngineModels(engine.clone()));
-        let pipeline = Pipeline::new(models, self.0.tools.clone(), self.0.tasks.clone(), self.0.prompts.clone(), self.0.options.clone());
+        let pipeline = Pipeline::new(
+            models,
+            self.0.tools.clone(),
+            self.0.tasks.clone(),
+            self.0.prompts.clone(),
+            self.0.options.clone(),
+        );
         let _ = self.0.engine.set(engine);
         let _ = self.0.pipeline.set(pipeline);
     }

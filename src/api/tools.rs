@@ -3,8 +3,8 @@
 //! (the arguments as the body). Results are the tool's JSON; failures are error JSON with
 //! a status that fits (400 bad arguments, 403 refused path, 404 unknown, 422 unavailable).
 
-use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
@@ -25,7 +25,10 @@ pub struct Call {
     arguments: Value,
 }
 
-pub async fn call(State(state): State<AppState>, body: Result<Json<Call>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn call(
+    State(state): State<AppState>,
+    body: Result<Json<Call>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Json(call) = body?;
     Ok(Json(state.tools().call(&call.name, call.arguments).await?))
 }

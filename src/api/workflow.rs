@@ -5,8 +5,8 @@
 
 use std::convert::Infallible;
 
-use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -38,7 +38,13 @@ impl From<PipelineError> for ApiError {
             }
             PipelineError::State(e) => e.into(),
             PipelineError::Tool(e) => e.into(),
-            other => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: other.to_string(), kind: "server_error", param: None, code: None },
+            other => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: other.to_string(),
+                kind: "server_error",
+                param: None,
+                code: None,
+            },
         }
     }
 }
@@ -56,12 +62,19 @@ pub struct WorkflowRequest {
 }
 
 fn sse(first: Option<SseEvent>, events: impl Stream<Item = TaskEvent> + Send + 'static) -> Response {
-    let events = events.map(|e| Ok::<_, Infallible>(SseEvent::default().event(e.kind.clone()).data(serde_json::to_string(&e).expect("events serialize"))));
+    let events = events.map(|e| {
+        Ok::<_, Infallible>(
+            SseEvent::default().event(e.kind.clone()).data(serde_json::to_string(&e).expect("events serialize")),
+        )
+    });
     let stream = futures::stream::iter(first.map(Ok)).chain(events);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
-pub async fn start(State(state): State<AppState>, body: Result<Json<WorkflowRequest>, JsonRejection>) -> Result<Response, ApiError> {
+pub async fn start(
+    State(state): State<AppState>,
+    body: Result<Json<WorkflowRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let pipeline = state.pipeline()?;
     if let Some(ws) = &req.workspace {
@@ -103,7 +116,10 @@ pub async fn events(
 
 /// `POST /api/task/{id}/cancel`: stops the task (see `Pipeline::cancel`) and answers its
 /// status; 409 when it had already ended.
-pub async fn cancel(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let Path(id) = id?;
     if state.tasks().get(&id).await?.is_none() {
         return Err(ApiError::task_not_found(&id));
@@ -124,20 +140,20 @@ pub async fn cancel(State(state): State<AppState>, id: Result<Path<String>, Path
     Ok((status, Json(json!({"id": id, "status": task.status, "error": task.error}))).into_response())
 }
 
-pub async fn resume(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn resume(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let pipeline = state.pipeline()?;
-    let task = pipeline
-        .tasks()
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::task_not_found(&id))?;
+    let task = pipeline.tasks().get(&id).await?.ok_or_else(|| ApiError::task_not_found(&id))?;
     if task.status != TaskStatus::Interrupted {
         let mut e = ApiError::invalid(format!("task `{id}` is {}; only interrupted tasks resume", task.status), None);
         e.status = StatusCode::CONFLICT;
         return Err(e);
     }
     pipeline.start(&id).await?;
-    let body = json!({"id": id, "resumed_after": task.last_completed_stage, "events": format!("/api/task/{id}/events")});
+    let body =
+        json!({"id": id, "resumed_after": task.last_completed_stage, "events": format!("/api/task/{id}/events")});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

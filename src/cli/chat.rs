@@ -40,17 +40,18 @@ pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         ChatMessage { role: "system".into(), content: system },
         ChatMessage { role: "user".into(), content: args.prompt },
     ];
-    let mut generation = handle.start(GenerateRequest {
-        prompt: Prompt::Chat(messages),
-        sampling: SamplingParams {
-            temperature: args.temperature,
-            max_tokens: args.max_tokens,
-            seed: args.seed,
-            ..Default::default()
-        },
-        n: 1,
-    })
-    .await?;
+    let mut generation = handle
+        .start(GenerateRequest {
+            prompt: Prompt::Chat(messages),
+            sampling: SamplingParams {
+                temperature: args.temperature,
+                max_tokens: args.max_tokens,
+                seed: args.seed,
+                ..Default::default()
+            },
+            n: 1,
+        })
+        .await?;
     let mut out = std::io::stdout().lock();
     while let Some(event) = generation.events.recv().await {
         match event {

@@ -84,7 +84,11 @@ pub struct EvalArgs {
 pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
     let results_path = args.out.join("results.json");
     if args.report {
-        anyhow::ensure!(results_path.exists(), "{} does not exist: run some modes first, or pass the --out of a run", results_path.display());
+        anyhow::ensure!(
+            results_path.exists(),
+            "{} does not exist: run some modes first, or pass the --out of a run",
+            results_path.display()
+        );
         return report(&args.out, &read_results(&results_path)?);
     }
     let mut tasks = eval::load_tasks(args.tasks.as_deref().expect("clap requires --tasks without --report"))?;
@@ -104,7 +108,8 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
     // The visible examples get the hidden tests' time limit: a candidate that loops would
     // otherwise hold the task for the pipeline's default of minutes.
     let set = |options: &Value| options.get("test_timeout_secs").is_some();
-    let test_timeout_secs = if set(&overrides) || set(&config.pipeline) { options.test_timeout_secs } else { args.timeout };
+    let test_timeout_secs =
+        if set(&overrides) || set(&config.pipeline) { options.test_timeout_secs } else { args.timeout };
     let options = PipelineOptions { coder_max_tokens: args.max_tokens, test_timeout_secs, ..options };
     let mut roles: Vec<Role> = args.mode.iter().flat_map(|m| m.roles().iter().copied()).collect();
     roles.sort();
@@ -125,8 +130,9 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
             }
             _ => None,
         };
-        let bar = ProgressBar::new(tasks.len() as u64)
-            .with_style(ProgressStyle::with_template("{prefix:>8} {bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
+        let bar = ProgressBar::new(tasks.len() as u64).with_style(
+            ProgressStyle::with_template("{prefix:>8} {bar:30} {pos}/{len} {msg} [{elapsed}]").expect("valid template"),
+        );
         bar.set_prefix(mode.name());
         let mut results: Vec<TaskResult> = Vec::new();
         for task in &tasks {
@@ -152,9 +158,14 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
 fn read_results(path: &Path) -> anyhow::Result<Value> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not an eval results file; pass another --out", path.display()))?;
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not an eval results file; pass another --out", path.display()))?;
             let modes_only = value.as_object().is_some_and(|o| o.keys().all(|k| Mode::ORDER.contains(&k.as_str())));
-            anyhow::ensure!(modes_only, "{} is not a results file of this quorum eval; pass another --out", path.display());
+            anyhow::ensure!(
+                modes_only,
+                "{} is not a results file of this quorum eval; pass another --out",
+                path.display()
+            );
             Ok(value)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
@@ -166,7 +177,9 @@ fn read_results(path: &Path) -> anyhow::Result<Value> {
 /// previous results whole.
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, path)).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// summary.md and chart.png over every mode in the results, in the modes' order.

@@ -3,8 +3,8 @@
 mod chat;
 mod eval;
 mod mcp;
-mod run;
 mod models;
+mod run;
 mod serve;
 mod tasks;
 

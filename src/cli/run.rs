@@ -63,7 +63,8 @@ async fn build(config: &Config) -> anyhow::Result<Pipeline> {
     let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
     bar.finish_and_clear();
     let prompts = Prompts::load(config.prompts.as_deref())?;
-    let options = PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
+    let options =
+        PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
     Ok(Pipeline::new(Arc::new(EngineModels(Arc::new(engine))), Tools::new(workspace), tasks, prompts, options))
 }
 
@@ -72,7 +73,8 @@ async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
     let tasks = pipeline.tasks();
     let from = tasks.events(&id, 0).await?.len() as u64;
     let mut events = Box::pin(tasks.follow(id.clone(), from));
-    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
+    let bar = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     // Without a terminal the bar is hidden, and so would be its lines: log them plainly.
     let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };

@@ -144,7 +144,9 @@ async fn cancel(location: &StateLocation, id: &str, server: &str) -> anyhow::Res
     };
     match TaskStore::new(store).cancel(id).await? {
         state::Cancel::Done(task) => println!("task {id}: {}", task.status),
-        state::Cancel::Requested => println!("task {id}: asked its runner to stop (`quorum tasks show {id}` shows when it has)"),
+        state::Cancel::Requested => {
+            println!("task {id}: asked its runner to stop (`quorum tasks show {id}` shows when it has)")
+        }
         state::Cancel::Finished(status) => bail!("task {id} has already {status}"),
         state::Cancel::Unknown => bail!("no task `{id}` in {location}"),
     }
@@ -158,7 +160,10 @@ async fn cancel_through(server: &str, id: &str) -> anyhow::Result<()> {
     if let Some(key) = std::env::var("QUORUM_API_KEY").ok().and_then(|k| k.split(',').next().map(str::to_string)) {
         request = request.bearer_auth(key);
     }
-    let response = request.send().await.with_context(|| format!("a server holds the state file, but {url} does not answer (pass --server)"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("a server holds the state file, but {url} does not answer (pass --server)"))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if !status.is_success() {

@@ -31,9 +31,9 @@ use tokio::sync::mpsc;
 use crate::config::EngineConfig;
 use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
-pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
 pub use guard::{check_grammar, check_schema, Limits as GrammarLimits, Refusal};
 pub use metrics::{MetricsSnapshot, ModelMetrics};
+pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
 pub use text::{Scan, StopMatcher, Utf8Stream};
 
 #[derive(Debug, thiserror::Error)]
@@ -206,16 +206,8 @@ fn start_worker(
     let (tx, rx) = mpsc::channel(config.queue);
     let limits = scheduler::Limits { n_ctx, n_batch, n_seq, prompt_cache: config.prompt_cache };
     let metrics = Arc::new(ModelMetrics::default());
-    let worker = worker::Worker {
-        name: name.to_string(),
-        ctx,
-        params,
-        model,
-        rx,
-        turn,
-        limits,
-        metrics: metrics.clone(),
-    };
+    let worker =
+        worker::Worker { name: name.to_string(), ctx, params, model, rx, turn, limits, metrics: metrics.clone() };
     std::thread::Builder::new()
         .name(format!("quorum-{}", name.trim_end_matches(".gguf")))
         .spawn(move || worker.run())
@@ -314,7 +306,11 @@ impl RoleHandle {
             grammar: s.grammar,
         };
         if !s.temperatures.is_empty() && s.temperatures.len() != req.n as usize {
-            return Err(EngineError::InvalidRequest(format!("{} temperatures for n = {}", s.temperatures.len(), req.n)));
+            return Err(EngineError::InvalidRequest(format!(
+                "{} temperatures for n = {}",
+                s.temperatures.len(),
+                req.n
+            )));
         }
         // One sampler per sample, each with its own seed (and temperature, if given).
         if let Some(gbnf) = &base.grammar {
@@ -323,7 +319,8 @@ impl RoleHandle {
         let samplers = (0..req.n)
             .map(|i| {
                 let temperature = s.temperatures.get(i as usize).copied().unwrap_or(base.temperature);
-                sampling::Sampling { seed: base.seed.wrapping_add(i), temperature, ..base.clone() }.sampler(inner.model.model)
+                sampling::Sampling { seed: base.seed.wrapping_add(i), temperature, ..base.clone() }
+                    .sampler(inner.model.model)
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(EngineError::Grammar)?;
@@ -364,9 +361,13 @@ pub fn json_schema_grammar(schema: &str) -> Result<String, EngineError> {
     let value: serde_json::Value =
         serde_json::from_str(schema).map_err(|e| EngineError::Schema(format!("the JSON schema is not JSON: {e}")))?;
     check_schema(&value, &limits).map_err(|e| EngineError::Schema(format!("JSON schema refused: {e}")))?;
-    let gbnf = llama_cpp_2::json_schema_to_grammar(schema)
-        .map_err(|e| EngineError::Schema(format!("llama.cpp cannot convert this JSON schema to a grammar ({e}); see its supported subset")))?;
-    check_grammar(&gbnf, &limits).map_err(|e| EngineError::Schema(format!("the JSON schema's grammar is refused: {e}")))?;
+    let gbnf = llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
+        EngineError::Schema(format!(
+            "llama.cpp cannot convert this JSON schema to a grammar ({e}); see its supported subset"
+        ))
+    })?;
+    check_grammar(&gbnf, &limits)
+        .map_err(|e| EngineError::Schema(format!("the JSON schema's grammar is refused: {e}")))?;
     Ok(gbnf)
 }
 

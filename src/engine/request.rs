@@ -63,11 +63,21 @@ impl FinishReason {
 /// Streamed output of a generation, per choice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Text { choice: u32, text: String },
-    Done { choice: u32, finish: FinishReason, completion_tokens: u32 },
+    Text {
+        choice: u32,
+        text: String,
+    },
+    Done {
+        choice: u32,
+        finish: FinishReason,
+        completion_tokens: u32,
+    },
     /// The whole generation failed; no more events follow. `recovering`: the model's
     /// worker failed and is being restarted, so the same request can be retried.
-    Failed { message: String, recovering: bool },
+    Failed {
+        message: String,
+        recovering: bool,
+    },
 }
 
 /// A running generation. Dropping it cancels the work: the worker frees its sequences
@@ -101,7 +111,9 @@ impl Generation {
                     c.completion_tokens = completion_tokens;
                     open -= 1;
                 }
-                Some(Event::Failed { message, recovering: true }) => return Err(super::EngineError::Recovering(message)),
+                Some(Event::Failed { message, recovering: true }) => {
+                    return Err(super::EngineError::Recovering(message))
+                }
                 Some(Event::Failed { message, .. }) => return Err(super::EngineError::Decode(message)),
                 None => return Err(super::EngineError::WorkerGone),
             }

@@ -25,7 +25,5 @@ pub fn apply(
         .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| EngineError::InvalidPrompt(e.to_string()))?;
-    model
-        .apply_chat_template(template, &messages, true)
-        .map_err(|e| EngineError::Template(e.to_string()))
+    model.apply_chat_template(template, &messages, true).map_err(|e| EngineError::Template(e.to_string()))
 }

@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::sampling::SeqSampler;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use super::sampling::SeqSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
@@ -96,12 +96,16 @@ impl Worker {
         let mut sched: Sched = Scheduler::new(self.limits);
         let mut waiting: Option<Request<JobIo, SeqIo>> = None;
         loop {
-            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&mut sched, &mut waiting)));
+            let served =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&mut sched, &mut waiting)));
             let message = match served {
                 Ok(Exit::Closed) => return,
                 Ok(Exit::Fault(message)) => message,
                 Err(panic) => {
-                    let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned());
                     format!("the model worker panicked: {}", what.unwrap_or_else(|| "(no message)".into()))
                 }
             };

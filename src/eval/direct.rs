@@ -9,7 +9,8 @@ use super::{examples_check, program, run_check, sandboxed, EvalError, EvalTask, 
 use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
 use crate::models::Role;
 
-const INSTRUCTION: &str = "Complete this Python function. Answer with the whole function in one ```python code block, nothing else.";
+const INSTRUCTION: &str =
+    "Complete this Python function. Answer with the whole function in one ```python code block, nothing else.";
 
 /// `single`: one coder sample at the coder's default temperature per task.
 pub async fn run_single(
@@ -20,7 +21,8 @@ pub async fn run_single(
 ) -> Result<TaskResult, EvalError> {
     let coder = engine.role(Role::Coder).ok_or_else(|| EvalError::Run("the coder role is not loaded".into()))?;
     let started = Instant::now();
-    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let messages =
+        vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
     let request = GenerateRequest {
         prompt: Prompt::Chat(messages),
         sampling: SamplingParams { max_tokens: Some(max_tokens), ..Default::default() },
@@ -58,13 +60,20 @@ pub async fn run_vote(
     let (coder, voter) = (role(Role::Coder)?, role(Role::Voter)?);
     let started = Instant::now();
     let temperatures = options.temperatures();
-    let messages = vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let messages =
+        vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
     let request = GenerateRequest {
         prompt: Prompt::Chat(messages),
         n: temperatures.len() as u32,
         sampling: SamplingParams { max_tokens: Some(options.coder_max_tokens), temperatures, ..Default::default() },
     };
-    let answers = coder.start(request).await.map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))?;
+    let answers = coder
+        .start(request)
+        .await
+        .map_err(|e| EvalError::Run(e.to_string()))?
+        .collect()
+        .await
+        .map_err(|e| EvalError::Run(e.to_string()))?;
     let mut tokens = 0;
     let mut entries = Vec::new();
     for answer in &answers {
@@ -75,7 +84,8 @@ pub async fn run_vote(
         } else if !program.contains(&format!("def {}(", task.entry_point)) {
             Some("no function".to_string())
         } else {
-            crate::tools::syntax_error(Path::new("candidate.py"), &program).map(|line| format!("does not parse (line {line})"))
+            crate::tools::syntax_error(Path::new("candidate.py"), &program)
+                .map(|line| format!("does not parse (line {line})"))
         };
         entries.push(Entry { diff: program, red_flag, tests_passed: None, behaviour: None, faults: None });
     }
@@ -115,7 +125,10 @@ pub async fn run_vote(
             let n = voting::votes_needed(&counts, options.k, options.max_votes).min(voter.spec().parallel.max(1));
             let ask = GenerateRequest {
                 prompt: Prompt::Chat(vec![
-                    ChatMessage { role: "system".into(), content: crate::prompts::system_prompt(Role::Voter).trim().into() },
+                    ChatMessage {
+                        role: "system".into(),
+                        content: crate::prompts::system_prompt(Role::Voter).trim().into(),
+                    },
                     ChatMessage { role: "user".into(), content: prompt.clone() },
                 ]),
                 n,
@@ -126,7 +139,14 @@ pub async fn run_vote(
                     ..Default::default()
                 },
             };
-            for vote in voter.start(ask).await.map_err(|e| EvalError::Run(e.to_string()))?.collect().await.map_err(|e| EvalError::Run(e.to_string()))? {
+            for vote in voter
+                .start(ask)
+                .await
+                .map_err(|e| EvalError::Run(e.to_string()))?
+                .collect()
+                .await
+                .map_err(|e| EvalError::Run(e.to_string()))?
+            {
                 drawn += 1;
                 tokens += vote.completion_tokens;
                 if let Some(slot) = choices.iter().position(|c| vote.text.trim().starts_with(c.letter)) {

@@ -30,7 +30,9 @@ pub struct EvalTask {
 pub enum EvalError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{path} line {line}: {message} (each line must be a JSON object with task_id, prompt, entry_point and test)")]
+    #[error(
+        "{path} line {line}: {message} (each line must be a JSON object with task_id, prompt, entry_point and test)"
+    )]
     Parse { path: String, line: usize, message: String },
     #[error("{0}")]
     Run(String),
@@ -38,12 +40,17 @@ pub enum EvalError {
 
 /// Reads a JSONL task file; blank lines are skipped.
 pub fn load_tasks(path: &Path) -> Result<Vec<EvalTask>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.display().to_string(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.display().to_string(), source })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| EvalError::Parse { path: path.display().to_string(), line: i + 1, message: e.to_string() })
+            serde_json::from_str(l).map_err(|e| EvalError::Parse {
+                path: path.display().to_string(),
+                line: i + 1,
+                message: e.to_string(),
+            })
         })
         .collect()
 }
@@ -116,7 +123,12 @@ fn examples_check(prompt: &str) -> String {
 }
 
 /// Runs a program against a `check(candidate)` test in the sandbox, off the async threads.
-async fn run_check(program: String, test: String, entry: String, timeout: Duration) -> Result<sandbox::Outcome, EvalError> {
+async fn run_check(
+    program: String,
+    test: String,
+    entry: String,
+    timeout: Duration,
+) -> Result<sandbox::Outcome, EvalError> {
     tokio::task::spawn_blocking(move || sandbox::check(&program, &test, &entry, timeout))
         .await
         .map_err(|e| EvalError::Run(e.to_string()))?
@@ -149,7 +161,12 @@ pub fn summarize(mode: &str, results: &[TaskResult]) -> Summary {
         pass_rate: if results.is_empty() { 0.0 } else { passed as f64 / results.len() as f64 },
         tokens: results.iter().map(|r| r.tokens as u64).sum(),
         median_seconds: times.get(times.len() / 2).copied().unwrap_or(0.0),
-        oracle_rate: results.iter().map(|r| r.oracle).collect::<Option<Vec<bool>>>().filter(|o| !o.is_empty()).map(|o| o.iter().filter(|&&x| x).count() as f64 / o.len() as f64),
+        oracle_rate: results
+            .iter()
+            .map(|r| r.oracle)
+            .collect::<Option<Vec<bool>>>()
+            .filter(|o| !o.is_empty())
+            .map(|o| o.iter().filter(|&&x| x).count() as f64 / o.len() as f64),
         stage_seconds: results.iter().flat_map(|r| &r.stages).fold(BTreeMap::new(), |mut sum, (stage, s)| {
             *sum.entry(stage.clone()).or_insert(0.0) += s;
             sum
@@ -160,7 +177,9 @@ pub fn summarize(mode: &str, results: &[TaskResult]) -> Summary {
 
 /// The Markdown tables of runs: one row per mode, then where each mode's time went.
 pub fn markdown(summaries: &[Summary]) -> String {
-    let mut text = String::from("| mode | tasks | passed | pass rate | oracle | tokens | median s/task |\n|---|---|---|---|---|---|---|\n");
+    let mut text = String::from(
+        "| mode | tasks | passed | pass rate | oracle | tokens | median s/task |\n|---|---|---|---|---|---|---|\n",
+    );
     for s in summaries {
         let oracle = s.oracle_rate.map(|o| format!("{:.1}%", o * 100.0)).unwrap_or_else(|| "-".into());
         text.push_str(&format!(
@@ -185,13 +204,13 @@ pub fn markdown(summaries: &[Summary]) -> String {
     text
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::{examples_check, sandbox, verdict, EvalTask};
     use std::time::Duration;
 
-    const PROMPT: &str = "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
+    const PROMPT: &str =
+        "def double(x):\n    \"\"\"Twice x.\n\n    >>> double(2)\n    4\n    >>> double('a')\n    'aa'\n    \"\"\"\n";
 
     #[test]
     fn the_examples_check_runs_the_docstring_examples() {
@@ -199,7 +218,13 @@ mod tests {
         let timeout = Duration::from_secs(10);
         let right = sandbox::check(&format!("{PROMPT}    return x * 2\n"), &check, "double", timeout).unwrap();
         assert!(right.passed, "{right:?}");
-        let wrong = sandbox::check(&format!("{PROMPT}    return x + x if isinstance(x, int) else x\n"), &check, "double", timeout).unwrap();
+        let wrong = sandbox::check(
+            &format!("{PROMPT}    return x + x if isinstance(x, int) else x\n"),
+            &check,
+            "double",
+            timeout,
+        )
+        .unwrap();
         assert!(!wrong.passed);
     }
 

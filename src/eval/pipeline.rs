@@ -85,8 +85,15 @@ pub struct PipelineEval {
 }
 
 impl PipelineEval {
-    pub async fn new(models: Arc<dyn Models>, prompts: Prompts, options: PipelineOptions, state: &Path) -> Result<PipelineEval, EvalError> {
-        let pytest = tokio::task::spawn_blocking(|| Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status());
+    pub async fn new(
+        models: Arc<dyn Models>,
+        prompts: Prompts,
+        options: PipelineOptions,
+        state: &Path,
+    ) -> Result<PipelineEval, EvalError> {
+        let pytest = tokio::task::spawn_blocking(|| {
+            Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status()
+        });
         if !pytest.await.is_ok_and(|r| r.is_ok_and(|s| s.success())) {
             return Err(EvalError::Run(
                 "the pipeline mode runs each task's examples with pytest, which is not on PATH: install it (pip install pytest) and retry".into(),
@@ -107,11 +114,19 @@ impl PipelineEval {
         let stub = format!("{}    raise NotImplementedError\n", task.prompt);
         let repo = {
             let (stub, prompt, id) = (stub.clone(), task.prompt.clone(), task.task_id.clone());
-            tokio::task::spawn_blocking(move || repository(&stub, &prompt, &id)).await.map_err(|e| EvalError::Run(e.to_string()))??
+            tokio::task::spawn_blocking(move || repository(&stub, &prompt, &id))
+                .await
+                .map_err(|e| EvalError::Run(e.to_string()))??
         };
         let workspace = Workspace::new(repo.path()).map_err(|e| EvalError::Run(e.to_string()))?;
         let models: Arc<dyn Models> = self.models.clone();
-        let pipeline = Pipeline::new(models, Tools::new(workspace), self.tasks.clone(), self.prompts.clone(), self.options.clone());
+        let pipeline = Pipeline::new(
+            models,
+            Tools::new(workspace),
+            self.tasks.clone(),
+            self.prompts.clone(),
+            self.options.clone(),
+        );
         let text = format!(
             // No word of tests: the candidates must not touch test_solution.py (see the code stage).
             "Implement `{}` in {SOLUTION}. Its body is only `raise NotImplementedError`: replace that line with code that does \
@@ -120,18 +135,25 @@ impl PipelineEval {
         );
         let tokens_before = self.models.tokens.load(Ordering::Relaxed);
         let started = Instant::now();
-        let created = pipeline.create(&text, false, serde_json::Value::Null).await.map_err(|e| EvalError::Run(e.to_string()))?;
+        let created =
+            pipeline.create(&text, false, serde_json::Value::Null).await.map_err(|e| EvalError::Run(e.to_string()))?;
         // A task the pipeline could not finish is a failed answer, not a failed evaluation.
         let run_error = pipeline.run(&created.id).await.err().map(|e| e.to_string());
         let seconds = started.elapsed().as_secs_f64();
         let tokens = (self.models.tokens.load(Ordering::Relaxed) - tokens_before) as u32;
-        let record = self.tasks.get(&created.id).await.map_err(|e| EvalError::Run(e.to_string()))?.ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
+        let record = self
+            .tasks
+            .get(&created.id)
+            .await
+            .map_err(|e| EvalError::Run(e.to_string()))?
+            .ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
         let events = self.tasks.events(&created.id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
 
         let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
         // Candidates of later sub-tasks build on earlier patches; the reviewed (combined)
         // changes are against the stub too.
-        let mut diffs: Vec<String> = record.attempts.iter().filter(|a| a.red_flag.is_none()).map(|a| a.diff.clone()).collect();
+        let mut diffs: Vec<String> =
+            record.attempts.iter().filter(|a| a.red_flag.is_none()).map(|a| a.diff.clone()).collect();
         diffs.extend(record.reviews.iter().map(|r| r.diff.clone()));
         diffs.retain(|d| !d.is_empty());
         diffs.sort();
@@ -180,9 +202,25 @@ fn repository(stub: &str, prompt: &str, task_id: &str) -> Result<tempfile::TempD
     std::fs::write(dir.path().join(SOLUTION), stub).map_err(io)?;
     std::fs::write(dir.path().join("test_solution.py"), examples_test(prompt)).map_err(io)?;
     // The user's identity, hooks and signing stay out of it.
-    let config = ["-c", "user.name=quorum eval", "-c", "user.email=eval@quorum.invalid", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"];
+    let config = [
+        "-c",
+        "user.name=quorum eval",
+        "-c",
+        "user.email=eval@quorum.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "core.hooksPath=/dev/null",
+    ];
     for args in [&["init", "-q"][..], &["add", "."], &["commit", "-q", "--no-verify", "-m", task_id]] {
-        let status = Command::new("git").args(config).args(args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status().map_err(io)?;
+        let status = Command::new("git")
+            .args(config)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(io)?;
         if !status.success() {
             return Err(EvalError::Run(format!("git {} failed in {}", args.join(" "), dir.path().display())));
         }
@@ -237,7 +275,11 @@ mod tests {
         let repo = repository(&format!("{prompt}    raise NotImplementedError\n"), prompt, "t").unwrap();
         let pytest = |solution: &str| {
             std::fs::write(repo.path().join(SOLUTION), solution).unwrap();
-            let out = Command::new("python3").args(["-m", "pytest", "-q", "-p", "no:cacheprovider"]).current_dir(repo.path()).output().unwrap();
+            let out = Command::new("python3")
+                .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+                .current_dir(repo.path())
+                .output()
+                .unwrap();
             String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
         };
         // Without a docstring the examples still run, and still count.
@@ -257,7 +299,13 @@ mod tests {
 
     #[test]
     fn stage_time_sums_each_stages_runs() {
-        let event = |at, kind: &str, stage| TaskEvent { seq: 0, at, kind: kind.into(), stage: Some(stage), data: serde_json::Value::Null };
+        let event = |at, kind: &str, stage| TaskEvent {
+            seq: 0,
+            at,
+            kind: kind.into(),
+            stage: Some(stage),
+            data: serde_json::Value::Null,
+        };
         let events = [
             event(0, "stage_started", Stage::Code),
             event(2000, "stage_finished", Stage::Code),

@@ -23,7 +23,12 @@ pub struct Outcome {
 pub fn network_isolated() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
-        Command::new("unshare").args(["-rn", "true"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new("unshare")
+            .args(["-rn", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     })
 }
 
@@ -83,8 +88,15 @@ pub fn check(program: &str, test: &str, entry_point: &str, timeout: Duration) ->
         std::thread::sleep(Duration::from_millis(10));
     };
     let stderr = reader.join().unwrap_or_default();
-    let tail: String = stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail: String =
+        stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     let passed = status.is_some_and(|s| s.success());
-    let error = if passed { String::new() } else if timed_out { format!("timed out after {} s", timeout.as_secs()) } else { tail };
+    let error = if passed {
+        String::new()
+    } else if timed_out {
+        format!("timed out after {} s", timeout.as_secs())
+    } else {
+        tail
+    };
     Ok(Outcome { passed, timed_out, error })
 }

@@ -63,11 +63,7 @@ fn small() -> Vec<(Role, RoleSpec)> {
         "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         Some("1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
     );
-    let gemma = hub(
-        "gguf-org/gemma-3-270m-gguf",
-        "gemma-3-270m-q4_k_m.gguf",
-        None,
-    );
+    let gemma = hub("gguf-org/gemma-3-270m-gguf", "gemma-3-270m-q4_k_m.gguf", None);
     let mut pre = spec(gemma, 2048, 0.2, 256);
     // Gemma 3 270M (base) carries no chat template in its GGUF.
     pre.chat_template = Some("gemma".into());
@@ -87,9 +83,7 @@ fn small() -> Vec<(Role, RoleSpec)> {
 fn m4max() -> Vec<(Role, RoleSpec)> {
     M4MAX
         .iter()
-        .map(|(role, repo, file, sha, context, temp, max)| {
-            (*role, spec(hub(repo, file, *sha), *context, *temp, *max))
-        })
+        .map(|(role, repo, file, sha, context, temp, max)| (*role, spec(hub(repo, file, *sha), *context, *temp, *max)))
         .collect()
 }
 

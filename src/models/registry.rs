@@ -49,11 +49,7 @@ pub fn resolve(profile: &Profile, models_dir: &Path) -> Result<Vec<ModelFile>, R
         })?;
         by_path
             .entry(canonical.clone())
-            .or_insert_with(|| ModelFile {
-                path: canonical,
-                name: spec.source.file_name(),
-                roles: Vec::new(),
-            })
+            .or_insert_with(|| ModelFile { path: canonical, name: spec.source.file_name(), roles: Vec::new() })
             .roles
             .push(role);
     }

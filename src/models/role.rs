@@ -17,13 +17,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Preprocessor,
-        Role::Planner,
-        Role::Coder,
-        Role::Voter,
-        Role::Reviewer,
-    ];
+    pub const ALL: [Role; 5] = [Role::Preprocessor, Role::Planner, Role::Coder, Role::Voter, Role::Reviewer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,9 +44,6 @@ impl FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownRole(s.to_string()))
+        Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownRole(s.to_string()))
     }
 }

@@ -25,10 +25,9 @@ impl ModelSource {
     pub fn file_name(&self) -> String {
         match self {
             ModelSource::Hub { file, .. } => file.rsplit('/').next().unwrap_or(file).to_string(),
-            ModelSource::Local { path } => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.display().to_string()),
+            ModelSource::Local { path } => {
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+            }
         }
     }
 

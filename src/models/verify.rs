@@ -12,7 +12,10 @@ pub enum Verification {
     /// Present, but no checksum is known to compare with.
     Unchecked,
     Verified,
-    Mismatch { expected: String, actual: String },
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
 }
 
 impl Verification {

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::models::Ask;
 use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
-use super::{edits, files};
-use super::worktree::Scratch;
 use super::voting::{self, Entry};
+use super::worktree::Scratch;
+use super::{edits, files};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::prompts;
@@ -90,7 +90,10 @@ pub async fn run(
     // Every batch starts from the same files: the workspace as it is now, then `patches`.
     let layers = {
         let (root, patches) = (root.clone(), patches.clone());
-        blocking(move || Ok(std::iter::once(super::worktree::workspace_patch(&root)?).chain(patches).collect::<Vec<String>>())).await?
+        blocking(move || {
+            Ok(std::iter::once(super::worktree::workspace_patch(&root)?).chain(patches).collect::<Vec<String>>())
+        })
+        .await?
     };
     let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
@@ -104,7 +107,8 @@ pub async fn run(
     let targets = editable(task, if step.files.is_empty() { &paths } else { &step.files });
     let format = Format::choose(ctx, &tree, &files, &targets);
 
-    let mut user = format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
+    let mut user =
+        format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
     if !plan.plan.verify.is_empty() {
         user.push_str(&format!("Check: {}\n", plan.plan.verify));
     }
@@ -155,13 +159,22 @@ pub async fn run(
     let must_pass = plan.plan.is_last(subtask);
     let cap = ctx.options.max_candidates as usize;
     let mut extra = 1;
-    while round_in_plan == 1 && evidence && candidates.len() < cap && !voting::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass) {
+    while round_in_plan == 1
+        && evidence
+        && candidates.len() < cap
+        && !voting::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass)
+    {
         if passed_over(subtask, &candidates) {
             break;
         }
         let hotter = ctx.options.round_temperatures(round_in_plan + extra);
         let n = hotter.len().min(cap - candidates.len());
-        ctx.emit("more_candidates", Stage::Code, json!({"round": round, "subtask": subtask, "after": candidates.len(), "adding": n})).await?;
+        ctx.emit(
+            "more_candidates",
+            Stage::Code,
+            json!({"round": round, "subtask": subtask, "after": candidates.len(), "adding": n}),
+        )
+        .await?;
         let scratches = scratch_trees(&root, &layers, n).await?;
         let more = batch.sample(ctx, ask.clone().samples(hotter[..n].to_vec()), scratches, candidates.len()).await?;
         if more.is_empty() {
@@ -218,12 +231,19 @@ struct Batch<'a> {
 impl Batch<'_> {
     /// Samples `ask` (a sample per temperature) and applies each to its scratch worktree,
     /// then tests and probes it; candidates are numbered from `first`.
-    async fn sample(&self, ctx: &Ctx<'_>, ask: Ask, scratches: Vec<Scratch>, first: usize) -> Result<Vec<Candidate>, PipelineError> {
+    async fn sample(
+        &self,
+        ctx: &Ctx<'_>,
+        ask: Ask,
+        scratches: Vec<Scratch>,
+        first: usize,
+    ) -> Result<Vec<Candidate>, PipelineError> {
         let temperatures = ask.temperatures.clone();
         let samples = ctx.models.ask(Role::Coder, ask).await?;
         let (format, targets) = (self.format, self.targets.to_vec());
         let (scratches, judged) = blocking(move || {
-            let judged: Vec<Result<String, String>> = samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
+            let judged: Vec<Result<String, String>> =
+                samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
             Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
         })
         .await?;
@@ -235,9 +255,19 @@ impl Batch<'_> {
                 Err(flag) => (String::new(), Some(flag)),
             };
             let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
-            let behaviour = if red_flag.is_none() { super::probes::observe(ctx, scratch, &self.plan.probes).await? } else { None };
+            let behaviour =
+                if red_flag.is_none() { super::probes::observe(ctx, scratch, &self.plan.probes).await? } else { None };
             let index = first + offset;
-            let candidate = Candidate { index, temperature: temperatures[offset], tokens: sample.tokens, text: sample.text, diff, red_flag, tests, behaviour };
+            let candidate = Candidate {
+                index,
+                temperature: temperatures[offset],
+                tokens: sample.tokens,
+                text: sample.text,
+                diff,
+                red_flag,
+                tests,
+                behaviour,
+            };
             ctx.emit(
                 "candidate",
                 Stage::Code,
@@ -284,7 +314,9 @@ const MAX_WHOLE_TOKENS: usize = 8192;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Format {
     /// `tokens`: what the shown files cost, which writing them again costs too.
-    WholeFiles { tokens: usize },
+    WholeFiles {
+        tokens: usize,
+    },
     EditBlocks,
 }
 
@@ -304,7 +336,11 @@ impl Format {
                 Err(_) => return Format::EditBlocks,
             };
             match shown.iter().find(|f| f.path == tree.relative(&full)) {
-                Some(file) if is_whole(file) && file.content.lines().count() <= max_lines && files::writable(&file.content) => {
+                Some(file)
+                    if is_whole(file)
+                        && file.content.lines().count() <= max_lines
+                        && files::writable(&file.content) =>
+                {
                     // Its FILE line and fences, then its lines again.
                     tokens += 10 + ctx.models.count_tokens(Role::Coder, &file.content);
                 }
@@ -318,7 +354,9 @@ impl Format {
 }
 
 /// Runs blocking work (git, files) on tokio's blocking pool.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static) -> Result<T, PipelineError> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, PipelineError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
 }
 
@@ -331,11 +369,19 @@ fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[S
     let over = || format!("exceeds its token limit ({} tokens)", sample.tokens);
     match format {
         Format::WholeFiles { .. } => {
-            let files = if sample.hit_limit { files::before_repetition(&sample.text).ok_or_else(over)? } else { files::parse(&sample.text).map_err(|e| e.to_string())? };
+            let files = if sample.hit_limit {
+                files::before_repetition(&sample.text).ok_or_else(over)?
+            } else {
+                files::parse(&sample.text).map_err(|e| e.to_string())?
+            };
             files::apply(scratch.path(), targets, &files)
         }
         Format::EditBlocks => {
-            let text = if sample.hit_limit { edits::before_repetition(&sample.text).ok_or_else(over)? } else { sample.text.as_str() };
+            let text = if sample.hit_limit {
+                edits::before_repetition(&sample.text).ok_or_else(over)?
+            } else {
+                sample.text.as_str()
+            };
             edits::apply(scratch.path(), &edits::parse(text).map_err(|e| e.to_string())?)
         }
     }
@@ -359,7 +405,12 @@ pub async fn run_tests(ctx: &Ctx<'_>, scratch: &Scratch) -> Result<TestOutcome, 
 }
 
 /// The tests whose name matches `filter` (all without one), killed after `timeout_secs`.
-pub async fn run_tests_matching(ctx: &Ctx<'_>, scratch: &Scratch, filter: Option<&str>, timeout_secs: u64) -> Result<TestOutcome, PipelineError> {
+pub async fn run_tests_matching(
+    ctx: &Ctx<'_>,
+    scratch: &Scratch,
+    filter: Option<&str>,
+    timeout_secs: u64,
+) -> Result<TestOutcome, PipelineError> {
     let args = json!({"worktree": scratch.path().display().to_string(), "filter": filter, "timeout_secs": timeout_secs, "max_output_bytes": 4000});
     let out = ctx.tools.call("run_tests", args).await?;
     Ok(TestOutcome {

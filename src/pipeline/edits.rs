@@ -76,7 +76,8 @@ pub(super) fn quotable(path: &str) -> bool {
 pub(super) fn path_of(line: &str) -> Option<String> {
     let line = line.trim().trim_matches('`').trim();
     let line = line.strip_prefix("FILE:").or_else(|| line.strip_prefix("File:")).unwrap_or(line).trim();
-    let plausible = !line.is_empty() && !line.contains(char::is_whitespace) && (line.contains('.') || line.contains('/'));
+    let plausible =
+        !line.is_empty() && !line.contains(char::is_whitespace) && (line.contains('.') || line.contains('/'));
     plausible.then(|| line.trim_start_matches("./").to_string())
 }
 
@@ -149,12 +150,17 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
             }
             Err(e) => return Err(EditError::DoesNotApply(format!("{}: {e}", edit.path))),
         };
-        let text = std::fs::read_to_string(&target).map_err(|e| EditError::DoesNotApply(format!("{}: {e}", edit.path)))?;
+        let text =
+            std::fs::read_to_string(&target).map_err(|e| EditError::DoesNotApply(format!("{}: {e}", edit.path)))?;
         if edit.search.is_empty() {
-            return Err(EditError::DoesNotApply(format!("{} exists; an empty SEARCH only creates new files", edit.path)));
+            return Err(EditError::DoesNotApply(format!(
+                "{} exists; an empty SEARCH only creates new files",
+                edit.path
+            )));
         }
         let plain = replace_once(&text, &edit.search, &edit.replace);
-        let updated = match super::rewrite::whole_definition(&target, &text, &edit.search, &edit.replace, plain.is_ok()) {
+        let updated = match super::rewrite::whole_definition(&target, &text, &edit.search, &edit.replace, plain.is_ok())
+        {
             Some(rewritten) => rewritten,
             None => plain.map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?,
         };
@@ -224,7 +230,10 @@ mod tests {
     fn blocks_parse_with_or_without_the_file_prefix_and_fences() {
         let text = "Here is the fix.\n```python\nFILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n```\nsrc/new.py\n<<<<<<< SEARCH\n=======\nx = 1\n>>>>>>> REPLACE\n";
         let edits = parse(text).unwrap();
-        assert_eq!(edits[0], Edit { path: "calc.py".into(), search: "    return a - b\n".into(), replace: "    return a + b\n".into() });
+        assert_eq!(
+            edits[0],
+            Edit { path: "calc.py".into(), search: "    return a - b\n".into(), replace: "    return a + b\n".into() }
+        );
         assert_eq!(edits[1], Edit { path: "src/new.py".into(), search: String::new(), replace: "x = 1\n".into() });
         let block = "FILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
         assert_eq!(parse(&block.repeat(3)).unwrap(), vec![edits[0].clone()], "a repeated block counts once");
@@ -235,7 +244,11 @@ mod tests {
         let block = "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n=======\ndef f():\n    return 1\n>>>>>>> REPLACE\n";
         let cut = format!("{block}\n{}", &block[..30]);
         assert_eq!(before_repetition(&cut), Some(block.trim_end()));
-        assert_eq!(before_repetition(&format!("{block}\nFILE: b.py\n<<<<<<< SEARCH\nx = 1")), None, "new text was cut off");
+        assert_eq!(
+            before_repetition(&format!("{block}\nFILE: b.py\n<<<<<<< SEARCH\nx = 1")),
+            None,
+            "new text was cut off"
+        );
         assert_eq!(before_repetition(&block[..40]), None, "no complete block");
         assert_eq!(before_repetition(&format!("{block}\nFILE: a.py\n")), None, "too little to tell");
         assert_eq!(before_repetition(block), None, "cut off after a block: more may have been meant");
@@ -244,9 +257,15 @@ mod tests {
     #[test]
     fn malformed_candidates_are_named() {
         assert!(matches!(parse("I would change the code."), Err(EditError::Malformed(m)) if m.contains("no SEARCH")));
-        assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("=======")));
-        assert!(matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n=======\ny\n"), Err(EditError::Malformed(m)) if m.contains("REPLACE")));
-        assert!(matches!(parse("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("path")));
+        assert!(
+            matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("======="))
+        );
+        assert!(
+            matches!(parse("calc.py\n<<<<<<< SEARCH\nx\n=======\ny\n"), Err(EditError::Malformed(m)) if m.contains("REPLACE"))
+        );
+        assert!(
+            matches!(parse("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"), Err(EditError::Malformed(m)) if m.contains("path"))
+        );
     }
 
     #[test]
@@ -257,7 +276,14 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("new.py"), tree.path().join("dangling.py")).unwrap();
         std::fs::create_dir(tree.path().join(".git")).unwrap();
         std::os::unix::fs::symlink(tree.path().join(".git"), tree.path().join("gitlink")).unwrap();
-        for path in ["link/x.py", "link/sub/x.py", "dangling.py", "../x.py", ".git/hooks/pre-commit", "gitlink/hooks/pre-commit"] {
+        for path in [
+            "link/x.py",
+            "link/sub/x.py",
+            "dangling.py",
+            "../x.py",
+            ".git/hooks/pre-commit",
+            "gitlink/hooks/pre-commit",
+        ] {
             let edit = Edit { path: path.into(), search: String::new(), replace: "x = 1\n".into() };
             assert!(matches!(apply(tree.path(), &[edit]), Err(EditError::DoesNotApply(_))), "{path}");
         }
@@ -271,18 +297,29 @@ mod tests {
     #[test]
     fn a_whole_function_replaces_its_definition() {
         let tree = tempfile::tempdir().unwrap();
-        std::fs::write(tree.path().join("a.py"), "def f():\n    \"\"\"One.\"\"\"\n    raise NotImplementedError\n").unwrap();
-        let edit = Edit { path: "a.py".into(), search: "def f():\n".into(), replace: "def f():\n    return 1\n".into() };
+        std::fs::write(tree.path().join("a.py"), "def f():\n    \"\"\"One.\"\"\"\n    raise NotImplementedError\n")
+            .unwrap();
+        let edit =
+            Edit { path: "a.py".into(), search: "def f():\n".into(), replace: "def f():\n    return 1\n".into() };
         apply(tree.path(), &[edit]).unwrap();
-        assert_eq!(std::fs::read_to_string(tree.path().join("a.py")).unwrap(), "def f():\n    \"\"\"One.\"\"\"\n    return 1\n");
+        assert_eq!(
+            std::fs::read_to_string(tree.path().join("a.py")).unwrap(),
+            "def f():\n    \"\"\"One.\"\"\"\n    return 1\n"
+        );
     }
 
     #[test]
     fn search_text_must_match_once() {
         let text = "def f():\n    return 1   \n\ndef g():\n    return 2\n";
-        assert_eq!(replace_once(text, "    return 2\n", "    return 3\n").unwrap(), text.replace("return 2", "return 3"));
+        assert_eq!(
+            replace_once(text, "    return 2\n", "    return 3\n").unwrap(),
+            text.replace("return 2", "return 3")
+        );
         // Trailing whitespace differs: still one match.
-        assert_eq!(replace_once(text, "def f():\n    return 1\n", "def f():\n    return 9\n").unwrap(), "def f():\n    return 9\n\ndef g():\n    return 2\n");
+        assert_eq!(
+            replace_once(text, "def f():\n    return 1\n", "def f():\n    return 9\n").unwrap(),
+            "def f():\n    return 9\n\ndef g():\n    return 2\n"
+        );
         assert!(replace_once(text, "    return 5\n", "").unwrap_err().contains("not in the file"));
         assert!(replace_once("a\na\n", "a\n", "b\n").unwrap_err().contains("2 times"));
     }

@@ -72,7 +72,9 @@ fn scan(text: &str) -> (Vec<(String, String)>, Option<(String, String)>) {
     let mut i = 0;
     while i < lines.len() {
         let opens = lines.get(i + 1).is_some_and(|l| l.trim_start().starts_with(FENCE));
-        let Some(path) = lines[i].trim().starts_with("FILE:").then(|| edits::path_of(lines[i])).flatten().filter(|_| opens) else {
+        let Some(path) =
+            lines[i].trim().starts_with("FILE:").then(|| edits::path_of(lines[i])).flatten().filter(|_| opens)
+        else {
             i += 1;
             continue;
         };
@@ -105,7 +107,10 @@ pub fn apply(root: &Path, allowed: &[String], files: &[(String, String)]) -> Res
                 let old = std::fs::read_to_string(&target).map_err(failed)?;
                 std::fs::write(target, like(&old, content)).map_err(failed)?
             }
-            Err(ToolError::NotFound(_)) => edits::apply(root, &[edits::Edit { path: path.clone(), search: String::new(), replace: content.clone() }])?,
+            Err(ToolError::NotFound(_)) => edits::apply(
+                root,
+                &[edits::Edit { path: path.clone(), search: String::new(), replace: content.clone() }],
+            )?,
             Err(e) => return Err(EditError::DoesNotApply(format!("{path}: {e}"))),
         }
     }
@@ -130,7 +135,13 @@ mod tests {
     fn whole_files_parse_and_replace_the_old_ones() {
         let text = "Here it is.\nFILE: calc.py\n```python\ndef add(a, b):\n    return a + b\n```\n\nFILE: pkg/new.py\n```\nX = 1\n```\n";
         let files = parse(text).unwrap();
-        assert_eq!(files, vec![("calc.py".into(), "def add(a, b):\n    return a + b\n".into()), ("pkg/new.py".into(), "X = 1\n".into())]);
+        assert_eq!(
+            files,
+            vec![
+                ("calc.py".into(), "def add(a, b):\n    return a + b\n".into()),
+                ("pkg/new.py".into(), "X = 1\n".into())
+            ]
+        );
         let repeated = format!("{text}\nFILE: calc.py\n```python\ndef add(a, b):\n    return a - b\n```\n");
         assert_eq!(parse(&repeated).unwrap(), files, "the first version of a file counts");
         let tree = tempfile::tempdir().unwrap();
@@ -145,7 +156,11 @@ mod tests {
         let file = "FILE: a.py\n```python\ndef f():\n    return 1\n```\n";
         let expected = vec![("a.py".to_string(), "def f():\n    return 1\n".to_string())];
         assert_eq!(before_repetition(&format!("{file}\n{}", &file[..30])), Some(expected));
-        assert_eq!(before_repetition(&format!("{file}\nFILE: a.py\n```python\ndef g():")), None, "a different version was cut off");
+        assert_eq!(
+            before_repetition(&format!("{file}\nFILE: a.py\n```python\ndef g():")),
+            None,
+            "a different version was cut off"
+        );
         assert_eq!(before_repetition(&format!("{file}\nFILE: b.py\n```python\nx = 1")), None, "new text was cut off");
         assert_eq!(before_repetition(&file[..30]), None, "no complete file");
         assert_eq!(before_repetition(file), None, "cut off after a file: more may have been meant");
@@ -153,8 +168,12 @@ mod tests {
 
     #[test]
     fn bad_answers_are_named_and_nothing_escapes_the_tree() {
-        assert!(matches!(parse("def add(a, b):\n    return a + b\n"), Err(EditError::Malformed(m)) if m.contains("FILE")));
-        assert!(matches!(parse("FILE: calc.py\n```python\nx = 1\n"), Err(EditError::Malformed(m)) if m.contains("not closed")));
+        assert!(
+            matches!(parse("def add(a, b):\n    return a + b\n"), Err(EditError::Malformed(m)) if m.contains("FILE"))
+        );
+        assert!(
+            matches!(parse("FILE: calc.py\n```python\nx = 1\n"), Err(EditError::Malformed(m)) if m.contains("not closed"))
+        );
         let tree = tempfile::tempdir().unwrap();
         std::fs::create_dir(tree.path().join("tests")).unwrap();
         std::fs::write(tree.path().join("tests/test_a.py"), "assert True\n").unwrap();
@@ -162,9 +181,17 @@ mod tests {
             assert!(apply(tree.path(), &[path.to_string()], &[(path.into(), "x = 1\n".into())]).is_err(), "{path}");
         }
         let test = [("tests/test_a.py".to_string(), "x = 1\n".to_string())];
-        assert!(matches!(apply(tree.path(), &["a.py".into()], &test), Err(EditError::DoesNotApply(m)) if m.contains("not among")));
-        assert_eq!(std::fs::read_to_string(tree.path().join("tests/test_a.py")).unwrap(), "assert True\n", "tests stay out of reach");
-        assert!(matches!(apply(tree.path(), &["a.py".into()], &[("a.py".into(), "\n".into())]), Err(EditError::DoesNotApply(m)) if m.contains("empty")));
+        assert!(
+            matches!(apply(tree.path(), &["a.py".into()], &test), Err(EditError::DoesNotApply(m)) if m.contains("not among"))
+        );
+        assert_eq!(
+            std::fs::read_to_string(tree.path().join("tests/test_a.py")).unwrap(),
+            "assert True\n",
+            "tests stay out of reach"
+        );
+        assert!(
+            matches!(apply(tree.path(), &["a.py".into()], &[("a.py".into(), "\n".into())]), Err(EditError::DoesNotApply(m)) if m.contains("empty"))
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 mod code;
 pub mod edits;
-mod files;
 mod events;
+mod files;
 mod models;
 mod output;
 mod plan;
@@ -145,7 +145,9 @@ impl PipelineOptions {
         if !(0.0..=2.0).contains(&options.min_temperature)
             || !(options.min_temperature..=2.0).contains(&options.max_temperature)
         {
-            return Err(PipelineError::Invalid("temperatures must satisfy 0 <= min_temperature <= max_temperature <= 2".into()));
+            return Err(PipelineError::Invalid(
+                "temperatures must satisfy 0 <= min_temperature <= max_temperature <= 2".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&options.retry_heat) {
             return Err(PipelineError::Invalid("retry_heat must be between 0 and 1".into()));
@@ -218,13 +220,27 @@ impl Ctx<'_> {
     }
 
     /// One answer from `role` under its prompt, constrained to JSON valid for `schema`.
-    pub async fn ask_json(&self, role: Role, schema: &serde_json::Value, user: String, max_tokens: u32) -> Result<String, PipelineError> {
+    pub async fn ask_json(
+        &self,
+        role: Role,
+        schema: &serde_json::Value,
+        user: String,
+        max_tokens: u32,
+    ) -> Result<String, PipelineError> {
         self.ask_json_as(self.prompt(role), role, schema, user, max_tokens).await
     }
 
     /// The same under another system prompt: `role` names the model.
-    pub async fn ask_json_as(&self, system: &str, role: Role, schema: &serde_json::Value, user: String, max_tokens: u32) -> Result<String, PipelineError> {
-        let grammar = crate::engine::json_schema_grammar(&schema.to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
+    pub async fn ask_json_as(
+        &self,
+        system: &str,
+        role: Role,
+        schema: &serde_json::Value,
+        user: String,
+        max_tokens: u32,
+    ) -> Result<String, PipelineError> {
+        let grammar =
+            crate::engine::json_schema_grammar(&schema.to_string()).map_err(|e| PipelineError::Model(e.to_string()))?;
         let ask = Ask::new(system, user, max_tokens).grammar(grammar);
         let answer = self.models.ask(role, ask).await?.into_iter().next();
         Ok(answer.ok_or_else(|| PipelineError::Model(format!("the {role} returned no answer")))?.text)

@@ -80,7 +80,11 @@ impl Models for EngineModels {
         let done = generation.collect().await.map_err(|e| PipelineError::Model(e.to_string()))?;
         Ok(done
             .into_iter()
-            .map(|c| Sample { text: c.text, hit_limit: c.finish == Some(FinishReason::Length), tokens: c.completion_tokens })
+            .map(|c| Sample {
+                text: c.text,
+                hit_limit: c.finish == Some(FinishReason::Length),
+                tokens: c.completion_tokens,
+            })
             .collect())
     }
 
@@ -124,7 +128,11 @@ impl Models for ScriptedModels {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let text = queue.pop_front().ok_or_else(no_answer)?;
-            out.push(Sample { tokens: text.split_whitespace().count() as u32, hit_limit: text.contains("<<LIMIT>>"), text });
+            out.push(Sample {
+                tokens: text.split_whitespace().count() as u32,
+                hit_limit: text.contains("<<LIMIT>>"),
+                text,
+            });
         }
         Ok(out)
     }

@@ -94,13 +94,16 @@ fn terms(task: &str) -> (Vec<String>, Vec<String>) {
         if word.len() < 3 {
             continue;
         }
-        let has_ext = word.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric));
+        let has_ext = word.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric)
+        });
         if word.contains('/') || has_ext {
             paths.push(word.to_string());
             continue;
         }
         let ident = word.chars().all(|c| c.is_alphanumeric() || c == '_');
-        let codey = word.contains('_') || (word.chars().skip(1).any(char::is_uppercase) && word.chars().any(char::is_lowercase));
+        let codey = word.contains('_')
+            || (word.chars().skip(1).any(char::is_uppercase) && word.chars().any(char::is_lowercase));
         if ident && codey {
             symbols.push(word.to_string());
         }
@@ -115,9 +118,19 @@ pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result
     let analysis = ctx.tools.call("analyze_codebase", json!({"depth": 2, "max_entries": 80, "symbols": false})).await?;
     let languages: Vec<String> = analysis["languages"]
         .as_array()
-        .map(|l| l.iter().take(5).map(|x| format!("{} ({} lines)", x["language"].as_str().unwrap_or("?"), x["lines"])).collect())
+        .map(|l| {
+            l.iter()
+                .take(5)
+                .map(|x| format!("{} ({} lines)", x["language"].as_str().unwrap_or("?"), x["lines"]))
+                .collect()
+        })
         .unwrap_or_default();
-    let list = |key: &str| analysis[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let list = |key: &str| {
+        analysis[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
     let summary = format!(
         "Languages: {}\nEntry points: {}\nTests: {}\nFiles: {}",
         languages.join(", "),
@@ -134,7 +147,9 @@ pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result
         }
     }
     for symbol in &symbols {
-        let Ok(found) = ctx.tools.call("find_references", json!({"symbol": symbol, "max_results": 50})).await else { continue };
+        let Ok(found) = ctx.tools.call("find_references", json!({"symbol": symbol, "max_results": 50})).await else {
+            continue;
+        };
         for (key, weight) in [("definitions", 5), ("references", 1)] {
             for loc in found[key].as_array().into_iter().flatten() {
                 if let Some(path) = loc["path"].as_str() {
@@ -220,7 +235,13 @@ pub fn render_files(files: &[ContextFile]) -> String {
 }
 
 /// Asks the planner; `learned` carries what earlier rounds found (for a re-plan).
-pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usize, replans: u32) -> Result<serde_json::Value, PipelineError> {
+pub async fn run(
+    ctx: &Ctx<'_>,
+    task: &str,
+    learned: &[String],
+    round_start: usize,
+    replans: u32,
+) -> Result<serde_json::Value, PipelineError> {
     let context = gather(ctx, task, &[]).await?;
     ctx.emit(
         "context",
@@ -236,15 +257,22 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, learned: &[String], round_start: usi
         user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
     }
     let answer = ctx.ask_json(Role::Planner, &schema(), user, 400).await?;
-    let parsed = serde_json::from_str::<Plan>(&answer).ok().map(|p| merge_same_files(without_test_steps(p, task))).filter(|p| !p.subtasks.is_empty());
+    let parsed = serde_json::from_str::<Plan>(&answer)
+        .ok()
+        .map(|p| merge_same_files(without_test_steps(p, task)))
+        .filter(|p| !p.subtasks.is_empty());
     let fallback = parsed.is_none();
     let plan = parsed.unwrap_or_else(|| Plan {
-        subtasks: vec![Subtask { description: task.to_string(), files: context.files.iter().map(|f| f.path.clone()).collect() }],
+        subtasks: vec![Subtask {
+            description: task.to_string(),
+            files: context.files.iter().map(|f| f.path.clone()).collect(),
+        }],
         verify: String::new(),
     });
     ctx.emit("plan", Stage::Plan, json!({"plan": plan, "fallback": fallback})).await?;
     let probes = super::probes::generate(ctx, task, &plan, &context).await?;
-    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans, probes }).expect("plans serialize"))
+    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans, probes })
+        .expect("plans serialize"))
 }
 
 /// Unless the task is about tests, steps that would only edit test files go (small
@@ -293,7 +321,10 @@ mod tests {
 
     #[test]
     fn consecutive_steps_on_the_same_files_merge() {
-        let step = |d: &str, files: &[&str]| Subtask { description: d.into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let step = |d: &str, files: &[&str]| Subtask {
+            description: d.into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+        };
         let plan = Plan {
             subtasks: vec![
                 step("Mask the middle.", &["a.py"]),
@@ -307,27 +338,42 @@ mod tests {
         let merged = merge_same_files(plan).subtasks;
         assert_eq!(
             merged,
-            vec![step("Mask the middle. Keep short strings.", &["a.py"]), step("Export it.", &["b.py"]), step("Use it.", &["a.py"])]
+            vec![
+                step("Mask the middle. Keep short strings.", &["a.py"]),
+                step("Export it.", &["b.py"]),
+                step("Use it.", &["a.py"])
+            ]
         );
     }
 
     #[test]
     fn steps_on_tests_go_unless_the_task_is_about_tests() {
-        let step = |d: &str, files: &[&str]| Subtask { description: d.into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let step = |d: &str, files: &[&str]| Subtask {
+            description: d.into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+        };
         let plan = Plan {
-            subtasks: vec![step("implement f", &["solution.py", "test_solution.py"]), step("add a test case", &["test_solution.py"])],
+            subtasks: vec![
+                step("implement f", &["solution.py", "test_solution.py"]),
+                step("add a test case", &["test_solution.py"]),
+            ],
             verify: "pytest".into(),
         };
         let kept = without_test_steps(plan.clone(), "Implement f in solution.py");
         assert_eq!(kept.subtasks, vec![step("implement f", &["solution.py"])]);
         assert_eq!(without_test_steps(plan.clone(), "Add tests for f").subtasks, plan.subtasks);
         assert_eq!(without_test_steps(plan.clone(), "Return the greatest value; see test_f").subtasks, plan.subtasks);
-        assert_eq!(without_test_steps(plan, "Return the greatest and the latest value").subtasks.len(), 1, "no word `test`");
+        assert_eq!(
+            without_test_steps(plan, "Return the greatest and the latest value").subtasks.len(),
+            1,
+            "no word `test`"
+        );
     }
 
     #[test]
     fn task_terms_are_paths_and_identifiers() {
-        let (paths, symbols) = super::terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");
+        let (paths, symbols) =
+            super::terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");
         assert_eq!(paths, ["src/config.py", "README.md"]);
         assert_eq!(symbols, ["parse_config", "MaxRetries"]);
     }

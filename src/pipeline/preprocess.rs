@@ -25,7 +25,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<serde_json::Value, 
 pub fn is_auxiliary_request(text: &str) -> bool {
     let t = text.to_lowercase();
     let open_webui = t.trim_start().starts_with("### task:");
-    let title = t.contains("title") && (t.contains("3-5 word") || t.contains("3-4 word") || t.contains("short title") || t.contains("concise"));
+    let title = t.contains("title")
+        && (t.contains("3-5 word") || t.contains("3-4 word") || t.contains("short title") || t.contains("concise"));
     let tags = t.contains("tags") && (t.contains("categoriz") || t.contains("broad tags"));
     let follow_ups = t.contains("follow-up questions") || t.contains("follow up questions");
     open_webui || title || tags || follow_ups
@@ -37,8 +38,12 @@ mod tests {
 
     #[test]
     fn front_end_housekeeping_is_recognized() {
-        assert!(is_auxiliary_request("### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat history."));
-        assert!(is_auxiliary_request("### Task:\nGenerate 1-3 broad tags categorizing the main themes of the chat history"));
+        assert!(is_auxiliary_request(
+            "### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat history."
+        ));
+        assert!(is_auxiliary_request(
+            "### Task:\nGenerate 1-3 broad tags categorizing the main themes of the chat history"
+        ));
         assert!(is_auxiliary_request("Suggest 3-5 relevant follow-up questions the user might ask"));
         assert!(is_auxiliary_request("Given the following conversation, reply with a short title for it."));
         assert!(!is_auxiliary_request("Fix the off-by-one error in paginate() in src/pages.py"));

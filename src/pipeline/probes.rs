@@ -35,7 +35,16 @@ const CRASH: &str = " (crash)";
 /// Exceptions that say the code broke, not that it refused the input (as `ValueError`
 /// or `TypeError` may, on purpose, even raised by `int()`): an index or key that is not
 /// there, a hang.
-const CRASHES: [&str; 8] = ["IndexError", "KeyError", "AttributeError", "ZeroDivisionError", "RecursionError", "TimeoutError", "NameError", "UnboundLocalError"];
+const CRASHES: [&str; 8] = [
+    "IndexError",
+    "KeyError",
+    "AttributeError",
+    "ZeroDivisionError",
+    "RecursionError",
+    "TimeoutError",
+    "NameError",
+    "UnboundLocalError",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Probes {
@@ -59,7 +68,12 @@ pub async fn generate(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context)
     if ctx.options.probes == 0 || !ctx.has_tests() || !pytest {
         return Ok(Probes::default());
     }
-    let paths: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).filter(|p| module(p).is_some() && !crate::tools::is_test_file(p)).collect();
+    let paths: Vec<&String> = plan
+        .subtasks
+        .iter()
+        .flat_map(|s| &s.files)
+        .filter(|p| module(p).is_some() && !crate::tools::is_test_file(p))
+        .collect();
     let shown: Vec<_> = context.files.iter().filter(|f| paths.contains(&&f.path)).cloned().collect();
     if shown.is_empty() {
         return Ok(Probes::default());
@@ -82,7 +96,9 @@ pub async fn generate(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context)
     // Probes only sharpen the vote: without them (a model error, an answer cut off) the
     // task goes on as before.
     let (calls, error) = match answer {
-        Ok(answer) => (serde_json::from_str::<serde_json::Value>(&answer).map(|v| calls(&v["calls"])).unwrap_or_default(), None),
+        Ok(answer) => {
+            (serde_json::from_str::<serde_json::Value>(&answer).map(|v| calls(&v["calls"])).unwrap_or_default(), None)
+        }
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let probes = Probes { modules, calls };
@@ -123,7 +139,10 @@ fn module(path: &str) -> Option<String> {
     if parts.last() == Some(&"__init__") {
         parts.pop();
     }
-    let identifier = |p: &&str| p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let identifier = |p: &&str| {
+        p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     (!parts.is_empty() && parts.iter().all(identifier)).then(|| parts.join("."))
 }
 
@@ -340,6 +359,10 @@ mod tests {
         let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
         assert_eq!(seen, calls.iter().map(|(_, shown)| shown.to_string()).collect::<Vec<_>>());
         assert_eq!(faults(&seen, "Drop items."), 4, "three crashes and a changed argument with a value returned");
-        assert_eq!(faults(&seen, "Drop items in place; raises ZeroDivisionError on zero."), 2, "a hang and an IndexError");
+        assert_eq!(
+            faults(&seen, "Drop items in place; raises ZeroDivisionError on zero."),
+            2,
+            "a hang and an IndexError"
+        );
     }
 }

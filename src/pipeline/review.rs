@@ -43,7 +43,14 @@ struct Answer {
 
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone
 /// (it objected to lines the diff removes).
-pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: Vec<ContextFile>, tests: Option<TestOutcome>) -> Result<Verdict, PipelineError> {
+pub async fn run(
+    ctx: &Ctx<'_>,
+    task: &str,
+    round: u32,
+    diff: String,
+    files: Vec<ContextFile>,
+    tests: Option<TestOutcome>,
+) -> Result<Verdict, PipelineError> {
     let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
     if !files.is_empty() {
         user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(&files)));
@@ -61,10 +68,18 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, round: u32, diff: String, files: Vec
     let answer = ctx.ask_json(Role::Reviewer, &schema(), user, 300).await?;
     let (approved, problems) = match serde_json::from_str::<Answer>(&answer) {
         // A reviewer that lists problems has not approved, whatever the flag says.
-        Ok(a) => (a.approved && a.problems.is_empty(), if !a.approved && a.problems.is_empty() { vec!["rejected without a reason".into()] } else { a.problems }),
+        Ok(a) => (
+            a.approved && a.problems.is_empty(),
+            if !a.approved && a.problems.is_empty() { vec!["rejected without a reason".into()] } else { a.problems },
+        ),
         Err(_) => (false, vec!["the review was not valid JSON (cut off?)".into()]),
     };
     let verdict = Verdict { round, approved, problems, diff, files, tests };
-    ctx.emit("verdict", Stage::Review, json!({"round": round, "approved": verdict.approved, "problems": verdict.problems})).await?;
+    ctx.emit(
+        "verdict",
+        Stage::Review,
+        json!({"round": round, "approved": verdict.approved, "problems": verdict.problems}),
+    )
+    .await?;
     Ok(verdict)
 }

@@ -76,7 +76,13 @@ mod tests {
     fn a_quoted_header_and_a_whole_function_rewrite_the_function() {
         let new = "def f(x):\n    \"\"\"Twice x.\"\"\"\n    return 2 * x\n";
         let out = rewrite("def f(x):\n", new, true).unwrap();
-        assert_eq!(out, FILE.replace("def f(x):\n    \"\"\"Double x.\n\n    >>> f(2)\n    4\n    \"\"\"\n    raise NotImplementedError\n", new));
+        assert_eq!(
+            out,
+            FILE.replace(
+                "def f(x):\n    \"\"\"Double x.\n\n    >>> f(2)\n    4\n    \"\"\"\n    raise NotImplementedError\n",
+                new
+            )
+        );
         // The docstring in the SEARCH is still only the head.
         assert_eq!(rewrite("def f(x):\n    \"\"\"Double x.\n", new, true).unwrap(), out);
     }
@@ -84,7 +90,12 @@ mod tests {
     #[test]
     fn a_rewrite_without_the_docstring_keeps_the_old_one() {
         let out = rewrite("not in the file\n", "def f(x):\n    return 2 * x\n", false).unwrap();
-        assert!(out.contains("def f(x):\n    \"\"\"Double x.\n\n    >>> f(2)\n    4\n    \"\"\"\n    return 2 * x\n\n\nclass C:"), "{out}");
+        assert!(
+            out.contains(
+                "def f(x):\n    \"\"\"Double x.\n\n    >>> f(2)\n    4\n    \"\"\"\n    return 2 * x\n\n\nclass C:"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -37,18 +37,35 @@ impl Drop for AbortOnDrop {
 
 enum Step {
     Preprocess,
-    Plan { learned: Vec<String>, round_start: usize, replans: u32 },
-    Code { round: u32, subtask: usize, patches: Vec<String>, feedback: Feedback },
+    Plan {
+        learned: Vec<String>,
+        round_start: usize,
+        replans: u32,
+    },
+    Code {
+        round: u32,
+        subtask: usize,
+        patches: Vec<String>,
+        feedback: Feedback,
+    },
     Vote,
     Review,
-    Output { failure: Option<String> },
+    Output {
+        failure: Option<String>,
+    },
     /// The output is saved but the task was not marked finished (a crash in between).
-    Finish { failure: Option<String> },
+    Finish {
+        failure: Option<String>,
+    },
 }
 
 fn saved<T: DeserializeOwned>(task: &Task, stage: Stage) -> Result<T, PipelineError> {
-    let value = task.outputs.get(&stage).ok_or_else(|| PipelineError::Invalid(format!("the task has no saved {stage} output")))?;
-    serde_json::from_value(value.clone()).map_err(|e| PipelineError::Invalid(format!("the saved {stage} output is unreadable: {e}")))
+    let value = task
+        .outputs
+        .get(&stage)
+        .ok_or_else(|| PipelineError::Invalid(format!("the task has no saved {stage} output")))?;
+    serde_json::from_value(value.clone())
+        .map_err(|e| PipelineError::Invalid(format!("the saved {stage} output is unreadable: {e}")))
 }
 
 /// What the coders are told after a rejection.
@@ -69,7 +86,8 @@ fn earlier_attempts(task: &Task) -> Vec<String> {
     rounds
         .into_iter()
         .map(|round| {
-            let flags: Vec<&str> = task.attempts.iter().filter(|a| a.round == round).filter_map(|a| a.red_flag.as_deref()).collect();
+            let flags: Vec<&str> =
+                task.attempts.iter().filter(|a| a.round == round).filter_map(|a| a.red_flag.as_deref()).collect();
             let total = task.attempts.iter().filter(|a| a.round == round).count();
             let mut reasons: Vec<&str> = flags.iter().map(|f| f.split(':').next().unwrap_or(f)).collect();
             reasons.sort();
@@ -83,7 +101,11 @@ fn earlier_attempts(task: &Task) -> Vec<String> {
 /// passed, else the latest reviewed change at all (a later round may have had none).
 fn best_reviewed(task: &Task) -> String {
     let reviewed = || task.reviews.iter().rev().filter(|r| !r.diff.is_empty());
-    reviewed().find(|r| r.tests_passed == Some(true)).or_else(|| reviewed().next()).map(|r| r.diff.clone()).unwrap_or_default()
+    reviewed()
+        .find(|r| r.tests_passed == Some(true))
+        .or_else(|| reviewed().next())
+        .map(|r| r.diff.clone())
+        .unwrap_or_default()
 }
 
 /// What comes after the last completed stage.
@@ -91,7 +113,12 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
     Ok(match task.last_completed_stage {
         None => Step::Preprocess,
         Some(Stage::Preprocess) => Step::Plan { learned: Vec::new(), round_start: 0, replans: 0 },
-        Some(Stage::Plan) => Step::Code { round: task.reviews.len() as u32 + 1, subtask: 0, patches: Vec::new(), feedback: Feedback::default() },
+        Some(Stage::Plan) => Step::Code {
+            round: task.reviews.len() as u32 + 1,
+            subtask: 0,
+            patches: Vec::new(),
+            feedback: Feedback::default(),
+        },
         Some(Stage::Code) => Step::Vote,
         Some(Stage::Vote) => {
             let vote: VoteOutput = saved(task, Stage::Vote)?;
@@ -113,7 +140,12 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
             if verdict.approved {
                 Step::Output { failure: None }
             } else if task.reviews.len().saturating_sub(plan.round_start) < options.max_rounds as usize {
-                Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback: feedback(task, &verdict) }
+                Step::Code {
+                    round: verdict.round + 1,
+                    subtask: 0,
+                    patches: Vec::new(),
+                    feedback: feedback(task, &verdict),
+                }
             } else if plan.replans < options.replans {
                 let learned = task.reviews.iter().flat_map(|r| r.problems.iter().cloned()).collect();
                 Step::Plan { learned, round_start: task.reviews.len(), replans: plan.replans + 1 }
@@ -126,7 +158,13 @@ fn next_step(task: &Task, options: &PipelineOptions) -> Result<Step, PipelineErr
 }
 
 impl Pipeline {
-    pub fn new(models: Arc<dyn Models>, tools: Tools, tasks: TaskStore, prompts: Prompts, defaults: PipelineOptions) -> Pipeline {
+    pub fn new(
+        models: Arc<dyn Models>,
+        tools: Tools,
+        tasks: TaskStore,
+        prompts: Prompts,
+        defaults: PipelineOptions,
+    ) -> Pipeline {
         Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts, running: Default::default() }))
     }
 
@@ -172,7 +210,9 @@ impl Pipeline {
         }
         let root = self.0.tools.workspace().root().display().to_string();
         if let Some(ws) = task.input.workspace.as_deref().filter(|ws| *ws != root) {
-            return Err(PipelineError::Invalid(format!("task `{id}` works on {ws}, not {root}; run it with --workspace {ws}")));
+            return Err(PipelineError::Invalid(format!(
+                "task `{id}` works on {ws}, not {root}; run it with --workspace {ws}"
+            )));
         }
         if !tasks.claim(id).await? {
             return Err(PipelineError::Busy(id.to_string()));
@@ -287,7 +327,12 @@ impl Pipeline {
         };
         let tasks = &shared.tasks;
         loop {
-            let text = task.outputs.get(&Stage::Preprocess).and_then(|o| o["text"].as_str()).unwrap_or(&task.input.text).to_string();
+            let text = task
+                .outputs
+                .get(&Stage::Preprocess)
+                .and_then(|o| o["text"].as_str())
+                .unwrap_or(&task.input.text)
+                .to_string();
             match next_step(task, options)? {
                 Step::Preprocess => {
                     tasks.start_stage(task, Stage::Preprocess).await?;
@@ -310,7 +355,9 @@ impl Pipeline {
                         diff: c.diff.clone(),
                         red_flag: c.red_flag.clone(),
                     }));
-                    tasks.finish_stage(task, Stage::Code, serde_json::to_value(out).expect("outputs serialize")).await?;
+                    tasks
+                        .finish_stage(task, Stage::Code, serde_json::to_value(out).expect("outputs serialize"))
+                        .await?;
                 }
                 Step::Vote => {
                     tasks.start_stage(task, Stage::Vote).await?;
@@ -318,7 +365,9 @@ impl Pipeline {
                     let code: CodeOutput = saved(task, Stage::Code)?;
                     let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.clone()).unwrap_or_default();
                     let out = vote::run(&ctx, &text, &step, plan.plan.is_last(code.subtask), &code).await?;
-                    tasks.finish_stage(task, Stage::Vote, serde_json::to_value(out).expect("outputs serialize")).await?;
+                    tasks
+                        .finish_stage(task, Stage::Vote, serde_json::to_value(out).expect("outputs serialize"))
+                        .await?;
                 }
                 Step::Review => {
                     tasks.start_stage(task, Stage::Review).await?;
@@ -326,7 +375,14 @@ impl Pipeline {
                     let verdict = match &vote.reason {
                         // Nothing to review: the round failed at the vote.
                         Some(reason) if vote.winner.is_none() => {
-                            let v = Verdict { round: vote.round, approved: false, problems: vec![reason.clone()], diff: String::new(), files: Vec::new(), tests: None };
+                            let v = Verdict {
+                                round: vote.round,
+                                approved: false,
+                                problems: vec![reason.clone()],
+                                diff: String::new(),
+                                files: Vec::new(),
+                                tests: None,
+                            };
                             ctx.emit("verdict", Stage::Review, serde_json::json!({"round": v.round, "approved": false, "problems": v.problems, "skipped": true})).await?;
                             v
                         }
@@ -342,7 +398,9 @@ impl Pipeline {
                         diff: verdict.diff.clone(),
                         tests_passed: verdict.tests.as_ref().map(|t| t.success),
                     });
-                    tasks.finish_stage(task, Stage::Review, serde_json::to_value(verdict).expect("outputs serialize")).await?;
+                    tasks
+                        .finish_stage(task, Stage::Review, serde_json::to_value(verdict).expect("outputs serialize"))
+                        .await?;
                 }
                 Step::Output { failure } => {
                     tasks.start_stage(task, Stage::Output).await?;
@@ -354,8 +412,11 @@ impl Pipeline {
                         (None, Some(v)) => v.diff.clone(),
                         _ => best_reviewed(task),
                     };
-                    let out = output::run(&ctx, &plan, vote.as_ref(), verdict, diff, task.input.apply, failure.clone()).await?;
-                    tasks.finish_stage(task, Stage::Output, serde_json::to_value(out).expect("outputs serialize")).await?;
+                    let out = output::run(&ctx, &plan, vote.as_ref(), verdict, diff, task.input.apply, failure.clone())
+                        .await?;
+                    tasks
+                        .finish_stage(task, Stage::Output, serde_json::to_value(out).expect("outputs serialize"))
+                        .await?;
                     tasks.finish(task, failure).await?;
                     return Ok(());
                 }
@@ -369,7 +430,11 @@ impl Pipeline {
 
     /// The round's sub-task patches as one diff against the workspace, the changed files
     /// as they end up (what the reviewer reads the diff against), and the tests run on them.
-    async fn combined(&self, ctx: &Ctx<'_>, patches: &[String]) -> Result<(String, Vec<ContextFile>, Option<code::TestOutcome>), PipelineError> {
+    async fn combined(
+        &self,
+        ctx: &Ctx<'_>,
+        patches: &[String],
+    ) -> Result<(String, Vec<ContextFile>, Option<code::TestOutcome>), PipelineError> {
         let root = ctx.tools.workspace().root().to_path_buf();
         let (scratch, diff, changed) = {
             let (root, patches) = (root.clone(), patches.to_vec());
@@ -385,11 +450,7 @@ impl Pipeline {
         };
         let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
         let files = plan::fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2);
-        let tests = if ctx.has_tests() {
-            Some(code::run_tests(ctx, &scratch).await?)
-        } else {
-            None
-        };
+        let tests = if ctx.has_tests() { Some(code::run_tests(ctx, &scratch).await?) } else { None };
         code::blocking(move || {
             drop(scratch);
             Ok(())

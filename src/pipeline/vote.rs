@@ -37,7 +37,13 @@ pub struct VoteOutput {
 }
 
 /// `last_step`: whether `code` is for the plan's last sub-task.
-pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
+pub async fn run(
+    ctx: &Ctx<'_>,
+    task: &str,
+    step: &str,
+    last_step: bool,
+    code: &CodeOutput,
+) -> Result<VoteOutput, PipelineError> {
     let entries = super::code::entries(&code.candidates, task, last_step);
     let ballot = voting::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
@@ -70,7 +76,12 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &
             .map(|c| format!("candidate {}: {}", c.index + 1, c.red_flag.as_deref().unwrap_or("failed its tests")))
             .collect();
         out.reason = Some(format!("no candidate survived the red flags ({})", reasons.join("; ")));
-        ctx.emit("tally", Stage::Vote, json!({"round": code.round, "subtask": code.subtask, "winner": null, "reason": out.reason})).await?;
+        ctx.emit(
+            "tally",
+            Stage::Vote,
+            json!({"round": code.round, "subtask": code.subtask, "winner": null, "reason": out.reason}),
+        )
+        .await?;
         return Ok(out);
     }
 
@@ -100,7 +111,12 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, step: &str, last_step: bool, code: &
 }
 
 /// Votes on `choices` until one leads by k or the cap is reached; `counts` gets them.
-async fn draw_votes(ctx: &Ctx<'_>, prompt: &str, choices: &[Choice], counts: &mut [u32]) -> Result<voting::Decision, PipelineError> {
+async fn draw_votes(
+    ctx: &Ctx<'_>,
+    prompt: &str,
+    choices: &[Choice],
+    counts: &mut [u32],
+) -> Result<voting::Decision, PipelineError> {
     let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
     let grammar = format!("root ::= {}", letters.join(" | "));
     let parallel = ctx.models.parallel(Role::Voter).max(1);

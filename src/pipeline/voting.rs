@@ -32,7 +32,13 @@ pub struct Choice {
 
 /// Git's `index` lines and trailing whitespace do not make two diffs different.
 pub fn normalize(diff: &str) -> String {
-    diff.lines().filter(|l| !l.starts_with("index ")).map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+    diff.lines()
+        .filter(|l| !l.starts_with("index "))
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 /// The choices voters see: the [`eligible`] candidates, identical ones merged
@@ -57,15 +63,19 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
 /// Candidates without a red flag and with a non-empty diff; where some pass the tests,
 /// only those; of those, where the probes ran on all, the ones with the fewest faults.
 fn eligible(entries: &[Entry]) -> Vec<usize> {
-    let standing: Vec<usize> =
-        (0..entries.len()).filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty()).collect();
+    let standing: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty())
+        .collect();
     let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
-    let passing: Vec<usize> = standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
+    let passing: Vec<usize> =
+        standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
     // A red flag relative to the others (MAKER's red flags are absolute): a crash where
     // another candidate returns a value marks a bug, even when the crashing ones agree.
     // In the eval's records, the only correct candidate among five stood against four
     // that agreed on raising KeyError for a node missing from the graph.
-    let Some(faults) = passing.iter().map(|&i| entries[i].faults).collect::<Option<Vec<usize>>>() else { return passing };
+    let Some(faults) = passing.iter().map(|&i| entries[i].faults).collect::<Option<Vec<usize>>>() else {
+        return passing;
+    };
     let fewest = faults.iter().copied().min().unwrap_or(0);
     passing.into_iter().zip(faults).filter(|&(_, f)| f == fewest).map(|(i, _)| i).collect()
 }
@@ -81,7 +91,8 @@ pub fn settled(entries: &[Entry], k: u32, must_pass: bool) -> bool {
     }
     let eligible = eligible(entries);
     let alike = probed(entries, &eligible).is_some_and(|seen| seen.iter().all(|s| *s == seen[0]));
-    let mut sizes: Vec<usize> = if alike { vec![eligible.len()] } else { ballot(entries).iter().map(|c| c.candidates.len()).collect() };
+    let mut sizes: Vec<usize> =
+        if alike { vec![eligible.len()] } else { ballot(entries).iter().map(|c| c.candidates.len()).collect() };
     sizes.sort_unstable_by(|a, b| b.cmp(a));
     let (first, second) = (sizes.first().copied().unwrap_or(0), sizes.get(1).copied().unwrap_or(0));
     first >= second + k as usize
@@ -120,9 +131,14 @@ pub fn most_agreed(entries: &[Entry], choices: &[Choice]) -> Option<Vec<usize>> 
     let seen = probed(entries, &eligible)?;
     let agreement = |i: usize| -> usize {
         let mine = &seen[i];
-        seen.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, other)| other.iter().zip(mine.iter()).filter(|(a, b)| a == b).count()).sum()
+        seen.iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, other)| other.iter().zip(mine.iter()).filter(|(a, b)| a == b).count())
+            .sum()
     };
-    let scores: Vec<usize> = choices.iter().map(|c| agreement(eligible.binary_search(&c.candidates[0]).expect("a member"))).collect();
+    let scores: Vec<usize> =
+        choices.iter().map(|c| agreement(eligible.binary_search(&c.candidates[0]).expect("a member"))).collect();
     let best = *scores.iter().max()?;
     Some((0..choices.len()).filter(|&i| scores[i] == best).collect())
 }
@@ -199,7 +215,10 @@ mod tests {
             entry(""),
         ];
         let choices = ballot(&entries);
-        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![3] }]);
+        assert_eq!(
+            choices,
+            vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![3] }]
+        );
     }
 
     #[test]
@@ -217,13 +236,21 @@ mod tests {
         ];
         assert_eq!(ballot(&entries), vec![Choice { letter: 'A', candidates: vec![1] }]);
         // When none passes, the tests do not decide.
-        let none_pass = vec![Entry { tests_passed: Some(false), ..entry("-a\n+b") }, Entry { tests_passed: Some(false), ..entry("-a\n+c") }];
+        let none_pass = vec![
+            Entry { tests_passed: Some(false), ..entry("-a\n+b") },
+            Entry { tests_passed: Some(false), ..entry("-a\n+c") },
+        ];
         assert_eq!(ballot(&none_pass).len(), 2);
     }
 
     #[test]
     fn candidates_that_crash_more_cannot_stand() {
-        let probed = |diff: &str, faults: usize, seen: &str| Entry { faults: Some(faults), behaviour: Some(vec![seen.into()]), tests_passed: Some(true), ..entry(diff) };
+        let probed = |diff: &str, faults: usize, seen: &str| Entry {
+            faults: Some(faults),
+            behaviour: Some(vec![seen.into()]),
+            tests_passed: Some(true),
+            ..entry(diff)
+        };
         // Tests first: the failing candidate has no faults, and still cannot stand.
         let entries = vec![
             probed("-a\n+b", 2, "raises KeyError (crash)"),
@@ -247,7 +274,11 @@ mod tests {
 
     #[test]
     fn alike_behaviour_merges_and_the_largest_group_needs_no_vote() {
-        let probed = |diff: &str, seen: &[&str]| Entry { behaviour: Some(seen.iter().map(|s| s.to_string()).collect()), tests_passed: Some(true), ..entry(diff) };
+        let probed = |diff: &str, seen: &[&str]| Entry {
+            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            tests_passed: Some(true),
+            ..entry(diff)
+        };
         let entries = vec![
             probed("-a\n+b", &["''", "1"]),
             probed("-a\n+c", &["''", "raises ValueError"]),
@@ -255,7 +286,10 @@ mod tests {
             Entry { tests_passed: Some(false), ..probed("-a\n+e", &["''", "raises ValueError"]) },
         ];
         let choices = ballot(&entries);
-        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![1] }]);
+        assert_eq!(
+            choices,
+            vec![Choice { letter: 'A', candidates: vec![0, 2] }, Choice { letter: 'B', candidates: vec![1] }]
+        );
         assert_eq!(most_agreed(&entries, &choices), Some(vec![0]));
         // A tie leaves both to the voters.
         let tied = ballot(&entries[..2]);
@@ -270,13 +304,19 @@ mod tests {
         let alike = |diff: &str| probed(diff, &["raises NameError"]);
         let all_alike = vec![alike("-a\n+b"), alike("-a\n+b"), alike("-a\n+c")];
         let choices = ballot(&all_alike);
-        assert_eq!(choices, vec![Choice { letter: 'A', candidates: vec![0, 1] }, Choice { letter: 'B', candidates: vec![2] }]);
+        assert_eq!(
+            choices,
+            vec![Choice { letter: 'A', candidates: vec![0, 1] }, Choice { letter: 'B', candidates: vec![2] }]
+        );
         assert_eq!(most_agreed(&all_alike, &choices), None);
     }
 
     #[test]
     fn agreement_counts_call_by_call() {
-        let probed = |diff: &str, seen: &[&str]| Entry { behaviour: Some(seen.iter().map(|s| s.to_string()).collect()), ..entry(diff) };
+        let probed = |diff: &str, seen: &[&str]| Entry {
+            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            ..entry(diff)
+        };
         // Two pairs and a loner: whole behaviours tie two against two, but B agrees with
         // the loner on one more call than A does.
         let entries = vec![
@@ -287,7 +327,10 @@ mod tests {
             probed("-a\n+f", &["1", "1", "2"]),
         ];
         let choices = ballot(&entries);
-        assert_eq!(choices.iter().map(|c| c.candidates.clone()).collect::<Vec<_>>(), vec![vec![0, 2], vec![1, 3], vec![4]]);
+        assert_eq!(
+            choices.iter().map(|c| c.candidates.clone()).collect::<Vec<_>>(),
+            vec![vec![0, 2], vec![1, 3], vec![4]]
+        );
         assert_eq!(most_agreed(&entries, &choices), Some(vec![1]));
     }
 
@@ -298,15 +341,22 @@ mod tests {
             behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
             ..entry(diff)
         };
-        let failing = vec![probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"])];
+        let failing =
+            vec![probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"]), probed("-a\n+b", false, &["1"])];
         assert!(!settled(&failing, 2, true), "none passes the tests");
         assert!(settled(&failing, 2, false), "before the last step, failing tests do not count");
         // Three passers whose diffs differ but who behave alike on every probe: one choice.
-        let alike = vec![probed("-a\n+b", true, &["1"]), probed("-a\n+c", true, &["1"]), probed("-a\n+d", true, &["1"]), probed("-a\n+e", false, &["2"])];
+        let alike = vec![
+            probed("-a\n+b", true, &["1"]),
+            probed("-a\n+c", true, &["1"]),
+            probed("-a\n+d", true, &["1"]),
+            probed("-a\n+e", false, &["2"]),
+        ];
         assert!(settled(&alike, 2, true));
         assert!(!settled(&alike, 4, true));
         // Two against one is ahead by one: not yet by two.
-        let split = vec![probed("-a\n+b", true, &["1"]), probed("-a\n+c", true, &["1"]), probed("-a\n+d", true, &["2"])];
+        let split =
+            vec![probed("-a\n+b", true, &["1"]), probed("-a\n+c", true, &["1"]), probed("-a\n+d", true, &["2"])];
         assert!(!settled(&split, 2, true) && settled(&split, 1, true));
         // Without probes, identical diffs count together; a lone passer is not ahead by two.
         let plain = |diff: &str, passed: bool| Entry { tests_passed: Some(passed), ..entry(diff) };

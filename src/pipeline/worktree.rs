@@ -12,7 +12,19 @@ fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, Pipelin
     use std::io::Write;
     let mut cmd = Command::new("git");
     // Patches must not depend on the user's git config (colour, prefixes, external tools).
-    cmd.arg("-C").arg(dir).args(["-c", "core.quotepath=off", "-c", "color.ui=false", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false"]).args(args);
+    cmd.arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "core.quotepath=off",
+            "-c",
+            "color.ui=false",
+            "-c",
+            "diff.noprefix=false",
+            "-c",
+            "diff.mnemonicPrefix=false",
+        ])
+        .args(args);
     cmd.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
@@ -21,19 +33,27 @@ fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, Pipelin
     }
     let out = child.wait_with_output().map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
     if !out.status.success() {
-        return Err(PipelineError::Workspace(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(PipelineError::Workspace(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The workspace's uncommitted changes to tracked files, as a patch.
 pub fn workspace_patch(root: &Path) -> Result<String, PipelineError> {
-    git(root, &["rev-parse", "--verify", "HEAD"], None)
-        .map_err(|_| PipelineError::Workspace("the pipeline needs a git repository with a commit (git init; git commit)".into()))?;
+    git(root, &["rev-parse", "--verify", "HEAD"], None).map_err(|_| {
+        PipelineError::Workspace("the pipeline needs a git repository with a commit (git init; git commit)".into())
+    })?;
     // Worktrees hold the whole repository: the workspace must be its top, or paths disagree.
     let top = git(root, &["rev-parse", "--show-toplevel"], None)?;
     if Path::new(top.trim()).canonicalize().ok().as_deref() != Some(root) {
-        return Err(PipelineError::Workspace(format!("the workspace must be the top of its git repository ({})", top.trim())));
+        return Err(PipelineError::Workspace(format!(
+            "the workspace must be the top of its git repository ({})",
+            top.trim()
+        )));
     }
     git(root, &["diff", "--binary", "--no-ext-diff", "--no-textconv", "HEAD"], None)
 }
@@ -93,7 +113,10 @@ impl Scratch {
     /// Paths changed since the base.
     pub fn changed(&self) -> Result<Vec<String>, PipelineError> {
         git(&self.path, &["add", "-A"], None)?;
-        Ok(git(&self.path, &["diff", "--cached", "--name-only", &self.base], None)?.lines().map(str::to_string).collect())
+        Ok(git(&self.path, &["diff", "--cached", "--name-only", &self.base], None)?
+            .lines()
+            .map(str::to_string)
+            .collect())
     }
 }
 

@@ -33,7 +33,8 @@ impl Broker {
 
     pub fn subscribe(&self, channel: &str) -> Subscription {
         let mut channels = self.channels.lock().expect("broker lock");
-        let receiver = channels.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe();
+        let receiver =
+            channels.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe();
         let channel = channel.to_string();
         Box::pin(BroadcastStream::new(receiver).filter_map(move |item| {
             let item = match item {

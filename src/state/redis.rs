@@ -168,8 +168,9 @@ impl StateStore for RedisStore {
         let mut keys = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<String>) =
-                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000), prefix).await?;
+            let (next, batch): (u64, Vec<String>) = self
+                .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000), prefix)
+                .await?;
             keys.extend(batch);
             if next == 0 {
                 break;

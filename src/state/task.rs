@@ -21,7 +21,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [Stage::Preprocess, Stage::Plan, Stage::Code, Stage::Vote, Stage::Review, Stage::Output];
+    pub const ALL: [Stage; 6] =
+        [Stage::Preprocess, Stage::Plan, Stage::Code, Stage::Vote, Stage::Review, Stage::Output];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -173,7 +173,13 @@ impl TaskStore {
     }
 
     /// Appends to the task's event log and publishes the event to live listeners.
-    pub async fn event(&self, id: &str, kind: &str, stage: Option<Stage>, data: serde_json::Value) -> Result<TaskEvent> {
+    pub async fn event(
+        &self,
+        id: &str,
+        kind: &str,
+        stage: Option<Stage>,
+        data: serde_json::Value,
+    ) -> Result<TaskEvent> {
         // The position in the list is the event's `seq`: the stored value's is overwritten
         // on every read, so concurrent appends cannot give two events one number.
         let mut event = TaskEvent { seq: 0, at: now_ms(), kind: kind.to_string(), stage, data };
@@ -263,7 +269,9 @@ impl TaskStore {
                     Ok(Some(_)) => true,
                     Ok(None) => false,
                     // Quiet for a while: go on only while somebody works on the task.
-                    Err(_) => matches!(tasks.get(&id).await, Ok(Some(t)) if t.status.is_active() || t.status == TaskStatus::Queued),
+                    Err(_) => {
+                        matches!(tasks.get(&id).await, Ok(Some(t)) if t.status.is_active() || t.status == TaskStatus::Queued)
+                    }
                 };
                 let (n, open) = drain(next).await;
                 next = n;
@@ -350,7 +358,10 @@ impl TaskStore {
         tasks.renew_lease().await?;
         let interrupted = tasks.recover().await?;
         if !interrupted.is_empty() {
-            tracing::warn!(count = interrupted.len(), "tasks interrupted by the last shutdown are marked `interrupted`");
+            tracing::warn!(
+                count = interrupted.len(),
+                "tasks interrupted by the last shutdown are marked `interrupted`"
+            );
         }
         // Runs for the life of the process.
         drop(tasks.spawn_upkeep());
@@ -367,9 +378,12 @@ impl TaskStore {
             return Ok(true);
         }
         let holder = self.store.get(&key).await?.map(|h| String::from_utf8_lossy(&h).into_owned()).unwrap_or_default();
-        let dead = holder != *self.instance && (self.store.exclusive() || !self.store.exists(&lease_key(&holder)).await?);
+        let dead =
+            holder != *self.instance && (self.store.exclusive() || !self.store.exists(&lease_key(&holder)).await?);
         if dead {
-            self.store.set(&key, self.instance.as_bytes(), SetOptions { ttl: Some(CLAIM), only_if_absent: false }).await?;
+            self.store
+                .set(&key, self.instance.as_bytes(), SetOptions { ttl: Some(CLAIM), only_if_absent: false })
+                .await?;
         }
         Ok(dead)
     }

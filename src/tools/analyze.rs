@@ -114,11 +114,8 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
     tree.truncate(max_entries);
 
     let files: Vec<&str> = tally.entries.iter().filter(|(_, d)| !d).map(|(r, _)| r.as_str()).collect();
-    let build_files: Vec<String> = files
-        .iter()
-        .filter(|r| shallow(r, 3) && BUILD_FILES.contains(&file_name(r)))
-        .map(|r| r.to_string())
-        .collect();
+    let build_files: Vec<String> =
+        files.iter().filter(|r| shallow(r, 3) && BUILD_FILES.contains(&file_name(r))).map(|r| r.to_string()).collect();
     let entry_points: Vec<String> = files.iter().filter(|r| is_entry_point(r)).map(|r| r.to_string()).collect();
 
     let mut languages: Vec<Language> =
@@ -179,7 +176,8 @@ fn outline(ws: &Workspace, start: &Path, files: &[&str], entry_points: &[String]
     } else {
         let direct = files.iter().filter(|r| !r.contains('/'));
         let entries = entry_points.iter().map(|s| s.as_str());
-        let mut chosen: Vec<_> = entries.chain(direct.copied()).map(|r| start.join(r)).filter(|p| Syntax::of(p).is_some()).collect();
+        let mut chosen: Vec<_> =
+            entries.chain(direct.copied()).map(|r| start.join(r)).filter(|p| Syntax::of(p).is_some()).collect();
         chosen.dedup();
         chosen.truncate(MAX_SYMBOL_FILES);
         chosen

@@ -50,7 +50,10 @@ fn definition(syntax: Syntax, node: Node, source: &str) -> Option<Definition> {
             body.named_children(&mut cursor).collect()
         })
         .unwrap_or_default();
-    let docstring = statements.first().filter(|s| is_docstring(**s)).map(|s| line_start(source, s.start_byte())..line_end(source, s.end_byte()));
+    let docstring = statements
+        .first()
+        .filter(|s| is_docstring(**s))
+        .map(|s| line_start(source, s.start_byte())..line_end(source, s.end_byte()));
     let first = statements.iter().find(|s| !is_docstring(**s) && s.kind() != "comment" && s.kind() != "line_comment");
     let head_end = first.map(|s| line_start(source, s.start_byte())).unwrap_or(lines.end).max(start);
     let body = statements.first().map(|s| (line_start(source, s.start_byte()), s.start_position().column));
@@ -65,7 +68,9 @@ fn definition(syntax: Syntax, node: Node, source: &str) -> Option<Definition> {
 }
 
 fn is_docstring(node: Node) -> bool {
-    node.kind() == "expression_statement" && node.named_child_count() == 1 && node.named_child(0).is_some_and(|c| c.kind() == "string")
+    node.kind() == "expression_statement"
+        && node.named_child_count() == 1
+        && node.named_child(0).is_some_and(|c| c.kind() == "string")
 }
 
 fn line_start(source: &str, at: usize) -> usize {
@@ -88,7 +93,10 @@ mod tests {
         assert_eq!(names, ["f", "C", "m"]);
         let f = &defs[0];
         assert_eq!(&source[f.lines.clone()], &source[11..source.find("\nclass").unwrap()]);
-        assert_eq!(&source[f.head.clone()], "@cache\ndef f(a,\n      b):\n    \"\"\"Doc.\n\n    More.\n    \"\"\"\n    # why\n");
+        assert_eq!(
+            &source[f.head.clone()],
+            "@cache\ndef f(a,\n      b):\n    \"\"\"Doc.\n\n    More.\n    \"\"\"\n    # why\n"
+        );
         assert_eq!(&source[f.docstring.clone().unwrap()], "    \"\"\"Doc.\n\n    More.\n    \"\"\"\n");
         assert_eq!(defs[2].indent, 4);
         assert_eq!(&source[defs[2].lines.clone()], "    def m(self):\n        pass\n");

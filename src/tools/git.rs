@@ -77,7 +77,10 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
         if stderr.to_lowercase().contains("not a git repository") {
             return Err(ToolError::Unavailable("the workspace is not a git repository".into()));
         }
-        if stderr.contains("unknown revision") || stderr.contains("bad revision") || stderr.contains("ambiguous argument") {
+        if stderr.contains("unknown revision")
+            || stderr.contains("bad revision")
+            || stderr.contains("ambiguous argument")
+        {
             return Err(ToolError::NotFound(format!("git: {}", stderr.trim())));
         }
         // Git refused what the caller gave (an invalid range, a path outside the repository).

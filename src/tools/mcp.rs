@@ -57,10 +57,9 @@ impl ServerHandler for Handler {
         let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
         match self.tools.call(&request.name, args).await {
             Ok(output) => Ok(CallToolResult::structured(output).into()),
-            Err(ToolError::UnknownTool(name)) => Err(McpError::invalid_params(
-                format!("unknown tool `{name}`; tools/list names them"),
-                None,
-            )),
+            Err(ToolError::UnknownTool(name)) => {
+                Err(McpError::invalid_params(format!("unknown tool `{name}`; tools/list names them"), None))
+            }
             Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into()),
         }
     }
@@ -78,12 +77,19 @@ pub async fn serve_stdio(tools: Tools) -> std::io::Result<()> {
 
 /// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), so that
 /// a web page cannot reach the workspace through DNS rebinding.
-pub fn http_service(tools: Tools, hosts: Option<Vec<String>>) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
+pub fn http_service(
+    tools: Tools,
+    hosts: Option<Vec<String>>,
+) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
     let config = match hosts {
         Some(hosts) => StreamableHttpServerConfig::default().with_allowed_hosts(hosts),
         None => StreamableHttpServerConfig::default().disable_allowed_hosts(),
     };
     // The server's access middleware checks `Origin` for every route, this one included.
     let config = config.disable_allowed_origins();
-    StreamableHttpService::new(move || Ok(Handler { tools: tools.clone() }), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(
+        move || Ok(Handler { tools: tools.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
 }

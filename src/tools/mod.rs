@@ -56,8 +56,8 @@ impl Tool {
         R: Serialize + 'static,
     {
         let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
-        let mut input_schema = serde_json::to_value(settings.into_generator().into_root_schema_for::<A>())
-            .expect("schemas serialize");
+        let mut input_schema =
+            serde_json::to_value(settings.into_generator().into_root_schema_for::<A>()).expect("schemas serialize");
         if let Some(object) = input_schema.as_object_mut() {
             // Clients show the tool's own description; the type's name adds nothing.
             object.remove("title");

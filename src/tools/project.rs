@@ -61,9 +61,10 @@ pub fn test_commands(dir: &Path) -> Vec<TestCommand> {
     if has("package.json") && npm_has_tests(&dir.join("package.json")) {
         commands.push(TestCommand::Npm);
     }
-    let python = ["pytest.ini", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "conftest.py"].iter().any(|f| has(f))
-        || has_python_tests(&dir.join("tests"))
-        || has_python_tests(dir);
+    let python =
+        ["pytest.ini", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "conftest.py"].iter().any(|f| has(f))
+            || has_python_tests(&dir.join("tests"))
+            || has_python_tests(dir);
     if python {
         commands.push(TestCommand::Pytest);
     }
@@ -87,7 +88,8 @@ pub fn is_test_file(path: &str) -> bool {
     let mut parts: Vec<&str> = path.split('/').collect();
     let name = parts.pop().unwrap_or_default();
     let in_test_dir = parts.iter().any(|d| matches!(*d, "test" | "tests" | "__tests__"));
-    let python = name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py") || name == "conftest.py");
+    let python =
+        name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py") || name == "conftest.py");
     let js = [".test.", ".spec."].iter().any(|m| name.contains(m));
     in_test_dir || python || js || name.ends_with("_test.go")
 }
@@ -107,7 +109,16 @@ mod tests {
 
     #[test]
     fn test_files_are_recognized_by_runner_conventions() {
-        for path in ["tests/test_calc.py", "test_solution.py", "pkg/calc_test.py", "conftest.py", "src/app.test.ts", "web/__tests__/a.js", "x/y_test.go", "tests/fixtures/data.json"] {
+        for path in [
+            "tests/test_calc.py",
+            "test_solution.py",
+            "pkg/calc_test.py",
+            "conftest.py",
+            "src/app.test.ts",
+            "web/__tests__/a.js",
+            "x/y_test.go",
+            "tests/fixtures/data.json",
+        ] {
             assert!(is_test_file(path), "{path}");
         }
         for path in ["calc.py", "src/testing_utils.rs", "contest.py", "src/attest.go", "latest/app.py"] {

@@ -98,14 +98,19 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         last = total;
     }
     let note = if truncated {
-        Some(format!(
-            "truncated after line {last} at {max_bytes} bytes; read on with start_line = {}",
-            last + 1
-        ))
+        Some(format!("truncated after line {last} at {max_bytes} bytes; read on with start_line = {}", last + 1))
     } else if start > total && total > 0 {
         Some(format!("the file has only {total} lines"))
     } else {
         None
     };
-    Ok(Output { path: ws.relative(&path), start_line: start, end_line: last, total_lines: total, truncated, note, content })
+    Ok(Output {
+        path: ws.relative(&path),
+        start_line: start,
+        end_line: last,
+        total_lines: total,
+        truncated,
+        note,
+        content,
+    })
 }

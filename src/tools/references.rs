@@ -77,7 +77,14 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         let Some((syntax, source)) = parsed else {
             for hit in hits {
                 let column = hit.text.find(&symbol).map(|c| c as u64 + 1).unwrap_or(1);
-                references.push(Location { path: path.clone(), line: hit.line, column, text: hit.text, kind: None, via: "text" });
+                references.push(Location {
+                    path: path.clone(),
+                    line: hit.line,
+                    column,
+                    text: hit.text,
+                    kind: None,
+                    via: "text",
+                });
             }
             continue;
         };

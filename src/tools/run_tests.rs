@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::project::{self, TestCommand};
 use super::{git, ToolError, Workspace};
 
-pub const DESCRIPTION: &str = "Run the workspace's tests with its detected runner or one of: \"cargo test\", \"pytest\", \
+pub const DESCRIPTION: &str =
+    "Run the workspace's tests with its detected runner or one of: \"cargo test\", \"pytest\", \
 \"npm test\", \"go test\"; optionally filtered by test name, in the workspace or one of its git worktrees. \
 Returns exit code, passed/failed counts where the runner prints them, whether it timed out, and the output tail.";
 
@@ -119,7 +120,8 @@ fn worktree(ws: &Workspace, path: &str) -> Result<PathBuf, ToolError> {
     }
     let given = Path::new(path);
     let joined = if given.is_absolute() { given.to_path_buf() } else { ws.root().join(given) };
-    let canonical = joined.canonicalize().map_err(|_| ToolError::NotFound(format!("worktree `{path}` does not exist")))?;
+    let canonical =
+        joined.canonicalize().map_err(|_| ToolError::NotFound(format!("worktree `{path}` does not exist")))?;
     let listed = git::git(ws.root(), &["worktree", "list", "--porcelain"])?;
     let known = listed
         .lines()
@@ -152,7 +154,13 @@ impl Capture {
     }
 }
 
-fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duration, max: usize) -> Result<Output, ToolError> {
+fn execute(
+    command: TestCommand,
+    argv: Vec<String>,
+    dir: &Path,
+    timeout: Duration,
+    max: usize,
+) -> Result<Output, ToolError> {
     let started = Instant::now();
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
@@ -169,21 +177,24 @@ fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duratio
             _ => ToolError::Io(format!("{}: {e}", argv[0])),
         })?;
     let capture = Arc::new(Mutex::new(Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() }));
-    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
-        .into_iter()
-        .flatten()
-        .map(|stream| {
-            let capture = capture.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = Vec::new();
-                while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
-                    capture.lock().expect("capture lock").push_line(command, &line);
-                    line.clear();
-                }
-            })
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as _),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let capture = capture.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                capture.lock().expect("capture lock").push_line(command, &line);
+                line.clear();
+            }
         })
-        .collect();
+    })
+    .collect();
 
     let pgid = child.id() as i32;
     let mut timed_out = false;
@@ -212,7 +223,10 @@ fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duratio
             let _ = reader.join();
         }
     }
-    let capture = std::mem::replace(&mut *capture.lock().expect("capture lock"), Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() });
+    let capture = std::mem::replace(
+        &mut *capture.lock().expect("capture lock"),
+        Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() },
+    );
     let start = capture.tail.len().saturating_sub(max);
     let mut tail = String::from_utf8_lossy(&capture.tail[start..]).into_owned();
     if timed_out {
@@ -233,7 +247,8 @@ fn execute(command: TestCommand, argv: Vec<String>, dir: &Path, timeout: Duratio
 
 /// Numbers before a word, as in "3 passed, 1 failed": the number preceding `word`.
 fn count_before(line: &str, words: &[&str]) -> Option<u64> {
-    let tokens: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=').filter(|t| !t.is_empty()).collect();
+    let tokens: Vec<&str> =
+        line.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=').filter(|t| !t.is_empty()).collect();
     tokens.windows(2).find(|w| words.contains(&w[1])).and_then(|w| w[0].parse().ok())
 }
 
@@ -253,8 +268,12 @@ pub fn parse_counts(command: TestCommand, line: &str, counts: &mut Counts) {
             add(&mut counts.failed, count_before(line, &["failed"]));
             add(&mut counts.skipped, count_before(line, &["ignored"]));
         }
-        TestCommand::Pytest if (line.contains(" passed") || line.contains(" failed") || line.contains(" error")) && line.contains(" in ") => {
-            let failed = count_before(line, &["failed"]).unwrap_or(0) + count_before(line, &["error", "errors"]).unwrap_or(0);
+        TestCommand::Pytest
+            if (line.contains(" passed") || line.contains(" failed") || line.contains(" error"))
+                && line.contains(" in ") =>
+        {
+            let failed =
+                count_before(line, &["failed"]).unwrap_or(0) + count_before(line, &["error", "errors"]).unwrap_or(0);
             *counts = Counts {
                 passed: Some(count_before(line, &["passed"]).unwrap_or(0)),
                 failed: Some(failed),

@@ -116,7 +116,8 @@ pub fn search(
                 return WalkState::Continue;
             }
             files.fetch_add(1, Ordering::Relaxed);
-            let mut sink = Collect { path: ws.relative(entry.path()), hits: Vec::new(), before: Vec::new(), found, limit: max };
+            let mut sink =
+                Collect { path: ws.relative(entry.path()), hits: Vec::new(), before: Vec::new(), found, limit: max };
             // Unreadable files are skipped, as ripgrep does.
             if searcher.search_path(matcher, entry.path(), &mut sink).is_ok() && !sink.hits.is_empty() {
                 hits.lock().expect("hits lock").extend(sink.hits);
@@ -133,7 +134,11 @@ pub fn search(
 
 /// A matcher for `find_references`: the symbol as a whole word, literally.
 pub fn word_matcher(symbol: &str) -> Result<RegexMatcher, ToolError> {
-    RegexMatcherBuilder::new().fixed_strings(true).word(true).build(symbol).map_err(|e| ToolError::invalid(e.to_string()))
+    RegexMatcherBuilder::new()
+        .fixed_strings(true)
+        .word(true)
+        .build(symbol)
+        .map_err(|e| ToolError::invalid(e.to_string()))
 }
 
 fn line_text(bytes: &[u8]) -> String {

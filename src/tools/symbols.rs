@@ -86,7 +86,10 @@ fn top_level(syntax: Syntax, node: Node, source: &str, out: &mut Vec<Symbol>) {
         }
         return;
     }
-    if matches!(kind, "lexical_declaration" | "variable_declaration" | "type_declaration" | "const_declaration" | "var_declaration") {
+    if matches!(
+        kind,
+        "lexical_declaration" | "variable_declaration" | "type_declaration" | "const_declaration" | "var_declaration"
+    ) {
         let mut cursor = node.walk();
         for child in node.named_children(&mut cursor) {
             top_level(syntax, child, source, out);

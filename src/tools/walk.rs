@@ -24,7 +24,10 @@ pub fn builder(root: &Path, start: &Path, globs: &[String]) -> Result<WalkBuilde
         return Err(ToolError::invalid(format!("at most {MAX_GLOBS} globs are allowed")));
     }
     if let Some(long) = globs.iter().find(|g| g.len() > MAX_GLOB_BYTES) {
-        return Err(ToolError::invalid(format!("a glob has {} bytes; at most {MAX_GLOB_BYTES} are allowed", long.len())));
+        return Err(ToolError::invalid(format!(
+            "a glob has {} bytes; at most {MAX_GLOB_BYTES} are allowed",
+            long.len()
+        )));
     }
     if !globs.is_empty() {
         let mut overrides = OverrideBuilder::new(root);

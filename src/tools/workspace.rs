@@ -15,9 +15,8 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(root: &Path) -> Result<Workspace, ToolError> {
-        let root = root
-            .canonicalize()
-            .map_err(|e| ToolError::NotFound(format!("workspace {}: {e}", root.display())))?;
+        let root =
+            root.canonicalize().map_err(|e| ToolError::NotFound(format!("workspace {}: {e}", root.display())))?;
         if !root.is_dir() {
             return Err(ToolError::invalid(format!("workspace {} is not a directory", root.display())));
         }
@@ -36,7 +35,10 @@ impl Workspace {
             return Err(ToolError::refused("the path contains a NUL byte"));
         }
         if path.len() > MAX_PATH_BYTES {
-            return Err(ToolError::invalid(format!("the path has {} bytes; at most {MAX_PATH_BYTES} are allowed", path.len())));
+            return Err(ToolError::invalid(format!(
+                "the path has {} bytes; at most {MAX_PATH_BYTES} are allowed",
+                path.len()
+            )));
         }
         let given = Path::new(path);
         let joined = if given.is_absolute() { given.to_path_buf() } else { self.root.join(given) };

@@ -23,11 +23,8 @@ fn chat_streams_an_answer_to_stdout() {
 #[test]
 fn a_missing_model_prints_one_error_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(quorum_bin())
-        .args(["serve", "--port", "0", "--models-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out =
+        Command::new(quorum_bin()).args(["serve", "--port", "0", "--models-dir"]).arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");

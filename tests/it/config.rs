@@ -71,7 +71,8 @@ fn bad_config_is_reported_with_the_file_and_the_problem() {
 fn bad_flags_and_profiles_are_refused() {
     let err = Config::resolve(ConfigFile::default(), Overrides { models: vec!["coder".into()], ..Default::default() });
     assert!(matches!(err, Err(ConfigError::ModelFlag(_))));
-    let err = Config::resolve(ConfigFile::default(), Overrides { models: vec!["writer=x".into()], ..Default::default() });
+    let err =
+        Config::resolve(ConfigFile::default(), Overrides { models: vec!["writer=x".into()], ..Default::default() });
     assert!(matches!(err, Err(ConfigError::Role(_))));
     let err = Config::resolve(ConfigFile::default(), Overrides { profile: Some("huge".into()), ..Default::default() });
     assert!(matches!(err, Err(ConfigError::Profile(_))));
@@ -153,7 +154,11 @@ fn prompt_files_override_the_built_in_prompts() {
     std::fs::write(dir.path().join("coder.md"), "  Write Go only.\n").unwrap();
     let prompts = Prompts::load(Some(dir.path())).unwrap();
     assert_eq!(prompts.get(Role::Coder), "Write Go only.");
-    assert_eq!(prompts.get(Role::Voter), quorum::prompts::system_prompt(Role::Voter).trim(), "the others stay built in");
+    assert_eq!(
+        prompts.get(Role::Voter),
+        quorum::prompts::system_prompt(Role::Voter).trim(),
+        "the others stay built in"
+    );
     assert!(Prompts::load(None).unwrap().get(Role::Coder).contains("careful programmer"));
 }
 

@@ -85,7 +85,8 @@ async fn acknowledged_writes_survive_sigkill() {
             .unwrap();
         eprintln!("round {round}: killed after ack {last_ack}");
 
-        let store = EmbeddedStore::open(path.clone()).await.unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let store =
+            EmbeddedStore::open(path.clone()).await.unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         let tasks = TaskStore::new(Arc::new(store));
         let id = std::fs::read_to_string(path.with_file_name(TASK_ID_FILE)).unwrap();
         let task = tasks.get(&id).await.unwrap().expect("the task record");
@@ -132,7 +133,10 @@ fn a_truncated_file_is_repaired_or_refused_never_a_panic() {
     runtime.block_on(async {
         let tasks = TaskStore::new(Arc::new(EmbeddedStore::open(path.clone()).await.unwrap()));
         for n in 0..50 {
-            tasks.create(TaskInput { text: format!("task {n} {}", "y".repeat(2000)), ..Default::default() }).await.unwrap();
+            tasks
+                .create(TaskInput { text: format!("task {n} {}", "y".repeat(2000)), ..Default::default() })
+                .await
+                .unwrap();
         }
     });
     let len = std::fs::metadata(&path).unwrap().len();

@@ -263,12 +263,8 @@ fn concurrent_greedy_requests_match_each_alone() {
 fn each_sample_of_a_fork_matches_its_seed_run_alone() {
     let engine = exact_engine(false);
     let handle = engine.role(Role::Coder).unwrap();
-    let sampling = |seed| SamplingParams {
-        temperature: Some(0.8),
-        max_tokens: Some(32),
-        seed: Some(seed),
-        ..Default::default()
-    };
+    let sampling =
+        |seed| SamplingParams { temperature: Some(0.8), max_tokens: Some(32), seed: Some(seed), ..Default::default() };
     let ask = "Write a Python function that returns the largest of three numbers.";
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let forked = rt.block_on(async { handle.submit(chat(ask, sampling(7), 4))?.collect().await }).unwrap();
@@ -314,7 +310,8 @@ fn the_prompt_cache_changes_speed_not_tokens() {
 #[test]
 fn grammar_constrains_the_output() {
     let _serial = serial();
-    let schema = r#"{"type":"object","properties":{"answer":{"type":"string","enum":["yes","no"]}},"required":["answer"]}"#;
+    let schema =
+        r#"{"type":"object","properties":{"answer":{"type":"string","enum":["yes","no"]}},"required":["answer"]}"#;
     let mut sampling = greedy(32);
     sampling.grammar = Some(quorum::engine::json_schema_grammar(schema).unwrap());
     let out = run(Role::Voter, chat("Is the sky blue? Reply in JSON.", sampling, 1)).remove(0);
@@ -327,7 +324,12 @@ fn grammar_constrains_the_output() {
     forced.grammar = Some(r#"root ::= "zq" [0-9] [0-9] "-" ("x" | "y")"#.into());
     for out in run(Role::Voter, chat("Write a haiku about autumn.", forced, 3)) {
         let t = out.text.as_bytes();
-        let ok = t.len() == 6 && t.starts_with(b"zq") && t[2].is_ascii_digit() && t[3].is_ascii_digit() && t[4] == b'-' && matches!(t[5], b'x' | b'y');
+        let ok = t.len() == 6
+            && t.starts_with(b"zq")
+            && t[2].is_ascii_digit()
+            && t[3].is_ascii_digit()
+            && t[4] == b'-'
+            && matches!(t[5], b'x' | b'y');
         assert!(ok, "{:?}", out.text);
     }
     let mut bad = greedy(4);

@@ -14,7 +14,8 @@ fn tasks() -> Vec<quorum::eval::EvalTask> {
 }
 
 fn canonical(n: usize) -> String {
-    let line = std::fs::read_to_string(repo_root().join("evals/tasks.jsonl")).unwrap().lines().nth(n).unwrap().to_string();
+    let line =
+        std::fs::read_to_string(repo_root().join("evals/tasks.jsonl")).unwrap().lines().nth(n).unwrap().to_string();
     serde_json::from_str::<Value>(&line).unwrap()["canonical_solution"].as_str().unwrap().to_string()
 }
 
@@ -34,18 +35,23 @@ fn the_task_file_has_forty_tasks_and_bad_files_are_explained() {
 fn the_sandbox_passes_right_answers_and_fails_wrong_ones() {
     let task = &tasks()[4];
     let timeout = Duration::from_secs(10);
-    let right = sandbox::check(&format!("{}{}", task.prompt, canonical(4)), &task.test, &task.entry_point, timeout).unwrap();
+    let right =
+        sandbox::check(&format!("{}{}", task.prompt, canonical(4)), &task.test, &task.entry_point, timeout).unwrap();
     assert!(right.passed, "{right:?}");
-    let wrong = sandbox::check(&format!("{}    return s\n", task.prompt), &task.test, &task.entry_point, timeout).unwrap();
+    let wrong =
+        sandbox::check(&format!("{}    return s\n", task.prompt), &task.test, &task.entry_point, timeout).unwrap();
     assert!(!wrong.passed && wrong.error.contains("AssertionError"), "{wrong:?}");
 }
 
 #[test]
 fn the_sandbox_stops_loops_memory_hogs_and_the_network() {
     let test = "def check(candidate):\n    assert candidate() == 1\n";
-    let looping = sandbox::check("def f():\n    while True:\n        pass\n", test, "f", Duration::from_secs(2)).unwrap();
+    let looping =
+        sandbox::check("def f():\n    while True:\n        pass\n", test, "f", Duration::from_secs(2)).unwrap();
     assert!(looping.timed_out && !looping.passed);
-    let hog = sandbox::check("def f():\n    x = bytearray(4 << 30)\n    return 1\n", test, "f", Duration::from_secs(10)).unwrap();
+    let hog =
+        sandbox::check("def f():\n    x = bytearray(4 << 30)\n    return 1\n", test, "f", Duration::from_secs(10))
+            .unwrap();
     assert!(!hog.passed && hog.error.contains("MemoryError"), "{hog:?}");
     if sandbox::network_isolated() {
         let net = "import socket\ndef f():\n    s = socket.socket()\n    s.settimeout(2)\n    return 1 if s.connect_ex(('1.1.1.1', 80)) == 0 else 0\n";
@@ -112,7 +118,11 @@ fn eval_single_runs_and_reports() {
     assert!(redraw.status.success(), "{}", String::from_utf8_lossy(&redraw.stderr));
     assert_eq!(std::fs::read_to_string(out.path().join("summary.md")).unwrap(), table);
     assert!(is_png(&out.path().join("chart.png")));
-    let none = Command::new(quorum_bin()).args(["eval", "--report", "--out"]).arg(out.path().join("nothing")).output().unwrap();
+    let none = Command::new(quorum_bin())
+        .args(["eval", "--report", "--out"])
+        .arg(out.path().join("nothing"))
+        .output()
+        .unwrap();
     assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("run some modes first"));
 }
 
@@ -148,15 +158,23 @@ fn eval_pipeline_runs_every_stage_on_the_visible_examples_only() {
     // The task records stay in the output directory for `quorum tasks`.
     let state = out.path().join("tasks.redb");
     let shown = Command::new(quorum_bin()).args(["tasks", "list", "--json", "--state"]).arg(&state).output().unwrap();
-    let listed: Value = serde_json::from_slice(&shown.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&shown.stderr)));
+    let listed: Value = serde_json::from_slice(&shown.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&shown.stderr)));
     let id = listed["tasks"][0]["id"].as_str().unwrap().to_string();
-    let shown = Command::new(quorum_bin()).args(["tasks", "show", "--json", &id, "--state"]).arg(&state).output().unwrap();
+    let shown =
+        Command::new(quorum_bin()).args(["tasks", "show", "--json", &id, "--state"]).arg(&state).output().unwrap();
     let task: Value = serde_json::from_slice(&shown.stdout).unwrap();
     // The planner saw the stub (and maybe the examples test), never the hidden check.
     let files = task["outputs"]["plan"]["context"]["files"].as_array().unwrap();
     let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
-    assert!(paths.contains(&"solution.py") && paths.iter().all(|p| ["solution.py", "test_solution.py"].contains(p)), "{paths:?}");
-    assert!(files.iter().all(|f| !f["content"].as_str().unwrap().contains("def check(")), "the hidden test stays hidden");
+    assert!(
+        paths.contains(&"solution.py") && paths.iter().all(|p| ["solution.py", "test_solution.py"].contains(p)),
+        "{paths:?}"
+    );
+    assert!(
+        files.iter().all(|f| !f["content"].as_str().unwrap().contains("def check(")),
+        "the hidden test stays hidden"
+    );
     assert!(task["attempts"].as_array().unwrap().len() >= 2, "candidates were made");
     assert!(is_png(&out.path().join("chart.png")));
 }

@@ -12,9 +12,42 @@ use serde_json::{json, Value};
 
 /// GBNF's own pieces, valid and broken, including the expansions issue 19 found.
 const PIECES: &[&str] = &[
-    "\"a\"", "\"bc\"", "[a-z]", "[^\\n]", ".", "x", "root", "(", ")", "|", "*", "+", "?", "{2}", "{0,3}", "{1,}", "{5,2}",
-    "{3000}", "{0,2000}", " ", "\n", "\n  ", "# c\n", "\"\\x41\"", "\"\\u00e9\"", "\"", "[", "]", "<", ">", "::=", "\"é\"",
-    "{", "}", ",", "\\",
+    "\"a\"",
+    "\"bc\"",
+    "[a-z]",
+    "[^\\n]",
+    ".",
+    "x",
+    "root",
+    "(",
+    ")",
+    "|",
+    "*",
+    "+",
+    "?",
+    "{2}",
+    "{0,3}",
+    "{1,}",
+    "{5,2}",
+    "{3000}",
+    "{0,2000}",
+    " ",
+    "\n",
+    "\n  ",
+    "# c\n",
+    "\"\\x41\"",
+    "\"\\u00e9\"",
+    "\"",
+    "[",
+    "]",
+    "<",
+    ">",
+    "::=",
+    "\"é\"",
+    "{",
+    "}",
+    ",",
+    "\\",
 ];
 
 fn pieces(max: usize) -> impl Strategy<Value = String> {
@@ -108,8 +141,12 @@ fn every_grammar_the_checks_accept_compiles_in_llama_cpp() {
             if check_grammar(&grammar, &limits).is_err() {
                 return Ok(());
             }
-            let sampling =
-                SamplingParams { max_tokens: Some(1), temperature: Some(0.0), grammar: Some(grammar.clone()), ..Default::default() };
+            let sampling = SamplingParams {
+                max_tokens: Some(1),
+                temperature: Some(0.0),
+                grammar: Some(grammar.clone()),
+                ..Default::default()
+            };
             let started = Instant::now();
             match handle.submit(GenerateRequest { prompt: Prompt::Text("a".into()), sampling, n: 1 }) {
                 Ok(generation) => {

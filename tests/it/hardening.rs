@@ -51,10 +51,15 @@ async fn grammar_and_schema_bombs_are_refused_naming_their_field() {
     let (url, _state, _dir) = serve(Access::default(), repo_tools()).await;
     let client = reqwest::Client::new();
     let chat_url = format!("{url}/v1/chat/completions");
-    let schema = |s: Value| json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": s}}});
+    let schema =
+        |s: Value| json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": s}}});
     let deep = format!("root ::= {}\"a\"{}", "(".repeat(10_000), ")".repeat(10_000));
     let cases = [
-        (schema(json!({"type": "array", "minItems": 5, "maxItems": 2})), "response_format", "minItems (5) is greater than maxItems (2)"),
+        (
+            schema(json!({"type": "array", "minItems": 5, "maxItems": 2})),
+            "response_format",
+            "minItems (5) is greater than maxItems (2)",
+        ),
         (schema(json!({"type": "string", "minLength": 9, "maxLength": 3})), "response_format", "minLength"),
         (schema(json!({"type": "array", "maxItems": 1_000_000_000u64})), "response_format", "at most 2000"),
         (json!({"grammar": "root ::= \"a\"{5,2}"}), "grammar", "{5,2}"),
@@ -71,7 +76,12 @@ async fn grammar_and_schema_bombs_are_refused_naming_their_field() {
         assert!(message.contains(words), "{extra}: {message}");
     }
     // The server still answers, and a sane schema still constrains the output.
-    let (status, body) = post(&client, &chat_url, &chat(schema(json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})))).await;
+    let (status, body) = post(
+        &client,
+        &chat_url,
+        &chat(schema(json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}))),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -84,10 +94,17 @@ async fn request_limits_answer_in_openai_shape() {
     let (status, body) = post(&client, &chat_url, &chat(json!({"messages": [{"role": "user", "content": big}]}))).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "request_too_large");
-    let (status, body) = post(&client, &format!("{url}/api/mcp/tool"), &json!({"name": "read_file", "arguments": {"path": big}})).await;
+    let (status, body) =
+        post(&client, &format!("{url}/api/mcp/tool"), &json!({"name": "read_file", "arguments": {"path": big}})).await;
     assert_eq!(status, 413, "{body}");
     // /mcp reads its body itself; the limit holds there too.
-    let res = client.post(format!("{url}/mcp")).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+    let res = client
+        .post(format!("{url}/mcp"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
 
     let res = client.get(&chat_url).send().await.unwrap();
@@ -134,7 +151,8 @@ async fn without_a_key_every_route_but_health_is_401() {
     }
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let mcp = |key: Option<&str>| {
-        let mut req = client.post(format!("{url}/mcp")).header("accept", "application/json, text/event-stream").json(&init);
+        let mut req =
+            client.post(format!("{url}/mcp")).header("accept", "application/json, text/event-stream").json(&init);
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
@@ -231,7 +249,12 @@ async fn a_task_can_be_cancelled_and_its_generation_stops() {
     let (_repo, tools) = small_repo();
     let (url, state, _dir) = serve(Access::default(), tools).await;
     let client = reqwest::Client::new();
-    let res = client.post(format!("{url}/api/workflow")).json(&json!({"task": "Fix add() in calc.py: it subtracts"})).send().await.unwrap();
+    let res = client
+        .post(format!("{url}/api/workflow"))
+        .json(&json!({"task": "Fix add() in calc.py: it subtracts"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let mut events = res.bytes_stream();
     use futures::StreamExt;
@@ -280,7 +303,8 @@ async fn a_chat_client_that_goes_away_cancels_its_task_unless_detached() {
         // The newest task is this one.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let task = loop {
-            let list: Value = client.get(format!("{url}/api/tasks?limit=1")).send().await.unwrap().json().await.unwrap();
+            let list: Value =
+                client.get(format!("{url}/api/tasks?limit=1")).send().await.unwrap().json().await.unwrap();
             if let Some(task) = list["tasks"].get(0).filter(|t| t["status"] != "queued") {
                 break task.clone();
             }

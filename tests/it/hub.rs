@@ -132,7 +132,8 @@ async fn a_corrupt_download_is_an_error_and_is_not_kept() {
     assert!(matches!(err, DownloadError::ChecksumMismatch { .. }), "{err}");
 
     // Neither corrupt copy stays in the cache.
-    let leftovers: Vec<_> = walk(cache.path()).into_iter().filter(|p| std::fs::read(p).ok() == Some(body.clone())).collect();
+    let leftovers: Vec<_> =
+        walk(cache.path()).into_iter().filter(|p| std::fs::read(p).ok() == Some(body.clone())).collect();
     assert!(leftovers.is_empty(), "corrupt blobs left: {leftovers:?}");
 }
 
@@ -157,9 +158,11 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
     let mut profile = Profile::builtin("small").unwrap();
     for (role, spec) in profile.roles.iter_mut() {
         spec.source = match role {
-            Role::Coder | Role::Reviewer => {
-                ModelSource::Hub { repo: "acme/big-GGUF".into(), file: "big.gguf".into(), sha256: Some(big_sha.clone()) }
-            }
+            Role::Coder | Role::Reviewer => ModelSource::Hub {
+                repo: "acme/big-GGUF".into(),
+                file: "big.gguf".into(),
+                sha256: Some(big_sha.clone()),
+            },
             _ => ModelSource::Hub { repo: "acme/small-GGUF".into(), file: "small.gguf".into(), sha256: None },
         };
     }

@@ -57,7 +57,11 @@ fn scripted() -> PipelineOptions {
 }
 
 /// A pipeline over `root` with its own state file, and one task of [`TASK`] run to its end.
-async fn run_task(root: &Path, models: Arc<ScriptedModels>, options: PipelineOptions) -> (tempfile::TempDir, Pipeline, quorum::state::Task, quorum::state::Task) {
+async fn run_task(
+    root: &Path,
+    models: Arc<ScriptedModels>,
+    options: PipelineOptions,
+) -> (tempfile::TempDir, Pipeline, quorum::state::Task, quorum::state::Task) {
     let state = tempfile::tempdir().unwrap();
     let p = pipeline(root, models, &state.path().join("s.redb"), options).await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
@@ -114,7 +118,10 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
     );
     models.script(Role::Voter, ["A", "B", "A", "A"]);
     models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
-    let documented = block("def add(a, b):\n    return a - b\n", "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n    return a + b\n");
+    let documented = block(
+        "def add(a, b):\n    return a - b\n",
+        "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n    return a + b\n",
+    );
     models.script(
         Role::Coder,
         [
@@ -156,7 +163,10 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
     let tallies: Vec<&Value> = events.iter().filter(|e| e.kind == "tally").map(|e| &e.data).collect();
     assert_eq!(tallies[0]["winner"], "A");
     assert_eq!(tallies[0]["decided_by"], "ahead_by_k");
-    assert_eq!(tallies[0]["choices"], json!([{"letter": "A", "candidates": [0, 1], "votes": 3}, {"letter": "B", "candidates": [2], "votes": 1}]));
+    assert_eq!(
+        tallies[0]["choices"],
+        json!([{"letter": "A", "candidates": [0, 1], "votes": 3}, {"letter": "B", "candidates": [2], "votes": 1}])
+    );
     assert_eq!(tallies[1]["decided_by"], "uncontested", "three identical candidates merge into one choice");
     assert_eq!(events.iter().filter(|e| e.kind == "vote").count(), 4);
 
@@ -167,7 +177,9 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
     assert!(coder[1].messages[1].content.contains("add() needs a docstring"));
     assert!(coder[1].messages[1].content.contains("+    return a + b"));
     let planner = &asked.iter().find(|(r, _)| *r == Role::Planner).unwrap().1;
-    assert!(planner.messages[1].content.contains("FILE: calc.py") && planner.messages[1].content.contains("return a - b"));
+    assert!(
+        planner.messages[1].content.contains("FILE: calc.py") && planner.messages[1].content.contains("return a - b")
+    );
     assert!(planner.grammar.is_some(), "the plan is grammar-constrained");
     let voter = &asked.iter().find(|(r, _)| *r == Role::Voter).unwrap().1;
     assert_eq!(voter.grammar.as_deref(), Some(r#"root ::= "A" | "B""#));
@@ -196,23 +208,44 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a * b\n"); 2]);
     models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
     // The whole-definition form: the SEARCH quotes the header only.
-    models.script(Role::Coder, vec![block("def add(a, b):\n", "def add(a, b):\n    total = a + b\n    return total\n"); 2]);
+    models.script(
+        Role::Coder,
+        vec![block("def add(a, b):\n", "def add(a, b):\n    total = a + b\n    return total\n"); 2],
+    );
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
-    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), PipelineOptions { candidates: 2, ..edit_blocks() }).await;
+    let p = pipeline(
+        &root,
+        models.clone(),
+        &state.path().join("s.redb"),
+        PipelineOptions { candidates: 2, ..edit_blocks() },
+    )
+    .await;
     let task = p.create(TASK, false, Value::Null).await.unwrap();
     let done = p.run(&task.id).await.unwrap();
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap();
-    assert!(diff.contains("+    total = a + b") && diff.contains("-    return a - b") && !diff.contains("+    return a - b"), "{diff}");
+    assert!(
+        diff.contains("+    total = a + b")
+            && diff.contains("-    return a - b")
+            && !diff.contains("+    return a - b"),
+        "{diff}"
+    );
     let asked = models.asked.lock().unwrap();
-    let role = |role: Role| asked.iter().filter(move |(r, _)| *r == role).map(|(_, a)| a.messages[1].content.clone()).collect::<Vec<_>>();
+    let role = |role: Role| {
+        asked.iter().filter(move |(r, _)| *r == role).map(|(_, a)| a.messages[1].content.clone()).collect::<Vec<_>>()
+    };
     let (coder, reviewer) = (role(Role::Coder), role(Role::Reviewer));
     assert!(!coder[0].contains("Its tests failed"));
     assert!(coder[1].contains("Its tests failed") && coder[1].contains("6 == 5"), "{}", coder[1]);
     // The reviewer reads the file as it ends up, not only the diff.
-    assert!(reviewer[0].contains("The changed files after the change") && reviewer[0].contains("def add(a, b):\n    return a * b"), "{}", reviewer[0]);
+    assert!(
+        reviewer[0].contains("The changed files after the change")
+            && reviewer[0].contains("def add(a, b):\n    return a * b"),
+        "{}",
+        reviewer[0]
+    );
 }
 
 #[tokio::test]
@@ -220,7 +253,10 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
-    models.script(Role::Reviewer, [r#"{"calls": ["add(0, 0)", "add(-1, 1)", "add(-1, 1)", "not a call", "add(2.5, 1)"]}"#]);
+    models.script(
+        Role::Reviewer,
+        [r#"{"calls": ["add(0, 0)", "add(-1, 1)", "add(-1, 1)", "not a call", "add(2.5, 1)"]}"#],
+    );
     // All three pass test_add; the third differs on negative numbers. No voter is scripted:
     // asking one would fail the task.
     models.script(
@@ -232,13 +268,18 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
         ],
     );
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() }).await;
+    let (_state, p, task, done) =
+        run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
     let probes = events.iter().find(|e| e.kind == "probes").expect("a probes event");
-    assert_eq!(probes.data, json!({"modules": ["calc"], "calls": ["add(0, 0)", "add(-1, 1)", "add(2.5, 1)"], "error": null}));
-    let behaviour: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
+    assert_eq!(
+        probes.data,
+        json!({"modules": ["calc"], "calls": ["add(0, 0)", "add(-1, 1)", "add(2.5, 1)"], "error": null})
+    );
+    let behaviour: Vec<&Value> =
+        events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
     assert_eq!(behaviour, [&json!(["0", "0", "3.5"]), &json!(["0", "0", "3.5"]), &json!(["0", "2", "3.5"])]);
     let tally = events.iter().find(|e| e.kind == "tally").unwrap();
     assert_eq!((&tally.data["decided_by"], &tally.data["groups"]), (&json!("agreement"), &json!([[0, 1], [2]])));
@@ -259,14 +300,22 @@ async fn a_candidate_that_crashes_on_a_probe_cannot_stand_against_one_that_does_
     let table = block("    return a - b\n", "    table = {2: 2, 3: 3}\n    return table[a] + b\n");
     models.script(Role::Coder, [table.clone(), table, block("    return a - b\n", "    return a + b\n")]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 2, ..edit_blocks() }).await;
+    let (_state, p, task, done) =
+        run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 2, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
-    let behaviour: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
-    assert_eq!(behaviour, [&json!(["raises KeyError (crash)", "2"]), &json!(["raises KeyError (crash)", "2"]), &json!(["0", "2"])]);
+    let behaviour: Vec<&Value> =
+        events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["behaviour"]).collect();
+    assert_eq!(
+        behaviour,
+        [&json!(["raises KeyError (crash)", "2"]), &json!(["raises KeyError (crash)", "2"]), &json!(["0", "2"])]
+    );
     let tally = events.iter().find(|e| e.kind == "tally").unwrap();
-    assert_eq!((&tally.data["candidate"], &tally.data["decided_by"], &tally.data["faults"]), (&json!(2), &json!("uncontested"), &json!([1, 1, 0])));
+    assert_eq!(
+        (&tally.data["candidate"], &tally.data["decided_by"], &tally.data["faults"]),
+        (&json!(2), &json!("uncontested"), &json!([1, 1, 0]))
+    );
     assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
 }
 
@@ -275,10 +324,17 @@ async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
-    models.script(Role::Coder, [block("    return a - b\n", "    return a * b\n"), block("    return a - b\n", "    return b - a\n")]);
-    models.script(Role::Coder, [block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return a // b\n")]);
+    models.script(
+        Role::Coder,
+        [block("    return a - b\n", "    return a * b\n"), block("    return a - b\n", "    return b - a\n")],
+    );
+    models.script(
+        Role::Coder,
+        [block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return a // b\n")],
+    );
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() }).await;
+    let (_state, p, task, done) =
+        run_task(&root, models.clone(), PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
@@ -293,7 +349,11 @@ async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
     let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
     assert_eq!(coder.len(), 2);
     assert_eq!(coder[0].messages, coder[1].messages, "the same prompt, so its prefill is cached");
-    assert!(coder[1].temperatures.iter().zip(&coder[0].temperatures).all(|(hot, cool)| hot > cool), "{:?}", coder[1].temperatures);
+    assert!(
+        coder[1].temperatures.iter().zip(&coder[0].temperatures).all(|(hot, cool)| hot > cool),
+        "{:?}",
+        coder[1].temperatures
+    );
 }
 
 #[tokio::test]
@@ -303,7 +363,8 @@ async fn candidates_that_agree_and_pass_need_no_second_batch() {
     models.script(Role::Planner, [PLAN]);
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
     models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
-    let (_state, p, task, done) = run_task(&root, models.clone(), PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() }).await;
+    let (_state, p, task, done) =
+        run_task(&root, models.clone(), PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() }).await;
 
     assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
@@ -351,7 +412,10 @@ async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     assert!(coder[0].max_tokens > 512, "{}", coder[0].max_tokens);
     assert!((coder[1].temperatures[0] - 0.6).abs() < 1e-5, "a retry samples hotter: {:?}", coder[1].temperatures);
     let retry = &coder[1].messages[1].content;
-    assert!(retry.contains("The rejected version was:\nFILE: calc.py\n```\ndef add(a, b):\n    return a * b"), "{retry}");
+    assert!(
+        retry.contains("The rejected version was:\nFILE: calc.py\n```\ndef add(a, b):\n    return a * b"),
+        "{retry}"
+    );
     assert!(retry.contains("Its tests failed"), "{retry}");
 }
 
@@ -387,11 +451,20 @@ async fn when_nothing_survives_the_planner_tries_again_then_the_task_fails() {
     assert_eq!(record.status, TaskStatus::Failed);
     assert!(record.error.as_deref().unwrap().contains("no candidate survived the red flags"), "{:?}", record.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
-    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "plan", "code", "vote", "review", "output"]);
+    assert_eq!(
+        kinds(&events),
+        ["preprocess", "plan", "code", "vote", "review", "plan", "code", "vote", "review", "output"]
+    );
     let asked = models.asked.lock().unwrap();
     let plans: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Planner).map(|(_, a)| a).collect();
-    assert!(plans[1].messages[1].content.contains("Earlier attempts were rejected"), "the re-plan knows what went wrong");
-    assert!(!asked.iter().any(|(r, _)| *r == Role::Voter || *r == Role::Reviewer), "no vote or review without candidates");
+    assert!(
+        plans[1].messages[1].content.contains("Earlier attempts were rejected"),
+        "the re-plan knows what went wrong"
+    );
+    assert!(
+        !asked.iter().any(|(r, _)| *r == Role::Voter || *r == Role::Reviewer),
+        "no vote or review without candidates"
+    );
 }
 
 #[tokio::test]

@@ -22,8 +22,17 @@ fn qwen() -> PathBuf {
 fn serve(workspace: &Path, state: &Path, config: &Path) -> (Child, String) {
     let model = format!("all={}", qwen().display());
     spawn_server(&[
-        "--config".into(), config.into(), "serve".into(), "--port".into(), "0".into(), "--model".into(), model.into(),
-        "--workspace".into(), workspace.into(), "--state".into(), state.into(),
+        "--config".into(),
+        config.into(),
+        "serve".into(),
+        "--port".into(),
+        "0".into(),
+        "--model".into(),
+        model.into(),
+        "--workspace".into(),
+        workspace.into(),
+        "--state".into(),
+        state.into(),
     ])
 }
 
@@ -75,7 +84,11 @@ async fn the_pipeline_runs_end_to_end_and_resumes_after_a_crash() {
     let state = state_dir.path().join("state.redb");
     let config = state_dir.path().join("quorum.toml");
     // One round, no re-plan: enough to see every stage without minutes of CPU.
-    std::fs::write(&config, "[pipeline]\nmax_rounds = 1\nreplans = 0\nmax_votes = 5\ncoder_max_tokens = 200\nmax_candidates = 5\n").unwrap();
+    std::fs::write(
+        &config,
+        "[pipeline]\nmax_rounds = 1\nreplans = 0\nmax_votes = 5\ncoder_max_tokens = 200\nmax_candidates = 5\n",
+    )
+    .unwrap();
     let client = reqwest::Client::new();
 
     let (mut server, url) = serve(&root, &state, &config);
@@ -126,7 +139,10 @@ async fn the_pipeline_runs_end_to_end_and_resumes_after_a_crash() {
     assert_eq!(resumed[0].1["data"]["after"], "plan");
     let order = stages(&resumed);
     assert_eq!(order.first().map(String::as_str), Some("code"), "the saved plan is reused: {order:?}");
-    assert!(!order.contains(&"plan".to_string()) && order.ends_with(&["review".to_string(), "output".to_string()]), "{order:?}");
+    assert!(
+        !order.contains(&"plan".to_string()) && order.ends_with(&["review".to_string(), "output".to_string()]),
+        "{order:?}"
+    );
     let task: Value = client.get(format!("{url}/api/task/{id}")).send().await.unwrap().json().await.unwrap();
     assert!(task["outputs"]["output"].is_object());
     let again = client.post(format!("{url}/api/task/{id}/resume")).send().await.unwrap();
@@ -141,7 +157,13 @@ fn quorum_run_shows_the_stages_then_the_result() {
     let (_dir, root) = calc_repo();
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(quorum_bin())
-        .args(["run", TASK, "--options", r#"{"candidates": 2, "max_candidates": 2, "max_rounds": 1, "replans": 0, "coder_max_tokens": 96}"#, "--model"])
+        .args([
+            "run",
+            TASK,
+            "--options",
+            r#"{"candidates": 2, "max_candidates": 2, "max_rounds": 1, "replans": 0, "coder_max_tokens": 96}"#,
+            "--model",
+        ])
         .arg(format!("all={}", qwen().display()))
         .arg("--workspace")
         .arg(&root)
@@ -150,10 +172,15 @@ fn quorum_run_shows_the_stages_then_the_result() {
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let positions: Vec<Option<usize>> = ["▸ preprocess", "▸ plan", "▸ code", "▸ vote", "▸ review", "▸ output"].iter().map(|s| stderr.find(s)).collect();
+    let positions: Vec<Option<usize>> =
+        ["▸ preprocess", "▸ plan", "▸ code", "▸ vote", "▸ review", "▸ output"].iter().map(|s| stderr.find(s)).collect();
     assert!(positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1]), "{stderr}");
     assert!(stdout.contains("Plan:"), "{stdout}");
     // Approved: exit 0. Otherwise a failure that says so and where to look.
     assert!(out.status.success() || stderr.contains("ended without an approved change"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), super::pipeline::CALC_PY, "no --apply, no change");
+    assert_eq!(
+        std::fs::read_to_string(root.join("calc.py")).unwrap(),
+        super::pipeline::CALC_PY,
+        "no --apply, no change"
+    );
 }

@@ -33,7 +33,19 @@ macro_rules! suite {
     };
 }
 
-suite!(strings, types_are_enforced, hashes, lists, expiry, scan_by_prefix, publish_subscribe, task_records, recovery, lost_and_unreadable_records_are_reported, cancel_requests);
+suite!(
+    strings,
+    types_are_enforced,
+    hashes,
+    lists,
+    expiry,
+    scan_by_prefix,
+    publish_subscribe,
+    task_records,
+    recovery,
+    lost_and_unreadable_records_are_reported,
+    cancel_requests
+);
 
 type Store = Arc<dyn StateStore>;
 
@@ -206,13 +218,20 @@ async fn publish_subscribe(s: Store) {
 
 async fn task_records(s: Store) {
     let tasks = TaskStore::new(s);
-    let input = TaskInput { text: "Add a --verbose flag\nto the CLI".into(), workspace: Some("/src".into()), ..Default::default() };
+    let input = TaskInput {
+        text: "Add a --verbose flag\nto the CLI".into(),
+        workspace: Some("/src".into()),
+        ..Default::default()
+    };
     let mut task = tasks.create(input.clone()).await.unwrap();
     assert_eq!(task.status, TaskStatus::Queued);
     let mut live = tasks.subscribe(&task.id).await.unwrap();
 
     tasks.start_stage(&mut task, Stage::Preprocess).await.unwrap();
-    tasks.finish_stage(&mut task, Stage::Preprocess, serde_json::json!({"text": "Add a --verbose flag"})).await.unwrap();
+    tasks
+        .finish_stage(&mut task, Stage::Preprocess, serde_json::json!({"text": "Add a --verbose flag"}))
+        .await
+        .unwrap();
     tasks.start_stage(&mut task, Stage::Plan).await.unwrap();
 
     let stored = tasks.get(&task.id).await.unwrap().unwrap();
@@ -241,7 +260,11 @@ async fn task_records(s: Store) {
     let mut done = tasks.create(TaskInput { text: "second".into(), ..Default::default() }).await.unwrap();
     tasks.finish(&mut done, None).await.unwrap();
     let all = tasks.list(None, 10).await.unwrap();
-    assert_eq!(all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [done.id.as_str(), task.id.as_str()], "newest first");
+    assert_eq!(
+        all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [done.id.as_str(), task.id.as_str()],
+        "newest first"
+    );
     assert_eq!(all[1].title, "Add a --verbose flag");
     let running = tasks.list(Some(TaskStatus::Running), 10).await.unwrap();
     assert_eq!(running.len(), 1);
@@ -350,7 +373,10 @@ fn a_bad_state_location_is_explained_by_the_cli() {
     };
     // Port 1: nothing listens there.
     let err = run("redis://127.0.0.1:1/0");
-    assert!(err.contains("cannot connect to Redis at redis://127.0.0.1:1/0") && err.contains("redis-server running"), "{err}");
+    assert!(
+        err.contains("cannot connect to Redis at redis://127.0.0.1:1/0") && err.contains("redis-server running"),
+        "{err}"
+    );
     let err = run("http://127.0.0.1/state");
     assert!(err.contains("invalid state location") && err.contains("redis://HOST"), "{err}");
 }

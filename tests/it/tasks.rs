@@ -90,7 +90,10 @@ async fn the_cli_lists_and_shows_tasks_while_a_server_writes_the_file() {
     assert!(ok, "{err}");
     let lines: Vec<_> = out.lines().collect();
     assert!(lines[0].starts_with("ID"), "{out}");
-    assert!(lines[1].starts_with(&running.id) && lines[1].contains("code") && lines[1].contains("running one"), "{out}");
+    assert!(
+        lines[1].starts_with(&running.id) && lines[1].contains("code") && lines[1].contains("running one"),
+        "{out}"
+    );
     assert!(lines[3].starts_with(&queued.id) && lines[3].contains("queued"), "{out}");
 
     let (ok, out, _) = run_cli(&["tasks", "list", "--status", "succeeded", "--json"], &path);
@@ -104,7 +107,10 @@ async fn the_cli_lists_and_shows_tasks_while_a_server_writes_the_file() {
     tasks.finish(&mut later, Some("out of ideas".into())).await.unwrap();
     let (ok, out, _) = run_cli(&["tasks", "show", &later.id], &path);
     assert!(ok);
-    assert!(out.contains("status   failed") && out.contains("error    out of ideas") && out.contains("finished"), "{out}");
+    assert!(
+        out.contains("status   failed") && out.contains("error    out of ideas") && out.contains("finished"),
+        "{out}"
+    );
 
     let (ok, out, _) = run_cli(&["tasks", "show", &running.id, "--json"], &path);
     assert!(ok);
@@ -133,7 +139,15 @@ async fn serve_marks_tasks_left_running_as_interrupted() {
         (running, done)
     };
     let model = format!("all={}", smollm().display());
-    let (mut child, url) = spawn_server(&["serve".into(), "--port".into(), "0".into(), "--model".into(), model.into(), "--state".into(), path.into()]);
+    let (mut child, url) = spawn_server(&[
+        "serve".into(),
+        "--port".into(),
+        "0".into(),
+        "--model".into(),
+        model.into(),
+        "--state".into(),
+        path.into(),
+    ]);
     let task: Value = reqwest::get(format!("{url}/api/task/{}", running.id)).await.unwrap().json().await.unwrap();
     let finished: Value = reqwest::get(format!("{url}/api/task/{}", done.id)).await.unwrap().json().await.unwrap();
     child.kill().unwrap();
@@ -158,11 +172,14 @@ async fn the_cli_cancels_a_task_in_a_file_no_server_holds_and_asks_the_server_th
     assert!(!ok && err.contains("a server holds the state file"), "{err}");
     // A server that holds the file answers for it.
     let through = tasks.create(TaskInput { text: "through the server".into(), ..Default::default() }).await.unwrap();
-    let state = AppState::new(&smollm_config().profile, tasks.clone(), repo_tools(), Default::default(), Default::default());
+    let state =
+        AppState::new(&smollm_config().profile, tasks.clone(), repo_tools(), Default::default(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, async move { stopped.await.ok(); }));
+    let server = tokio::spawn(api::serve(listener, state, async move {
+        stopped.await.ok();
+    }));
     let (ok, out, err) = tokio::task::spawn_blocking({
         let (id, path) = (through.id.clone(), path.clone());
         move || run_cli(&["tasks", "cancel", &id, "--server", &url], &path)

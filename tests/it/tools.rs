@@ -57,7 +57,11 @@ pub fn fixture() -> (tempfile::TempDir, PathBuf) {
     git(&root, &["init", "-q"]);
     git(&root, &["add", "."]);
     git(&root, &["commit", "-qm", "first"]);
-    std::fs::write(root.join("README.md"), "# Fixture\n\nCall parse_config to read the config.\nSee also: Widget.\nMore.\n").unwrap();
+    std::fs::write(
+        root.join("README.md"),
+        "# Fixture\n\nCall parse_config to read the config.\nSee also: Widget.\nMore.\n",
+    )
+    .unwrap();
     git(&root, &["commit", "-qam", "second"]);
     // Staged, unstaged, untracked.
     std::fs::write(root.join("src/main.rs"), MAIN_RS.replace("println!", "eprintln!")).unwrap();
@@ -99,7 +103,11 @@ async fn the_registry_publishes_six_tools_with_schemas() {
     assert_eq!(read["required"], json!(["path"]));
     assert_eq!(read["properties"]["start_line"]["type"], json!(["integer", "null"]));
     let run = &list[5].input_schema;
-    assert_eq!(run["properties"]["command"]["enum"], json!(["cargo test", "pytest", "npm test", "go test", null]), "{run}");
+    assert_eq!(
+        run["properties"]["command"]["enum"],
+        json!(["cargo test", "pytest", "npm test", "go test", null]),
+        "{run}"
+    );
 }
 
 #[tokio::test]
@@ -132,10 +140,17 @@ async fn read_file_reads_ranges_and_caps_output() {
     assert_eq!(call(&t, "read_file", json!({"path": "lib-link.rs"})).await["content"], LIB_RS);
 
     assert!(refused(&t, "read_file", json!({"path": "data.bin"})).await.contains("binary"));
-    assert!(matches!(t.call("read_file", json!({"path": "src"})).await, Err(ToolError::InvalidArguments(m)) if m.contains("directory")));
+    assert!(
+        matches!(t.call("read_file", json!({"path": "src"})).await, Err(ToolError::InvalidArguments(m)) if m.contains("directory"))
+    );
     assert!(matches!(t.call("read_file", json!({"path": "nope.rs"})).await, Err(ToolError::NotFound(_))));
-    assert!(matches!(t.call("read_file", json!({"path": "src/lib.rs", "start_line": 0})).await, Err(ToolError::InvalidArguments(_))));
-    assert!(matches!(t.call("read_file", json!({"file": "src/lib.rs"})).await, Err(ToolError::InvalidArguments(m)) if m.contains("unknown field")));
+    assert!(matches!(
+        t.call("read_file", json!({"path": "src/lib.rs", "start_line": 0})).await,
+        Err(ToolError::InvalidArguments(_))
+    ));
+    assert!(
+        matches!(t.call("read_file", json!({"file": "src/lib.rs"})).await, Err(ToolError::InvalidArguments(m)) if m.contains("unknown field"))
+    );
     assert!(matches!(t.call("write_file", json!({})).await, Err(ToolError::UnknownTool(_))));
 }
 
@@ -170,7 +185,12 @@ async fn every_escape_from_the_workspace_is_refused() {
     for bad in [json!({"from": "--output=/tmp/pwned"}), json!({"from": "HEAD", "to": "-p"}), json!({"from": "a b"})] {
         assert!(matches!(t.call("git_diff", bad.clone()).await, Err(ToolError::InvalidArguments(_))), "{bad}");
     }
-    for bad in [json!({"command": "bash"}), json!({"command": "sh -c id"}), json!({"filter": "--help"}), json!({"filter": "-x"})] {
+    for bad in [
+        json!({"command": "bash"}),
+        json!({"command": "sh -c id"}),
+        json!({"filter": "--help"}),
+        json!({"filter": "-x"}),
+    ] {
         assert!(matches!(t.call("run_tests", bad.clone()).await, Err(ToolError::InvalidArguments(_))), "{bad}");
     }
     assert!(!dir.path().join("../pwned").exists() && !Path::new("/tmp/pwned").exists());
@@ -184,11 +204,19 @@ async fn analyze_codebase_maps_languages_builds_entries_and_symbols() {
     let tree: Vec<&str> = out["tree"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(tree.contains(&"src/") && tree.contains(&"src/lib.rs") && tree.contains(&"cmd/server/"), "{tree:?}");
     assert!(!tree.contains(&"cmd/server/main.go"), "depth 2 by default: {tree:?}");
-    assert!(tree.iter().all(|p| !p.starts_with("ignored") && !p.ends_with(".log") && !p.starts_with(".git")), "{tree:?}");
-    let lang = |name: &str| out["languages"].as_array().unwrap().iter().find(|l| l["language"] == name).cloned().unwrap();
+    assert!(
+        tree.iter().all(|p| !p.starts_with("ignored") && !p.ends_with(".log") && !p.starts_with(".git")),
+        "{tree:?}"
+    );
+    let lang =
+        |name: &str| out["languages"].as_array().unwrap().iter().find(|l| l["language"] == name).cloned().unwrap();
     assert_eq!(lang("Rust")["files"], 3, "lib.rs, main.rs and the symlink to lib.rs");
     assert_eq!(lang("Rust")["lines"], (2 * LIB_RS.lines().count() + MAIN_RS.lines().count()) as u64);
-    assert_eq!(lang("Python")["lines"], (SERVICE_PY.lines().count() + TEST_PY.lines().count()) as u64 + 1, "with conftest.py");
+    assert_eq!(
+        lang("Python")["lines"],
+        (SERVICE_PY.lines().count() + TEST_PY.lines().count()) as u64 + 1,
+        "with conftest.py"
+    );
     assert_eq!(lang("TypeScript")["lines"], INDEX_TS.lines().count());
     assert_eq!(lang("Go")["files"], 1);
     assert_eq!(out["build_files"], json!(["Cargo.toml"]));
@@ -200,7 +228,13 @@ async fn analyze_codebase_maps_languages_builds_entries_and_symbols() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["kind"].as_str().unwrap().into(), s["name"].as_str().unwrap().into(), s["parent"].as_str().map(Into::into)))
+            .map(|s| {
+                (
+                    s["kind"].as_str().unwrap().into(),
+                    s["name"].as_str().unwrap().into(),
+                    s["parent"].as_str().map(Into::into),
+                )
+            })
             .collect()
     };
     let s = |k: &str, n: &str, p: Option<&str>| (k.to_string(), n.to_string(), p.map(String::from));
@@ -220,7 +254,12 @@ async fn analyze_codebase_maps_languages_builds_entries_and_symbols() {
     let python = call(&t, "analyze_codebase", json!({"path": "app/service.py"})).await;
     assert_eq!(
         symbols(&python),
-        [s("function", "parse_config", None), s("class", "Service", None), s("method", "run", Some("Service")), s("method", "stop", Some("Service"))]
+        [
+            s("function", "parse_config", None),
+            s("class", "Service", None),
+            s("method", "run", Some("Service")),
+            s("method", "stop", Some("Service"))
+        ]
     );
     let ts = call(&t, "analyze_codebase", json!({"path": "web/index.ts"})).await;
     assert_eq!(
@@ -243,11 +282,18 @@ async fn search_docs_finds_text_like_ripgrep() {
     let (_dir, root) = fixture();
     let t = tools(&root);
     let out = call(&t, "search_docs", json!({"query": "parse_config", "context": 0})).await;
-    let places: Vec<String> =
-        out["matches"].as_array().unwrap().iter().map(|m| format!("{}:{}", m["path"].as_str().unwrap(), m["line"])).collect();
+    let places: Vec<String> = out["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}:{}", m["path"].as_str().unwrap(), m["line"]))
+        .collect();
     assert!(places.contains(&"README.md:3".to_string()) && places.contains(&"src/lib.rs:4".to_string()), "{places:?}");
     // .gitignore'd and binary files are skipped.
-    assert!(places.iter().all(|p| !p.starts_with("ignored/") && !p.starts_with("debug.log") && !p.starts_with("data.bin")), "{places:?}");
+    assert!(
+        places.iter().all(|p| !p.starts_with("ignored/") && !p.starts_with("debug.log") && !p.starts_with("data.bin")),
+        "{places:?}"
+    );
 
     let ctx = call(&t, "search_docs", json!({"query": "pub struct Config", "context": 1})).await;
     let hit = &ctx["matches"][0];
@@ -268,7 +314,10 @@ async fn search_docs_finds_text_like_ripgrep() {
     assert_eq!(capped["truncated"], true);
     let under = call(&t, "search_docs", json!({"query": "parse_config", "path": "app"})).await;
     assert!(under["matches"].as_array().unwrap().iter().all(|m| m["path"].as_str().unwrap().starts_with("app/")));
-    assert!(matches!(t.call("search_docs", json!({"query": "(", "regex": true})).await, Err(ToolError::InvalidArguments(_))));
+    assert!(matches!(
+        t.call("search_docs", json!({"query": "(", "regex": true})).await,
+        Err(ToolError::InvalidArguments(_))
+    ));
 }
 
 #[tokio::test]
@@ -281,7 +330,15 @@ async fn find_references_tells_definitions_from_uses() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| format!("{}:{}:{}:{}", l["path"].as_str().unwrap(), l["line"], l["via"].as_str().unwrap(), l["kind"].as_str().unwrap_or("-")))
+            .map(|l| {
+                format!(
+                    "{}:{}:{}:{}",
+                    l["path"].as_str().unwrap(),
+                    l["line"],
+                    l["via"].as_str().unwrap(),
+                    l["kind"].as_str().unwrap_or("-")
+                )
+            })
             .collect()
     };
     assert_eq!(places("definitions"), ["app/service.py:4:syntax:function", "src/lib.rs:4:syntax:function"]);
@@ -362,7 +419,11 @@ async fn run_tests_runs_an_allowed_runner_and_counts() {
     // A git worktree of the workspace (as the pipeline makes for each candidate).
     let tree = dir.path().join("candidate");
     git(&root, &["worktree", "add", "-q", tree.to_str().unwrap()]);
-    std::fs::write(tree.join("tests/test_app.py"), TEST_PY.replace("assert parse_config(\"\")[\"verbose\"], ", "assert True, ")).unwrap();
+    std::fs::write(
+        tree.join("tests/test_app.py"),
+        TEST_PY.replace("assert parse_config(\"\")[\"verbose\"], ", "assert True, "),
+    )
+    .unwrap();
     let in_tree = call(&t, "run_tests", json!({"command": "pytest", "worktree": tree.display().to_string()})).await;
     assert_eq!((in_tree["passed"].as_u64(), in_tree["failed"].as_u64()), (Some(3), Some(0)), "{in_tree}");
 
@@ -453,14 +514,21 @@ async fn git_internals_never_leak_through_globs() {
         let out = call(&t, "search_docs", json!({"query": "repositoryformatversion", "glob": glob})).await;
         assert_eq!(out["matches"].as_array().unwrap().len(), 0, "{glob}: {out}");
         let out = call(&t, "search_docs", json!({"query": "first", "glob": glob, "max_results": 1000})).await;
-        assert!(out["matches"].as_array().unwrap().iter().all(|m| !m["path"].as_str().unwrap().contains(".git/")), "{glob}: {out}");
+        assert!(
+            out["matches"].as_array().unwrap().iter().all(|m| !m["path"].as_str().unwrap().contains(".git/")),
+            "{glob}: {out}"
+        );
         let out = call(&t, "find_references", json!({"symbol": "repositoryformatversion", "glob": glob})).await;
         assert_eq!(out["references"].as_array().unwrap().len(), 0, "{glob}: {out}");
     }
     // A submodule's or worktree's `.git` is a file; it is skipped too.
     std::fs::create_dir_all(root.join("vendor/sub")).unwrap();
-    std::fs::write(root.join("vendor/sub/.git"), "gitdir: ../../.git/modules/sub token=repositoryformatversion
-").unwrap();
+    std::fs::write(
+        root.join("vendor/sub/.git"),
+        "gitdir: ../../.git/modules/sub token=repositoryformatversion
+",
+    )
+    .unwrap();
     let out = call(&t, "search_docs", json!({"query": "repositoryformatversion", "glob": ["*", ".*"]})).await;
     assert_eq!(out["matches"].as_array().unwrap().len(), 0, "{out}");
     refused(&t, "read_file", json!({"path": "vendor/sub/.git"})).await;
@@ -492,7 +560,8 @@ async fn read_file_refuses_a_fifo_without_blocking() {
     let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
     assert!(made.success());
     let t = tools(&root);
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), t.call("read_file", json!({"path": "pipe"}))).await;
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(20), t.call("read_file", json!({"path": "pipe"}))).await;
     let err = answer.expect("read_file answered instead of waiting for a writer").unwrap_err();
     assert!(matches!(err, ToolError::Refused(ref m) if m.contains("not a regular file")), "{err:?}");
     // Walks pass it over too.
@@ -540,7 +609,13 @@ async fn the_rest_routes_serve_the_tools() {
     }
 
     // Every route refuses Host names it does not serve (DNS rebinding).
-    let rebound = client.post(format!("{url}/api/tools/read_file")).header("host", "evil.example:8080").json(&json!({"path": "src/lib.rs"})).send().await.unwrap();
+    let rebound = client
+        .post(format!("{url}/api/tools/read_file"))
+        .header("host", "evil.example:8080")
+        .json(&json!({"path": "src/lib.rs"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rebound.status(), 403);
     assert!(rebound.text().await.unwrap().contains("DNS-rebinding"));
     let localhost = client.get(format!("{url}/api/mcp/tools")).header("host", "localhost:1234").send().await.unwrap();
@@ -550,10 +625,8 @@ async fn the_rest_routes_serve_the_tools() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let mcp = |origin: Option<&str>, host: Option<&str>| {
-        let mut req = client
-            .post(format!("{url}/mcp"))
-            .header("accept", "application/json, text/event-stream")
-            .json(&init);
+        let mut req =
+            client.post(format!("{url}/mcp")).header("accept", "application/json, text/event-stream").json(&init);
         if let Some(origin) = origin {
             req = req.header("origin", origin);
         }

@@ -8,9 +8,29 @@ use serde_json::{json, Map, Value};
 use super::types::{ChatRequest, CompletionRequest, MAX_MESSAGES, MAX_STOP, MAX_STOP_BYTES, MAX_TOKENS};
 
 const FIELDS: &[&str] = &[
-    "model", "messages", "prompt", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed", "stop",
-    "stream", "stream_options", "ignore_eos", "grammar", "response_format", "options", "role", "content", "type", "text",
-    "include_usage", "json_schema", "schema",
+    "model",
+    "messages",
+    "prompt",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "ignore_eos",
+    "grammar",
+    "response_format",
+    "options",
+    "role",
+    "content",
+    "type",
+    "text",
+    "include_usage",
+    "json_schema",
+    "schema",
 ];
 
 /// Scalars at the edges of what the fields take.
@@ -20,8 +40,22 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         prop::sample::select(&[0i64, 1, -1, 2, 256, 257, 32_768, 32_769, i64::MAX, i64::MIN][..]).prop_map(Value::from),
         prop::sample::select(&[0.0f64, 0.5, 1.0, 2.0, 2.5, -0.1, 1e308][..]).prop_map(Value::from),
-        prop::sample::select(&["", "user", "system", "developer", "text", "image_url", "json_schema", "json_object", "planner", "quorum", "root ::= \"a\""][..])
-            .prop_map(Value::from),
+        prop::sample::select(
+            &[
+                "",
+                "user",
+                "system",
+                "developer",
+                "text",
+                "image_url",
+                "json_schema",
+                "json_object",
+                "planner",
+                "quorum",
+                "root ::= \"a\""
+            ][..]
+        )
+        .prop_map(Value::from),
         (0usize..400).prop_map(|n| Value::from("x".repeat(n))),
     ]
 }
@@ -81,7 +115,10 @@ fn chat_requests_validate_or_refuse() {
     });
     // The generator reaches validation, not only the JSON decoder.
     let [parsed, messages, sampling] = reached.get();
-    assert!(parsed > 300 && messages > 200 && sampling > 200, "{parsed} parsed, {messages} with valid messages, {sampling} valid sampling");
+    assert!(
+        parsed > 300 && messages > 200 && sampling > 200,
+        "{parsed} parsed, {messages} with valid messages, {sampling} valid sampling"
+    );
 }
 
 proptest! {

@@ -27,7 +27,10 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-pub async fn chat(State(state): State<AppState>, body: Result<Json<ChatRequest>, JsonRejection>) -> Result<Response, ApiError> {
+pub async fn chat(
+    State(state): State<AppState>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
     if req.model == PIPELINE_MODEL {
         return pipeline::chat(state, req).await;

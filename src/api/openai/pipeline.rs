@@ -34,7 +34,9 @@ fn answer(e: &TaskEvent) -> Option<String> {
             }
             Some(text)
         }
-        "finished" if e.data["status"] == "failed" => Some(format!("The pipeline failed: {}", e.data["error"].as_str().unwrap_or("unknown error"))),
+        "finished" if e.data["status"] == "failed" => {
+            Some(format!("The pipeline failed: {}", e.data["error"].as_str().unwrap_or("unknown error")))
+        }
         _ => None,
     }
 }
@@ -58,7 +60,8 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
     pipeline.start(&task.id).await?;
     // A client that goes away (the stream or this request dropped) cancels its task,
     // unless it asked to leave it running.
-    let mut guard = (!detach).then(|| CancelOnDrop { pipeline: pipeline.clone(), id: task.id.clone(), finished: false });
+    let mut guard =
+        (!detach).then(|| CancelOnDrop { pipeline: pipeline.clone(), id: task.id.clone(), finished: false });
     let events = events.inspect(move |e| {
         if let Some(guard) = guard.as_mut() {
             guard.finished |= e.kind == "finished";
@@ -129,7 +132,11 @@ fn detach(options: Option<Value>) -> Result<(Value, bool), ApiError> {
     }
 }
 
-fn stream(events: impl Stream<Item = TaskEvent> + Send + 'static, id: String, created: u64) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+fn stream(
+    events: impl Stream<Item = TaskEvent> + Send + 'static,
+    id: String,
+    created: u64,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let chunk = move |delta: Value, finish: Option<&str>| {
         let body = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": PIPELINE_MODEL,

@@ -58,7 +58,9 @@ impl Kind {
                 };
                 json!({"index": index, "delta": delta, "finish_reason": finish, "logprobs": null})
             }
-            Kind::Text => json!({"index": index, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null}),
+            Kind::Text => {
+                json!({"index": index, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null})
+            }
         }
     }
 }
@@ -112,7 +114,12 @@ pub async fn run(
 
 /// SSE chunks, then a usage chunk when asked for, then `[DONE]`. The stream owns the
 /// generation: when the client goes away the stream is dropped and so is the work.
-fn sse(generation: Generation, reply: Reply, id: String, created: u64) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+fn sse(
+    generation: Generation,
+    reply: Reply,
+    id: String,
+    created: u64,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let Generation { prompt_tokens, n, events } = generation;
     let kind = reply.kind;
     let chunk = {
@@ -145,7 +152,11 @@ fn sse(generation: Generation, reply: Reply, id: String, created: u64) -> Sse<im
                 chunk(vec![kind.delta(choice, None, Some(finish.as_str()))], None)
             }
             Event::Failed { message, recovering } => {
-                let err = if recovering { crate::engine::EngineError::Recovering(message) } else { crate::engine::EngineError::Decode(message) };
+                let err = if recovering {
+                    crate::engine::EngineError::Recovering(message)
+                } else {
+                    crate::engine::EngineError::Decode(message)
+                };
                 let err = ApiError::from(err);
                 SseEvent::default().data(err.body().to_string())
             }

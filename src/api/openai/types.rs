@@ -76,7 +76,9 @@ impl CommonOptions {
     pub fn n(&self) -> Result<u32, ApiError> {
         match self.n {
             Some(0) => Err(ApiError::invalid("n must be at least 1", Some("n"))),
-            Some(n) if n > 256 => Err(ApiError::invalid(format!("n is {n}; a model runs at most 256 sequences"), Some("n"))),
+            Some(n) if n > 256 => {
+                Err(ApiError::invalid(format!("n is {n}; a model runs at most 256 sequences"), Some("n")))
+            }
             n => Ok(n.unwrap_or(1)),
         }
     }
@@ -92,16 +94,18 @@ impl CommonOptions {
             None | Some(ResponseFormat::Text) => {
                 let grammar = self.grammar.take();
                 if let Some(gbnf) = &grammar {
-                    check_grammar(gbnf, &GrammarLimits::default()).map_err(|e| ApiError::invalid(e.to_string(), Some("grammar")))?;
+                    check_grammar(gbnf, &GrammarLimits::default())
+                        .map_err(|e| ApiError::invalid(e.to_string(), Some("grammar")))?;
                 }
                 return Ok(grammar);
             }
             Some(ResponseFormat::JsonObject) => serde_json::json!({"type": "object"}),
             Some(ResponseFormat::JsonSchema { json_schema }) => json_schema.schema.unwrap_or(serde_json::json!({})),
         };
-        let converted = tokio::task::spawn_blocking(move || json_schema_grammar(&schema.to_string()))
-            .await
-            .map_err(|e| ApiError::invalid(format!("the JSON schema could not be converted: {e}"), Some("response_format")))?;
+        let converted =
+            tokio::task::spawn_blocking(move || json_schema_grammar(&schema.to_string())).await.map_err(|e| {
+                ApiError::invalid(format!("the JSON schema could not be converted: {e}"), Some("response_format"))
+            })?;
         converted.map(Some).map_err(|e| ApiError::invalid(e.to_string(), Some("response_format")))
     }
 
@@ -131,7 +135,10 @@ impl CommonOptions {
             ));
         }
         if let Some(n) = max_tokens.filter(|&n| n > MAX_TOKENS) {
-            return Err(ApiError::invalid(format!("max_tokens is {n}; at most {MAX_TOKENS} are allowed"), Some("max_tokens")));
+            return Err(ApiError::invalid(
+                format!("max_tokens is {n}; at most {MAX_TOKENS} are allowed"),
+                Some("max_tokens"),
+            ));
         }
         Ok(SamplingParams {
             temperature: self.temperature,

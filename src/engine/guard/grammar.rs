@@ -209,7 +209,8 @@ impl Parser<'_> {
                     if let Some(max) = max {
                         if min > max {
                             self.pos = at;
-                            return self.fail(format_args!("repetition {{{min},{max}}}: the minimum is above the maximum"));
+                            return self
+                                .fail(format_args!("repetition {{{min},{max}}}: the minimum is above the maximum"));
                         }
                     }
                     let cap = self.limits.grammar_repeat;

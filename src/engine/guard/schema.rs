@@ -83,7 +83,9 @@ fn keywords(object: &serde_json::Map<String, Value>, at: &str, limits: &Limits) 
     }
     if let Some(Value::String(reference)) = object.get("$ref") {
         if !reference.starts_with('#') {
-            return Err(Refusal::new(format!("{at}/$ref `{reference}`: only references inside the schema (#/...) are supported")));
+            return Err(Refusal::new(format!(
+                "{at}/$ref `{reference}`: only references inside the schema (#/...) are supported"
+            )));
         }
     }
     Ok(())
@@ -103,7 +105,10 @@ fn check_pattern(pattern: &str, at: &str, limits: &Limits) -> Result<(), Refusal
             '(' => {
                 depth += 1;
                 if depth > limits.grammar_depth {
-                    return Err(Refusal::new(format!("{at}/pattern nests groups deeper than {}", limits.grammar_depth)));
+                    return Err(Refusal::new(format!(
+                        "{at}/pattern nests groups deeper than {}",
+                        limits.grammar_depth
+                    )));
                 }
             }
             ')' => depth = depth.saturating_sub(1),
@@ -155,7 +160,8 @@ mod tests {
             deep = json!({"type": "array", "items": deep});
         }
         assert!(refusal(deep).contains("nested deeper than 32"));
-        let wide: serde_json::Map<String, Value> = (0..6000).map(|i| (format!("p{i}"), json!({"type": "string"}))).collect();
+        let wide: serde_json::Map<String, Value> =
+            (0..6000).map(|i| (format!("p{i}"), json!({"type": "string"}))).collect();
         assert!(refusal(json!({"properties": wide})).contains("more than 10000 values"));
         let pattern = format!("{}a{}", "(".repeat(100), ")".repeat(100));
         assert!(refusal(json!({"type": "string", "pattern": pattern})).contains("deeper than 64"));

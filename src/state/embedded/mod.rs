@@ -165,7 +165,11 @@ fn open_writer(path: &Path) -> Result<EmbeddedStore> {
     let db = match opened {
         Ok(result) => result.map_err(|e| open_error(path, e))?,
         Err(_) => {
-            return Err(StateError::Open { path: path.to_path_buf(), reason: "the file is damaged".into(), hint: MOVE_ASIDE })
+            return Err(StateError::Open {
+                path: path.to_path_buf(),
+                reason: "the file is damaged".into(),
+                hint: MOVE_ASIDE,
+            })
         }
     };
     let inner = Inner { db: Db::Writer(db), path: path.to_path_buf(), broker: Broker::default() };
@@ -179,7 +183,9 @@ fn open_writer(path: &Path) -> Result<EmbeddedStore> {
 fn open_error(path: &Path, e: DatabaseError) -> StateError {
     let open = |reason: String, hint| StateError::Open { path: path.to_path_buf(), reason, hint };
     match e {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => StateError::InUse(path.to_path_buf()),
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            StateError::InUse(path.to_path_buf())
+        }
         DatabaseError::RepairAborted => open(
             "it was not closed cleanly and cannot be repaired read-only".into(),
             "Start `quorum serve` once (it repairs the file), then retry",
@@ -193,9 +199,10 @@ fn open_error(path: &Path, e: DatabaseError) -> StateError {
         DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
             open(format!("it is not a redb state file ({io})"), MOVE_ASIDE)
         }
-        DatabaseError::Storage(redb::StorageError::Io(io)) => {
-            open(io.to_string(), "Check that the path is a file you may read and write, or pass --state with another path")
-        }
+        DatabaseError::Storage(redb::StorageError::Io(io)) => open(
+            io.to_string(),
+            "Check that the path is a file you may read and write, or pass --state with another path",
+        ),
         other => open(format!("{other}"), MOVE_ASIDE),
     }
 }
