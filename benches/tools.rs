@@ -19,7 +19,7 @@ fn source(ext: &str, n: usize) -> String {
     for f in 0..8 {
         let name = format!("func_{n}_{f}");
         // About one file in a hundred calls the shared helper.
-        let call = if n % 100 == 0 && f == 0 { "shared_helper()" } else { "0" };
+        let call = if n.is_multiple_of(100) && f == 0 { "shared_helper()" } else { "0" };
         match ext {
             "rs" => writeln!(
                 s,

@@ -12,6 +12,13 @@ cd "$root"
 # The tools' tests run pytest (from the test venv) on fixture repositories.
 venv="${QUORUM_CACHE:-$HOME/.cache/quorum}/venv"
 export PATH="$venv/bin:$PATH"
+# Style first: it fails in seconds. Clippy checks the release profile too, so that it
+# reuses the llama.cpp build of the tests instead of building it again for `dev`.
+if command -v rustup >/dev/null && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --check
+cargo clippy --release --all-targets --locked -- -D warnings
 # One profile (release) for the library, the binary and the tests: llama.cpp builds once.
 cargo test --release --locked
 QUORUM_BIN="$CARGO_TARGET_DIR/release/quorum" python -m pytest -q tests/python

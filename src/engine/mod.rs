@@ -271,7 +271,7 @@ impl RoleHandle {
         let vocab = self.0.model.model.vocab();
         // A template that writes the BOS text itself must not get a second BOS.
         let bos = vocab.token_to_piece(vocab.bos(), true, None);
-        let add_bos = !(!bos.is_empty() && text.as_bytes().starts_with(&bos));
+        let add_bos = bos.is_empty() || !text.as_bytes().starts_with(&bos);
         vocab.tokenize(text.as_bytes(), add_bos, true)
     }
 

@@ -63,12 +63,15 @@ pub fn before_repetition(text: &str) -> Option<Vec<(String, String)>> {
     files.iter().any(|(p, content)| *p == path && content.starts_with(partial.trim_end())).then_some(files)
 }
 
+/// A file's path and its text.
+type File = (String, String);
+
 /// The complete files in order (first versions), and the path and text of an unclosed
 /// last one.
-fn scan(text: &str) -> (Vec<(String, String)>, Option<(String, String)>) {
+fn scan(text: &str) -> (Vec<File>, Option<File>) {
     let lines: Vec<&str> = text.lines().collect();
     let body = |from: usize, to: usize| lines[from..to].iter().map(|l| format!("{l}\n")).collect::<String>();
-    let mut files: Vec<(String, String)> = Vec::new();
+    let mut files: Vec<File> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let opens = lines.get(i + 1).is_some_and(|l| l.trim_start().starts_with(FENCE));

@@ -33,9 +33,8 @@ pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&st
         text.push_str(&format!("Check: {}\n", plan.plan.verify.trim()));
     }
     if let Some(v) = verdict {
-        match (&v.tests, v.approved) {
-            (Some(t), _) => text.push_str(&format!("Tests: {}\n", if t.success { "pass" } else { "fail" })),
-            (None, _) => {}
+        if let Some(t) = &v.tests {
+            text.push_str(&format!("Tests: {}\n", if t.success { "pass" } else { "fail" }));
         }
         text.push_str(if v.approved { "Review: approved.\n" } else { "Review: rejected.\n" });
     }

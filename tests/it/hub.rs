@@ -76,7 +76,10 @@ fn add(hub: &Hub, path: &str, body: Vec<u8>, etag: Option<String>) -> String {
 }
 
 /// Records the largest `(done, total)` seen and how many updates came.
-fn recorder() -> (ProgressFn, Arc<(AtomicU64, AtomicU64, AtomicUsize)>) {
+/// What a progress callback saw: bytes done, total, calls.
+type Seen = Arc<(AtomicU64, AtomicU64, AtomicUsize)>;
+
+fn recorder() -> (ProgressFn, Seen) {
     let seen = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicUsize::new(0)));
     let s = seen.clone();
     let f: ProgressFn = Arc::new(move |done, total| {
@@ -169,7 +172,7 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
     let cache = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
-    let bars: Mutex<BTreeMap<String, Arc<(AtomicU64, AtomicU64, AtomicUsize)>>> = Mutex::default();
+    let bars: Mutex<BTreeMap<String, Seen>> = Mutex::default();
     let progress_for = |file: &str| {
         let (f, seen) = recorder();
         bars.lock().unwrap().insert(file.to_string(), seen);

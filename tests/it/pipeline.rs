@@ -171,19 +171,21 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
     assert_eq!(events.iter().filter(|e| e.kind == "vote").count(), 4);
 
     // The coder's second round saw the reviewer's problem and the rejected change.
-    let asked = models.asked.lock().unwrap();
-    let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
-    assert_eq!(coder[0].temperatures.len(), 5, "five candidates from one prompt");
-    assert!(coder[1].messages[1].content.contains("add() needs a docstring"));
-    assert!(coder[1].messages[1].content.contains("+    return a + b"));
-    let planner = &asked.iter().find(|(r, _)| *r == Role::Planner).unwrap().1;
-    assert!(
-        planner.messages[1].content.contains("FILE: calc.py") && planner.messages[1].content.contains("return a - b")
-    );
-    assert!(planner.grammar.is_some(), "the plan is grammar-constrained");
-    let voter = &asked.iter().find(|(r, _)| *r == Role::Voter).unwrap().1;
-    assert_eq!(voter.grammar.as_deref(), Some(r#"root ::= "A" | "B""#));
-    drop(asked);
+    {
+        let asked = models.asked.lock().unwrap();
+        let coder: Vec<&Ask> = asked.iter().filter(|(r, _)| *r == Role::Coder).map(|(_, a)| a).collect();
+        assert_eq!(coder[0].temperatures.len(), 5, "five candidates from one prompt");
+        assert!(coder[1].messages[1].content.contains("add() needs a docstring"));
+        assert!(coder[1].messages[1].content.contains("+    return a + b"));
+        let planner = &asked.iter().find(|(r, _)| *r == Role::Planner).unwrap().1;
+        assert!(
+            planner.messages[1].content.contains("FILE: calc.py")
+                && planner.messages[1].content.contains("return a - b")
+        );
+        assert!(planner.grammar.is_some(), "the plan is grammar-constrained");
+        let voter = &asked.iter().find(|(r, _)| *r == Role::Voter).unwrap().1;
+        assert_eq!(voter.grammar.as_deref(), Some(r#"root ::= "A" | "B""#));
+    }
 
     let record = p.tasks().get(&task.id).await.unwrap().unwrap();
     for stage in Stage::ALL {
@@ -525,7 +527,7 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
     second.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
     second.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
     let p = pipeline(&root, second.clone(), &path, edit_blocks()).await;
-    assert_eq!(p.tasks().recover().await.unwrap(), [id.clone()]);
+    assert_eq!(p.tasks().recover().await.unwrap(), std::slice::from_ref(&id));
     let interrupted = p.tasks().get(&id).await.unwrap().unwrap();
     assert_eq!(interrupted.status, TaskStatus::Interrupted);
     assert_eq!(interrupted.last_completed_stage, Some(Stage::Plan));

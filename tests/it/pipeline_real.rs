@@ -77,6 +77,7 @@ fn stages(events: &[(String, Value)]) -> Vec<String> {
 }
 
 #[tokio::test]
+#[allow(clippy::await_holding_lock)] // `serial`: one runtime per test
 async fn the_pipeline_runs_end_to_end_and_resumes_after_a_crash() {
     let _turn = super::engine::serial();
     let (_dir, root) = calc_repo();
