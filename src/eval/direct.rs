@@ -55,7 +55,7 @@ pub async fn run_vote(
     use_examples: bool,
     timeout: Duration,
 ) -> Result<TaskResult, EvalError> {
-    use crate::pipeline::voting::{self, Entry};
+    use crate::pipeline::ballot::{self, Entry, Tally};
     let role = |r: Role| engine.role(r).ok_or_else(|| EvalError::Run(format!("the {r} role is not loaded")));
     let (coder, voter) = (role(Role::Coder)?, role(Role::Voter)?);
     let started = Instant::now();
@@ -79,26 +79,22 @@ pub async fn run_vote(
     for answer in &answers {
         tokens += answer.completion_tokens;
         let program = program(task, &answer.text);
-        let red_flag = if answer.finish == Some(FinishReason::Length) {
-            Some("hit its token limit".to_string())
-        } else if !program.contains(&format!("def {}(", task.entry_point)) {
-            Some("no function".to_string())
-        } else {
-            crate::tools::syntax_error(Path::new("candidate.py"), &program)
-                .map(|line| format!("does not parse (line {line})"))
-        };
-        entries.push(Entry { diff: program, red_flag, tests_passed: None, behaviour: None, faults: None });
+        // Red flags: cut off, no function of the name asked for, or a program that does not parse.
+        let red_flagged = answer.finish == Some(FinishReason::Length)
+            || !program.contains(&format!("def {}(", task.entry_point))
+            || crate::tools::syntax_error(Path::new("candidate.py"), &program).is_some();
+        entries.push(Entry { diff: program, red_flagged, ..Default::default() });
     }
     let coded = started.elapsed().as_secs_f64();
     if use_examples {
         let examples = examples_check(&task.prompt);
-        for entry in entries.iter_mut().filter(|e| e.red_flag.is_none()) {
+        for entry in entries.iter_mut().filter(|e| !e.red_flagged) {
             let outcome = run_check(entry.diff.clone(), examples.clone(), task.entry_point.clone(), timeout).await?;
             entry.tests_passed = Some(outcome.passed);
         }
     }
     let tested = started.elapsed().as_secs_f64();
-    let choices = voting::ballot(&entries);
+    let choices = ballot::ballot(&entries);
     let winner = if choices.len() <= 1 {
         choices.first().map(|c| c.candidates[0])
     } else {
@@ -110,19 +106,14 @@ pub async fn run_vote(
                 prompt.push_str(if passed { "Examples: pass\n" } else { "Examples: fail\n" });
             }
         }
-        let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
         prompt.push_str("\nWhich solution is correct? Answer with its letter.");
-        let grammar = format!("root ::= {}", letters.join(" | "));
-        let mut counts = vec![0u32; choices.len()];
-        let mut drawn = 0;
+        let grammar = ballot::letter_grammar(&choices);
+        let mut tally = Tally::new(choices.len(), options.k, options.max_votes);
         let decision = loop {
-            if let Some(d) = voting::decide(&counts, options.k, options.max_votes) {
+            if let Some(d) = tally.decision() {
                 break d;
             }
-            if drawn >= options.max_votes {
-                break voting::Decision { winner: 0, decided_by: voting::DecidedBy::Plurality };
-            }
-            let n = voting::votes_needed(&counts, options.k, options.max_votes).min(voter.spec().parallel.max(1));
+            let n = tally.wanted(voter.spec().parallel);
             let ask = GenerateRequest {
                 prompt: Prompt::Chat(vec![
                     ChatMessage {
@@ -147,18 +138,15 @@ pub async fn run_vote(
                 .await
                 .map_err(|e| EvalError::Run(e.to_string()))?
             {
-                drawn += 1;
                 tokens += vote.completion_tokens;
-                if let Some(slot) = choices.iter().position(|c| vote.text.trim().starts_with(c.letter)) {
-                    counts[slot] += 1;
-                }
+                tally.record(ballot::named(&choices, &vote.text));
             }
         };
         Some(choices[decision.winner].candidates[0])
     };
     let seconds = started.elapsed().as_secs_f64();
     let mut oracle = false;
-    for entry in entries.iter().filter(|e| e.red_flag.is_none()) {
+    for entry in entries.iter().filter(|e| !e.red_flagged) {
         oracle |= sandboxed(entry.diff.clone(), task, timeout).await?.passed;
     }
     let (passed, error) = match winner {

@@ -1,7 +1,7 @@
 //! Stage 3: candidates for one sub-task, sampled from one prefilled prompt (the
 //! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
 //! applied to its own scratch worktree; in a plan's first round, more batches while the
-//! candidates do not settle the choice ([`voting::settled`]). The coder writes short
+//! candidates do not settle the choice ([`ballot::settled`]). The coder writes short
 //! files whole ([`super::files`]) and edits long ones with blocks ([`super::edits`]).
 //! Red flags (MAKER): malformed output, an edit that does not apply, a candidate that hit
 //! its token limit, changes nothing, or leaves a file that no longer parses; a
@@ -10,9 +10,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ballot::{self, Entry};
 use super::models::Ask;
 use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
-use super::voting::{self, Entry};
+use super::red_flag::RedFlag;
 use super::worktree::Scratch;
 use super::{edits, files};
 use super::{Ctx, PipelineError};
@@ -44,7 +45,8 @@ pub struct Candidate {
     pub tokens: u32,
     pub text: String,
     pub diff: String,
-    pub red_flag: Option<String>,
+    #[serde(default, deserialize_with = "super::red_flag::saved")]
+    pub red_flag: Option<RedFlag>,
     pub tests: Option<TestOutcome>,
     /// What each of the plan's probes returned or raised, where they ran.
     #[serde(default)]
@@ -162,7 +164,7 @@ pub async fn run(
     while round_in_plan == 1
         && evidence
         && candidates.len() < cap
-        && !voting::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass)
+        && !ballot::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass)
     {
         if passed_over(subtask, &candidates) {
             break;
@@ -189,7 +191,7 @@ pub async fn run(
 /// Whether a step is passed over: a later one whose every candidate changes nothing was
 /// done by the earlier ones (small planners add "now check it" steps).
 pub fn passed_over(subtask: usize, candidates: &[Candidate]) -> bool {
-    subtask > 0 && candidates.iter().all(|c| c.red_flag.as_deref() == Some(NO_CHANGE))
+    subtask > 0 && candidates.iter().all(|c| c.red_flag == Some(RedFlag::NoChange))
 }
 
 /// What the ballot needs of each candidate; `task` says which exceptions are asked for.
@@ -200,7 +202,7 @@ pub fn entries(candidates: &[Candidate], task: &str, last_step: bool) -> Vec<Ent
         .iter()
         .map(|c| Entry {
             diff: c.diff.clone(),
-            red_flag: c.red_flag.clone(),
+            red_flagged: c.red_flag.is_some(),
             tests_passed: c.tests.as_ref().map(|t| t.success),
             behaviour: c.behaviour.clone(),
             faults: c.behaviour.as_deref().filter(|_| last_step).map(|seen| super::probes::faults(seen, task)),
@@ -242,7 +244,7 @@ impl Batch<'_> {
         let samples = ctx.models.ask(Role::Coder, ask).await?;
         let (format, targets) = (self.format, self.targets.to_vec());
         let (scratches, judged) = blocking(move || {
-            let judged: Vec<Result<String, String>> =
+            let judged: Vec<Result<String, RedFlag>> =
                 samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
             Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
         })
@@ -273,7 +275,7 @@ impl Batch<'_> {
                 Stage::Code,
                 json!({
                     "round": self.round, "subtask": self.subtask, "index": index, "temperature": candidate.temperature,
-                    "tokens": candidate.tokens, "red_flag": candidate.red_flag,
+                    "tokens": candidate.tokens, "red_flag": candidate.red_flag.as_ref().map(RedFlag::to_string),
                     "diff_lines": candidate.diff.lines().count(),
                     "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
                     "behaviour": candidate.behaviour,
@@ -360,21 +362,18 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
 }
 
-/// The red flag of a candidate whose edits leave the files as they were.
-pub const NO_CHANGE: &str = "changes nothing";
-
 /// The candidate's diff, or the red flag that disqualifies it; whole files may be written
 /// only for `targets`.
-fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[String]) -> Result<String, String> {
-    let over = || format!("exceeds its token limit ({} tokens)", sample.tokens);
+fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[String]) -> Result<String, RedFlag> {
+    let over = || RedFlag::TokenLimit { tokens: sample.tokens };
     match format {
         Format::WholeFiles { .. } => {
             let files = if sample.hit_limit {
                 files::before_repetition(&sample.text).ok_or_else(over)?
             } else {
-                files::parse(&sample.text).map_err(|e| e.to_string())?
+                files::parse(&sample.text)?
             };
-            files::apply(scratch.path(), targets, &files)
+            files::apply(scratch.path(), targets, &files)?
         }
         Format::EditBlocks => {
             let text = if sample.hit_limit {
@@ -382,19 +381,19 @@ fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[S
             } else {
                 sample.text.as_str()
             };
-            edits::apply(scratch.path(), &edits::parse(text).map_err(|e| e.to_string())?)
+            edits::apply(scratch.path(), &edits::parse(text)?)?
         }
     }
-    .map_err(|e| e.to_string())?;
-    let diff = scratch.diff().map_err(|e| format!("cannot diff: {e}"))?;
-    if super::voting::normalize(&diff).is_empty() {
-        return Err(NO_CHANGE.into());
+    let unjudged = |e: PipelineError| RedFlag::Unjudged { detail: e.to_string() };
+    let diff = scratch.diff().map_err(unjudged)?;
+    if super::ballot::normalize(&diff).is_empty() {
+        return Err(RedFlag::NoChange);
     }
-    for path in scratch.changed().map_err(|e| e.to_string())? {
+    for path in scratch.changed().map_err(unjudged)? {
         let full = scratch.path().join(&path);
         let Ok(source) = std::fs::read_to_string(&full) else { continue };
         if let Some(line) = crate::tools::syntax_error(&full, &source) {
-            return Err(format!("breaks the build: {path} no longer parses (line {line})"));
+            return Err(RedFlag::DoesNotParse { path, line });
         }
     }
     Ok(diff)

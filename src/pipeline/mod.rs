@@ -5,6 +5,7 @@
 //! Stages reach models only through [`Models`], so their logic runs against a scripted
 //! fake in tests.
 
+pub mod ballot;
 mod code;
 pub mod edits;
 mod events;
@@ -14,11 +15,11 @@ mod output;
 mod plan;
 mod preprocess;
 mod probes;
+mod red_flag;
 mod review;
 mod rewrite;
 mod runner;
 mod vote;
-pub mod voting;
 mod worktree;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use self::events::describe;
 pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
 pub use self::preprocess::is_auxiliary_request;
+pub use self::red_flag::RedFlag;
 pub use self::runner::Pipeline;
 
 use crate::models::Role;
@@ -66,7 +68,7 @@ pub struct PipelineOptions {
     /// Coder candidates per batch, sampled from one prefilled prompt.
     pub candidates: u32,
     /// In a plan's first round, further batches (each `retry_heat` hotter) are sampled
-    /// while no choice settles it ([`voting::settled`]), up to this many candidates in all;
+    /// while no choice settles it ([`ballot::settled`]), up to this many candidates in all;
     /// at most `candidates` means one batch.
     pub max_candidates: u32,
     /// Their temperatures are spread evenly over this range.

@@ -3,7 +3,7 @@
 //! would get wrong). After planning, the reviewer model writes calls of the code under
 //! change with edge-case inputs, never their results. Every candidate runs them, and
 //! candidates that return the same on every call stand as one choice on the ballot
-//! ([`super::voting::most_agreed`]): independent samples that agree on inputs nobody
+//! ([`super::ballot::most_agreed`]): independent samples that agree on inputs nobody
 //! tested are more often right than a 0.5B voter reading diffs. In the eval runs of
 //! 2026-11-25 (`evals/RESULTS.md`), where the standing candidates differed on the hidden
 //! test, the chosen one passed it in 4 of 6 rounds with probes and 0 of 3 without. A
@@ -120,7 +120,7 @@ fn calls(answer: &serde_json::Value) -> Vec<String> {
 /// How many of a candidate's probe results are faults: a crash of its own code (one of
 /// [`CRASHES`], unless the task names it: "pop raises IndexError when empty"), or a call
 /// that returned a value and changed its arguments, unless the task asks for work in
-/// place. Voting counts them only against other candidates' ([`super::voting`]).
+/// place. Voting counts them only against other candidates' ([`super::ballot`]).
 pub fn faults(seen: &[String], task: &str) -> usize {
     let lower = task.to_lowercase();
     let in_place = ["in place", "in-place", "inplace"].iter().any(|w| lower.contains(w));

@@ -86,13 +86,15 @@ fn earlier_attempts(task: &Task) -> Vec<String> {
     rounds
         .into_iter()
         .map(|round| {
-            let flags: Vec<&str> =
-                task.attempts.iter().filter(|a| a.round == round).filter_map(|a| a.red_flag.as_deref()).collect();
-            let total = task.attempts.iter().filter(|a| a.round == round).count();
-            let mut reasons: Vec<&str> = flags.iter().map(|f| f.split(':').next().unwrap_or(f)).collect();
+            let of_round = || task.attempts.iter().filter(|a| a.round == round);
+            let flagged = of_round().filter(|a| a.red_flag.is_some()).count();
+            let total = of_round().count();
+            // Records from before flags had kinds give their whole message.
+            let mut reasons: Vec<&str> =
+                of_round().filter_map(|a| a.red_flag_kind.as_deref().or(a.red_flag.as_deref())).collect();
             reasons.sort();
             reasons.dedup();
-            format!("round {round}: {total} candidates, {} red-flagged ({})", flags.len(), reasons.join(", "))
+            format!("round {round}: {total} candidates, {flagged} red-flagged ({})", reasons.join(", "))
         })
         .collect()
 }
@@ -353,7 +355,8 @@ impl Pipeline {
                         round,
                         candidate: c.index as u32,
                         diff: c.diff.clone(),
-                        red_flag: c.red_flag.clone(),
+                        red_flag: c.red_flag.as_ref().map(ToString::to_string),
+                        red_flag_kind: c.red_flag.as_ref().map(|f| f.reason().to_string()),
                     }));
                     tasks
                         .finish_stage(task, Stage::Code, serde_json::to_value(out).expect("outputs serialize"))

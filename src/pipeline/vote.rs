@@ -9,9 +9,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ballot::{self, Choice, DecidedBy, Tally};
 use super::code::CodeOutput;
 use super::models::Ask;
-use super::voting::{self, Choice, DecidedBy};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
@@ -45,20 +45,20 @@ pub async fn run(
     code: &CodeOutput,
 ) -> Result<VoteOutput, PipelineError> {
     let entries = super::code::entries(&code.candidates, task, last_step);
-    let ballot = voting::ballot(&entries);
+    let standing = ballot::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
-    let agreed = voting::most_agreed(&entries, &ballot);
+    let agreed = ballot::most_agreed(&entries, &standing);
     let choices: Vec<Choice> = match &agreed {
-        Some(top) => top.iter().zip('A'..='Z').map(|(&i, letter)| Choice { letter, ..ballot[i].clone() }).collect(),
-        None => ballot.clone(),
+        Some(top) => top.iter().zip('A'..='Z').map(|(&i, letter)| Choice { letter, ..standing[i].clone() }).collect(),
+        None => standing.clone(),
     };
-    let by_agreement = agreed.is_some() && choices.len() == 1 && ballot.len() > 1;
+    let by_agreement = agreed.is_some() && choices.len() == 1 && standing.len() > 1;
     let mut out = VoteOutput {
         round: code.round,
         subtask: code.subtask,
         patches: code.patches.clone(),
         winner: None,
-        ballot: ballot.clone(),
+        ballot: standing.clone(),
         choices: choices.clone(),
         counts: vec![0; choices.len()],
         decided_by: None,
@@ -73,7 +73,10 @@ pub async fn run(
         let reasons: Vec<String> = code
             .candidates
             .iter()
-            .map(|c| format!("candidate {}: {}", c.index + 1, c.red_flag.as_deref().unwrap_or("failed its tests")))
+            .map(|c| match &c.red_flag {
+                Some(flag) => format!("candidate {}: {flag}", c.index + 1),
+                None => format!("candidate {}: failed its tests", c.index + 1),
+            })
             .collect();
         out.reason = Some(format!("no candidate survived the red flags ({})", reasons.join("; ")));
         ctx.emit(
@@ -86,7 +89,7 @@ pub async fn run(
     }
 
     let decision = if by_agreement {
-        voting::Decision { winner: 0, decided_by: DecidedBy::Agreement }
+        ballot::Decision { winner: 0, decided_by: DecidedBy::Agreement }
     } else {
         draw_votes(ctx, &ballot_prompt(task, step, code, &choices), &choices, &mut out.counts).await?
     };
@@ -100,7 +103,7 @@ pub async fn run(
         json!({
             "round": code.round, "subtask": code.subtask,
             "choices": choices.iter().zip(&out.counts).map(|(c, n)| json!({"letter": c.letter.to_string(), "candidates": c.candidates, "votes": n})).collect::<Vec<_>>(),
-            "groups": agreed.is_some().then(|| ballot.iter().map(|c| &c.candidates).collect::<Vec<_>>()),
+            "groups": agreed.is_some().then(|| standing.iter().map(|c| &c.candidates).collect::<Vec<_>>()),
             // Where they counted: which candidates crashed or changed arguments, and how often.
             "faults": entries.iter().any(|e| e.faults.is_some()).then(|| entries.iter().map(|e| e.faults).collect::<Vec<_>>()),
             "winner": choices[decision.winner].letter.to_string(), "candidate": winner, "decided_by": decision.decided_by,
@@ -116,36 +119,29 @@ async fn draw_votes(
     prompt: &str,
     choices: &[Choice],
     counts: &mut [u32],
-) -> Result<voting::Decision, PipelineError> {
-    let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
-    let grammar = format!("root ::= {}", letters.join(" | "));
-    let parallel = ctx.models.parallel(Role::Voter).max(1);
-    let mut drawn = 0;
-    loop {
-        if let Some(decision) = voting::decide(counts, ctx.options.k, ctx.options.max_votes) {
-            return Ok(decision);
+) -> Result<ballot::Decision, PipelineError> {
+    let grammar = ballot::letter_grammar(choices);
+    let parallel = ctx.models.parallel(Role::Voter);
+    let mut tally = Tally::new(choices.len(), ctx.options.k, ctx.options.max_votes);
+    let decision = loop {
+        if let Some(decision) = tally.decision() {
+            break decision;
         }
-        let n = voting::votes_needed(counts, ctx.options.k, ctx.options.max_votes).min(parallel);
         let ask = Ask::new(ctx.prompt(Role::Voter), prompt.to_string(), 2)
-            .samples(vec![ctx.options.vote_temperature; n as usize])
+            .samples(vec![ctx.options.vote_temperature; tally.wanted(parallel) as usize])
             .grammar(grammar.clone());
         for sample in ctx.models.ask(Role::Voter, ask).await? {
-            drawn += 1;
-            let letter = sample.text.trim().chars().next();
-            let Some(slot) = choices.iter().position(|c| Some(c.letter) == letter) else {
-                ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": null, "invalid": sample.text})).await?;
-                continue;
+            let slot = ballot::named(choices, &sample.text);
+            tally.record(slot);
+            let data = match slot {
+                Some(slot) => json!({"vote": tally.drawn(), "letter": choices[slot].letter.to_string()}),
+                None => json!({"vote": tally.drawn(), "letter": null, "invalid": sample.text}),
             };
-            counts[slot] += 1;
-            ctx.emit("vote", Stage::Vote, json!({"vote": drawn, "letter": choices[slot].letter.to_string()})).await?;
+            ctx.emit("vote", Stage::Vote, data).await?;
         }
-        // Invalid votes count toward the cap too, so a vote always ends.
-        if drawn >= ctx.options.max_votes && voting::decide(counts, ctx.options.k, ctx.options.max_votes).is_none() {
-            let best = *counts.iter().max().unwrap_or(&0);
-            let winner = counts.iter().position(|&c| c == best).unwrap_or(0);
-            return Ok(voting::Decision { winner, decided_by: DecidedBy::Plurality });
-        }
-    }
+    };
+    counts.copy_from_slice(tally.counts());
+    Ok(decision)
 }
 
 fn ballot_prompt(task: &str, step: &str, code: &CodeOutput, choices: &[Choice]) -> String {

@@ -137,8 +137,11 @@ pub struct CoderAttempt {
     pub round: u32,
     pub candidate: u32,
     pub diff: String,
+    /// What disqualified it, in words, and the kind of flag (a word or two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub red_flag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red_flag_kind: Option<String>,
 }
 
 /// One reviewer verdict.

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
     pub diff: String,
-    pub red_flag: Option<String>,
+    /// Red-flagged candidates never stand.
+    pub red_flagged: bool,
     /// `Some(true)` when its tests passed, `Some(false)` when they failed.
     pub tests_passed: Option<bool>,
     /// What it returned on each probe, where the probes ran.
@@ -63,9 +64,8 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
 /// Candidates without a red flag and with a non-empty diff; where some pass the tests,
 /// only those; of those, where the probes ran on all, the ones with the fewest faults.
 fn eligible(entries: &[Entry]) -> Vec<usize> {
-    let standing: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].red_flag.is_none() && !normalize(&entries[i].diff).is_empty())
-        .collect();
+    let standing: Vec<usize> =
+        (0..entries.len()).filter(|&i| !entries[i].red_flagged && !normalize(&entries[i].diff).is_empty()).collect();
     let any_pass = standing.iter().any(|&i| entries[i].tests_passed == Some(true));
     let passing: Vec<usize> =
         standing.into_iter().filter(|&i| !any_pass || entries[i].tests_passed == Some(true)).collect();
@@ -86,7 +86,7 @@ fn eligible(entries: &[Entry]) -> Vec<usize> {
 /// each count as one choice, whatever their diffs.
 pub fn settled(entries: &[Entry], k: u32, must_pass: bool) -> bool {
     let tested = entries.iter().any(|e| e.tests_passed.is_some());
-    if must_pass && tested && !entries.iter().any(|e| e.red_flag.is_none() && e.tests_passed == Some(true)) {
+    if must_pass && tested && !entries.iter().any(|e| !e.red_flagged && e.tests_passed == Some(true)) {
         return false;
     }
     let eligible = eligible(entries);
@@ -165,21 +165,21 @@ pub struct Decision {
     pub decided_by: DecidedBy,
 }
 
-/// The decision the counts allow, if any.
-pub fn decide(counts: &[u32], k: u32, cap: u32) -> Option<Decision> {
+/// The decision the counts allow after `drawn` votes (invalid ones count toward the cap,
+/// so that a vote always ends), if any.
+fn decide(counts: &[u32], drawn: u32, k: u32, cap: u32) -> Option<Decision> {
     match counts.len() {
         0 => return None,
         1 => return Some(Decision { winner: 0, decided_by: DecidedBy::Uncontested }),
         _ => {}
     }
-    let total: u32 = counts.iter().sum();
     let best = *counts.iter().max().expect("non-empty");
     let leader = counts.iter().position(|&c| c == best).expect("max is present");
     let second = counts.iter().enumerate().filter(|&(i, _)| i != leader).map(|(_, &c)| c).max().unwrap_or(0);
     if best >= second + k {
         return Some(Decision { winner: leader, decided_by: DecidedBy::AheadByK });
     }
-    if total >= cap {
+    if drawn >= cap {
         let tied = counts.iter().filter(|&&c| c == best).count() > 1;
         let decided_by = if tied { DecidedBy::TieAtCap } else { DecidedBy::Plurality };
         return Some(Decision { winner: leader, decided_by });
@@ -187,14 +187,64 @@ pub fn decide(counts: &[u32], k: u32, cap: u32) -> Option<Decision> {
     None
 }
 
-/// The fewest further votes that could end the vote: enough for the leader to get k
-/// ahead, never past the cap.
-pub fn votes_needed(counts: &[u32], k: u32, cap: u32) -> u32 {
-    let total: u32 = counts.iter().sum();
-    let mut sorted = counts.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let lead = sorted.first().copied().unwrap_or(0) - sorted.get(1).copied().unwrap_or(0);
-    k.saturating_sub(lead).max(1).min(cap.saturating_sub(total)).max(1)
+/// A vote in progress: first-to-ahead-by-k over the choices of a ballot, ended by the
+/// plurality once `cap` votes are drawn. The vote stage and `quorum eval` draw the votes;
+/// this decides how many and when they are enough.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    counts: Vec<u32>,
+    drawn: u32,
+    k: u32,
+    cap: u32,
+}
+
+impl Tally {
+    pub fn new(choices: usize, k: u32, cap: u32) -> Tally {
+        Tally { counts: vec![0; choices], drawn: 0, k, cap }
+    }
+
+    pub fn counts(&self) -> &[u32] {
+        &self.counts
+    }
+
+    pub fn drawn(&self) -> u32 {
+        self.drawn
+    }
+
+    /// The decision, once the votes allow one.
+    pub fn decision(&self) -> Option<Decision> {
+        decide(&self.counts, self.drawn, self.k, self.cap)
+    }
+
+    /// The fewest further votes that could end the vote (enough for the leader to get k
+    /// ahead, never past the cap), at most `parallel` at once.
+    pub fn wanted(&self, parallel: u32) -> u32 {
+        let mut sorted = self.counts.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let lead = sorted.first().copied().unwrap_or(0) - sorted.get(1).copied().unwrap_or(0);
+        let needed = self.k.saturating_sub(lead).max(1).min(self.cap.saturating_sub(self.drawn)).max(1);
+        needed.min(parallel.max(1))
+    }
+
+    /// One vote: the index of the choice it named, None for an answer naming none.
+    pub fn record(&mut self, choice: Option<usize>) {
+        self.drawn += 1;
+        if let Some(slot) = choice.and_then(|i| self.counts.get_mut(i)) {
+            *slot += 1;
+        }
+    }
+}
+
+/// The grammar of one vote: one of the choices' letters.
+pub fn letter_grammar(choices: &[Choice]) -> String {
+    let letters: Vec<String> = choices.iter().map(|c| format!("\"{}\"", c.letter)).collect();
+    format!("root ::= {}", letters.join(" | "))
+}
+
+/// The choice a voter's answer names, if any.
+pub fn named(choices: &[Choice], answer: &str) -> Option<usize> {
+    let letter = answer.trim().chars().next()?;
+    choices.iter().position(|c| c.letter == letter)
 }
 
 #[cfg(test)]
@@ -209,7 +259,7 @@ mod tests {
     fn identical_candidates_merge_and_red_flags_never_stand() {
         let entries = vec![
             entry("diff --git a/x b/x\nindex 111..222\n-a\n+b\n"),
-            Entry { red_flag: Some("malformed".into()), ..entry("-a\n+c") },
+            Entry { red_flagged: true, ..entry("-a\n+c") },
             entry("diff --git a/x b/x\nindex 333..444\n-a\n+b   \n"),
             entry("-a\n+d"),
             entry(""),
@@ -223,9 +273,9 @@ mod tests {
 
     #[test]
     fn all_red_flagged_leaves_an_empty_ballot() {
-        let flagged = Entry { red_flag: Some("does not apply".into()), ..entry("-a\n+b") };
+        let flagged = Entry { red_flagged: true, ..entry("-a\n+b") };
         assert!(ballot(&[flagged.clone(), flagged]).is_empty());
-        assert_eq!(decide(&[], 2, 9), None);
+        assert_eq!(decide(&[], 0, 2, 9), None);
     }
 
     #[test]
@@ -365,29 +415,62 @@ mod tests {
         assert!(!settled(&[], 2, true) && !settled(&[], 2, false));
     }
 
+    fn decide_after(counts: &[u32], k: u32, cap: u32) -> Option<Decision> {
+        decide(counts, counts.iter().sum(), k, cap)
+    }
+
     #[test]
     fn first_to_ahead_by_k() {
-        assert_eq!(decide(&[1], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Uncontested }));
-        assert_eq!(decide(&[1, 0], 2, 9), None);
-        assert_eq!(decide(&[2, 0], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::AheadByK }));
-        assert_eq!(decide(&[3, 2, 0], 2, 9), None, "ahead of the runner-up by one only");
-        assert_eq!(decide(&[3, 4, 6], 2, 9), Some(Decision { winner: 2, decided_by: DecidedBy::AheadByK }));
-        assert_eq!(decide(&[0, 3, 1], 1, 9), Some(Decision { winner: 1, decided_by: DecidedBy::AheadByK }));
+        assert_eq!(decide_after(&[1], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Uncontested }));
+        assert_eq!(decide_after(&[1, 0], 2, 9), None);
+        assert_eq!(decide_after(&[2, 0], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::AheadByK }));
+        assert_eq!(decide_after(&[3, 2, 0], 2, 9), None, "ahead of the runner-up by one only");
+        assert_eq!(decide_after(&[3, 4, 6], 2, 9), Some(Decision { winner: 2, decided_by: DecidedBy::AheadByK }));
+        assert_eq!(decide_after(&[0, 3, 1], 1, 9), Some(Decision { winner: 1, decided_by: DecidedBy::AheadByK }));
     }
 
     #[test]
     fn the_cap_ends_a_close_vote_and_says_how() {
-        assert_eq!(decide(&[5, 4], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Plurality }));
-        assert_eq!(decide(&[3, 3, 3], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
-        assert_eq!(decide(&[4, 4], 2, 8), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
-        assert_eq!(decide(&[4, 3], 2, 9), None, "7 of 9 votes cast");
+        assert_eq!(decide_after(&[5, 4], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::Plurality }));
+        assert_eq!(decide_after(&[3, 3, 3], 2, 9), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
+        assert_eq!(decide_after(&[4, 4], 2, 8), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
+        assert_eq!(decide_after(&[4, 3], 2, 9), None, "7 of 9 votes cast");
+    }
+
+    #[test]
+    fn invalid_votes_count_toward_the_cap_and_the_plurality_still_decides() {
+        let mut tally = Tally::new(3, 2, 5);
+        for vote in [Some(1), None, Some(0), None, Some(1)] {
+            assert_eq!(tally.decision(), None);
+            tally.record(vote);
+        }
+        // Five drawn, two of them invalid: B leads A by one, not two, and wins at the cap.
+        assert_eq!(tally.counts(), [1, 2, 0]);
+        assert_eq!(tally.decision(), Some(Decision { winner: 1, decided_by: DecidedBy::Plurality }));
+        // No valid vote at all is a tie at the cap, not a plurality.
+        let mut blank = Tally::new(2, 2, 2);
+        blank.record(None);
+        blank.record(Some(7));
+        assert_eq!(blank.decision(), Some(Decision { winner: 0, decided_by: DecidedBy::TieAtCap }));
     }
 
     #[test]
     fn votes_are_drawn_no_faster_than_needed() {
-        assert_eq!(votes_needed(&[0, 0], 2, 9), 2);
-        assert_eq!(votes_needed(&[1, 0], 2, 9), 1);
-        assert_eq!(votes_needed(&[3, 3], 3, 9), 3);
-        assert_eq!(votes_needed(&[4, 4], 3, 9), 1, "never past the cap");
+        let tally =
+            |counts: &[u32], k: u32, cap: u32| Tally { counts: counts.to_vec(), drawn: counts.iter().sum(), k, cap };
+        assert_eq!(tally(&[0, 0], 2, 9).wanted(8), 2);
+        assert_eq!(tally(&[1, 0], 2, 9).wanted(8), 1);
+        assert_eq!(tally(&[3, 3], 3, 9).wanted(8), 3);
+        assert_eq!(tally(&[3, 3], 3, 9).wanted(2), 2, "at most `parallel` at once");
+        assert_eq!(tally(&[4, 4], 3, 9).wanted(8), 1, "never past the cap");
+    }
+
+    #[test]
+    fn a_vote_names_a_letter_of_the_ballot() {
+        let choices = vec![Choice { letter: 'A', candidates: vec![0] }, Choice { letter: 'B', candidates: vec![2] }];
+        assert_eq!(letter_grammar(&choices), r#"root ::= "A" | "B""#);
+        assert_eq!(named(&choices, " B\n"), Some(1));
+        assert_eq!(named(&choices, "C"), None);
+        assert_eq!(named(&choices, ""), None);
     }
 }
