@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
 use crate::config::Config;
-use crate::pipeline::{describe, EngineModels, Pipeline, PipelineOptions};
+use crate::pipeline::{EngineModels, Event, Pipeline, PipelineOptions};
 use crate::prompts::Prompts;
 use crate::state::Stage;
 use crate::tools::Tools;
@@ -72,7 +72,7 @@ async fn build(config: &Config) -> anyhow::Result<Pipeline> {
 async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
     let tasks = pipeline.tasks();
     let from = tasks.events(&id, 0).await?.len() as u64;
-    let mut events = Box::pin(tasks.follow(id.clone(), from));
+    let mut events = Box::pin(pipeline.follow(&id, from));
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -85,8 +85,8 @@ async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
         tokio::select! {
             result = &mut run => break result,
             Some(event) = events.next() => {
-                if let Some(line) = describe(&event) {
-                    if event.kind == "stage_started" {
+                if let Some(line) = event.describe() {
+                    if event.event == Event::StageStarted {
                         bar.set_message(line.trim().to_string());
                     }
                     say(line);

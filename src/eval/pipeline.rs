@@ -17,9 +17,9 @@ use async_trait::async_trait;
 
 use super::{sandboxed, EvalError, EvalTask, TaskResult};
 use crate::models::Role;
-use crate::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample};
+use crate::pipeline::{Ask, Event, Logged, Models, Pipeline, PipelineError, PipelineOptions, Sample};
 use crate::prompts::Prompts;
-use crate::state::{EmbeddedStore, Stage, TaskEvent, TaskStore};
+use crate::state::{EmbeddedStore, Stage, TaskStore};
 use crate::tools::{Tools, Workspace};
 
 const SOLUTION: &str = "solution.py";
@@ -148,6 +148,7 @@ impl PipelineEval {
             .map_err(|e| EvalError::Run(e.to_string()))?
             .ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
         let events = self.tasks.events(&created.id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
+        let events: Vec<Logged> = events.iter().map(Logged::from).collect();
 
         let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
         // Candidates of later sub-tasks build on earlier patches; the reviewed (combined)
@@ -245,16 +246,16 @@ fn patched(stub: &str, diff: &str) -> Option<String> {
 }
 
 /// Seconds spent in each stage, summed over its runs, from the task's event log.
-fn stage_seconds(events: &[TaskEvent]) -> BTreeMap<String, f64> {
+fn stage_seconds(events: &[Logged]) -> BTreeMap<String, f64> {
     let mut open: HashMap<Stage, u64> = HashMap::new();
     let mut total = BTreeMap::new();
     for event in events {
         let Some(stage) = event.stage else { continue };
-        match event.kind.as_str() {
-            "stage_started" => {
+        match event.event {
+            Event::StageStarted => {
                 open.insert(stage, event.at);
             }
-            "stage_finished" => {
+            Event::StageFinished => {
                 if let Some(at) = open.remove(&stage) {
                     *total.entry(stage.to_string()).or_insert(0.0) += event.at.saturating_sub(at) as f64 / 1000.0;
                 }
@@ -299,20 +300,14 @@ mod tests {
 
     #[test]
     fn stage_time_sums_each_stages_runs() {
-        let event = |at, kind: &str, stage| TaskEvent {
-            seq: 0,
-            at,
-            kind: kind.into(),
-            stage: Some(stage),
-            data: serde_json::Value::Null,
-        };
+        let event = |at, event, stage| Logged { at, stage: Some(stage), event };
         let events = [
-            event(0, "stage_started", Stage::Code),
-            event(2000, "stage_finished", Stage::Code),
-            event(2000, "stage_started", Stage::Review),
-            event(2500, "stage_finished", Stage::Review),
-            event(3000, "stage_started", Stage::Code),
-            event(4000, "stage_finished", Stage::Code),
+            event(0, Event::StageStarted, Stage::Code),
+            event(2000, Event::StageFinished, Stage::Code),
+            event(2000, Event::StageStarted, Stage::Review),
+            event(2500, Event::StageFinished, Stage::Review),
+            event(3000, Event::StageStarted, Stage::Code),
+            event(4000, Event::StageFinished, Stage::Code),
         ];
         let seconds = stage_seconds(&events);
         assert_eq!(seconds["code"], 3.0);

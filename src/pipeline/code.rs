@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ballot::{self, Entry};
+use super::event::{CandidateEvent, TestSummary};
 use super::models::Ask;
 use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
 use super::red_flag::RedFlag;
 use super::worktree::Scratch;
 use super::{edits, files};
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::prompts;
 use crate::state::Stage;
@@ -171,12 +172,7 @@ pub async fn run(
         }
         let hotter = ctx.options.round_temperatures(round_in_plan + extra);
         let n = hotter.len().min(cap - candidates.len());
-        ctx.emit(
-            "more_candidates",
-            Stage::Code,
-            json!({"round": round, "subtask": subtask, "after": candidates.len(), "adding": n}),
-        )
-        .await?;
+        ctx.emit(Stage::Code, Event::MoreCandidates { round, subtask, after: candidates.len(), adding: n }).await?;
         let scratches = scratch_trees(&root, &layers, n).await?;
         let more = batch.sample(ctx, ask.clone().samples(hotter[..n].to_vec()), scratches, candidates.len()).await?;
         if more.is_empty() {
@@ -231,6 +227,20 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    fn event(&self, c: &Candidate) -> CandidateEvent {
+        CandidateEvent {
+            round: self.round,
+            subtask: self.subtask,
+            index: c.index,
+            temperature: c.temperature,
+            tokens: c.tokens,
+            red_flag: c.red_flag.as_ref().map(RedFlag::to_string),
+            diff_lines: c.diff.lines().count(),
+            tests: c.tests.as_ref().map(|t| TestSummary { success: t.success, passed: t.passed, failed: t.failed }),
+            behaviour: c.behaviour.clone(),
+        }
+    }
+
     /// Samples `ask` (a sample per temperature) and applies each to its scratch worktree,
     /// then tests and probes it; candidates are numbered from `first`.
     async fn sample(
@@ -270,18 +280,7 @@ impl Batch<'_> {
                 tests,
                 behaviour,
             };
-            ctx.emit(
-                "candidate",
-                Stage::Code,
-                json!({
-                    "round": self.round, "subtask": self.subtask, "index": index, "temperature": candidate.temperature,
-                    "tokens": candidate.tokens, "red_flag": candidate.red_flag.as_ref().map(RedFlag::to_string),
-                    "diff_lines": candidate.diff.lines().count(),
-                    "tests": candidate.tests.as_ref().map(|t| json!({"success": t.success, "passed": t.passed, "failed": t.failed})),
-                    "behaviour": candidate.behaviour,
-                }),
-            )
-            .await?;
+            ctx.emit(Stage::Code, Event::Candidate(self.event(&candidate))).await?;
             candidates.push(candidate);
         }
         // Removing worktrees runs git too.

@@ -8,7 +8,7 @@
 pub mod ballot;
 mod code;
 pub mod edits;
-mod events;
+mod event;
 mod files;
 mod models;
 mod output;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::events::describe;
+pub use self::event::{Event, Logged};
 pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
 pub use self::preprocess::is_auxiliary_request;
 pub use self::red_flag::RedFlag;
@@ -211,9 +211,10 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Logs an event in the task's event log and publishes it.
-    pub async fn emit(&self, kind: &str, stage: Stage, data: serde_json::Value) -> Result<(), PipelineError> {
-        self.tasks.event(self.task_id, kind, Some(stage), data).await?;
+    /// Logs an event of `stage` in the task's event log and publishes it.
+    pub async fn emit(&self, stage: Stage, event: Event) -> Result<(), PipelineError> {
+        let (kind, data) = event.into_parts();
+        self.tasks.event(self.task_id, &kind, Some(stage), data).await?;
         Ok(())
     }
 

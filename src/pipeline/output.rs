@@ -8,7 +8,7 @@ use serde_json::json;
 use super::plan::PlanOutput;
 use super::review::Verdict;
 use super::vote::VoteOutput;
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::state::Stage;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +57,7 @@ pub async fn run(
         super::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
         applied = true;
     }
-    ctx.emit("diff", Stage::Output, json!({"diff": diff, "explanation": explanation, "applied": applied})).await?;
+    let event = Event::Diff { diff: diff.clone(), explanation: explanation.clone(), applied };
+    ctx.emit(Stage::Output, event).await?;
     Ok(Output { diff, explanation, tally, review: verdict, applied, failure })
 }

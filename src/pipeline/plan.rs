@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Ctx, PipelineError};
+use super::event::ContextEntry;
+use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
 use crate::tools::Workspace;
@@ -243,15 +244,8 @@ pub async fn run(
     replans: u32,
 ) -> Result<serde_json::Value, PipelineError> {
     let context = gather(ctx, task, &[]).await?;
-    ctx.emit(
-        "context",
-        Stage::Plan,
-        json!({
-            "files": context.files.iter().map(|f| json!({"path": f.path, "tokens": f.tokens})).collect::<Vec<_>>(),
-            "tokens": context.files.iter().map(|f| f.tokens).sum::<usize>(),
-        }),
-    )
-    .await?;
+    let files = context.files.iter().map(|f| ContextEntry { path: f.path.clone(), tokens: f.tokens }).collect();
+    ctx.emit(Stage::Plan, Event::Context { files, tokens: context.files.iter().map(|f| f.tokens).sum() }).await?;
     let mut user = format!("Task:\n{task}\n\nProject:\n{}\n\nCode:\n{}", context.summary, render_files(&context.files));
     if !learned.is_empty() {
         user.push_str(&format!("\nEarlier attempts were rejected for these reasons:\n- {}\n", learned.join("\n- ")));
@@ -269,7 +263,7 @@ pub async fn run(
         }],
         verify: String::new(),
     });
-    ctx.emit("plan", Stage::Plan, json!({"plan": plan, "fallback": fallback})).await?;
+    ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback }).await?;
     let probes = super::probes::generate(ctx, task, &plan, &context).await?;
     Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans, probes })
         .expect("plans serialize"))

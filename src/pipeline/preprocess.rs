@@ -2,7 +2,7 @@
 //! images and audio are refused by the API with a "not supported yet" error until the
 //! multimodal issue lands.
 
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::state::{Stage, TaskInput};
 
 /// Longer requests are refused rather than silently cut.
@@ -16,7 +16,7 @@ pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<serde_json::Value, 
     if text.chars().count() > MAX_TASK_CHARS {
         return Err(PipelineError::Invalid(format!("the task is longer than {MAX_TASK_CHARS} characters")));
     }
-    ctx.emit("task_text", Stage::Preprocess, serde_json::json!({"chars": text.chars().count()})).await?;
+    ctx.emit(Stage::Preprocess, Event::TaskText { chars: text.chars().count() }).await?;
     Ok(serde_json::json!({ "text": text }))
 }
 

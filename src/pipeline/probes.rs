@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::plan::{Context, Plan};
 use super::worktree::Scratch;
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
 use crate::tools::TestCommand;
@@ -102,7 +102,8 @@ pub async fn generate(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context)
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let probes = Probes { modules, calls };
-    ctx.emit("probes", Stage::Plan, json!({"modules": probes.modules, "calls": probes.calls, "error": error})).await?;
+    ctx.emit(Stage::Plan, Event::Probes { modules: probes.modules.clone(), calls: probes.calls.clone(), error })
+        .await?;
     Ok(probes)
 }
 

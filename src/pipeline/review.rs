@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::code::TestOutcome;
 use super::plan::{render_files, ContextFile};
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
 
@@ -75,11 +75,8 @@ pub async fn run(
         Err(_) => (false, vec!["the review was not valid JSON (cut off?)".into()]),
     };
     let verdict = Verdict { round, approved, problems, diff, files, tests };
-    ctx.emit(
-        "verdict",
-        Stage::Review,
-        json!({"round": round, "approved": verdict.approved, "problems": verdict.problems}),
-    )
-    .await?;
+    let event =
+        Event::Verdict { round, approved: verdict.approved, problems: verdict.problems.clone(), skipped: false };
+    ctx.emit(Stage::Review, event).await?;
     Ok(verdict)
 }

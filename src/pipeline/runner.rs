@@ -12,7 +12,7 @@ use super::plan::{self, ContextFile, PlanOutput};
 use super::review::{self, Verdict};
 use super::vote::{self, VoteOutput};
 use super::worktree::{self, Scratch};
-use super::{output, preprocess, Ctx, PipelineError, PipelineOptions, Shared};
+use super::{output, preprocess, Ctx, Event, Logged, PipelineError, PipelineOptions, Shared};
 use crate::prompts::Prompts;
 use crate::state::task::{CoderAttempt, ReviewIteration};
 use crate::state::{Cancel, Stage, Task, TaskInput, TaskStatus, TaskStore};
@@ -174,6 +174,12 @@ impl Pipeline {
         &self.0.tasks
     }
 
+    /// The task's events from position `from`, decoded, then live ones until it ends.
+    pub fn follow(&self, id: &str, from: u64) -> impl futures::Stream<Item = Logged> + Send + 'static {
+        use futures::StreamExt;
+        self.0.tasks.follow(id.to_string(), from).map(|entry| Logged::from(&entry))
+    }
+
     /// A queued task; `options` (JSON) override [`PipelineOptions`] field by field.
     pub async fn create(&self, text: &str, apply: bool, options: serde_json::Value) -> Result<Task, PipelineError> {
         self.0.defaults.with(&options)?;
@@ -304,7 +310,8 @@ impl Pipeline {
         let tasks = &self.0.tasks;
         if task.status == TaskStatus::Interrupted {
             let resume_after = task.last_completed_stage;
-            tasks.event(&task.id, "resumed", None, serde_json::json!({"after": resume_after})).await?;
+            let (kind, data) = Event::Resumed { after: resume_after }.into_parts();
+            tasks.event(&task.id, &kind, None, data).await?;
         }
         let options = self.0.defaults.with(&task.input.options)?;
         match self.drive(task, &options).await {
@@ -386,7 +393,13 @@ impl Pipeline {
                                 files: Vec::new(),
                                 tests: None,
                             };
-                            ctx.emit("verdict", Stage::Review, serde_json::json!({"round": v.round, "approved": false, "problems": v.problems, "skipped": true})).await?;
+                            let event = Event::Verdict {
+                                round: v.round,
+                                approved: false,
+                                problems: v.problems.clone(),
+                                skipped: true,
+                            };
+                            ctx.emit(Stage::Review, event).await?;
                             v
                         }
                         _ => {

@@ -7,12 +7,12 @@
 //! (grammar-constrained), until one choice leads every other by k or the cap is reached.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::ballot::{self, Choice, DecidedBy, Tally};
 use super::code::CodeOutput;
+use super::event::{ChoiceVotes, TallyEvent};
 use super::models::Ask;
-use super::{Ctx, PipelineError};
+use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
 
@@ -64,10 +64,12 @@ pub async fn run(
         decided_by: None,
         reason: None,
     };
+    let empty = TallyEvent::empty(code.round, code.subtask);
     if choices.is_empty() {
         // The round goes on without a step that was passed over.
         if super::code::passed_over(code.subtask, &code.candidates) {
-            ctx.emit("tally", Stage::Vote, json!({"round": code.round, "subtask": code.subtask, "winner": null, "skipped": "no candidate changed anything"})).await?;
+            let tally = TallyEvent { skipped: Some("no candidate changed anything".into()), ..empty };
+            ctx.emit(Stage::Vote, Event::Tally(tally)).await?;
             return Ok(out);
         }
         let reasons: Vec<String> = code
@@ -79,12 +81,7 @@ pub async fn run(
             })
             .collect();
         out.reason = Some(format!("no candidate survived the red flags ({})", reasons.join("; ")));
-        ctx.emit(
-            "tally",
-            Stage::Vote,
-            json!({"round": code.round, "subtask": code.subtask, "winner": null, "reason": out.reason}),
-        )
-        .await?;
+        ctx.emit(Stage::Vote, Event::Tally(TallyEvent { reason: out.reason.clone(), ..empty })).await?;
         return Ok(out);
     }
 
@@ -97,19 +94,19 @@ pub async fn run(
     out.winner = Some(winner);
     out.decided_by = Some(decision.decided_by);
     out.patches.push(code.candidates[winner].diff.clone());
-    ctx.emit(
-        "tally",
-        Stage::Vote,
-        json!({
-            "round": code.round, "subtask": code.subtask,
-            "choices": choices.iter().zip(&out.counts).map(|(c, n)| json!({"letter": c.letter.to_string(), "candidates": c.candidates, "votes": n})).collect::<Vec<_>>(),
-            "groups": agreed.is_some().then(|| standing.iter().map(|c| &c.candidates).collect::<Vec<_>>()),
-            // Where they counted: which candidates crashed or changed arguments, and how often.
-            "faults": entries.iter().any(|e| e.faults.is_some()).then(|| entries.iter().map(|e| e.faults).collect::<Vec<_>>()),
-            "winner": choices[decision.winner].letter.to_string(), "candidate": winner, "decided_by": decision.decided_by,
-        }),
-    )
-    .await?;
+    let votes = choices.iter().zip(&out.counts);
+    let tally = TallyEvent {
+        choices: votes
+            .map(|(c, &votes)| ChoiceVotes { letter: c.letter.to_string(), candidates: c.candidates.clone(), votes })
+            .collect(),
+        groups: agreed.is_some().then(|| standing.iter().map(|c| c.candidates.clone()).collect()),
+        faults: entries.iter().any(|e| e.faults.is_some()).then(|| entries.iter().map(|e| e.faults).collect()),
+        winner: Some(choices[decision.winner].letter.to_string()),
+        candidate: Some(winner),
+        decided_by: Some(decision.decided_by),
+        ..empty
+    };
+    ctx.emit(Stage::Vote, Event::Tally(tally)).await?;
     Ok(out)
 }
 
@@ -133,11 +130,13 @@ async fn draw_votes(
         for sample in ctx.models.ask(Role::Voter, ask).await? {
             let slot = ballot::named(choices, &sample.text);
             tally.record(slot);
-            let data = match slot {
-                Some(slot) => json!({"vote": tally.drawn(), "letter": choices[slot].letter.to_string()}),
-                None => json!({"vote": tally.drawn(), "letter": null, "invalid": sample.text}),
+            let event = match slot {
+                Some(slot) => {
+                    Event::Vote { vote: tally.drawn(), letter: Some(choices[slot].letter.to_string()), invalid: None }
+                }
+                None => Event::Vote { vote: tally.drawn(), letter: None, invalid: Some(sample.text) },
             };
-            ctx.emit("vote", Stage::Vote, data).await?;
+            ctx.emit(Stage::Vote, event).await?;
         }
     };
     counts.copy_from_slice(tally.counts());

@@ -18,15 +18,14 @@ use crate::api::error::ApiError;
 use crate::api::state::{AppState, PIPELINE_MODEL};
 use crate::engine::Prompt;
 use crate::models::Role;
-use crate::pipeline::{describe, is_auxiliary_request, Pipeline};
-use crate::state::TaskEvent;
+use crate::pipeline::{is_auxiliary_request, Event, Logged, Pipeline};
+use crate::state::TaskStatus;
 
 /// The answer text: the explanation and the diff, or why the task failed.
-fn answer(e: &TaskEvent) -> Option<String> {
-    match e.kind.as_str() {
-        "diff" => {
-            let diff = e.data["diff"].as_str().unwrap_or_default();
-            let mut text = e.data["explanation"].as_str().unwrap_or_default().trim().to_string();
+fn answer(event: &Event) -> Option<String> {
+    match event {
+        Event::Diff { diff, explanation, .. } => {
+            let mut text = explanation.trim().to_string();
             if diff.trim().is_empty() {
                 text.push_str("\n\nNo change was produced.");
             } else {
@@ -34,8 +33,8 @@ fn answer(e: &TaskEvent) -> Option<String> {
             }
             Some(text)
         }
-        "finished" if e.data["status"] == "failed" => {
-            Some(format!("The pipeline failed: {}", e.data["error"].as_str().unwrap_or("unknown error")))
+        Event::Finished { status: TaskStatus::Failed, error } => {
+            Some(format!("The pipeline failed: {}", error.as_deref().unwrap_or("unknown error")))
         }
         _ => None,
     }
@@ -56,7 +55,7 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
     let pipeline = state.pipeline()?;
     let (options, detach) = detach(req.quorum_options.take())?;
     let task = pipeline.create(&last, false, options).await?;
-    let events = pipeline.tasks().follow(task.id.clone(), 0);
+    let events = pipeline.follow(&task.id, 0);
     pipeline.start(&task.id).await?;
     // A client that goes away (the stream or this request dropped) cancels its task,
     // unless it asked to leave it running.
@@ -64,7 +63,7 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
         (!detach).then(|| CancelOnDrop { pipeline: pipeline.clone(), id: task.id.clone(), finished: false });
     let events = events.inspect(move |e| {
         if let Some(guard) = guard.as_mut() {
-            guard.finished |= e.kind == "finished";
+            guard.finished |= matches!(e.event, Event::Finished { .. });
         }
     });
     let id = format!("chatcmpl-{}", unique_suffix());
@@ -76,11 +75,11 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
     let mut content = String::new();
     let mut events = Box::pin(events);
     while let Some(e) = events.next().await {
-        if let Some(line) = describe(&e) {
+        if let Some(line) = e.describe() {
             reasoning.push_str(&line);
             reasoning.push('\n');
         }
-        if let Some(text) = answer(&e) {
+        if let Some(text) = answer(&e.event) {
             content = text;
         }
     }
@@ -133,7 +132,7 @@ fn detach(options: Option<Value>) -> Result<(Value, bool), ApiError> {
 }
 
 fn stream(
-    events: impl Stream<Item = TaskEvent> + Send + 'static,
+    events: impl Stream<Item = Logged> + Send + 'static,
     id: String,
     created: u64,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -148,10 +147,10 @@ fn stream(
     let chunk2 = chunk.clone();
     let body = events.flat_map(move |e| {
         let mut out = Vec::new();
-        if let Some(line) = describe(&e) {
+        if let Some(line) = e.describe() {
             out.push(chunk2(json!({"reasoning_content": format!("{line}\n")}), None));
         }
-        if let Some(text) = answer(&e) {
+        if let Some(text) = answer(&e.event) {
             out.push(chunk2(json!({"content": text}), None));
         }
         futures::stream::iter(out)
