@@ -54,7 +54,7 @@ pub struct Candidate {
     pub behaviour: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeOutput {
     pub round: u32,
     pub subtask: usize,
@@ -64,7 +64,7 @@ pub struct CodeOutput {
 }
 
 /// What the coder is told about earlier rounds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Feedback {
     pub problems: Vec<String>,
     pub rejected_diff: Option<String>,

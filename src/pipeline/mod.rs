@@ -18,6 +18,7 @@ mod probes;
 mod red_flag;
 mod review;
 mod rewrite;
+mod run;
 mod runner;
 mod vote;
 mod worktree;

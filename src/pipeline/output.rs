@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::plan::PlanOutput;
 use super::review::Verdict;
-use super::vote::VoteOutput;
+use super::run::Run;
 use super::{Ctx, Event, PipelineError};
 use crate::state::Stage;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     pub diff: String,
     pub explanation: String,
@@ -41,15 +41,16 @@ pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&st
     text
 }
 
-pub async fn run(
-    ctx: &Ctx<'_>,
-    plan: &PlanOutput,
-    vote: Option<&VoteOutput>,
-    verdict: Option<Verdict>,
-    diff: String,
-    apply: bool,
-    failure: Option<String>,
-) -> Result<Output, PipelineError> {
+/// The output of `run`, failed when `failure` says why.
+pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>) -> Result<Output, PipelineError> {
+    let plan = run.plan().ok_or_else(|| PipelineError::Invalid("the output stage needs a plan".into()))?;
+    let vote = run.vote();
+    // The last verdict carries the change to show, approved or the best there was.
+    let verdict = run.verdicts().last().cloned();
+    let diff = match (&failure, &verdict) {
+        (None, Some(v)) => v.diff.clone(),
+        _ => run.best_reviewed(),
+    };
     let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
     let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;

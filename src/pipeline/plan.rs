@@ -51,7 +51,7 @@ pub struct Context {
 }
 
 /// The plan stage's saved output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanOutput {
     pub plan: Plan,
     pub context: Context,
@@ -242,7 +242,7 @@ pub async fn run(
     learned: &[String],
     round_start: usize,
     replans: u32,
-) -> Result<serde_json::Value, PipelineError> {
+) -> Result<PlanOutput, PipelineError> {
     let context = gather(ctx, task, &[]).await?;
     let files = context.files.iter().map(|f| ContextEntry { path: f.path.clone(), tokens: f.tokens }).collect();
     ctx.emit(Stage::Plan, Event::Context { files, tokens: context.files.iter().map(|f| f.tokens).sum() }).await?;
@@ -265,8 +265,7 @@ pub async fn run(
     });
     ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback }).await?;
     let probes = super::probes::generate(ctx, task, &plan, &context).await?;
-    Ok(serde_json::to_value(PlanOutput { plan, context, fallback, round_start, replans, probes })
-        .expect("plans serialize"))
+    Ok(PlanOutput { plan, context, fallback, round_start, replans, probes })
 }
 
 /// Unless the task is about tests, steps that would only edit test files go (small

@@ -8,7 +8,7 @@ use crate::state::{Stage, TaskInput};
 /// Longer requests are refused rather than silently cut.
 const MAX_TASK_CHARS: usize = 32_000;
 
-pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<serde_json::Value, PipelineError> {
+pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<String, PipelineError> {
     let text = input.text.trim();
     if text.is_empty() {
         return Err(PipelineError::Invalid("the task is empty".into()));
@@ -17,7 +17,7 @@ pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<serde_json::Value, 
         return Err(PipelineError::Invalid(format!("the task is longer than {MAX_TASK_CHARS} characters")));
     }
     ctx.emit(Stage::Preprocess, Event::TaskText { chars: text.chars().count() }).await?;
-    Ok(serde_json::json!({ "text": text }))
+    Ok(text.to_string())
 }
 
 /// Requests chat front-ends send on their own (a title for the chat, tags, follow-up

@@ -1,14 +1,19 @@
-//! Stage 5: the reviewer sees the combined change and its test output and answers with a
-//! verdict constrained by a JSON schema: approved, or a list of concrete problems.
+//! Stage 5: the round's winning patches become one change in a scratch worktree, its
+//! tests run, and the reviewer sees the change, the files after it and the test output,
+//! and answers with a verdict constrained by a JSON schema: approved, or a list of
+//! concrete problems. A round that failed at the vote is rejected without a review.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::code::TestOutcome;
-use super::plan::{render_files, ContextFile};
+use super::code::{blocking, run_tests, TestOutcome};
+use super::plan::{fit_files, render_files, ContextFile};
+use super::vote::VoteOutput;
+use super::worktree::{self, Scratch};
 use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
+use crate::tools::Workspace;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Verdict {
@@ -41,9 +46,60 @@ struct Answer {
     problems: Vec<String>,
 }
 
+/// The verdict on the round that `vote` ended.
+pub async fn run(ctx: &Ctx<'_>, task: &str, vote: &VoteOutput) -> Result<Verdict, PipelineError> {
+    if let (None, Some(reason)) = (vote.winner, &vote.reason) {
+        let verdict = Verdict {
+            round: vote.round,
+            approved: false,
+            problems: vec![reason.clone()],
+            diff: String::new(),
+            files: Vec::new(),
+            tests: None,
+        };
+        let event =
+            Event::Verdict { round: vote.round, approved: false, problems: verdict.problems.clone(), skipped: true };
+        ctx.emit(Stage::Review, event).await?;
+        return Ok(verdict);
+    }
+    let (diff, files, tests) = combined(ctx, &vote.patches).await?;
+    review(ctx, task, vote.round, diff, files, tests).await
+}
+
+/// The round's sub-task patches as one diff against the workspace, the changed files as
+/// they end up (what the reviewer reads the diff against), and the tests run on them.
+async fn combined(
+    ctx: &Ctx<'_>,
+    patches: &[String],
+) -> Result<(String, Vec<ContextFile>, Option<TestOutcome>), PipelineError> {
+    let root = ctx.tools.workspace().root().to_path_buf();
+    let (scratch, diff, changed) = {
+        let patches = patches.to_vec();
+        blocking(move || {
+            let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
+            for patch in &patches {
+                scratch.apply(patch)?;
+            }
+            let (diff, changed) = (scratch.diff()?, scratch.changed()?);
+            Ok((scratch, diff, changed))
+        })
+        .await?
+    };
+    let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
+    let files = fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2);
+    let tests = if ctx.has_tests() { Some(run_tests(ctx, &scratch).await?) } else { None };
+    // Removing the worktree runs git too.
+    blocking(move || {
+        drop(scratch);
+        Ok(())
+    })
+    .await?;
+    Ok((diff, files, tests))
+}
+
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone
 /// (it objected to lines the diff removes).
-pub async fn run(
+async fn review(
     ctx: &Ctx<'_>,
     task: &str,
     round: u32,

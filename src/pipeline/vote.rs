@@ -12,11 +12,12 @@ use super::ballot::{self, Choice, DecidedBy, Tally};
 use super::code::CodeOutput;
 use super::event::{ChoiceVotes, TallyEvent};
 use super::models::Ask;
+use super::plan::PlanOutput;
 use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
 use crate::state::Stage;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoteOutput {
     pub round: u32,
     pub subtask: usize,
@@ -36,14 +37,10 @@ pub struct VoteOutput {
     pub reason: Option<String>,
 }
 
-/// `last_step`: whether `code` is for the plan's last sub-task.
-pub async fn run(
-    ctx: &Ctx<'_>,
-    task: &str,
-    step: &str,
-    last_step: bool,
-    code: &CodeOutput,
-) -> Result<VoteOutput, PipelineError> {
+/// The vote on the candidates of one of `plan`'s sub-tasks.
+pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &PlanOutput, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
+    let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.as_str()).unwrap_or_default();
+    let last_step = plan.plan.is_last(code.subtask);
     let entries = super::code::entries(&code.candidates, task, last_step);
     let standing = ballot::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.

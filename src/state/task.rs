@@ -169,9 +169,12 @@ pub struct Task {
     /// The last stage that finished; a resumed task starts after it.
     #[serde(default)]
     pub last_completed_stage: Option<Stage>,
-    /// Each finished stage's output.
+    /// Each stage's latest output, for readers of the record; the pipeline works from `run`.
     #[serde(default)]
     pub outputs: BTreeMap<Stage, serde_json::Value>,
+    /// The pipeline's own record of the run (versioned; opaque to the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<serde_json::Value>,
     #[serde(default)]
     pub attempts: Vec<CoderAttempt>,
     #[serde(default)]

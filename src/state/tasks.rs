@@ -102,6 +102,7 @@ impl TaskStore {
             status: TaskStatus::Queued,
             last_completed_stage: None,
             outputs: Default::default(),
+            run: None,
             attempts: Vec::new(),
             reviews: Vec::new(),
             error: None,

@@ -573,3 +573,40 @@ async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach
     let grammar = second.grammar.as_deref().unwrap();
     assert!(grammar.contains("calc.py") && !grammar.contains("test_calc.py"), "{grammar}");
 }
+
+#[tokio::test]
+async fn a_task_saved_before_the_run_record_resumes_after_its_plan_or_is_refused_with_a_reason() {
+    let (_dir, root) = calc_repo();
+    let state = tempfile::tempdir().unwrap();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
+    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
+    // A record as the version before the run record saved it, interrupted in the code stage.
+    let saved: quorum::state::Task =
+        serde_json::from_str(include_str!("fixtures/task-before-run-record.json")).unwrap();
+    assert!(saved.run.is_none());
+    let mut after_vote = saved.clone();
+    after_vote.id = saved.id.replace("0019", "0020");
+    after_vote.last_completed_stage = Some(Stage::Vote);
+    for mut task in [saved.clone(), after_vote.clone()] {
+        p.tasks().save(&mut task).await.unwrap();
+    }
+    let mut recovered = p.tasks().recover().await.unwrap();
+    recovered.sort();
+    assert_eq!(recovered, [saved.id.clone(), after_vote.id.clone()]);
+
+    let done = p.run(&saved.id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+    assert!(!models.asked.lock().unwrap().iter().any(|(r, _)| *r == Role::Planner), "the saved plan was reused");
+    assert_eq!(done.run.as_ref().unwrap()["version"], 1, "saved in the current format from then on");
+    assert_eq!(done.attempts.len(), 3);
+
+    // Past its plan, the old record cannot say which round it was in: refused, saying why.
+    let refused = p.run(&after_vote.id).await.unwrap_err().to_string();
+    assert!(refused.contains("saved by an older quorum after its vote stage"), "{refused}");
+    let record = p.tasks().get(&after_vote.id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Failed);
+    assert_eq!(record.outputs.len(), 2, "its outputs stay readable");
+}
