@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ballot::DecidedBy;
-use super::plan::Plan;
+use super::record::Plan;
 use crate::state::{Stage, TaskEvent, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,11 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::code::{CodeOutput, Feedback};
-use super::output::Output;
-use super::plan::PlanOutput;
-use super::review::Verdict;
-use super::vote::VoteOutput;
+use super::record::{CodeOutput, Feedback, Output, PlanOutput, Verdict, VoteOutput};
 use super::{PipelineError, PipelineOptions};
 use crate::state::task::{CoderAttempt, ReviewIteration};
 use crate::state::{Stage, Task};
@@ -320,7 +316,8 @@ fn legacy(task: &Task) -> Result<Run, PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::plan::{Context, Plan, Subtask};
+    use crate::pipeline::context::Context;
+    use crate::pipeline::record::{Plan, Subtask};
 
     fn plan(steps: usize, round_start: usize, replans: u32) -> PlanOutput {
         let subtasks =
@@ -406,21 +403,9 @@ mod tests {
         rejected_round(&mut run, 4, "fourth");
         assert_eq!(next_step(&run, &options), Step::Output { failure: Some("fourth".into()) });
         assert_eq!(run.best_reviewed(), "diff 4");
-        let mut task = crate::state::Task {
-            id: "t".into(),
-            created_at: 0,
-            updated_at: 0,
-            input: Default::default(),
-            status: crate::state::TaskStatus::Running,
-            last_completed_stage: None,
-            outputs: Default::default(),
-            run: None,
-            attempts: Vec::new(),
-            reviews: Vec::new(),
-            error: None,
-            owner: String::new(),
-            version: 0,
-        };
+        let record = serde_json::json!({"id": "t", "created_at": 0, "updated_at": 0, "input": {"text": "task"},
+                                        "status": "running", "owner": "", "version": 0});
+        let mut task: Task = serde_json::from_value(record).unwrap();
         assert_eq!(run.store(&mut task, Stage::Review)["problems"], serde_json::json!(["fourth"]));
         assert_eq!(task.reviews.len(), 4);
         assert_eq!(Run::load(&task).unwrap(), run, "the saved run loads as it was");

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::models::Models;
 use super::run::{next_step, Run, Step};
-use super::{code, output, plan, preprocess, review, vote, Ctx, Event, Logged, PipelineError, PipelineOptions, Shared};
+use super::stages::{code, output, plan, preprocess, probe, review, vote};
+use super::{Ctx, Event, Logged, PipelineError, PipelineOptions, Shared};
 use crate::prompts::Prompts;
 use crate::state::{Cancel, Task, TaskInput, TaskStatus, TaskStore};
 use crate::tools::Tools;
@@ -49,9 +50,10 @@ impl Pipeline {
         self.0.tasks.follow(id.to_string(), from).map(|entry| Logged::from(&entry))
     }
 
-    /// A queued task; `options` (JSON) override [`PipelineOptions`] field by field.
+    /// A queued task; `options` (JSON) override [`PipelineOptions`] field by field. The
+    /// task keeps the options it was created with, whatever the defaults become.
     pub async fn create(&self, text: &str, apply: bool, options: serde_json::Value) -> Result<Task, PipelineError> {
-        self.0.defaults.with(&options)?;
+        let options = serde_json::to_value(self.0.defaults.with(&options)?).expect("options serialize");
         if text.trim().is_empty() {
             return Err(PipelineError::Invalid("the task is empty".into()));
         }
@@ -219,7 +221,9 @@ impl Pipeline {
                 Step::Preprocess => run.text = Some(preprocess::run(&ctx, &task.input).await?),
                 Step::Plan { learned, replans } => {
                     let round_start = run.verdicts().count();
-                    run.add_plan(plan::run(&ctx, &text, &learned, round_start, replans).await?);
+                    let mut plan = plan::run(&ctx, &text, &learned, round_start, replans).await?;
+                    plan.probes = probe::run(&ctx, &text, &plan.plan, &plan.context).await?;
+                    run.add_plan(plan);
                 }
                 Step::Code { round, subtask, patches, feedback } => {
                     let plan = run.plan().ok_or_else(|| missing("a plan"))?;

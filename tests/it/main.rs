@@ -10,6 +10,7 @@ mod eval;
 mod fuzz;
 mod hardening;
 mod hub;
+mod layout;
 mod pipeline;
 mod pipeline_real;
 mod state;

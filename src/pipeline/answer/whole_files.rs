@@ -11,13 +11,13 @@
 //! A 1.5B coder writes a short file whole as reliably as it writes a whole function (the
 //! direct answers of `quorum eval`'s `single` and `vote` modes), with no SEARCH text to quote
 //! exactly: on the eval set, a quarter of its edit-block candidates did not apply or changed
-//! nothing (evals/RESULTS.md). Large files keep the edit blocks ([`super::edits`]), where
+//! nothing (evals/RESULTS.md). Large files keep the edit blocks ([`crate::pipeline::answer::blocks`]), where
 //! writing the file again would cost more tokens than the change; the limit is the
 //! pipeline's `whole_file_lines` option.
 
 use std::path::Path;
 
-use super::edits::{self, EditError};
+use crate::pipeline::answer::blocks::{self as edits, EditError};
 use crate::tools::{ToolError, Workspace};
 
 const FENCE: &str = "```";

@@ -2,25 +2,12 @@
 //! reviewed when none was approved), a short explanation, the vote tally and the review.
 //! The workspace is changed only when the task asked for it (`apply`).
 
-use serde::{Deserialize, Serialize};
+use crate::pipeline::record::{Output, PlanOutput, Verdict};
 use serde_json::json;
 
-use super::plan::PlanOutput;
-use super::review::Verdict;
-use super::run::Run;
-use super::{Ctx, Event, PipelineError};
+use crate::pipeline::run::Run;
+use crate::pipeline::{Ctx, Event, PipelineError};
 use crate::state::Stage;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Output {
-    pub diff: String,
-    pub explanation: String,
-    pub tally: serde_json::Value,
-    pub review: Option<Verdict>,
-    pub applied: bool,
-    /// Set when the task failed: why, with the best candidate as the diff.
-    pub failure: Option<String>,
-}
 
 pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&str>) -> String {
     let mut text = String::new();
@@ -55,7 +42,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>)
     let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;
     if apply && failure.is_none() && !diff.trim().is_empty() {
-        super::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
+        crate::pipeline::evidence::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
         applied = true;
     }
     let event = Event::Diff { diff: diff.clone(), explanation: explanation.clone(), applied };

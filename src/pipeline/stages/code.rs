@@ -2,79 +2,26 @@
 //! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
 //! applied to its own scratch worktree; in a plan's first round, more batches while the
 //! candidates do not settle the choice ([`ballot::settled`]). The coder writes short
-//! files whole ([`super::files`]) and edits long ones with blocks ([`super::edits`]).
+//! files whole ([`crate::pipeline::answer::whole_files`]) and edits long ones with blocks ([`crate::pipeline::answer::blocks`]).
 //! Red flags (MAKER): malformed output, an edit that does not apply, a candidate that hit
 //! its token limit, changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
 
-use super::ballot::{self, Entry};
-use super::event::{CandidateEvent, TestSummary};
-use super::models::Ask;
-use super::plan::{fit_files, is_whole, render_files, ContextFile, PlanOutput};
-use super::red_flag::RedFlag;
-use super::worktree::Scratch;
-use super::{edits, files};
-use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
+use crate::pipeline::answer::{blocks as edits, whole_files as files};
+use crate::pipeline::ballot::{self, Entry};
+use crate::pipeline::context::{fit_files, is_whole, render_files, ContextFile};
+use crate::pipeline::event::{CandidateEvent, TestSummary};
+use crate::pipeline::evidence::worktree::Scratch;
+use crate::pipeline::evidence::{blocking, run_tests};
+use crate::pipeline::models::Ask;
+use crate::pipeline::red_flag::RedFlag;
+use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
 use crate::prompts;
 use crate::state::Stage;
 use crate::tools::Workspace;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TestOutcome {
-    pub success: bool,
-    pub passed: Option<u64>,
-    pub failed: Option<u64>,
-    pub output_tail: String,
-}
-
-impl TestOutcome {
-    /// The last `n` lines of the run's output, where runners summarize what failed.
-    pub fn tail(&self, n: usize) -> String {
-        let lines: Vec<&str> = self.output_tail.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Candidate {
-    pub index: usize,
-    pub temperature: f32,
-    pub tokens: u32,
-    pub text: String,
-    pub diff: String,
-    #[serde(default, deserialize_with = "super::red_flag::saved")]
-    pub red_flag: Option<RedFlag>,
-    pub tests: Option<TestOutcome>,
-    /// What each of the plan's probes returned or raised, where they ran.
-    #[serde(default)]
-    pub behaviour: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CodeOutput {
-    pub round: u32,
-    pub subtask: usize,
-    /// The winning patches of the earlier sub-tasks of this round, in order.
-    pub patches: Vec<String>,
-    pub candidates: Vec<Candidate>,
-}
-
-/// What the coder is told about earlier rounds.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Feedback {
-    pub problems: Vec<String>,
-    pub rejected_diff: Option<String>,
-    /// The files the rejected change touched, as it left them.
-    pub rejected_files: Vec<ContextFile>,
-    /// The end of the failing test run of the rejected change: which case fails, and how.
-    pub failing_tests: Option<String>,
-    /// How earlier rounds' candidates fared (from the task record).
-    pub earlier: Vec<String>,
-}
 
 pub async fn run(
     ctx: &Ctx<'_>,
@@ -94,7 +41,9 @@ pub async fn run(
     let layers = {
         let (root, patches) = (root.clone(), patches.clone());
         blocking(move || {
-            Ok(std::iter::once(super::worktree::workspace_patch(&root)?).chain(patches).collect::<Vec<String>>())
+            Ok(std::iter::once(crate::pipeline::evidence::worktree::workspace_patch(&root)?)
+                .chain(patches)
+                .collect::<Vec<String>>())
         })
         .await?
     };
@@ -107,7 +56,7 @@ pub async fn run(
     paths.dedup();
     let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
     // The step's own files decide the format; whole files may be written only for them.
-    let targets = editable(task, if step.files.is_empty() { &paths } else { &step.files });
+    let targets = heuristics::editable(task, if step.files.is_empty() { &paths } else { &step.files });
     let format = Format::choose(ctx, &tree, &files, &targets);
 
     let mut user =
@@ -139,12 +88,16 @@ pub async fn run(
             // Writing a file again costs its length on top of the change. No more files
             // than the step may change: past them the grammar ends the answer, where a small
             // model would start writing one again.
-            let max_tokens = (ctx.options.coder_max_tokens as usize + tokens).min(MAX_WHOLE_TOKENS) as u32;
+            let max_tokens = (ctx.options.coder_max_tokens as usize + tokens).min(tuning::MAX_WHOLE_TOKENS) as u32;
             (prompts::WHOLE_FILES, files::grammar(&targets, targets.len() as u32), max_tokens)
         }
         Format::EditBlocks => {
             user.push_str("\nWrite the edit blocks for this step now.");
-            (prompts::EDIT_BLOCKS, edits::grammar(&editable(task, &paths), 3), ctx.options.coder_max_tokens)
+            (
+                prompts::EDIT_BLOCKS,
+                edits::grammar(&heuristics::editable(task, &paths), tuning::EDIT_BLOCKS),
+                ctx.options.coder_max_tokens,
+            )
         }
     };
     let system = format!("{}\n\n{instructions}", ctx.prompt(Role::Coder));
@@ -201,7 +154,11 @@ pub fn entries(candidates: &[Candidate], task: &str, last_step: bool) -> Vec<Ent
             red_flagged: c.red_flag.is_some(),
             tests_passed: c.tests.as_ref().map(|t| t.success),
             behaviour: c.behaviour.clone(),
-            faults: c.behaviour.as_deref().filter(|_| last_step).map(|seen| super::probes::faults(seen, task)),
+            faults: c
+                .behaviour
+                .as_deref()
+                .filter(|_| last_step)
+                .map(|seen| crate::pipeline::evidence::probes::faults(seen, task)),
         })
         .collect()
 }
@@ -267,8 +224,11 @@ impl Batch<'_> {
                 Err(flag) => (String::new(), Some(flag)),
             };
             let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
-            let behaviour =
-                if red_flag.is_none() { super::probes::observe(ctx, scratch, &self.plan.probes).await? } else { None };
+            let behaviour = if red_flag.is_none() {
+                crate::pipeline::evidence::probes::observe(ctx, scratch, &self.plan.probes).await?
+            } else {
+                None
+            };
             let index = first + offset;
             let candidate = Candidate {
                 index,
@@ -292,23 +252,6 @@ impl Batch<'_> {
         Ok(candidates)
     }
 }
-
-/// The paths a candidate may edit. Tests are the yardstick candidates are measured by, so
-/// they stay out of reach unless the task is about tests.
-fn editable(task: &str, paths: &[String]) -> Vec<String> {
-    if super::about_tests(task) {
-        return paths.to_vec();
-    }
-    let code: Vec<String> = paths.iter().filter(|p| !crate::tools::is_test_file(p)).cloned().collect();
-    if code.is_empty() {
-        paths.to_vec()
-    } else {
-        code
-    }
-}
-
-/// The most tokens a whole-files answer may take, however long its files.
-const MAX_WHOLE_TOKENS: usize = 8192;
 
 /// How the coders answer: whole files when every file the step may change is short
 /// (`whole_file_lines`) and shown complete, or new; edit blocks otherwise.
@@ -354,16 +297,14 @@ impl Format {
     }
 }
 
-/// Runs blocking work (git, files) on tokio's blocking pool.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
-) -> Result<T, PipelineError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
-}
-
 /// The candidate's diff, or the red flag that disqualifies it; whole files may be written
 /// only for `targets`.
-fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[String]) -> Result<String, RedFlag> {
+fn judge(
+    sample: &crate::pipeline::Sample,
+    scratch: &Scratch,
+    format: Format,
+    targets: &[String],
+) -> Result<String, RedFlag> {
     let over = || RedFlag::TokenLimit { tokens: sample.tokens };
     match format {
         Format::WholeFiles { .. } => {
@@ -385,7 +326,7 @@ fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[S
     }
     let unjudged = |e: PipelineError| RedFlag::Unjudged { detail: e.to_string() };
     let diff = scratch.diff().map_err(unjudged)?;
-    if super::ballot::normalize(&diff).is_empty() {
+    if crate::pipeline::ballot::normalize(&diff).is_empty() {
         return Err(RedFlag::NoChange);
     }
     for path in scratch.changed().map_err(unjudged)? {
@@ -396,25 +337,4 @@ fn judge(sample: &super::Sample, scratch: &Scratch, format: Format, targets: &[S
         }
     }
     Ok(diff)
-}
-
-pub async fn run_tests(ctx: &Ctx<'_>, scratch: &Scratch) -> Result<TestOutcome, PipelineError> {
-    run_tests_matching(ctx, scratch, None, ctx.options.test_timeout_secs).await
-}
-
-/// The tests whose name matches `filter` (all without one), killed after `timeout_secs`.
-pub async fn run_tests_matching(
-    ctx: &Ctx<'_>,
-    scratch: &Scratch,
-    filter: Option<&str>,
-    timeout_secs: u64,
-) -> Result<TestOutcome, PipelineError> {
-    let args = json!({"worktree": scratch.path().display().to_string(), "filter": filter, "timeout_secs": timeout_secs, "max_output_bytes": 4000});
-    let out = ctx.tools.call("run_tests", args).await?;
-    Ok(TestOutcome {
-        success: out["success"].as_bool().unwrap_or(false),
-        passed: out["passed"].as_u64(),
-        failed: out["failed"].as_u64(),
-        output_tail: out["output_tail"].as_str().unwrap_or_default().to_string(),
-    })
 }

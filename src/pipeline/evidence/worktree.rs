@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::PipelineError;
+use crate::pipeline::PipelineError;
 
 fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, PipelineError> {
     use std::io::Write;

@@ -10,7 +10,7 @@
 //! >>>>>>> REPLACE
 //! ```
 //! An empty SEARCH part creates a new file. A REPLACE that is a whole function or class
-//! rewrites that definition (see [`super::rewrite`]).
+//! rewrites that definition (see [`crate::pipeline::answer::rewrite`]).
 
 use std::path::Path;
 
@@ -68,7 +68,7 @@ pub(super) fn path_rule(paths: &[String]) -> String {
 }
 
 /// Whether a path can be named in a grammar as it is (no quoting or escapes needed).
-pub(super) fn quotable(path: &str) -> bool {
+pub fn quotable(path: &str) -> bool {
     !path.is_empty() && path.chars().all(|c| c.is_alphanumeric() || "_./-".contains(c))
 }
 
@@ -159,8 +159,13 @@ pub fn apply(root: &Path, edits: &[Edit]) -> Result<(), EditError> {
             )));
         }
         let plain = replace_once(&text, &edit.search, &edit.replace);
-        let updated = match super::rewrite::whole_definition(&target, &text, &edit.search, &edit.replace, plain.is_ok())
-        {
+        let updated = match crate::pipeline::answer::rewrite::whole_definition(
+            &target,
+            &text,
+            &edit.search,
+            &edit.replace,
+            plain.is_ok(),
+        ) {
             Some(rewritten) => rewritten,
             None => plain.map_err(|why| EditError::DoesNotApply(format!("{}: {why}", edit.path)))?,
         };

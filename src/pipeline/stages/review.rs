@@ -3,30 +3,17 @@
 //! and answers with a verdict constrained by a JSON schema: approved, or a list of
 //! concrete problems. A round that failed at the vote is rejected without a review.
 
-use serde::{Deserialize, Serialize};
+use crate::pipeline::record::{Verdict, VoteOutput};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::code::{blocking, run_tests, TestOutcome};
-use super::plan::{fit_files, render_files, ContextFile};
-use super::vote::VoteOutput;
-use super::worktree::{self, Scratch};
-use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
+use crate::pipeline::context::{fit_files, render_files, ContextFile};
+use crate::pipeline::evidence::worktree::{self, Scratch};
+use crate::pipeline::evidence::{blocking, run_tests, TestOutcome};
+use crate::pipeline::{tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
 use crate::tools::Workspace;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Verdict {
-    pub round: u32,
-    pub approved: bool,
-    pub problems: Vec<String>,
-    pub diff: String,
-    /// The changed files after the change, as the reviewer read them; a retry writing
-    /// whole files starts from them.
-    #[serde(default)]
-    pub files: Vec<ContextFile>,
-    pub tests: Option<TestOutcome>,
-}
 
 fn schema() -> serde_json::Value {
     json!({
@@ -121,7 +108,7 @@ async fn review(
         )),
         None => user.push_str("\nThe workspace has no tests to run.\n"),
     }
-    let answer = ctx.ask_json(Role::Reviewer, &schema(), user, 300).await?;
+    let answer = ctx.ask_json(Role::Reviewer, &schema(), user, tuning::REVIEW_TOKENS).await?;
     let (approved, problems) = match serde_json::from_str::<Answer>(&answer) {
         // A reviewer that lists problems has not approved, whatever the flag says.
         Ok(a) => (

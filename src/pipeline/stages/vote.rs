@@ -6,42 +6,20 @@
 //! Votes are drawn from one prefilled voter prompt (the scheduler's fork), a letter each
 //! (grammar-constrained), until one choice leads every other by k or the cap is reached.
 
-use serde::{Deserialize, Serialize};
+use crate::pipeline::record::{CodeOutput, PlanOutput, VoteOutput};
 
-use super::ballot::{self, Choice, DecidedBy, Tally};
-use super::code::CodeOutput;
-use super::event::{ChoiceVotes, TallyEvent};
-use super::models::Ask;
-use super::plan::PlanOutput;
-use super::{Ctx, Event, PipelineError};
 use crate::models::Role;
+use crate::pipeline::ballot::{self, Choice, DecidedBy, Tally};
+use crate::pipeline::event::{ChoiceVotes, TallyEvent};
+use crate::pipeline::models::Ask;
+use crate::pipeline::{tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VoteOutput {
-    pub round: u32,
-    pub subtask: usize,
-    /// The winning patches so far this round, this sub-task's last.
-    pub patches: Vec<String>,
-    /// The winning candidate's index, if any candidate stood.
-    pub winner: Option<usize>,
-    /// Every choice that stood.
-    #[serde(default)]
-    pub ballot: Vec<Choice>,
-    /// The choices voted on (the largest behaviour groups, where the probes grouped them);
-    /// `counts` are their votes.
-    pub choices: Vec<Choice>,
-    pub counts: Vec<u32>,
-    pub decided_by: Option<DecidedBy>,
-    /// Why nothing won; None with no winner when the step needed no change.
-    pub reason: Option<String>,
-}
 
 /// The vote on the candidates of one of `plan`'s sub-tasks.
 pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &PlanOutput, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
     let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.as_str()).unwrap_or_default();
     let last_step = plan.plan.is_last(code.subtask);
-    let entries = super::code::entries(&code.candidates, task, last_step);
+    let entries = crate::pipeline::stages::code::entries(&code.candidates, task, last_step);
     let standing = ballot::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
     let agreed = ballot::most_agreed(&entries, &standing);
@@ -64,7 +42,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &PlanOutput, code: &CodeOutput
     let empty = TallyEvent::empty(code.round, code.subtask);
     if choices.is_empty() {
         // The round goes on without a step that was passed over.
-        if super::code::passed_over(code.subtask, &code.candidates) {
+        if crate::pipeline::stages::code::passed_over(code.subtask, &code.candidates) {
             let tally = TallyEvent { skipped: Some("no candidate changed anything".into()), ..empty };
             ctx.emit(Stage::Vote, Event::Tally(tally)).await?;
             return Ok(out);
@@ -121,7 +99,7 @@ async fn draw_votes(
         if let Some(decision) = tally.decision() {
             break decision;
         }
-        let ask = Ask::new(ctx.prompt(Role::Voter), prompt.to_string(), 2)
+        let ask = Ask::new(ctx.prompt(Role::Voter), prompt.to_string(), tuning::VOTE_TOKENS)
             .samples(vec![ctx.options.vote_temperature; tally.wanted(parallel) as usize])
             .grammar(grammar.clone());
         for sample in ctx.models.ask(Role::Voter, ask).await? {

@@ -1,0 +1,146 @@
+//! The code the models see: the context the plan gathers with the codebase tools (the
+//! analyze_codebase summary, then the files the task names and the files that define or
+//! use the symbols it names, most relevant first), and files fitted to a token budget
+//! (counted with the planner's own tokenizer), cut at a line where they do not fit whole.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+pub use super::record::{Context, ContextFile};
+use super::{Ctx, PipelineError};
+use crate::models::Role;
+use crate::tools::Workspace;
+
+/// Gathers the context: summary, then files by relevance within the token budget.
+pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result<Context, PipelineError> {
+    let analysis = ctx.tools.call("analyze_codebase", json!({"depth": 2, "max_entries": 80, "symbols": false})).await?;
+    let languages: Vec<String> = analysis["languages"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .take(5)
+                .map(|x| format!("{} ({} lines)", x["language"].as_str().unwrap_or("?"), x["lines"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let list = |key: &str| {
+        analysis[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let summary = format!(
+        "Languages: {}\nEntry points: {}\nTests: {}\nFiles: {}",
+        languages.join(", "),
+        list("entry_points"),
+        list("test_commands"),
+        list("tree")
+    );
+
+    let (paths, symbols) = super::heuristics::terms(task);
+    let mut score: BTreeMap<String, u32> = BTreeMap::new();
+    for path in paths.iter().chain(extra_files) {
+        if let Ok(found) = ctx.tools.call("read_file", json!({"path": path, "max_bytes": 1})).await {
+            *score.entry(found["path"].as_str().unwrap_or(path).to_string()).or_default() += 10;
+        }
+    }
+    for symbol in &symbols {
+        let Ok(found) = ctx.tools.call("find_references", json!({"symbol": symbol, "max_results": 50})).await else {
+            continue;
+        };
+        for (key, weight) in [("definitions", 5), ("references", 1)] {
+            for loc in found[key].as_array().into_iter().flatten() {
+                if let Some(path) = loc["path"].as_str() {
+                    *score.entry(path.to_string()).or_default() += weight;
+                }
+            }
+        }
+    }
+    if score.is_empty() {
+        // Nothing named: the entry points are the best guess.
+        for path in analysis["entry_points"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            score.insert(path.to_string(), 1);
+        }
+    }
+    let mut ranked: Vec<(String, u32)> = score.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let paths: Vec<String> = ranked.into_iter().map(|(path, _)| path).collect();
+    let files = fit_files(ctx, ctx.tools.workspace(), &paths, ctx.options.context_tokens);
+    Ok(Context { summary, files })
+}
+
+/// Reads `paths` from `tree` in order while `budget` tokens last; a file that does not
+/// fit whole is cut at a line. Unreadable, binary and missing files are skipped.
+pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usize) -> Vec<ContextFile> {
+    let mut left = budget;
+    let mut files = Vec::new();
+    for path in paths {
+        if left < 50 {
+            break;
+        }
+        let Ok(full) = tree.resolve_content(path) else { continue };
+        let Ok(content) = std::fs::read_to_string(&full) else { continue };
+        if content.contains('\0') || files.iter().any(|f: &ContextFile| f.path == tree.relative(&full)) {
+            continue;
+        }
+        let (content, tokens) = fit(ctx, &content, left);
+        if tokens == 0 {
+            continue;
+        }
+        left -= tokens;
+        files.push(ContextFile { path: tree.relative(&full), content, tokens });
+    }
+    files
+}
+
+/// The line that ends a file cut to fit its budget.
+const CUT: &str = "...";
+
+/// Whether the file is shown whole, not cut to fit its budget.
+pub fn is_whole(file: &ContextFile) -> bool {
+    !file.content.lines().last().is_some_and(|l| l.starts_with(CUT) && l.ends_with("more lines not shown)"))
+}
+
+/// The longest prefix of whole lines of `content` within `budget` tokens.
+fn fit(ctx: &Ctx<'_>, content: &str, budget: usize) -> (String, usize) {
+    let count = |s: &str| ctx.models.count_tokens(Role::Planner, s);
+    let whole = count(content);
+    if whole <= budget {
+        return (content.to_string(), whole);
+    }
+    let lines: Vec<&str> = content.lines().collect();
+    let (mut lo, mut hi) = (0, lines.len());
+    // Binary search on the number of lines: token counts grow with the prefix.
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count(&lines[..mid].join("\n")) + 10 <= budget {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if lo == 0 {
+        return (String::new(), 0);
+    }
+    let text = format!("{}\n{CUT} ({} more lines not shown)\n", lines[..lo].join("\n"), lines.len() - lo);
+    let tokens = count(&text);
+    (text, tokens)
+}
+
+pub fn render_files(files: &[ContextFile]) -> String {
+    files.iter().map(|f| format!("FILE: {}\n```\n{}```\n", f.path, f.content)).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_whole, ContextFile, CUT};
+
+    #[test]
+    fn a_cut_file_is_not_whole() {
+        let file = |content: &str| ContextFile { path: "a.py".into(), content: content.into(), tokens: 3 };
+        assert!(is_whole(&file("x = 1\ny = 2\n")));
+        assert!(!is_whole(&file(&format!("x = 1\n{CUT} (4 more lines not shown)\n"))));
+    }
+}

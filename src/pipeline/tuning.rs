@@ -1,0 +1,22 @@
+//! The pipeline's fixed numbers, named in one place. Each bounds work that no task needs
+//! to tune; what a task may tune is in [`super::PipelineOptions`].
+
+/// Tokens the planner may answer with: at most three steps of 300 characters, a check.
+pub const PLAN_TOKENS: u32 = 400;
+/// Tokens the reviewer may answer with: at most five problems.
+pub const REVIEW_TOKENS: u32 = 300;
+/// Tokens a probe answer may take: about 40 per call of 120 characters, plus the JSON.
+pub const PROBE_TOKENS_PER_CALL: u32 = 50;
+pub const PROBE_TOKENS_BASE: u32 = 40;
+/// Edit blocks one answer may hold.
+pub const EDIT_BLOCKS: u32 = 3;
+/// The most tokens a whole-files answer may take, however long its files.
+pub const MAX_WHOLE_TOKENS: usize = 8192;
+/// The hottest a retry round samples (unless `max_temperature` is hotter).
+pub const HEAT_CAP: f32 = 1.2;
+/// Seconds one probe call may run (the probe test's alarm), and the allowance for
+/// collecting the probe test before the calls.
+pub const PROBE_CALL_SECS: u64 = 2;
+pub const PROBE_SETUP_SECS: u64 = 30;
+/// Tokens of voting: one letter.
+pub const VOTE_TOKENS: u32 = 2;
