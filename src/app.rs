@@ -8,8 +8,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
-use crate::pipeline::PipelineOptions;
-use crate::prompts::Prompts;
+use crate::pipeline::Setup;
 use crate::state::{self, TaskStore};
 use crate::tools::{Tools, Workspace};
 
@@ -26,10 +25,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
-    let prompts = Prompts::load(config.prompts.as_deref()).context("cannot read the prompt files")?;
-    let options =
-        PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
-    let state = AppState::new(&config.profile, tasks, Tools::new(workspace), prompts, options);
+    let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
+    let state = AppState::new(&config.profile, tasks, Tools::new(workspace), setup);
     let rules = &config.access;
     let access = api::Access::new(
         &rules.api_keys,

@@ -55,6 +55,7 @@ pub struct ConfigFile {
     pub prompt_cache: Option<bool>,
     pub flash_attention: Option<bool>,
     pub kv_unified: Option<bool>,
+    pub concurrent_decodes: Option<bool>,
     /// The state store: a redb file path or `redis://HOST:PORT/DB`.
     pub state: Option<String>,
     /// The code the tools work on (default: the current directory).
@@ -112,6 +113,9 @@ pub struct EngineConfig {
     /// Threads each decode uses. Decodes of different models take turns on a CPU, so
     /// every worker may use all of them.
     pub threads: u32,
+    /// Whether decodes of different models run at once; None: where llama.cpp offloads to
+    /// a GPU (CUDA, Metal), and not on a CPU, where they take turns.
+    pub concurrent_decodes: Option<bool>,
     /// Requests that may wait for a model before new ones are refused (HTTP 429).
     pub queue: usize,
     /// Keep finished prompts' KV for requests that share their prefix.
@@ -201,6 +205,7 @@ impl Config {
                 prompt_cache: file.prompt_cache.unwrap_or(true),
                 flash_attention: file.flash_attention.unwrap_or(true),
                 kv_unified: file.kv_unified.unwrap_or(true),
+                concurrent_decodes: file.concurrent_decodes,
             },
             access,
         })

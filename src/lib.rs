@@ -3,7 +3,8 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> pipeline -> {engine, state, tools} -> config -> models`.
+//! `cli -> app -> api -> pipeline -> {engine, state, tools} -> config -> models`;
+//! [`git`] is a leaf any layer may use.
 
 pub mod api;
 pub mod app;
@@ -11,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod git;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;

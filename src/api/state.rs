@@ -8,8 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::error::ApiError;
 use crate::engine::{Engine, LoadEvent, RoleHandle};
 use crate::models::{Profile, Role};
-use crate::pipeline::{EngineModels, Pipeline, PipelineOptions};
-use crate::prompts::Prompts;
+use crate::pipeline::{EngineModels, Pipeline, Setup};
 use crate::state::TaskStore;
 use crate::tools::Tools;
 
@@ -22,8 +21,7 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     engine: OnceLock<Arc<Engine>>,
     pipeline: OnceLock<Pipeline>,
-    prompts: Prompts,
-    options: PipelineOptions,
+    setup: Setup,
     tasks: TaskStore,
     tools: Tools,
     profile: String,
@@ -38,19 +36,12 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(
-        profile: &Profile,
-        tasks: TaskStore,
-        tools: Tools,
-        prompts: Prompts,
-        options: PipelineOptions,
-    ) -> AppState {
+    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools, setup: Setup) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
             pipeline: OnceLock::new(),
-            prompts,
-            options,
+            setup,
             tasks,
             tools,
             profile: profile.name.clone(),
@@ -76,13 +67,7 @@ impl AppState {
     pub fn set_engine(&self, engine: Engine) {
         let engine = Arc::new(engine);
         let models = Arc::new(EngineModels(engine.clone()));
-        let pipeline = Pipeline::new(
-            models,
-            self.0.tools.clone(),
-            self.0.tasks.clone(),
-            self.0.prompts.clone(),
-            self.0.options.clone(),
-        );
+        let pipeline = self.0.setup.pipeline(models, self.0.tools.clone(), self.0.tasks.clone());
         let _ = self.0.engine.set(engine);
         let _ = self.0.pipeline.set(pipeline);
     }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::ModelArgs;
 use crate::eval::{self, PipelineEval, TaskResult};
 use crate::models::Role;
-use crate::pipeline::{EngineModels, PipelineOptions};
+use crate::pipeline::{EngineModels, PipelineOptions, Setup};
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 pub enum Mode {
@@ -100,11 +100,8 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
         Some(text) => serde_json::from_str(text).context("--options is not valid JSON")?,
         None => Value::Null,
     };
-    let options = PipelineOptions::default()
-        .with(&config.pipeline)
-        .context("invalid [pipeline] options in the config file")?
-        .with(&overrides)
-        .context("invalid --options")?;
+    let setup = Setup::from_config(&config, &overrides).context("invalid pipeline options")?;
+    let options = setup.options.clone();
     // The visible examples get the hidden tests' time limit: a candidate that loops would
     // otherwise hold the task for the pipeline's default of minutes.
     let set = |options: &Value| options.get("test_timeout_secs").is_some();
@@ -124,9 +121,9 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
     for &mode in &args.mode {
         let pipeline = match mode {
             Mode::Pipeline => {
-                let prompts = crate::prompts::Prompts::load(config.prompts.as_deref())?;
+                let setup = Setup { options: options.clone(), ..setup.clone() };
                 let state = args.out.join("tasks.redb");
-                Some(PipelineEval::new(Arc::new(EngineModels(engine.clone())), prompts, options.clone(), &state).await?)
+                Some(PipelineEval::new(Arc::new(EngineModels(engine.clone())), setup, &state).await?)
             }
             _ => None,
         };

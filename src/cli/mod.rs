@@ -59,7 +59,7 @@ pub struct ModelArgs {
     /// Override a role's model: ROLE=PATH or ROLE=hf:OWNER/REPO/FILE.gguf; ROLE may be `all`.
     #[arg(long = "model", value_name = "ROLE=SPEC")]
     pub models: Vec<String>,
-    /// Threads per decode (default: all cores; decodes of different models take turns).
+    /// Threads per decode (default: all cores; on a CPU decodes of different models take turns).
     #[arg(long)]
     pub threads: Option<u32>,
 }

@@ -11,8 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
 use crate::config::Config;
-use crate::pipeline::{EngineModels, Event, Pipeline, PipelineOptions};
-use crate::prompts::Prompts;
+use crate::pipeline::{EngineModels, Event, Pipeline, Setup};
 use crate::state::Stage;
 use crate::tools::Tools;
 
@@ -62,10 +61,8 @@ async fn build(config: &Config) -> anyhow::Result<Pipeline> {
     let cfg = config.clone();
     let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
     bar.finish_and_clear();
-    let prompts = Prompts::load(config.prompts.as_deref())?;
-    let options =
-        PipelineOptions::default().with(&config.pipeline).context("invalid [pipeline] options in the config file")?;
-    Ok(Pipeline::new(Arc::new(EngineModels(Arc::new(engine))), Tools::new(workspace), tasks, prompts, options))
+    let setup = Setup::from_config(config, &serde_json::Value::Null)?;
+    Ok(setup.pipeline(Arc::new(EngineModels(Arc::new(engine))), Tools::new(workspace), tasks))
 }
 
 /// Runs (or resumes) the task while printing its events, then its result.

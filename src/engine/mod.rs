@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -108,7 +108,11 @@ impl Engine {
         on_event: &(dyn Fn(LoadEvent) + Sync),
     ) -> Result<Engine, EngineError> {
         let backend = backend::backend();
-        let turn = Arc::new(Mutex::new(()));
+        // Decodes of different models overlap on a GPU backend (CUDA, Metal) and take turns
+        // on a CPU, unless the config says otherwise.
+        let concurrent = config.concurrent_decodes.unwrap_or_else(|| backend.supports_gpu_offload());
+        tracing::info!(concurrent_decodes = concurrent, gpu_offload = backend.supports_gpu_offload(), "engine backend");
+        let turn = worker::Turns::new(!concurrent);
         let mut models = Vec::new();
         let mut roles = BTreeMap::new();
         for file in files {
@@ -169,7 +173,7 @@ fn start_worker(
     model: &'static LlamaModel,
     roles: &[(Role, &RoleSpec)],
     config: &EngineConfig,
-    turn: Arc<Mutex<()>>,
+    turn: worker::Turns,
 ) -> Result<Arc<SharedModel>, EngineError> {
     let role = roles[0].0;
     let role_ctx = |s: &RoleSpec| s.context.min(model.n_ctx_train().max(64));

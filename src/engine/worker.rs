@@ -2,7 +2,7 @@
 //! `Sync`), serves every role on that model, and runs the [`Scheduler`]'s decisions:
 //! one `llama_decode` per step, then each sequence sampled with its own sampler.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::sampling::SeqSampler;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -71,14 +71,28 @@ pub(super) struct Worker {
     pub params: LlamaContextParams,
     pub model: &'static LlamaModel,
     pub rx: mpsc::Receiver<Job>,
-    /// Decodes of all models take turns: on a CPU two concurrent decodes each run at a
-    /// fraction of the speed of one (measured: 15.7 -> 1.3 tokens/s next to a build).
-    pub turn: Arc<Mutex<()>>,
+    pub turn: Turns,
     pub limits: Limits,
     pub metrics: Arc<ModelMetrics>,
 }
 
 type Sched = Scheduler<JobIo, SeqIo>;
+
+/// Whether the decodes of different models take turns. On a CPU they share its cores, and
+/// two at once each run far slower than one alone; a GPU backend overlaps them.
+#[derive(Clone)]
+pub struct Turns(Option<Arc<Mutex<()>>>);
+
+impl Turns {
+    pub fn new(take_turns: bool) -> Turns {
+        Turns(take_turns.then(|| Arc::new(Mutex::new(()))))
+    }
+
+    /// Waits for this worker's turn, held until the guard drops; at once without turns.
+    pub fn take(&self) -> Option<MutexGuard<'_, ()>> {
+        self.0.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// Why [`Worker::serve`] returned.
 enum Exit {
@@ -130,7 +144,7 @@ impl Worker {
 
     /// A fresh context in place of one whose state a fault left unknown.
     fn renew_context(&mut self) -> Result<(), String> {
-        let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        let _turn = self.turn.take();
         let ctx = self.model.new_context(super::backend::backend(), self.params.clone()).map_err(|e| e.to_string())?;
         self.ctx = ctx;
         Ok(())
@@ -228,7 +242,7 @@ fn step(
     model: &'static LlamaModel,
     batch: &mut LlamaBatch<'static>,
     sched: &mut Sched,
-    turn: &Mutex<()>,
+    turn: &Turns,
     metrics: &ModelMetrics,
     ops: &mut Vec<KvOp>,
 ) -> Result<(), String> {
@@ -245,7 +259,7 @@ fn step(
         return Err(e);
     }
     {
-        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+        let _turn = turn.take();
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
 

@@ -125,7 +125,7 @@ pub async fn run_vote(
                 n,
                 sampling: SamplingParams {
                     max_tokens: Some(2),
-                    temperatures: vec![options.vote_temperature; n as usize],
+                    temperatures: vec![crate::pipeline::VOTE_TEMPERATURE; n as usize],
                     grammar: Some(grammar.clone()),
                     ..Default::default()
                 },

@@ -6,7 +6,6 @@
 //! the approved change, or the best candidate when no review approved one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +16,7 @@ use async_trait::async_trait;
 
 use super::{sandboxed, EvalError, EvalTask, TaskResult};
 use crate::models::Role;
-use crate::pipeline::{Ask, Event, Logged, Models, Pipeline, PipelineError, PipelineOptions, Sample};
-use crate::prompts::Prompts;
+use crate::pipeline::{Ask, Event, Logged, Models, PipelineError, Sample, Setup};
 use crate::state::{EmbeddedStore, Stage, TaskStore};
 use crate::tools::{Tools, Workspace};
 
@@ -75,22 +73,16 @@ impl Models for Metered {
     }
 }
 
-/// What every task of a `pipeline` run shares: the models, prompts, options and a task
+/// What every task of a `pipeline` run shares: the models, the setup and a task
 /// store of its own, kept for `quorum tasks show --state FILE`.
 pub struct PipelineEval {
     models: Arc<Metered>,
-    prompts: Prompts,
-    options: PipelineOptions,
+    setup: Setup,
     tasks: TaskStore,
 }
 
 impl PipelineEval {
-    pub async fn new(
-        models: Arc<dyn Models>,
-        prompts: Prompts,
-        options: PipelineOptions,
-        state: &Path,
-    ) -> Result<PipelineEval, EvalError> {
+    pub async fn new(models: Arc<dyn Models>, setup: Setup, state: &Path) -> Result<PipelineEval, EvalError> {
         let pytest = tokio::task::spawn_blocking(|| {
             Command::new("pytest").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status()
         });
@@ -102,8 +94,7 @@ impl PipelineEval {
         let store = EmbeddedStore::open(state.to_path_buf()).await.map_err(|e| EvalError::Run(e.to_string()))?;
         Ok(PipelineEval {
             models: Arc::new(Metered { inner: models, tokens: AtomicU64::new(0) }),
-            prompts,
-            options,
+            setup,
             tasks: TaskStore::new(Arc::new(store)),
         })
     }
@@ -120,13 +111,7 @@ impl PipelineEval {
         };
         let workspace = Workspace::new(repo.path()).map_err(|e| EvalError::Run(e.to_string()))?;
         let models: Arc<dyn Models> = self.models.clone();
-        let pipeline = Pipeline::new(
-            models,
-            Tools::new(workspace),
-            self.tasks.clone(),
-            self.prompts.clone(),
-            self.options.clone(),
-        );
+        let pipeline = self.setup.pipeline(models, Tools::new(workspace), self.tasks.clone());
         let text = format!(
             // No word of tests: the candidates must not touch test_solution.py (see the code stage).
             "Implement `{}` in {SOLUTION}. Its body is only `raise NotImplementedError`: replace that line with code that does \
@@ -202,29 +187,9 @@ fn repository(stub: &str, prompt: &str, task_id: &str) -> Result<tempfile::TempD
     let dir = tempfile::Builder::new().prefix("quorum-eval-").tempdir().map_err(io)?;
     std::fs::write(dir.path().join(SOLUTION), stub).map_err(io)?;
     std::fs::write(dir.path().join("test_solution.py"), examples_test(prompt)).map_err(io)?;
-    // The user's identity, hooks and signing stay out of it.
-    let config = [
-        "-c",
-        "user.name=quorum eval",
-        "-c",
-        "user.email=eval@quorum.invalid",
-        "-c",
-        "commit.gpgsign=false",
-        "-c",
-        "core.hooksPath=/dev/null",
-    ];
     for args in [&["init", "-q"][..], &["add", "."], &["commit", "-q", "--no-verify", "-m", task_id]] {
-        let status = Command::new("git")
-            .args(config)
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(io)?;
-        if !status.success() {
-            return Err(EvalError::Run(format!("git {} failed in {}", args.join(" "), dir.path().display())));
-        }
+        crate::git::run(dir.path(), args, None)
+            .map_err(|e| EvalError::Run(format!("{e} (in {})", dir.path().display())))?;
     }
     Ok(dir)
 }
@@ -233,16 +198,8 @@ fn repository(stub: &str, prompt: &str, task_id: &str) -> Result<tempfile::TempD
 fn patched(stub: &str, diff: &str) -> Option<String> {
     let dir = tempfile::tempdir().ok()?;
     std::fs::write(dir.path().join(SOLUTION), stub).ok()?;
-    let mut git = Command::new("git")
-        .args(["apply", "--include", SOLUTION, "-"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    git.stdin.take()?.write_all(diff.as_bytes()).ok()?;
-    git.wait().ok()?.success().then(|| std::fs::read_to_string(dir.path().join(SOLUTION)).ok())?
+    crate::git::run(dir.path(), &["apply", "--include", SOLUTION, "-"], Some(diff)).ok()?;
+    std::fs::read_to_string(dir.path().join(SOLUTION)).ok()
 }
 
 /// Seconds spent in each stage, summed over its runs, from the task's event log.

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::evidence::outcome::Outcome;
+
 /// What the ballot needs to know of a candidate.
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
@@ -17,7 +19,7 @@ pub struct Entry {
     /// `Some(true)` when its tests passed, `Some(false)` when they failed.
     pub tests_passed: Option<bool>,
     /// What it returned on each probe, where the probes ran.
-    pub behaviour: Option<Vec<String>>,
+    pub behaviour: Option<Vec<Outcome>>,
     /// On how many probes it crashed or changed its arguments, where the probes ran.
     pub faults: Option<usize>,
 }
@@ -47,11 +49,11 @@ pub fn normalize(diff: &str) -> String {
 pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
     let eligible = eligible(entries);
     let keys = behaviour_keys(entries, &eligible);
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(Key, Vec<usize>)> = Vec::new();
     for (n, &i) in eligible.iter().enumerate() {
         let key = match &keys {
-            Some(keys) => keys[n].clone(),
-            None => normalize(&entries[i].diff),
+            Some(keys) => Key::Behaviour(keys[n].clone()),
+            None => Key::Diff(normalize(&entries[i].diff)),
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
@@ -59,6 +61,14 @@ pub fn ballot(entries: &[Entry]) -> Vec<Choice> {
         }
     }
     groups.into_iter().zip('A'..='Z').map(|((_, candidates), letter)| Choice { letter, candidates }).collect()
+}
+
+/// What makes candidates one choice: the same results on the probes that tell any apart,
+/// or else the same diff.
+#[derive(PartialEq)]
+enum Key<'a> {
+    Behaviour(Vec<&'a Outcome>),
+    Diff(String),
 }
 
 /// Candidates without a red flag and with a non-empty diff; where some pass the tests,
@@ -101,19 +111,19 @@ pub fn settled(entries: &[Entry], k: u32, must_pass: bool) -> bool {
 /// What each of `eligible` returned on the probes that tell them apart: None unless every
 /// one ran the probes and some probe does. Probes on which all agree say nothing (a call
 /// of a name that does not exist fails alike everywhere), and diffs decide instead.
-fn behaviour_keys(entries: &[Entry], eligible: &[usize]) -> Option<Vec<String>> {
+fn behaviour_keys<'a>(entries: &'a [Entry], eligible: &[usize]) -> Option<Vec<Vec<&'a Outcome>>> {
     let seen = probed(entries, eligible)?;
     let calls = seen[0].len();
     let telling: Vec<usize> = (0..calls).filter(|&c| seen.iter().any(|s| s[c] != seen[0][c])).collect();
     if telling.is_empty() {
         return None;
     }
-    Some(seen.iter().map(|s| telling.iter().map(|&c| s[c].as_str()).collect::<Vec<_>>().join("\u{0}")).collect())
+    Some(seen.iter().map(|s| telling.iter().map(|&c| &s[c]).collect()).collect())
 }
 
 /// What each of `eligible` returned on the probes, where every one ran the same probes.
-fn probed<'a>(entries: &'a [Entry], eligible: &[usize]) -> Option<Vec<&'a Vec<String>>> {
-    let seen: Vec<&Vec<String>> = eligible.iter().map(|&i| entries[i].behaviour.as_ref()).collect::<Option<_>>()?;
+fn probed<'a>(entries: &'a [Entry], eligible: &[usize]) -> Option<Vec<&'a Vec<Outcome>>> {
+    let seen: Vec<&Vec<Outcome>> = eligible.iter().map(|&i| entries[i].behaviour.as_ref()).collect::<Option<_>>()?;
     let calls = seen.first()?.len();
     (calls > 0 && seen.iter().all(|s| s.len() == calls)).then_some(seen)
 }
@@ -325,7 +335,7 @@ mod tests {
     #[test]
     fn alike_behaviour_merges_and_the_largest_group_needs_no_vote() {
         let probed = |diff: &str, seen: &[&str]| Entry {
-            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            behaviour: Some(seen.iter().map(|&s| Outcome::from(s)).collect()),
             tests_passed: Some(true),
             ..entry(diff)
         };
@@ -364,7 +374,7 @@ mod tests {
     #[test]
     fn agreement_counts_call_by_call() {
         let probed = |diff: &str, seen: &[&str]| Entry {
-            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            behaviour: Some(seen.iter().map(|&s| Outcome::from(s)).collect()),
             ..entry(diff)
         };
         // Two pairs and a loner: whole behaviours tie two against two, but B agrees with
@@ -388,7 +398,7 @@ mod tests {
     fn candidates_settle_when_a_passing_choice_leads_by_k() {
         let probed = |diff: &str, passed: bool, seen: &[&str]| Entry {
             tests_passed: Some(passed),
-            behaviour: Some(seen.iter().map(|s| s.to_string()).collect()),
+            behaviour: Some(seen.iter().map(|&s| Outcome::from(s)).collect()),
             ..entry(diff)
         };
         let failing =

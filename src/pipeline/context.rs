@@ -5,63 +5,46 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
-
 pub use super::record::{Context, ContextFile};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
-use crate::tools::Workspace;
+use crate::tools::{analyze, read, references, Workspace};
 
 /// Gathers the context: summary, then files by relevance within the token budget.
 pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result<Context, PipelineError> {
-    let analysis = ctx.tools.call("analyze_codebase", json!({"depth": 2, "max_entries": 80, "symbols": false})).await?;
-    let languages: Vec<String> = analysis["languages"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .take(5)
-                .map(|x| format!("{} ({} lines)", x["language"].as_str().unwrap_or("?"), x["lines"]))
-                .collect()
-        })
-        .unwrap_or_default();
-    let list = |key: &str| {
-        analysis[key]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
-    };
+    let args = analyze::Args { depth: Some(2), max_entries: Some(80), symbols: Some(false), ..Default::default() };
+    let analysis = ctx.tools.analyze(args).await?;
+    let languages: Vec<String> =
+        analysis.languages.iter().take(5).map(|l| format!("{} ({} lines)", l.language, l.lines)).collect();
     let summary = format!(
         "Languages: {}\nEntry points: {}\nTests: {}\nFiles: {}",
         languages.join(", "),
-        list("entry_points"),
-        list("test_commands"),
-        list("tree")
+        analysis.entry_points.join(", "),
+        analysis.test_commands.join(", "),
+        analysis.tree.join(", ")
     );
 
     let (paths, symbols) = super::heuristics::terms(task);
     let mut score: BTreeMap<String, u32> = BTreeMap::new();
     for path in paths.iter().chain(extra_files) {
-        if let Ok(found) = ctx.tools.call("read_file", json!({"path": path, "max_bytes": 1})).await {
-            *score.entry(found["path"].as_str().unwrap_or(path).to_string()).or_default() += 10;
+        if let Ok(found) =
+            ctx.tools.read(read::Args { path: path.clone(), max_bytes: Some(1), ..Default::default() }).await
+        {
+            *score.entry(found.path).or_default() += 10;
         }
     }
     for symbol in &symbols {
-        let Ok(found) = ctx.tools.call("find_references", json!({"symbol": symbol, "max_results": 50})).await else {
-            continue;
-        };
-        for (key, weight) in [("definitions", 5), ("references", 1)] {
-            for loc in found[key].as_array().into_iter().flatten() {
-                if let Some(path) = loc["path"].as_str() {
-                    *score.entry(path.to_string()).or_default() += weight;
-                }
+        let args = references::Args { symbol: symbol.clone(), max_results: Some(50), ..Default::default() };
+        let Ok(found) = ctx.tools.references(args).await else { continue };
+        for (locations, weight) in [(&found.definitions, 5), (&found.references, 1)] {
+            for loc in locations {
+                *score.entry(loc.path.clone()).or_default() += weight;
             }
         }
     }
     if score.is_empty() {
         // Nothing named: the entry points are the best guess.
-        for path in analysis["entry_points"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
-            score.insert(path.to_string(), 1);
-        }
+        score.extend(analysis.entry_points.into_iter().map(|path| (path, 1)));
     }
     let mut ranked: Vec<(String, u32)> = score.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ballot::DecidedBy;
+use super::evidence::outcome::Outcome;
 use super::record::Plan;
 use crate::state::{Stage, TaskEvent, TaskStatus};
 
@@ -91,7 +92,7 @@ pub struct CandidateEvent {
     pub red_flag: Option<String>,
     pub diff_lines: usize,
     pub tests: Option<TestSummary>,
-    pub behaviour: Option<Vec<String>>,
+    pub behaviour: Option<Vec<Outcome>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

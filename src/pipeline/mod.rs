@@ -33,11 +33,39 @@ pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
 pub use self::options::PipelineOptions;
 pub use self::red_flag::RedFlag;
 pub use self::runner::Pipeline;
+pub use self::tuning::VOTE_TEMPERATURE;
 
 use crate::models::Role;
 use crate::prompts::Prompts;
 use crate::state::{Stage, StateError, TaskStore};
 use crate::tools::{ToolError, Tools};
+
+/// What every pipeline of a process shares besides its models, workspace and task store:
+/// the prompts and the default options. The server, the CLI and the eval read it with
+/// [`Setup::from_config`] and make their pipelines with [`Setup::pipeline`].
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub prompts: Prompts,
+    pub options: PipelineOptions,
+}
+
+impl Setup {
+    /// The config's prompt files and `[pipeline]` options, with `overrides` (JSON, null for
+    /// none) over them.
+    pub fn from_config(config: &crate::config::Config, overrides: &serde_json::Value) -> Result<Setup, PipelineError> {
+        let prompts = Prompts::load(config.prompts.as_deref())
+            .map_err(|e| PipelineError::Invalid(format!("cannot read the prompt files: {e}")))?;
+        let options = PipelineOptions::default()
+            .with(&config.pipeline)
+            .map_err(|e| PipelineError::Invalid(format!("the config file's [pipeline]: {e}")))?
+            .with(overrides)?;
+        Ok(Setup { prompts, options })
+    }
+
+    pub fn pipeline(&self, models: Arc<dyn Models>, tools: Tools, tasks: TaskStore) -> Pipeline {
+        Pipeline::new(models, tools, tasks, self.clone())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

@@ -97,44 +97,65 @@ impl Models for EngineModels {
     }
 }
 
-/// A fake for tests: answers each role from a queue of scripted texts, and records what
-/// it was asked. Tokens are counted as whitespace-separated words.
+/// A fake for tests: answers by what is asked, from scripted texts per role and needle (a
+/// text the prompt contains), and records what it was asked. Tokens are counted as
+/// whitespace-separated words.
 #[derive(Default)]
 pub struct ScriptedModels {
-    answers: Mutex<Vec<(Role, VecDeque<String>)>>,
+    rules: Mutex<Vec<Rule>>,
     pub asked: Mutex<Vec<(Role, Ask)>>,
 }
 
+struct Rule {
+    role: Role,
+    needle: String,
+    answers: VecDeque<String>,
+}
+
 impl ScriptedModels {
-    /// Queues answers for a role; each sample takes the next one.
+    /// Queues answers for every ask of `role`, in order (see [`ScriptedModels::answer`]).
     pub fn script(&self, role: Role, answers: impl IntoIterator<Item = impl Into<String>>) {
-        let mut all = self.answers.lock().expect("script lock");
-        let queue: VecDeque<String> = answers.into_iter().map(Into::into).collect();
-        match all.iter_mut().find(|(r, _)| *r == role) {
-            Some((_, q)) => q.extend(queue),
-            None => all.push((role, queue)),
+        self.answer(role, "", answers);
+    }
+
+    /// Queues answers for the asks of `role` whose messages contain `needle`. Each sample
+    /// takes the next answer of the matching rule with the longest needle that has one
+    /// left, so a new kind of ask never takes another's answers; an ask no rule answers
+    /// fails, as a model error.
+    pub fn answer(&self, role: Role, needle: &str, answers: impl IntoIterator<Item = impl Into<String>>) {
+        let mut rules = self.rules.lock().expect("script lock");
+        let answers = answers.into_iter().map(Into::into);
+        match rules.iter_mut().find(|r| r.role == role && r.needle == needle) {
+            Some(rule) => rule.answers.extend(answers),
+            None => rules.push(Rule { role, needle: needle.to_string(), answers: answers.collect() }),
         }
+    }
+
+    fn next(&self, role: Role, ask: &Ask) -> Option<String> {
+        let mut rules = self.rules.lock().expect("script lock");
+        let matches = |r: &Rule| {
+            r.role == role && !r.answers.is_empty() && ask.messages.iter().any(|m| m.content.contains(&r.needle))
+        };
+        let rule = rules.iter_mut().filter(|r| matches(r)).max_by_key(|r| r.needle.len())?;
+        rule.answers.pop_front()
     }
 }
 
 #[async_trait]
 impl Models for ScriptedModels {
     async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
-        let n = ask.temperatures.len();
+        let texts: Option<Vec<String>> = ask.temperatures.iter().map(|_| self.next(role, &ask)).collect();
         self.asked.lock().expect("asked lock").push((role, ask));
-        let mut all = self.answers.lock().expect("script lock");
-        let no_answer = || PipelineError::Model(format!("no scripted answer left for {role}"));
-        let (_, queue) = all.iter_mut().find(|(r, _)| *r == role).ok_or_else(no_answer)?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let text = queue.pop_front().ok_or_else(no_answer)?;
-            out.push(Sample {
+        let texts =
+            texts.ok_or_else(|| PipelineError::Model(format!("no scripted answer for this ask of the {role}")))?;
+        Ok(texts
+            .into_iter()
+            .map(|text| Sample {
                 tokens: text.split_whitespace().count() as u32,
                 hit_limit: text.contains("<<LIMIT>>"),
                 text,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     fn count_tokens(&self, _role: Role, text: &str) -> usize {

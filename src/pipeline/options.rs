@@ -41,7 +41,6 @@ pub struct PipelineOptions {
     pub k: u32,
     /// Votes at most; then plurality decides.
     pub max_votes: u32,
-    pub vote_temperature: f32,
     /// Each retry round samples this much hotter (up to `tuning::HEAT_CAP`, or
     /// max_temperature if hotter): at the same temperatures a small coder tends to write
     /// the rejected answer again.
@@ -75,7 +74,6 @@ impl Default for PipelineOptions {
             max_temperature: 0.7,
             k: 2,
             max_votes: 9,
-            vote_temperature: 0.8,
             retry_heat: 0.3,
             max_rounds: 3,
             replans: 1,

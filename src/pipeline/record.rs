@@ -1,10 +1,12 @@
 //! What the stages produce, as the run record keeps it: plans, candidates, votes,
 //! verdicts and the output, and the context, test runs and probes they rest on. Plain
-//! data, depending on nothing else of the pipeline but the ballot and red flags.
+//! data, depending on nothing else of the pipeline but the ballot, red flags and probe
+//! outcomes.
 
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Choice, DecidedBy};
+pub use super::evidence::outcome::Outcome;
 use super::red_flag::RedFlag;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,7 +57,7 @@ pub struct Candidate {
     pub tests: Option<TestOutcome>,
     /// What each of the plan's probes returned or raised, where they ran.
     #[serde(default)]
-    pub behaviour: Option<Vec<String>>,
+    pub behaviour: Option<Vec<Outcome>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

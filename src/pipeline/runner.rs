@@ -7,8 +7,7 @@ use std::sync::Arc;
 use super::models::Models;
 use super::run::{next_step, Run, Step};
 use super::stages::{code, output, plan, preprocess, probe, review, vote};
-use super::{Ctx, Event, Logged, PipelineError, PipelineOptions, Shared};
-use crate::prompts::Prompts;
+use super::{Ctx, Event, Logged, PipelineError, PipelineOptions, Setup, Shared};
 use crate::state::{Cancel, Task, TaskInput, TaskStatus, TaskStore};
 use crate::tools::Tools;
 
@@ -30,13 +29,8 @@ impl Drop for AbortOnDrop {
 }
 
 impl Pipeline {
-    pub fn new(
-        models: Arc<dyn Models>,
-        tools: Tools,
-        tasks: TaskStore,
-        prompts: Prompts,
-        defaults: PipelineOptions,
-    ) -> Pipeline {
+    pub(super) fn new(models: Arc<dyn Models>, tools: Tools, tasks: TaskStore, setup: Setup) -> Pipeline {
+        let Setup { prompts, options: defaults } = setup;
         Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts, running: Default::default() }))
     }
 

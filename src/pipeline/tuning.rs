@@ -18,5 +18,8 @@ pub const HEAT_CAP: f32 = 1.2;
 /// collecting the probe test before the calls.
 pub const PROBE_CALL_SECS: u64 = 2;
 pub const PROBE_SETUP_SECS: u64 = 30;
+/// How hot voters sample their letters: hot enough that repeated votes are independent
+/// draws, as first-to-ahead-by-k needs.
+pub const VOTE_TEMPERATURE: f32 = 0.8;
 /// Tokens of voting: one letter.
 pub const VOTE_TOKENS: u32 = 2;

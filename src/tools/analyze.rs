@@ -25,7 +25,7 @@ const MAX_COUNTED_BYTES: u64 = 4 * 1024 * 1024;
 /// Source files whose symbols a directory summary lists.
 const MAX_SYMBOL_FILES: usize = 25;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// A directory or file relative to the workspace root (default: the root).

@@ -1,13 +1,13 @@
-//! `git_diff`: the real git, with arguments passed as a vector (no shell), external diff
-//! drivers and textconv filters off, and revisions checked so they cannot pass options.
+//! `git_diff`: the real git ([`crate::git`]), external diff drivers and textconv filters
+//! off, and revisions checked so they cannot pass options.
 
 use std::path::Path;
-use std::process::Command;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ToolError, Workspace};
+use crate::git::GitError;
 
 pub const DESCRIPTION: &str = "Show a git diff of the workspace: unstaged changes (mode \"working\", the default), \
 staged changes (\"staged\"), everything since HEAD (\"head\"), or between revisions (from, and optionally to). \
@@ -59,37 +59,12 @@ pub struct Output {
 
 /// Runs git in `dir` and returns its stdout.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "core.quotepath=off"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // Paths are paths: no `:(top)` or other pathspec magic from a caller.
-        .env("GIT_LITERAL_PATHSPECS", "1")
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ToolError::Unavailable("git is not installed".into()),
-            _ => ToolError::Io(format!("git: {e}")),
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.to_lowercase().contains("not a git repository") {
-            return Err(ToolError::Unavailable("the workspace is not a git repository".into()));
-        }
-        if stderr.contains("unknown revision")
-            || stderr.contains("bad revision")
-            || stderr.contains("ambiguous argument")
-        {
-            return Err(ToolError::NotFound(format!("git: {}", stderr.trim())));
-        }
-        // Git refused what the caller gave (an invalid range, a path outside the repository).
-        if stderr.contains("outside repository") || stderr.contains("Invalid") || stderr.contains("invalid") {
-            return Err(ToolError::invalid(format!("git: {}", stderr.trim())));
-        }
-        return Err(ToolError::Io(format!("git {}: {}", args.join(" "), stderr.trim())));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::git::run(dir, args, None).map_err(|e| match e {
+        GitError::NotInstalled | GitError::NotARepository => ToolError::Unavailable(e.to_string()),
+        GitError::UnknownRevision(_) => ToolError::NotFound(e.to_string()),
+        GitError::Refused(_) => ToolError::invalid(e.to_string()),
+        GitError::Failed { .. } | GitError::Io(_) => ToolError::Io(e.to_string()),
+    })
 }
 
 /// A revision or range (`main`, `HEAD~2`, `v1.0..HEAD`): no option, no `REV:PATH` blob

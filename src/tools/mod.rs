@@ -1,9 +1,11 @@
 //! Codebase tools over one workspace: read_file, analyze_codebase, search_docs,
 //! find_references, git_diff and run_tests. [`Tools`] is the registry every interface uses
-//! (the pipeline, REST, MCP); each tool takes JSON arguments checked against its input type
-//! (whose JSON schema is published) and returns JSON.
+//! (REST, MCP); each tool takes JSON arguments checked against its input type (whose JSON
+//! schema is published) and returns JSON. Inside the process the same functions are called
+//! with their own types ([`Tools::analyze`], [`Tools::read`], [`Tools::references`],
+//! [`Tools::run_tests`]), so no result is read back by field name.
 
-mod analyze;
+pub mod analyze;
 mod cancel;
 mod definitions;
 mod error;
@@ -11,9 +13,9 @@ mod git;
 mod lang;
 pub mod mcp;
 mod project;
-mod read;
-mod references;
-mod run_tests;
+pub mod read;
+pub mod references;
+pub mod run_tests;
 mod search;
 mod symbols;
 mod walk;
@@ -107,22 +109,48 @@ impl Tools {
         self.0.tools.iter().any(|t| t.info.name == name)
     }
 
-    /// Runs a tool on the blocking pool (tools read files and wait for processes). When the
-    /// returned future is dropped (a cancelled task, a client gone), the tool is told to
-    /// stop: `run_tests` kills its process group.
+    /// Runs a tool by name with JSON arguments: the face REST and MCP call.
     pub async fn call(&self, name: &str, args: Value) -> Result<Value, ToolError> {
         if !self.has(name) {
             return Err(ToolError::UnknownTool(name.to_string()));
         }
         let inner = self.0.clone();
         let name = name.to_string();
-        let stop = cancel::Stop::default();
-        let _stop_on_drop = stop.on_drop();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |_| {
             let tool = inner.tools.iter().find(|t| t.info.name == name).expect("checked above");
-            cancel::with(stop, || (tool.run)(&inner.workspace, args))
+            (tool.run)(&inner.workspace, args)
         })
         .await
-        .map_err(|e| ToolError::Io(format!("the tool failed: {e}")))?
+    }
+
+    pub async fn analyze(&self, args: analyze::Args) -> Result<analyze::Output, ToolError> {
+        self.blocking(move |ws| analyze::run(ws, args)).await
+    }
+
+    pub async fn read(&self, args: read::Args) -> Result<read::Output, ToolError> {
+        self.blocking(move |ws| read::run(ws, args)).await
+    }
+
+    pub async fn references(&self, args: references::Args) -> Result<references::Output, ToolError> {
+        self.blocking(move |ws| references::run(ws, args)).await
+    }
+
+    pub async fn run_tests(&self, args: run_tests::Args) -> Result<run_tests::Output, ToolError> {
+        self.blocking(move |ws| run_tests::run(ws, args)).await
+    }
+
+    /// Runs a tool on the blocking pool (tools read files and wait for processes). When the
+    /// returned future is dropped (a cancelled task, a client gone), the tool is told to
+    /// stop: `run_tests` kills its process group.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Workspace) -> Result<T, ToolError> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let inner = self.0.clone();
+        let stop = cancel::Stop::default();
+        let _stop_on_drop = stop.on_drop();
+        tokio::task::spawn_blocking(move || cancel::with(stop, || f(&inner.workspace)))
+            .await
+            .map_err(|e| ToolError::Io(format!("the tool failed: {e}")))?
     }
 }

@@ -13,7 +13,7 @@ Output is capped (max_bytes, default 64 KiB); a note says when and where it was 
 const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 const HARD_MAX_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// Path relative to the workspace root.

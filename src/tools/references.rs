@@ -19,7 +19,7 @@ const DEFAULT_RESULTS: usize = 200;
 /// Candidate lines read before parsing; a name used more often than this is truncated.
 const MAX_CANDIDATES: usize = 20_000;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// The identifier, e.g. `parse_config` or `Config`.

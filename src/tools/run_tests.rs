@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT: u64 = 600;
 const MAX_TIMEOUT: u64 = 3600;
 const DEFAULT_OUTPUT: usize = 16 * 1024;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// The runner (default: the one the workspace's files imply).

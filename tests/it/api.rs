@@ -22,7 +22,7 @@ async fn start(state: AppState) -> String {
 async fn health_is_503_and_requests_wait_while_models_load() {
     let config = smollm_config();
     let (tasks, _dir) = temp_tasks().await;
-    let state = AppState::new(&config.profile, tasks, repo_tools(), Default::default(), Default::default());
+    let state = AppState::new(&config.profile, tasks, repo_tools(), Default::default());
     let url = start(state.clone()).await;
     let client = reqwest::Client::new();
 
@@ -66,7 +66,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     config.profile.roles.values_mut().for_each(|spec| spec.parallel = 1);
     config.engine.queue = 1;
     let (tasks, _dir) = temp_tasks().await;
-    let state = AppState::new(&config.profile, tasks, repo_tools(), Default::default(), Default::default());
+    let state = AppState::new(&config.profile, tasks, repo_tools(), Default::default());
     let files = resolve(&config.profile, &config.models_dir).unwrap();
     let engine = Engine::load(&files, &config.profile, &config.engine, &|_| {}).unwrap();
     state.set_engine(engine);

@@ -144,6 +144,9 @@ fn the_readme_config_example_is_valid() {
     assert_eq!(config.profile.role(Role::Coder).context, 8192);
     assert_eq!(config.profile.role(Role::Coder).parallel, 8);
     assert!(config.engine.prompt_cache && config.engine.kv_unified);
+    assert_eq!(config.engine.concurrent_decodes, None, "the backend decides");
+    let set = Config::resolve(parse("concurrent_decodes = true").unwrap(), Overrides::default()).unwrap();
+    assert_eq!(set.engine.concurrent_decodes, Some(true));
 }
 
 #[test]

@@ -19,7 +19,8 @@ async fn serve(access: Access, tools: Tools) -> (String, AppState, tempfile::Tem
     let options = quorum::pipeline::PipelineOptions::default()
         .with(&json!({"max_rounds": 1, "replans": 0, "candidates": 2, "probes": 0}))
         .unwrap();
-    let state = AppState::new(&config.profile, tasks, tools, Default::default(), options);
+    let setup = quorum::pipeline::Setup { options, ..Default::default() };
+    let state = AppState::new(&config.profile, tasks, tools, setup);
     let files = resolve(&config.profile, &config.models_dir).unwrap();
     let loader = state.clone();
     let engine = tokio::task::spawn_blocking(move || {

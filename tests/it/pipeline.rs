@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use quorum::models::Role;
-use quorum::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample, ScriptedModels};
+use quorum::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample, ScriptedModels, Setup};
 use quorum::state::{EmbeddedStore, Stage, TaskStatus, TaskStore};
 use quorum::tools::{Tools, Workspace};
 use serde_json::{json, Value};
@@ -50,11 +50,14 @@ fn edit_blocks() -> PipelineOptions {
     PipelineOptions { whole_file_lines: 0, ..scripted() }
 }
 
-/// Without behaviour probes, whose calls would take the reviewer's first scripted answer.
+/// The scripted batches are all the candidates there are: no extra batch while undecided.
 fn scripted() -> PipelineOptions {
-    // Each coder request takes the next scripted batch: no unscripted extra batches.
-    PipelineOptions { probes: 0, max_candidates: 0, ..Default::default() }
+    PipelineOptions { max_candidates: 0, ..Default::default() }
 }
+
+/// What the reviewer's two kinds of ask contain: a review, and the behaviour probes.
+const REVIEW: &str = "You review a code change";
+const PROBES: &str = "careful tester";
 
 /// A pipeline over `root` with its own state file, and one task of [`TASK`] run to its end.
 async fn run_task(
@@ -86,7 +89,7 @@ async fn pipeline(root: &Path, models: Arc<dyn Models>, state: &Path, defaults: 
     };
     let tasks = TaskStore::new(Arc::new(store));
     let tools = Tools::new(Workspace::new(root).unwrap());
-    Pipeline::new(models, tools, tasks, Default::default(), defaults)
+    Setup { options: defaults, ..Default::default() }.pipeline(models, tools, tasks)
 }
 
 fn kinds(events: &[quorum::state::TaskEvent]) -> Vec<String> {
@@ -117,7 +120,7 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
         ],
     );
     models.script(Role::Voter, ["A", "B", "A", "A"]);
-    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
     let documented = block(
         "def add(a, b):\n    return a - b\n",
         "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n    return a + b\n",
@@ -132,7 +135,7 @@ async fn candidates_are_flagged_merged_voted_reviewed_and_revised() {
             format!("{documented}<<LIMIT>>"),
         ],
     );
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
 
     let state = tempfile::tempdir().unwrap();
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
@@ -208,13 +211,13 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a * b\n"); 2]);
-    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
     // The whole-definition form: the SEARCH quotes the header only.
     models.script(
         Role::Coder,
         vec![block("def add(a, b):\n", "def add(a, b):\n    total = a + b\n    return total\n"); 2],
     );
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
     let p = pipeline(
         &root,
@@ -235,10 +238,14 @@ async fn failing_tests_reach_the_coder_and_whole_functions_are_rewritten() {
         "{diff}"
     );
     let asked = models.asked.lock().unwrap();
-    let role = |role: Role| {
-        asked.iter().filter(move |(r, _)| *r == role).map(|(_, a)| a.messages[1].content.clone()).collect::<Vec<_>>()
+    let role = |role: Role, needle: &'static str| {
+        asked
+            .iter()
+            .filter(move |(r, a)| *r == role && a.messages[0].content.contains(needle))
+            .map(|(_, a)| a.messages[1].content.clone())
+            .collect::<Vec<_>>()
     };
-    let (coder, reviewer) = (role(Role::Coder), role(Role::Reviewer));
+    let (coder, reviewer) = (role(Role::Coder, ""), role(Role::Reviewer, REVIEW));
     assert!(!coder[0].contains("Its tests failed"));
     assert!(coder[1].contains("Its tests failed") && coder[1].contains("6 == 5"), "{}", coder[1]);
     // The reviewer reads the file as it ends up, not only the diff.
@@ -255,8 +262,9 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
-    models.script(
+    models.answer(
         Role::Reviewer,
+        PROBES,
         [r#"{"calls": ["add(0, 0)", "add(-1, 1)", "add(-1, 1)", "not a call", "add(2.5, 1)"]}"#],
     );
     // All three pass test_add; the third differs on negative numbers. No voter is scripted:
@@ -269,7 +277,7 @@ async fn candidates_that_behave_alike_outvote_the_rest_without_a_voter() {
             block("    return a - b\n", "    return abs(a) + abs(b)\n"),
         ],
     );
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let (_state, p, task, done) =
         run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 4, ..edit_blocks() }).await;
 
@@ -296,12 +304,12 @@ async fn a_candidate_that_crashes_on_a_probe_cannot_stand_against_one_that_does_
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
-    models.script(Role::Reviewer, [r#"{"calls": ["add(-1, 1)", "add(2, 0)"]}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": ["add(-1, 1)", "add(2, 0)"]}"#]);
     // All three pass test_add. The first two agree, and crash on a number their table
     // lacks; the third alone returns a value. No voter is scripted.
     let table = block("    return a - b\n", "    table = {2: 2, 3: 3}\n    return table[a] + b\n");
     models.script(Role::Coder, [table.clone(), table, block("    return a - b\n", "    return a + b\n")]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let (_state, p, task, done) =
         run_task(&root, models.clone(), PipelineOptions { candidates: 3, probes: 2, ..edit_blocks() }).await;
 
@@ -334,7 +342,7 @@ async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
         Role::Coder,
         [block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return a // b\n")],
     );
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let (_state, p, task, done) =
         run_task(&root, models.clone(), PipelineOptions { candidates: 2, max_candidates: 4, ..edit_blocks() }).await;
 
@@ -364,7 +372,7 @@ async fn candidates_that_agree_and_pass_need_no_second_batch() {
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let (_state, p, task, done) =
         run_task(&root, models.clone(), PipelineOptions { candidates: 3, max_candidates: 10, ..edit_blocks() }).await;
 
@@ -385,10 +393,10 @@ async fn short_files_are_written_whole_and_a_retry_sees_the_rejected_version() {
     // The last one writes the tests, which this task may not touch.
     let rigged = "FILE: tests/test_calc.py\n```python\ndef test_add():\n    pass\n```\n".to_string();
     models.script(Role::Coder, [whole(&product), whole(CALC_PY), "return a + b".to_string(), rigged]);
-    models.script(Role::Reviewer, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() multiplies"]}"#]);
     let sum = CALC_PY.replace("a - b", "a + b");
     models.script(Role::Coder, [whole(&sum), whole(&sum), format!("{}<<LIMIT>>", whole(&sum)), whole(&sum)]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
     let options = PipelineOptions { candidates: 4, ..scripted() };
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
@@ -427,7 +435,7 @@ async fn apply_writes_the_approved_diff() {
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let state = tempfile::tempdir().unwrap();
     let options = PipelineOptions { candidates: 3, ..edit_blocks() };
     let p = pipeline(&root, models, &state.path().join("s.redb"), options).await;
@@ -463,10 +471,8 @@ async fn when_nothing_survives_the_planner_tries_again_then_the_task_fails() {
         plans[1].messages[1].content.contains("Earlier attempts were rejected"),
         "the re-plan knows what went wrong"
     );
-    assert!(
-        !asked.iter().any(|(r, _)| *r == Role::Voter || *r == Role::Reviewer),
-        "no vote or review without candidates"
-    );
+    let review = |(role, ask): &&(Role, Ask)| *role == Role::Reviewer && ask.messages[0].content.contains(REVIEW);
+    assert!(!asked.iter().any(|a| a.0 == Role::Voter || review(&a)), "no vote or review without candidates");
 }
 
 #[tokio::test]
@@ -525,7 +531,7 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
 
     let second = Arc::new(ScriptedModels::default());
     second.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
-    second.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    second.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let p = pipeline(&root, second.clone(), &path, edit_blocks()).await;
     assert_eq!(p.tasks().recover().await.unwrap(), std::slice::from_ref(&id));
     let interrupted = p.tasks().get(&id).await.unwrap().unwrap();
@@ -554,7 +560,7 @@ async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach
     let fix = block("    return a - b\n", "    return a + b\n");
     models.script(Role::Coder, vec![fix; 5]);
     models.script(Role::Coder, vec![block("    return a + b\n", "    return a + b\n"); 5]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
 
     let state = tempfile::tempdir().unwrap();
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
@@ -580,7 +586,7 @@ async fn a_task_saved_before_the_run_record_resumes_after_its_plan_or_is_refused
     let state = tempfile::tempdir().unwrap();
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 3]);
-    models.script(Role::Reviewer, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), edit_blocks()).await;
     // A record as the version before the run record saved it, interrupted in the code stage.
     let saved: quorum::state::Task =

@@ -29,7 +29,7 @@ async fn seed(tasks: &TaskStore) -> (Task, Task, Task) {
 async fn the_api_returns_and_lists_tasks() {
     let (tasks, _dir) = temp_tasks().await;
     let (queued, done, running) = seed(&tasks).await;
-    let state = AppState::new(&smollm_config().profile, tasks, repo_tools(), Default::default(), Default::default());
+    let state = AppState::new(&smollm_config().profile, tasks, repo_tools(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(listener, state, std::future::pending()));
@@ -172,8 +172,7 @@ async fn the_cli_cancels_a_task_in_a_file_no_server_holds_and_asks_the_server_th
     assert!(!ok && err.contains("a server holds the state file"), "{err}");
     // A server that holds the file answers for it.
     let through = tasks.create(TaskInput { text: "through the server".into(), ..Default::default() }).await.unwrap();
-    let state =
-        AppState::new(&smollm_config().profile, tasks.clone(), repo_tools(), Default::default(), Default::default());
+    let state = AppState::new(&smollm_config().profile, tasks.clone(), repo_tools(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -573,7 +573,7 @@ async fn read_file_refuses_a_fifo_without_blocking() {
 async fn the_rest_routes_serve_the_tools() {
     let (_dir, root) = fixture();
     let (tasks, _state_dir) = temp_tasks().await;
-    let state = AppState::new(&smollm_config().profile, tasks, tools(&root), Default::default(), Default::default());
+    let state = AppState::new(&smollm_config().profile, tasks, tools(&root), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(listener, state, std::future::pending()));

@@ -41,6 +41,31 @@ pub enum EditError {
 /// a longer change is a whole-definition rewrite, whose SEARCH is one line.
 pub const SEARCH_LINES: usize = 8;
 
+/// Edit blocks on `paths` (any path when none are given), at most `max_blocks`.
+pub struct EditBlocks {
+    pub paths: Vec<String>,
+    pub max_blocks: u32,
+}
+
+impl super::Format for EditBlocks {
+    fn instructions(&self) -> &'static str {
+        crate::prompts::EDIT_BLOCKS
+    }
+
+    fn request(&self) -> &'static str {
+        "Write the edit blocks for this step now."
+    }
+
+    fn grammar(&self) -> String {
+        grammar(&self.paths, self.max_blocks)
+    }
+
+    fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), super::Refused> {
+        let text = if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)? } else { answer };
+        Ok(apply(root, &parse(text)?)?)
+    }
+}
+
 /// A GBNF grammar for one to `max_blocks` blocks on the given paths (any path when
 /// none are given), so that even a small model's answer is always well-formed and ends.
 /// The price: a line inside a block cannot start with two of `<`, `=`, `>` (no marker-free

@@ -28,6 +28,32 @@ pub fn writable(content: &str) -> bool {
     !content.lines().any(|l| l.starts_with(FENCE))
 }
 
+/// Whole files, only of `targets` and at most one each.
+pub struct WholeFiles {
+    pub targets: Vec<String>,
+}
+
+impl super::Format for WholeFiles {
+    fn instructions(&self) -> &'static str {
+        crate::prompts::WHOLE_FILES
+    }
+
+    fn request(&self) -> &'static str {
+        "Write the changed files now."
+    }
+
+    /// No more files than the step may change: past them the grammar ends the answer,
+    /// where a small model would start writing one again.
+    fn grammar(&self) -> String {
+        grammar(&self.targets, self.targets.len() as u32)
+    }
+
+    fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), super::Refused> {
+        let files = if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)? } else { parse(answer)? };
+        Ok(apply(root, &self.targets, &files)?)
+    }
+}
+
 /// A GBNF grammar for one to `max_files` whole files on the given paths. A line inside a
 /// file cannot start with three backticks: that line ends the file (see [`writable`]).
 pub fn grammar(paths: &[String], max_files: u32) -> String {

@@ -2,14 +2,14 @@
 //! workspace's tests run on them, and behaviour probes ([`probes`]). Git and the file
 //! system block: that work runs on tokio's blocking pool.
 
+pub mod outcome;
 pub mod probes;
 pub mod worktree;
-
-use serde_json::json;
 
 use self::worktree::Scratch;
 pub use super::record::TestOutcome;
 use crate::pipeline::{Ctx, PipelineError};
+use crate::tools::run_tests;
 
 /// Runs blocking work (git, files) on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
@@ -29,12 +29,18 @@ pub async fn run_tests_matching(
     filter: Option<&str>,
     timeout_secs: u64,
 ) -> Result<TestOutcome, PipelineError> {
-    let args = json!({"worktree": scratch.path().display().to_string(), "filter": filter, "timeout_secs": timeout_secs, "max_output_bytes": 4000});
-    let out = ctx.tools.call("run_tests", args).await?;
+    let args = run_tests::Args {
+        worktree: Some(scratch.path().display().to_string()),
+        filter: filter.map(str::to_string),
+        timeout_secs: Some(timeout_secs),
+        max_output_bytes: Some(4000),
+        ..Default::default()
+    };
+    let out = ctx.tools.run_tests(args).await?;
     Ok(TestOutcome {
-        success: out["success"].as_bool().unwrap_or(false),
-        passed: out["passed"].as_u64(),
-        failed: out["failed"].as_u64(),
-        output_tail: out["output_tail"].as_str().unwrap_or_default().to_string(),
+        success: out.success,
+        passed: out.counts.passed,
+        failed: out.counts.failed,
+        output_tail: out.output_tail,
     })
 }

@@ -53,7 +53,7 @@ def _call(call, space):
     before = kept()
     shown = _show(function(*args, **kwargs))
     after = kept()
-    return shown, [str(i + 1) for i, (b, a) in enumerate(zip(before or [], after or [])) if b != a]
+    return shown, [i + 1 for i, (b, a) in enumerate(zip(before or [], after or [])) if b != a]
 
 
 def _crashed(error):
@@ -83,10 +83,10 @@ def test_quorum_probes():
         signal.alarm(__CALL_SECS__)
         try:
             shown, changed = _call(call, dict(space))
-            seen.append(shown[:300] + ("__CHANGES__ " + ", ".join(changed) if changed else ""))
+            seen.append({"value": shown[:300], "changed": changed})
         except BaseException as e:
             name = type(e).__name__
-            seen.append("raises " + name + ("__CRASH__" if name in CRASHES and _crashed(e) else ""))
+            seen.append({"raises": name, "crash": name in CRASHES and _crashed(e)})
         finally:
             signal.alarm(0)
     with open(os.path.join(HERE, "__OUT__"), "w") as f:

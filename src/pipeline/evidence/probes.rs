@@ -14,7 +14,7 @@
 //! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
 
 use crate::pipeline::evidence::worktree::Scratch;
-pub use crate::pipeline::record::Probes;
+pub use crate::pipeline::record::{Outcome, Probes};
 use crate::pipeline::{heuristics, tuning, Ctx, PipelineError};
 
 /// The probe test, written into a candidate's worktree after its own tests ran.
@@ -22,11 +22,6 @@ const FILE: &str = "test_quorum_probes.py";
 const PROBE_TEST: &str = include_str!("probe.py");
 /// Where the probe test leaves what each call returned.
 const OUT: &str = ".quorum-probes.json";
-/// What follows a call's result when the call changed its arguments.
-const CHANGES: &str = "; changes argument";
-/// What follows an exception's name when the candidate's own code raised it, not a
-/// `raise` statement and not the probe's expression.
-const CRASH: &str = " (crash)";
 /// Exceptions that say the code broke, not that it refused the input (as `ValueError`
 /// or `TypeError` may, on purpose, even raised by `int()`): an index or key that is not
 /// there, a hang.
@@ -45,14 +40,37 @@ const CRASHES: [&str; 8] = [
 /// [`CRASHES`], unless the task names it: "pop raises IndexError when empty"), or a call
 /// that returned a value and changed its arguments, unless the task asks for work in
 /// place. Voting counts them only against other candidates' ([`crate::pipeline::ballot`]).
-pub fn faults(seen: &[String], task: &str) -> usize {
+pub fn faults(seen: &[Outcome], task: &str) -> usize {
     let in_place = heuristics::asks_in_place(task);
     seen.iter()
-        .filter(|s| match s.strip_prefix("raises ").and_then(|s| s.strip_suffix(CRASH)) {
-            Some(name) => !heuristics::names_exception(task, name),
-            None => !in_place && s.contains(CHANGES) && !s.starts_with("None;"),
+        .filter(|outcome| match outcome {
+            Outcome::Raised { exception, crash } => *crash && !heuristics::names_exception(task, exception),
+            Outcome::Returned { value, changed } => !in_place && !changed.is_empty() && value != "None",
         })
         .count()
+}
+
+/// One call's result as the probe test writes it.
+#[derive(serde::Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum Seen {
+    Returned { value: String, changed: Vec<u32> },
+    Raised { raises: String, crash: bool },
+}
+
+impl From<Seen> for Outcome {
+    fn from(seen: Seen) -> Outcome {
+        match seen {
+            Seen::Returned { value, changed } => Outcome::Returned { value, changed },
+            Seen::Raised { raises, crash } => Outcome::Raised { exception: raises, crash },
+        }
+    }
+}
+
+/// The results the probe test left in `text`.
+fn parse(text: &str) -> Option<Vec<Outcome>> {
+    let seen: Vec<Seen> = serde_json::from_str(text).ok()?;
+    Some(seen.into_iter().map(Outcome::from).collect())
 }
 
 /// The module a Python file is imported as from the workspace root, if it can be.
@@ -81,8 +99,6 @@ fn script(probes: &Probes) -> String {
         .replace("__MODULES__", &list(&probes.modules))
         .replace("__CALLS__", &list(&probes.calls))
         .replace("__CRASHES__", &list(&crashes))
-        .replace("__CHANGES__", CHANGES)
-        .replace("__CRASH__", CRASH)
         .replace("__OUT__", OUT)
         .replace("__CALL_SECS__", &tuning::PROBE_CALL_SECS.to_string())
 }
@@ -90,7 +106,7 @@ fn script(probes: &Probes) -> String {
 /// What each probe returns with the candidate in `scratch`; None when the probes could not
 /// run (a module that does not import, a hang in native code, a test layout pytest does
 /// not collect the probe file from, a file of that name already there).
-pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<String>>, PipelineError> {
+pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<Outcome>>, PipelineError> {
     if probes.is_empty() {
         return Ok(None);
     }
@@ -115,7 +131,7 @@ pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Resul
     let timeout = tuning::PROBE_SETUP_SECS + tuning::PROBE_CALL_SECS * probes.calls.len() as u64;
     let ran = crate::pipeline::evidence::run_tests_matching(ctx, scratch, Some("test_quorum_probes"), timeout).await;
     let seen = crate::pipeline::evidence::blocking(move || {
-        let seen = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok());
+        let seen = std::fs::read_to_string(&out).ok().and_then(|s| parse(&s));
         // The worktree's diff is taken already; the files go so that nothing else sees them.
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_file(&out);
@@ -183,8 +199,14 @@ mod tests {
             .status()
             .unwrap();
         assert!(run.success());
-        let seen: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
-        assert_eq!(seen, calls.iter().map(|(_, shown)| shown.to_string()).collect::<Vec<_>>());
+        let seen = parse(&std::fs::read_to_string(dir.path().join(OUT)).unwrap()).unwrap();
+        let shown: Vec<String> = seen.iter().map(Outcome::to_string).collect();
+        assert_eq!(shown, calls.iter().map(|(_, shown)| shown.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().map(|s| Outcome::from(s.to_string())).collect::<Vec<_>>(),
+            seen,
+            "saved lines load back"
+        );
         assert_eq!(faults(&seen, "Drop items."), 4, "three crashes and a changed argument with a value returned");
         assert_eq!(
             faults(&seen, "Drop items in place; raises ZeroDivisionError on zero."),

@@ -4,42 +4,11 @@
 //! workspace itself. Removed on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::pipeline::PipelineError;
 
 fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, PipelineError> {
-    use std::io::Write;
-    let mut cmd = Command::new("git");
-    // Patches must not depend on the user's git config (colour, prefixes, external tools).
-    cmd.arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "core.quotepath=off",
-            "-c",
-            "color.ui=false",
-            "-c",
-            "diff.noprefix=false",
-            "-c",
-            "diff.mnemonicPrefix=false",
-        ])
-        .args(args);
-    cmd.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
-    }
-    let out = child.wait_with_output().map_err(|e| PipelineError::Workspace(format!("git: {e}")))?;
-    if !out.status.success() {
-        return Err(PipelineError::Workspace(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::git::run(dir, args, input).map_err(|e| PipelineError::Workspace(e.to_string()))
 }
 
 /// The workspace's uncommitted changes to tracked files, as a patch.

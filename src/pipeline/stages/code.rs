@@ -2,24 +2,24 @@
 //! scheduler's fork) at temperatures spread over a range (hotter in retry rounds), each
 //! applied to its own scratch worktree; in a plan's first round, more batches while the
 //! candidates do not settle the choice ([`ballot::settled`]). The coder writes short
-//! files whole ([`crate::pipeline::answer::whole_files`]) and edits long ones with blocks ([`crate::pipeline::answer::blocks`]).
+//! files whole and edits long ones with blocks (the [`answer::Format`]s).
 //! Red flags (MAKER): malformed output, an edit that does not apply, a candidate that hit
 //! its token limit, changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
 
-use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
+use std::sync::Arc;
 
 use crate::models::Role;
-use crate::pipeline::answer::{blocks as edits, whole_files as files};
+use crate::pipeline::answer::{self, blocks, whole_files, EditBlocks, Refused, WholeFiles};
 use crate::pipeline::ballot::{self, Entry};
 use crate::pipeline::context::{fit_files, is_whole, render_files, ContextFile};
 use crate::pipeline::event::{CandidateEvent, TestSummary};
 use crate::pipeline::evidence::worktree::Scratch;
 use crate::pipeline::evidence::{blocking, run_tests};
 use crate::pipeline::models::Ask;
+use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
 use crate::pipeline::red_flag::RedFlag;
 use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
-use crate::prompts;
 use crate::state::Stage;
 use crate::tools::Workspace;
 
@@ -57,7 +57,7 @@ pub async fn run(
     let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
     // The step's own files decide the format; whole files may be written only for them.
     let targets = heuristics::editable(task, if step.files.is_empty() { &paths } else { &step.files });
-    let format = Format::choose(ctx, &tree, &files, &targets);
+    let form = Form::choose(ctx, &tree, &files, &targets);
 
     let mut user =
         format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
@@ -67,9 +67,9 @@ pub async fn run(
     user.push_str(&format!("\nCode:\n{}", render_files(&files)));
     if !feedback.problems.is_empty() {
         user.push_str(&format!("\nA reviewer rejected the last attempt:\n- {}\n", feedback.problems.join("\n- ")));
-        match (&feedback.rejected_diff, format) {
+        match (&feedback.rejected_diff, form) {
             // What a coder writing whole files starts again from: its files, not a diff.
-            (Some(_), Format::WholeFiles { .. }) if !feedback.rejected_files.is_empty() => {
+            (Some(_), Form::WholeFiles { .. }) if !feedback.rejected_files.is_empty() => {
                 user.push_str(&format!("The rejected version was:\n{}", render_files(&feedback.rejected_files)))
             }
             (Some(diff), _) => user.push_str(&format!("The rejected change was:\n```diff\n{diff}```\n")),
@@ -82,27 +82,21 @@ pub async fn run(
             user.push_str(&format!("Earlier rounds:\n- {}\n", feedback.earlier.join("\n- ")));
         }
     }
-    let (instructions, grammar, max_tokens) = match format {
-        Format::WholeFiles { tokens } => {
-            user.push_str("\nWrite the changed files now.");
-            // Writing a file again costs its length on top of the change. No more files
-            // than the step may change: past them the grammar ends the answer, where a small
-            // model would start writing one again.
+    let (format, max_tokens): (Arc<dyn answer::Format>, u32) = match form {
+        Form::WholeFiles { tokens } => {
+            // Writing a file again costs its length on top of the change.
             let max_tokens = (ctx.options.coder_max_tokens as usize + tokens).min(tuning::MAX_WHOLE_TOKENS) as u32;
-            (prompts::WHOLE_FILES, files::grammar(&targets, targets.len() as u32), max_tokens)
+            (Arc::new(WholeFiles { targets: targets.clone() }), max_tokens)
         }
-        Format::EditBlocks => {
-            user.push_str("\nWrite the edit blocks for this step now.");
-            (
-                prompts::EDIT_BLOCKS,
-                edits::grammar(&heuristics::editable(task, &paths), tuning::EDIT_BLOCKS),
-                ctx.options.coder_max_tokens,
-            )
+        Form::EditBlocks => {
+            let paths = heuristics::editable(task, &paths);
+            (Arc::new(EditBlocks { paths, max_blocks: tuning::EDIT_BLOCKS }), ctx.options.coder_max_tokens)
         }
     };
-    let system = format!("{}\n\n{instructions}", ctx.prompt(Role::Coder));
-    let ask = Ask::new(&system, user, max_tokens).grammar(grammar);
-    let batch = Batch { round, subtask, format, targets: &targets, plan };
+    user.push_str(&format!("\n{}", format.request()));
+    let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
+    let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar());
+    let batch = Batch { round, subtask, format, plan };
 
     let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;
     // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
@@ -178,8 +172,7 @@ async fn scratch_trees(root: &std::path::Path, layers: &[String], n: usize) -> R
 struct Batch<'a> {
     round: u32,
     subtask: usize,
-    format: Format,
-    targets: &'a [String],
+    format: Arc<dyn answer::Format>,
     plan: &'a PlanOutput,
 }
 
@@ -209,10 +202,10 @@ impl Batch<'_> {
     ) -> Result<Vec<Candidate>, PipelineError> {
         let temperatures = ask.temperatures.clone();
         let samples = ctx.models.ask(Role::Coder, ask).await?;
-        let (format, targets) = (self.format, self.targets.to_vec());
+        let format = self.format.clone();
         let (scratches, judged) = blocking(move || {
             let judged: Vec<Result<String, RedFlag>> =
-                samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, format, &targets)).collect();
+                samples.iter().zip(&scratches).map(|(s, scratch)| judge(s, scratch, &*format)).collect();
             Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
         })
         .await?;
@@ -256,7 +249,7 @@ impl Batch<'_> {
 /// How the coders answer: whole files when every file the step may change is short
 /// (`whole_file_lines`) and shown complete, or new; edit blocks otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Format {
+enum Form {
     /// `tokens`: what the shown files cost, which writing them again costs too.
     WholeFiles {
         tokens: usize,
@@ -264,66 +257,45 @@ enum Format {
     EditBlocks,
 }
 
-impl Format {
+impl Form {
     /// `targets` are the files the step may change; `shown` what the coder was shown.
-    fn choose(ctx: &Ctx<'_>, tree: &Workspace, shown: &[ContextFile], targets: &[String]) -> Format {
+    fn choose(ctx: &Ctx<'_>, tree: &Workspace, shown: &[ContextFile], targets: &[String]) -> Form {
         let max_lines = ctx.options.whole_file_lines;
         // The grammar names every target: without them it would allow any path.
-        if max_lines == 0 || targets.is_empty() || !targets.iter().all(|p| edits::quotable(p)) {
-            return Format::EditBlocks;
+        if max_lines == 0 || targets.is_empty() || !targets.iter().all(|p| blocks::quotable(p)) {
+            return Form::EditBlocks;
         }
         let mut tokens = 0;
         for path in targets {
             let full = match tree.resolve_content(path) {
                 Ok(full) => full,
                 Err(crate::tools::ToolError::NotFound(_)) => continue,
-                Err(_) => return Format::EditBlocks,
+                Err(_) => return Form::EditBlocks,
             };
             match shown.iter().find(|f| f.path == tree.relative(&full)) {
                 Some(file)
                     if is_whole(file)
                         && file.content.lines().count() <= max_lines
-                        && files::writable(&file.content) =>
+                        && whole_files::writable(&file.content) =>
                 {
                     // Its FILE line and fences, then its lines again.
                     tokens += 10 + ctx.models.count_tokens(Role::Coder, &file.content);
                 }
                 // Empty files are not shown, and can be written whole.
                 None if full.metadata().is_ok_and(|m| m.len() == 0) => {}
-                _ => return Format::EditBlocks,
+                _ => return Form::EditBlocks,
             }
         }
-        Format::WholeFiles { tokens }
+        Form::WholeFiles { tokens }
     }
 }
 
-/// The candidate's diff, or the red flag that disqualifies it; whole files may be written
-/// only for `targets`.
-fn judge(
-    sample: &crate::pipeline::Sample,
-    scratch: &Scratch,
-    format: Format,
-    targets: &[String],
-) -> Result<String, RedFlag> {
-    let over = || RedFlag::TokenLimit { tokens: sample.tokens };
-    match format {
-        Format::WholeFiles { .. } => {
-            let files = if sample.hit_limit {
-                files::before_repetition(&sample.text).ok_or_else(over)?
-            } else {
-                files::parse(&sample.text)?
-            };
-            files::apply(scratch.path(), targets, &files)?
-        }
-        Format::EditBlocks => {
-            let text = if sample.hit_limit {
-                edits::before_repetition(&sample.text).ok_or_else(over)?
-            } else {
-                sample.text.as_str()
-            };
-            edits::apply(scratch.path(), &edits::parse(text)?)?
-        }
-    }
+/// The candidate's diff, or the red flag that disqualifies it.
+fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answer::Format) -> Result<String, RedFlag> {
+    format.apply(scratch.path(), &sample.text, sample.hit_limit).map_err(|refused| match refused {
+        Refused::CutOff => RedFlag::TokenLimit { tokens: sample.tokens },
+        Refused::Edit(e) => RedFlag::from(e),
+    })?;
     let unjudged = |e: PipelineError| RedFlag::Unjudged { detail: e.to_string() };
     let diff = scratch.diff().map_err(unjudged)?;
     if crate::pipeline::ballot::normalize(&diff).is_empty() {

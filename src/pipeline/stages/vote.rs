@@ -100,7 +100,7 @@ async fn draw_votes(
             break decision;
         }
         let ask = Ask::new(ctx.prompt(Role::Voter), prompt.to_string(), tuning::VOTE_TOKENS)
-            .samples(vec![ctx.options.vote_temperature; tally.wanted(parallel) as usize])
+            .samples(vec![tuning::VOTE_TEMPERATURE; tally.wanted(parallel) as usize])
             .grammar(grammar.clone());
         for sample in ctx.models.ask(Role::Voter, ask).await? {
             let slot = ballot::named(choices, &sample.text);

@@ -1,0 +1,99 @@
+//! The one way quorum runs git: the real binary with arguments as a vector (no shell),
+//! the user's configuration kept out of what quorum reads back (colour, quoting, diff
+//! prefixes), no prompts, and paths taken literally (no `:(top)` pathspec magic from a
+//! caller). The tools, the pipeline's worktrees and the eval's repositories all call it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git is not installed")]
+    NotInstalled,
+    #[error("the workspace is not a git repository")]
+    NotARepository,
+    #[error("git: {0}")]
+    UnknownRevision(String),
+    /// Git refused what the caller gave (an invalid range, a path outside the repository).
+    #[error("git: {0}")]
+    Refused(String),
+    #[error("git {command}: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("git: {0}")]
+    Io(String),
+}
+
+/// Settings that make git's output the same on every machine.
+const SETTINGS: [&str; 8] = [
+    "core.quotepath=off",
+    "color.ui=false",
+    "diff.noprefix=false",
+    "diff.mnemonicPrefix=false",
+    // Repositories quorum creates or commits in get no hooks, signing or identity of the user's.
+    "core.hooksPath=/dev/null",
+    "commit.gpgsign=false",
+    "user.name=quorum",
+    "user.email=quorum@localhost.invalid",
+];
+
+/// Runs `git -C dir args`, with `input` on its stdin, and returns its stdout.
+pub fn run(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
+    for setting in SETTINGS {
+        cmd.args(["-c", setting]);
+    }
+    cmd.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_LITERAL_PATHSPECS", "1")
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => GitError::NotInstalled,
+        _ => GitError::Io(e.to_string()),
+    })?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(|e| GitError::Io(e.to_string()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| GitError::Io(e.to_string()))?;
+    if !out.status.success() {
+        return Err(classify(args, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn classify(args: &[&str], stderr: &str) -> GitError {
+    if stderr.to_lowercase().contains("not a git repository") {
+        return GitError::NotARepository;
+    }
+    if ["unknown revision", "bad revision", "ambiguous argument"].iter().any(|s| stderr.contains(s)) {
+        return GitError::UnknownRevision(stderr.to_string());
+    }
+    if ["outside repository", "Invalid", "invalid"].iter().any(|s| stderr.contains(s)) {
+        return GitError::Refused(stderr.to_string());
+    }
+    GitError::Failed { command: args.join(" "), stderr: stderr.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_say_what_went_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(run(dir.path(), &["status"], None), Err(GitError::NotARepository)));
+        run(dir.path(), &["init", "-q"], None).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+        run(dir.path(), &["add", "."], None).unwrap();
+        run(dir.path(), &["commit", "-q", "-m", "one"], None).unwrap();
+        assert!(matches!(run(dir.path(), &["diff", "nope"], None), Err(GitError::UnknownRevision(_))));
+        let patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-a\n+b\n";
+        run(dir.path(), &["apply", "-"], Some(patch)).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "b\n");
+        let failed = run(dir.path(), &["apply", "-"], Some(patch)).unwrap_err();
+        assert!(matches!(&failed, GitError::Failed { command, .. } if command == "apply -"), "{failed:?}");
+    }
+}
