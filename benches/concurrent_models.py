@@ -1,7 +1,7 @@
 """Two models decoding at once against taking turns (`concurrent_decodes`). quorum serves
 MODEL_A for the coder and MODEL_B for the reviewer (pass the same file twice under two
 names for two models of one size); each gets one request of N samples of 256 tokens
-(ignore_eos), alone and both at once, with concurrent_decodes false, then true. Taking
+(TOKENS in the environment; ignore_eos), alone and both at once, with concurrent_decodes false, then true. Taking
 turns, both at once cost about what the two alone cost together; decoding at once should
 cost less where the backend overlaps the two (a GPU), and not more on a CPU.
 
@@ -18,7 +18,7 @@ import httpx
 
 from compare_llama_cpp import start
 
-TOKENS = 256
+TOKENS = int(os.environ.get("TOKENS", "256"))
 
 
 def ask(url, model, n):

@@ -78,8 +78,8 @@ pub(super) struct Worker {
 
 type Sched = Scheduler<JobIo, SeqIo>;
 
-/// Whether the decodes of different models take turns. On a CPU they share its cores, and
-/// two at once each run far slower than one alone; a GPU backend overlaps them.
+/// Whether the decodes of different models take turns, so that on a CPU each decode has
+/// every core to itself; a GPU backend overlaps them (`benches/RESULTS.md` has both).
 #[derive(Clone)]
 pub struct Turns(Option<Arc<Mutex<()>>>);
 
