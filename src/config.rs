@@ -192,7 +192,7 @@ impl Config {
         let default_threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
         Ok(Config {
             profile,
-            models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(|| "models".into()),
+            models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(default_models_dir),
             host: flags.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             state,
@@ -210,6 +210,18 @@ impl Config {
             access,
         })
     }
+}
+
+/// Where models live unless the config or `--models-dir` says otherwise: quorum's cache
+/// (`$QUORUM_CACHE/models`, else `~/.cache/quorum/models`), which `models pull` and
+/// `scripts/fetch-small-models.sh` fill, so a server finds them from any directory.
+pub fn default_models_dir() -> PathBuf {
+    let cache = std::env::var_os("QUORUM_CACHE")
+        .map(PathBuf::from)
+        // The setup scripts' directory on every system (not the platform's cache dir).
+        .or_else(|| dirs::home_dir().map(|d| d.join(".cache/quorum")))
+        .unwrap_or_else(|| PathBuf::from(".quorum"));
+    cache.join("models")
 }
 
 /// Keys from a file: one a line, blank lines and `#` comments skipped.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub use super::record::{Context, ContextFile};
 use super::{Ctx, PipelineError};
 use crate::models::Role;
-use crate::tools::{analyze, read, references, Workspace};
+use crate::tools::{analyze, is_generated, read, references, Workspace};
 
 /// Gathers the context: summary, then files by relevance within the token budget.
 pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result<Context, PipelineError> {
@@ -46,7 +46,7 @@ pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result
         // Nothing named: the entry points are the best guess.
         score.extend(analysis.entry_points.into_iter().map(|path| (path, 1)));
     }
-    let mut ranked: Vec<(String, u32)> = score.into_iter().collect();
+    let mut ranked: Vec<(String, u32)> = score.into_iter().filter(|(path, _)| !is_generated(path)).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
 
     let paths: Vec<String> = ranked.into_iter().map(|(path, _)| path).collect();

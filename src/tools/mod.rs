@@ -30,7 +30,7 @@ use serde_json::Value;
 
 pub use self::definitions::{definitions, Definition};
 pub use self::error::ToolError;
-pub use self::project::{is_test_file, test_commands, TestCommand};
+pub use self::project::{is_generated, is_test_file, test_commands, TestCommand};
 pub use self::symbols::syntax_error;
 pub use self::workspace::Workspace;
 

@@ -94,6 +94,24 @@ pub fn is_test_file(path: &str) -> bool {
     in_test_dir || python || js || name.ends_with("_test.go")
 }
 
+/// Whether a workspace path is generated, vendored or packaging output that no change is
+/// made in: build and packaging directories (`build/`, `dist/`, `*.egg-info/`, `target/`,
+/// `node_modules/`, virtual environments, caches) and lock files. Sdists and crates ship
+/// these without the `.gitignore` that would hide them.
+pub fn is_generated(path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let name = parts.pop().unwrap_or_default();
+    let generated_dir = |d: &&str| {
+        matches!(
+            *d,
+            "build" | "dist" | "target" | "node_modules" | "vendor" | "__pycache__" | ".venv" | "venv" | ".tox"
+        ) || d.ends_with(".egg-info")
+            || d.ends_with(".dist-info")
+    };
+    let lock = name.ends_with(".lock") || matches!(name, "package-lock.json" | "pnpm-lock.yaml" | "go.sum");
+    parts.iter().any(generated_dir) || lock || name == "PKG-INFO" || name.ends_with(".pyc")
+}
+
 fn has_python_tests(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.flatten().any(|e| {
@@ -105,7 +123,17 @@ fn has_python_tests(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_test_file;
+    use super::{is_generated, is_test_file};
+
+    #[test]
+    fn build_packaging_and_lock_files_are_generated() {
+        for path in ["pkg.egg-info/SOURCES.txt", "build/lib/pkg/core.py", "dist/x.tar.gz", "Cargo.lock", "PKG-INFO"] {
+            assert!(is_generated(path), "{path}");
+        }
+        for path in ["pkg/__init__.py", "src/build.rs", "builder/app.py", "docs/distribution.md", "lockfile.py"] {
+            assert!(!is_generated(path), "{path}");
+        }
+    }
 
     #[test]
     fn test_files_are_recognized_by_runner_conventions() {

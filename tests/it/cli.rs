@@ -40,6 +40,24 @@ fn a_bad_flag_is_explained() {
 }
 
 #[test]
+fn models_are_found_in_quorums_cache_from_any_directory() {
+    let (cache, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir_all(cache.path().join("models")).unwrap();
+    let gemma = super::support::repo_root().join("models/gemma-3-270m-q4_k_m.gguf").canonicalize().unwrap();
+    std::os::unix::fs::symlink(gemma, cache.path().join("models/gemma-3-270m-q4_k_m.gguf")).unwrap();
+    let out = Command::new(quorum_bin())
+        .args(["models", "list", "--profile", "small"])
+        .env("QUORUM_CACHE", cache.path())
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&cache.path().join("models").display().to_string()), "{stdout}");
+    assert_eq!(stdout.matches("missing").count(), 4, "the preprocessor's file in the cache is found: {stdout}");
+}
+
+#[test]
 fn models_list_shows_each_role() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(quorum_bin()).args(["models", "list", "--models-dir"]).arg(dir.path()).output().unwrap();

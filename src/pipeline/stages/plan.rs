@@ -50,7 +50,7 @@ pub async fn run(
     let answer = ctx.ask_json(Role::Planner, &schema(), user, tuning::PLAN_TOKENS).await?;
     let parsed = serde_json::from_str::<Plan>(&answer)
         .ok()
-        .map(|p| heuristics::merge_same_files(heuristics::without_test_steps(p, task)))
+        .map(|p| heuristics::merge_same_files(heuristics::without_test_steps(without_generated(p), task)))
         .filter(|p| !p.subtasks.is_empty());
     let fallback = parsed.is_none();
     let plan = parsed.unwrap_or_else(|| Plan {
@@ -62,4 +62,36 @@ pub async fn run(
     });
     ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback }).await?;
     Ok(PlanOutput { plan, context, fallback, round_start, replans, probes: Default::default() })
+}
+
+/// A plan never changes generated, vendored or packaging files; a step left with none of
+/// the files it named goes.
+fn without_generated(mut plan: Plan) -> Plan {
+    plan.subtasks.retain_mut(|step| {
+        let named = !step.files.is_empty();
+        step.files.retain(|f| !crate::tools::is_generated(f));
+        !named || !step.files.is_empty()
+    });
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_files_leave_the_plan() {
+        let step =
+            |files: &[&str]| Subtask { description: "d".into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let plan = Plan {
+            subtasks: vec![
+                step(&["pkg/core.py", "pkg.egg-info/SOURCES.txt"]),
+                step(&["build/lib/pkg/core.py"]),
+                step(&[]),
+            ],
+            verify: "pytest".into(),
+        };
+        let kept = without_generated(plan);
+        assert_eq!(kept.subtasks, vec![step(&["pkg/core.py"]), step(&[])]);
+    }
 }
