@@ -39,7 +39,21 @@ const SETTINGS: [&str; 8] = [
 
 /// Runs `git -C dir args`, with `input` on its stdin, and returns its stdout.
 pub fn run(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
+    run_with_index(dir, None, args, input)
+}
+
+/// The same with `index` as git's index file instead of the repository's own, so that
+/// staging leaves the user's index as it was.
+pub fn run_with_index(
+    dir: &Path,
+    index: Option<&Path>,
+    args: &[&str],
+    input: Option<&str>,
+) -> Result<String, GitError> {
     let mut cmd = Command::new("git");
+    if let Some(index) = index {
+        cmd.env("GIT_INDEX_FILE", index);
+    }
     cmd.arg("-C").arg(dir);
     for setting in SETTINGS {
         cmd.args(["-c", setting]);

@@ -1,6 +1,6 @@
 //! Scratch git worktrees: one per candidate, starting from the workspace as it is now
-//! (HEAD plus its uncommitted changes to tracked files, plus the patch of earlier
-//! sub-tasks), so that applying, diffing and testing a candidate never touches the
+//! (HEAD plus its uncommitted changes and the untracked files it does not ignore, plus the
+//! patch of earlier sub-tasks), so that applying, diffing and testing a candidate never touches the
 //! workspace itself. Removed on drop.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,11 @@ fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, Pipelin
     crate::git::run(dir, args, input).map_err(|e| PipelineError::Workspace(e.to_string()))
 }
 
-/// The workspace's uncommitted changes to tracked files, as a patch.
+/// Untracked files larger than this stay out of the scratch worktrees (data, not code).
+const MAX_UNTRACKED_BYTES: u64 = 1024 * 1024;
+
+/// The workspace's uncommitted changes, untracked files it does not ignore included (up to
+/// [`MAX_UNTRACKED_BYTES`] each), as a patch against HEAD.
 pub fn workspace_patch(root: &Path) -> Result<String, PipelineError> {
     git(root, &["rev-parse", "--verify", "HEAD"], None).map_err(|_| {
         PipelineError::Workspace("the pipeline needs a git repository with a commit (git init; git commit)".into())
@@ -24,7 +28,26 @@ pub fn workspace_patch(root: &Path) -> Result<String, PipelineError> {
             top.trim()
         )));
     }
-    git(root, &["diff", "--binary", "--no-ext-diff", "--no-textconv", "HEAD"], None)
+    // A scratch index: HEAD, then every change staged, without touching the user's own.
+    let dir = tempfile::tempdir().map_err(|e| PipelineError::Workspace(format!("a scratch index: {e}")))?;
+    let index = dir.path().join("index");
+    let staged = |args: &[&str]| {
+        crate::git::run_with_index(root, Some(&index), args, None).map_err(|e| PipelineError::Workspace(e.to_string()))
+    };
+    staged(&["read-tree", "HEAD"])?;
+    staged(&["add", "--update"])?;
+    let untracked = staged(&["ls-files", "-z", "--others", "--exclude-standard"])?;
+    let small: Vec<&str> = untracked
+        .split('\0')
+        .filter(|p| {
+            !p.is_empty()
+                && std::fs::metadata(root.join(p)).is_ok_and(|m| m.is_file() && m.len() <= MAX_UNTRACKED_BYTES)
+        })
+        .collect();
+    for chunk in small.chunks(500) {
+        staged(&[&["add", "--"][..], chunk].concat())?;
+    }
+    staged(&["diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "HEAD"])
 }
 
 /// Applies a patch to the workspace itself (`--apply`), checking first that it applies.
@@ -95,5 +118,39 @@ impl Drop for Scratch {
         if let Err(e) = git(&self.repo, &["worktree", "remove", "--force", &path], None) {
             tracing::warn!(error = %e, "removing a scratch worktree failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_trees_see_changes_and_untracked_files_and_the_index_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
+        for args in [&["init", "-q"][..], &["add", "."], &["commit", "-q", "-m", "a"]] {
+            git(&root, args, None).unwrap();
+        }
+        std::fs::write(root.join("a.py"), "x = 2\n").unwrap();
+        std::fs::create_dir(root.join("pkg")).unwrap();
+        std::fs::write(root.join("pkg/new.py"), "y = 3\n").unwrap();
+        std::fs::write(root.join("run.log"), "ignored\n").unwrap();
+        std::fs::write(root.join("big.bin"), vec![b'z'; MAX_UNTRACKED_BYTES as usize + 1]).unwrap();
+        let status = || git(&root, &["status", "--porcelain"], None).unwrap();
+        let before = status();
+
+        let patch = workspace_patch(&root).unwrap();
+        let scratch = Scratch::create(&root, &[&patch]).unwrap();
+        let read = |p: &str| std::fs::read_to_string(scratch.path().join(p)).ok();
+        assert_eq!(read("a.py").as_deref(), Some("x = 2\n"));
+        assert_eq!(read("pkg/new.py").as_deref(), Some("y = 3\n"));
+        assert_eq!(read("run.log"), None, "ignored files stay out");
+        assert!(!scratch.path().join("big.bin").exists(), "large untracked files stay out");
+        assert_eq!(scratch.diff().unwrap(), "", "the workspace's own state is the candidates' base");
+        assert_eq!(status(), before, "the user's index is untouched");
+        assert!(before.contains("?? pkg/"), "{before}");
     }
 }
