@@ -53,7 +53,7 @@ pub struct ModelArgs {
     /// Built-in profile: small (default) or m4max.
     #[arg(long)]
     pub profile: Option<String>,
-    /// Where model files are linked (default: ./models).
+    /// Where model files are linked (default: $QUORUM_CACHE/models, or ~/.cache/quorum/models).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Override a role's model: ROLE=PATH or ROLE=hf:OWNER/REPO/FILE.gguf; ROLE may be `all`.

@@ -41,6 +41,7 @@ pub async fn run_single(
         error: outcome.error,
         oracle: None,
         stages: BTreeMap::from([("code".to_string(), seconds)]),
+        files: None,
     })
 }
 
@@ -169,5 +170,6 @@ pub async fn run_vote(
             ("examples".to_string(), tested - coded),
             ("vote".to_string(), seconds - tested),
         ]),
+        files: None,
     })
 }

@@ -3,10 +3,12 @@
 //! `single` (one coder sample, the baseline) and `vote` (candidates from one prefill, red
 //! flags, first-to-ahead-by-k voting, no review) ask the models directly ([`direct`]);
 //! `pipeline` runs the whole pipeline on a one-file repository per task ([`pipeline`]).
+//! The repository set ([`repos`]) runs `single` and `pipeline` on real projects.
 
 pub mod chart;
 mod direct;
 mod pipeline;
+pub mod repos;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
@@ -30,9 +32,7 @@ pub struct EvalTask {
 pub enum EvalError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error(
-        "{path} line {line}: {message} (each line must be a JSON object with task_id, prompt, entry_point and test)"
-    )]
+    #[error("{path} line {line}: {message}")]
     Parse { path: String, line: usize, message: String },
     #[error("{0}")]
     Run(String),
@@ -40,6 +40,11 @@ pub enum EvalError {
 
 /// Reads a JSONL task file; blank lines are skipped.
 pub fn load_tasks(path: &Path) -> Result<Vec<EvalTask>, EvalError> {
+    load_jsonl(path, "task_id, prompt, entry_point and test")
+}
+
+/// One `T` per non-blank line of a JSONL file; `fields` names what each line must have.
+fn load_jsonl<T: serde::de::DeserializeOwned>(path: &Path, fields: &str) -> Result<Vec<T>, EvalError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.display().to_string(), source })?;
     text.lines()
@@ -49,10 +54,14 @@ pub fn load_tasks(path: &Path) -> Result<Vec<EvalTask>, EvalError> {
             serde_json::from_str(l).map_err(|e| EvalError::Parse {
                 path: path.display().to_string(),
                 line: i + 1,
-                message: e.to_string(),
+                message: format!("{e} (each line must be a JSON object with {fields})"),
             })
         })
         .collect()
+}
+
+fn io(e: std::io::Error) -> EvalError {
+    EvalError::Run(format!("eval workspace: {e}"))
 }
 
 /// The prompt's docstring alone, where its examples are: after its closing quotes,
@@ -91,6 +100,10 @@ pub struct TaskResult {
     pub oracle: Option<bool>,
     /// Seconds per stage of producing the answer (the hidden checks are not counted).
     pub stages: BTreeMap<String, f64>,
+    /// Repository tasks: the files shown (`single`) or planned (`pipeline`) against the
+    /// files the reference change touches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<repos::FileScore>,
 }
 
 /// Whether an answer is right: it passes the examples the task's docstring shows and the
@@ -148,6 +161,9 @@ pub struct Summary {
     /// Seconds per stage, summed over the tasks.
     pub stage_seconds: BTreeMap<String, f64>,
     pub network_isolated: bool,
+    /// Repository tasks: the mean file recall and precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<repos::FileScore>,
 }
 
 pub fn summarize(mode: &str, results: &[TaskResult]) -> Summary {
@@ -172,18 +188,27 @@ pub fn summarize(mode: &str, results: &[TaskResult]) -> Summary {
             sum
         }),
         network_isolated: sandbox::network_isolated(),
+        files: mean_files(results),
     }
+}
+
+fn mean_files(results: &[TaskResult]) -> Option<repos::FileScore> {
+    let scores: Vec<repos::FileScore> = results.iter().filter_map(|r| r.files).collect();
+    let mean = |f: fn(&repos::FileScore) -> f64| scores.iter().map(f).sum::<f64>() / scores.len() as f64;
+    (!scores.is_empty()).then(|| repos::FileScore { recall: mean(|s| s.recall), precision: mean(|s| s.precision) })
 }
 
 /// The Markdown tables of runs: one row per mode, then where each mode's time went.
 pub fn markdown(summaries: &[Summary]) -> String {
     let mut text = String::from(
-        "| mode | tasks | passed | pass rate | oracle | tokens | median s/task |\n|---|---|---|---|---|---|---|\n",
+        "| mode | tasks | passed | pass rate | oracle | tokens | median s/task | file recall | file precision |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in summaries {
         let oracle = s.oracle_rate.map(|o| format!("{:.1}%", o * 100.0)).unwrap_or_else(|| "-".into());
+        let percent = |f: Option<f64>| f.map(|f| format!("{:.0}%", f * 100.0)).unwrap_or_else(|| "-".into());
+        let (recall, precision) = (percent(s.files.map(|f| f.recall)), percent(s.files.map(|f| f.precision)));
         text.push_str(&format!(
-            "| {} | {} | {} | {:.1}% | {} | {} | {:.1} |\n",
+            "| {} | {} | {} | {:.1}% | {} | {} | {:.1} | {recall} | {precision} |\n",
             s.mode,
             s.tasks,
             s.passed,

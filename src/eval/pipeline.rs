@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{sandboxed, EvalError, EvalTask, TaskResult};
+use super::repos::{recall_precision, FileScore, Harness, RepoTask, ORACLE_CHECKS};
+use super::{io, sandboxed, EvalError, EvalTask, TaskResult};
 use crate::models::Role;
 use crate::pipeline::{Ask, Event, Logged, Models, PipelineError, Sample, Setup};
 use crate::state::{EmbeddedStore, Stage, TaskStore};
@@ -126,24 +127,12 @@ impl PipelineEval {
         let run_error = pipeline.run(&created.id).await.err().map(|e| e.to_string());
         let seconds = started.elapsed().as_secs_f64();
         let tokens = (self.models.tokens.load(Ordering::Relaxed) - tokens_before) as u32;
-        let record = self
-            .tasks
-            .get(&created.id)
-            .await
-            .map_err(|e| EvalError::Run(e.to_string()))?
-            .ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
-        let events = self.tasks.events(&created.id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
-        let events: Vec<Logged> = events.iter().map(Logged::from).collect();
+        let (record, events) = self.outcome(&created.id).await?;
 
         let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
         // Candidates of later sub-tasks build on earlier patches; the reviewed (combined)
         // changes are against the stub too.
-        let mut diffs: Vec<String> =
-            record.attempts.iter().filter(|a| a.red_flag.is_none()).map(|a| a.diff.clone()).collect();
-        diffs.extend(record.reviews.iter().map(|r| r.diff.clone()));
-        diffs.retain(|d| !d.is_empty());
-        diffs.sort();
-        diffs.dedup();
+        let diffs = candidate_diffs(&record);
         let (answer, candidates) = tokio::task::spawn_blocking(move || {
             let answer = if diff.is_empty() { Some(stub.clone()) } else { patched(&stub, &diff) };
             (answer, diffs.iter().filter_map(|d| patched(&stub, d)).collect::<Vec<String>>())
@@ -174,12 +163,106 @@ impl PipelineEval {
             error,
             oracle: Some(oracle),
             stages: stage_seconds(&events),
+            files: None,
         })
+    }
+
+    /// Runs a repository task through the pipeline on its prepared workspace; the verdict
+    /// is the harness's, on the final diff, and the oracle's on the candidates' changes.
+    pub async fn run_repo(&self, harness: &Harness, task: &RepoTask) -> Result<TaskResult, EvalError> {
+        let prepared = harness.prepare(task).await?;
+        let workspace = Workspace::new(&prepared.root).map_err(|e| EvalError::Run(e.to_string()))?;
+        let models: Arc<dyn Models> = self.models.clone();
+        let pipeline = self.setup.pipeline(models, Tools::new(workspace), self.tasks.clone());
+        let tokens_before = self.models.tokens.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let created = pipeline
+            .create(&task.prompt, false, serde_json::Value::Null)
+            .await
+            .map_err(|e| EvalError::Run(e.to_string()))?;
+        let run_error = pipeline.run(&created.id).await.err().map(|e| e.to_string());
+        let seconds = started.elapsed().as_secs_f64();
+        let tokens = (self.models.tokens.load(Ordering::Relaxed) - tokens_before) as u32;
+        let (record, events) = self.outcome(&created.id).await?;
+        let planned = events.iter().find_map(|e| match &e.event {
+            Event::Plan { plan, .. } => Some(plan.subtasks.iter().flat_map(|s| s.files.clone()).collect::<Vec<_>>()),
+            _ => None,
+        });
+        let files = planned.map(|mut named| {
+            named.sort();
+            named.dedup();
+            let (recall, precision) = recall_precision(&named, &task.files());
+            FileScore { recall, precision }
+        });
+        let stages = stage_seconds(&events);
+        if self.setup.options.plan_only {
+            let passed = files.is_some_and(|f| f.recall == 1.0);
+            let error = run_error.unwrap_or_default();
+            return Ok(TaskResult {
+                task_id: task.task_id.clone(),
+                passed,
+                tokens,
+                seconds,
+                hit_limit: false,
+                error,
+                oracle: None,
+                stages,
+                files,
+            });
+        }
+        let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
+        let (passed, error) = if diff.is_empty() {
+            (false, run_error.unwrap_or_else(|| "no change".into()))
+        } else if prepared.reset_to(&diff)? {
+            let verdict = harness.verdict(task, &prepared.root).await?;
+            (verdict.passed, run_error.unwrap_or_else(|| verdict.error()))
+        } else {
+            (false, "the final diff does not apply".into())
+        };
+        let mut oracle = passed;
+        for diff in candidate_diffs(&record).into_iter().take(ORACLE_CHECKS) {
+            if oracle {
+                break;
+            }
+            if prepared.reset_to(&diff)? {
+                oracle = harness.verdict(task, &prepared.root).await?.passed;
+            }
+        }
+        Ok(TaskResult {
+            task_id: task.task_id.clone(),
+            passed,
+            tokens,
+            seconds,
+            hit_limit: false,
+            error,
+            oracle: Some(oracle),
+            stages,
+            files,
+        })
+    }
+
+    /// A finished task's record and its event log.
+    async fn outcome(&self, id: &str) -> Result<(crate::state::Task, Vec<Logged>), EvalError> {
+        let record = self
+            .tasks
+            .get(id)
+            .await
+            .map_err(|e| EvalError::Run(e.to_string()))?
+            .ok_or_else(|| EvalError::Run("the eval task vanished".into()))?;
+        let events = self.tasks.events(id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
+        Ok((record, events.iter().map(Logged::from).collect()))
     }
 }
 
-fn io(e: std::io::Error) -> EvalError {
-    EvalError::Run(format!("eval workspace: {e}"))
+/// The distinct changes of the candidates that were not red-flagged and of the reviews.
+fn candidate_diffs(record: &crate::state::Task) -> Vec<String> {
+    let mut diffs: Vec<String> =
+        record.attempts.iter().filter(|a| a.red_flag.is_none()).map(|a| a.diff.clone()).collect();
+    diffs.extend(record.reviews.iter().map(|r| r.diff.clone()));
+    diffs.retain(|d| !d.is_empty());
+    diffs.sort();
+    diffs.dedup();
+    diffs
 }
 
 /// A fresh repository with the stub and the examples test, committed.

@@ -37,11 +37,33 @@ pub enum Event {
     Plan {
         plan: Plan,
         fallback: bool,
+        /// What was put right in the planner's answer (files that do not exist, a verify
+        /// command for another language).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        repairs: Vec<String>,
     },
     Probes {
         modules: Vec<String>,
         calls: Vec<String>,
         error: Option<String>,
+    },
+    /// The tests a step's candidates run, run first on the tree they start from: what
+    /// failed there already (excused), and the time limit it sets a candidate (none: that
+    /// run timed out, and the candidates are judged without tests).
+    Baseline {
+        round: u32,
+        subtask: usize,
+        tests: String,
+        seconds: f64,
+        passed: Option<u64>,
+        failing: Vec<String>,
+        timeout_secs: Option<u64>,
+    },
+    /// The time budget is running out: `cut` says what the pipeline leaves out.
+    Budget {
+        elapsed_secs: u64,
+        budget_secs: u64,
+        cut: String,
     },
     Candidate(CandidateEvent),
     MoreCandidates {
@@ -179,9 +201,10 @@ impl Event {
         Some(match self {
             Event::StageStarted => format!("▸ {stage}"),
             Event::Context { files, tokens } => format!("  context: {} file(s), {tokens} tokens", files.len()),
-            Event::Plan { plan, .. } => {
+            Event::Plan { plan, repairs, .. } => {
                 let steps: Vec<&str> = plan.subtasks.iter().map(|s| s.description.as_str()).collect();
-                format!("  plan: {}", steps.join(" | "))
+                let repaired = repairs.iter().map(|r| format!("\n  plan repaired: {r}")).collect::<String>();
+                format!("  plan: {}{repaired}", steps.join(" | "))
             }
             Event::Candidate(c) => {
                 let head = format!("  candidate {} (t={:.1})", c.index + 1, c.temperature);
@@ -189,6 +212,16 @@ impl Event {
                     Some(flag) => format!("{head}: red flag: {flag}"),
                     None => format!("{head}: {} diff lines", c.diff_lines),
                 }
+            }
+            Event::Baseline { tests, seconds, failing, timeout_secs, .. } => match timeout_secs {
+                Some(limit) => format!(
+                    "  tests: {tests}, {seconds:.1} s before any change, {} failing already; {limit} s a candidate",
+                    failing.len()
+                ),
+                None => format!("  tests: {tests} time out before any change: candidates go untested"),
+            },
+            Event::Budget { elapsed_secs, budget_secs, cut } => {
+                format!("  time budget: {elapsed_secs} of {budget_secs} s spent: {cut}")
             }
             Event::MoreCandidates { adding, .. } => format!("  no choice leads yet: {adding} more candidates"),
             Event::Vote { vote, letter, .. } => format!("  vote {vote}: {}", letter.as_deref().unwrap_or("invalid")),

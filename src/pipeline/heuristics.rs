@@ -20,6 +20,13 @@ pub fn is_auxiliary_request(text: &str) -> bool {
     open_webui || title || tags || follow_ups
 }
 
+/// The task asks for a file that does not exist yet ("a new file", "create util.py").
+pub fn asks_for_new_file(task: &str) -> bool {
+    let lower = task.to_lowercase();
+    ["new file", "new module", "create a file", "create the file", "create a module"].iter().any(|p| lower.contains(p))
+        || lower.split_whitespace().any(|w| w == "create" || w == "creates")
+}
+
 /// The task is about tests (adds, fixes or changes them); otherwise the tests are the
 /// yardstick: plans drop steps on them and candidates cannot edit them (item 3).
 pub fn about_tests(task: &str) -> bool {
@@ -28,34 +35,251 @@ pub fn about_tests(task: &str) -> bool {
         .any(|word| matches!(word, "test" | "tests" | "testing" | "pytest" | "unittest"))
 }
 
-/// Words that look like file paths or code identifiers: the context gathers the files
-/// they name and the files that define or use them.
-pub fn terms(task: &str) -> (Vec<String>, Vec<String>) {
-    let mut paths = Vec::new();
-    let mut symbols = Vec::new();
-    for raw in task.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | '`' | ':')) {
-        let word = raw.trim_matches(|c: char| matches!(c, '.' | '?' | '!' | '[' | ']' | '{' | '}'));
+/// What a task's words may name in the code: the context gathers the files they name
+/// and the files that define or use them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Terms {
+    /// Words that look like file paths.
+    pub paths: Vec<String>,
+    /// Words that look like code: snake_case or camelCase, a call (`name(`), in backticks,
+    /// or a part of a dotted name (`pkg.func`).
+    pub symbols: Vec<String>,
+    /// Other words of four letters or more that are not common English: only a definition
+    /// of one of these counts (users name functions in plain words: "windowed", "camelize").
+    pub words: Vec<String>,
+    /// Quoted text that may be a message the code prints (`'Invalid value for x: 2'`): its
+    /// longest run of plain words, which a format string keeps literally.
+    pub phrases: Vec<String>,
+}
+
+pub fn terms(task: &str) -> Terms {
+    let mut found = Terms::default();
+    let separators = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | ':' | '=');
+    let mut rest = task;
+    while let Some(start) = rest.find(|c: char| !separators(c)) {
+        let tail = &rest[start..];
+        let len = tail.find(separators).unwrap_or(tail.len());
+        let (raw, after) = (&tail[..len], &tail[len..]);
+        rest = after;
+        let quoted = raw.starts_with('`') || raw.ends_with('`');
+        let word = raw.trim_matches(|c: char| matches!(c, '.' | '?' | '!' | '[' | ']' | '{' | '}' | '`'));
         if word.len() < 3 {
             continue;
         }
         let has_ext = word.rsplit_once('.').is_some_and(|(stem, ext)| {
             !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric)
         });
-        if word.contains('/') || has_ext {
-            paths.push(word.to_string());
+        // `pkg.func` is code, `pkg.py` a file: a dotted name is a path only with a known extension.
+        let dotted_code = word.split('.').count() > 1 && word.split('.').all(is_identifier);
+        let known_ext = word.rsplit_once('.').is_some_and(|(_, ext)| EXTENSIONS.contains(&ext.to_lowercase().as_str()));
+        if word.contains('/') || known_ext || (has_ext && !dotted_code) {
+            found.paths.push(word.to_string());
             continue;
         }
-        let ident = word.chars().all(|c| c.is_alphanumeric() || c == '_');
-        let codey = word.contains('_')
-            || (word.chars().skip(1).any(char::is_uppercase) && word.chars().any(char::is_lowercase));
-        if ident && codey {
-            symbols.push(word.to_string());
+        let called = after.starts_with('(');
+        for part in word.split('.').filter(|p| is_identifier(p) && p.len() >= 3) {
+            let codey = part.contains('_')
+                || (part.chars().skip(1).any(char::is_uppercase) && part.chars().any(char::is_lowercase));
+            if codey || called || quoted || dotted_code {
+                found.symbols.push(part.to_string());
+            } else if part.len() >= 4 && !COMMON.contains(&part.to_lowercase().as_str()) {
+                found.words.push(part.to_string());
+            }
         }
     }
-    paths.dedup();
-    symbols.dedup();
-    (paths, symbols)
+    for list in [&mut found.paths, &mut found.symbols, &mut found.words] {
+        let mut seen = std::collections::HashSet::new();
+        list.retain(|w| seen.insert(w.clone()));
+    }
+    found.words.retain(|w| !found.symbols.contains(w));
+    found.phrases = phrases(task);
+    found
 }
+
+/// The longest run of at least three plain words inside each quoted span of `task`.
+fn phrases(task: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for quote in ['\'', '"'] {
+        let parts: Vec<&str> = task.split(quote).collect();
+        for inside in parts.iter().skip(1).step_by(2).take(8) {
+            let runs = inside.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ' '));
+            let Some(best) = runs.map(str::trim).max_by_key(|r| r.len()) else { continue };
+            if best.split_whitespace().count() >= 3 && best.len() <= 120 && !found.contains(&best.to_string()) {
+                found.push(best.to_string());
+            }
+        }
+    }
+    found
+}
+
+fn is_identifier(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_alphanumeric() || c == '_') && !word.starts_with(char::is_numeric)
+}
+
+/// Extensions that make a dotted word a file name.
+const EXTENSIONS: &[&str] = &[
+    "c", "cc", "cfg", "cpp", "css", "go", "h", "hpp", "html", "ini", "java", "js", "json", "jsx", "lock", "md", "pyi",
+    "py", "rs", "rst", "sh", "toml", "ts", "tsx", "txt", "yaml", "yml",
+];
+
+/// English words common in bug reports that name no code (a definition named so is noise).
+const COMMON: &[&str] = &[
+    "about",
+    "after",
+    "again",
+    "also",
+    "always",
+    "another",
+    "anything",
+    "argument",
+    "arguments",
+    "back",
+    "because",
+    "been",
+    "before",
+    "behaves",
+    "being",
+    "both",
+    "broken",
+    "call",
+    "called",
+    "calls",
+    "cannot",
+    "case",
+    "change",
+    "code",
+    "comes",
+    "could",
+    "default",
+    "does",
+    "doing",
+    "done",
+    "each",
+    "either",
+    "else",
+    "empty",
+    "error",
+    "even",
+    "every",
+    "example",
+    "exactly",
+    "expected",
+    "fail",
+    "fails",
+    "false",
+    "file",
+    "files",
+    "first",
+    "fine",
+    "from",
+    "function",
+    "gets",
+    "give",
+    "given",
+    "gives",
+    "have",
+    "instead",
+    "into",
+    "just",
+    "keep",
+    "keeps",
+    "kind",
+    "last",
+    "like",
+    "line",
+    "lines",
+    "long",
+    "longer",
+    "make",
+    "makes",
+    "many",
+    "method",
+    "more",
+    "most",
+    "much",
+    "must",
+    "name",
+    "names",
+    "need",
+    "needs",
+    "never",
+    "none",
+    "nothing",
+    "number",
+    "numbers",
+    "once",
+    "only",
+    "other",
+    "otherwise",
+    "over",
+    "parameter",
+    "pass",
+    "passes",
+    "raise",
+    "raises",
+    "rather",
+    "result",
+    "return",
+    "returns",
+    "same",
+    "says",
+    "should",
+    "show",
+    "shows",
+    "since",
+    "some",
+    "something",
+    "still",
+    "such",
+    "sure",
+    "take",
+    "takes",
+    "than",
+    "that",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "this",
+    "those",
+    "though",
+    "through",
+    "today",
+    "true",
+    "turn",
+    "turns",
+    "under",
+    "until",
+    "used",
+    "uses",
+    "using",
+    "value",
+    "values",
+    "very",
+    "want",
+    "wants",
+    "well",
+    "were",
+    "what",
+    "when",
+    "where",
+    "whether",
+    "which",
+    "while",
+    "whose",
+    "will",
+    "with",
+    "without",
+    "work",
+    "works",
+    "would",
+    "wrong",
+    "yields",
+    "your",
+];
 
 /// The paths a candidate may edit: tests stay out of reach unless the task is about them
 /// (item 3).
@@ -124,7 +348,11 @@ mod tests {
     use super::*;
 
     fn step(description: &str, files: &[&str]) -> Subtask {
-        Subtask { description: description.into(), files: files.iter().map(|f| f.to_string()).collect() }
+        Subtask {
+            description: description.into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -186,9 +414,24 @@ mod tests {
 
     #[test]
     fn task_terms_are_paths_and_identifiers() {
-        let (paths, symbols) =
-            terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");
-        assert_eq!(paths, ["src/config.py", "README.md"]);
-        assert_eq!(symbols, ["parse_config", "MaxRetries"]);
+        let found = terms("Fix `parse_config()` in src/config.py so that MaxRetries is read; see README.md.");
+        assert_eq!(found.paths, ["src/config.py", "README.md"]);
+        assert_eq!(found.symbols, ["parse_config", "MaxRetries"]);
+    }
+
+    #[test]
+    fn dotted_names_calls_and_plain_words_are_terms() {
+        let found = terms(
+            "inflection.ordinalize(11) gives '11st'; sqlparse.format(sql, keyword_case='capitalize') raises. \
+             The `key` of topk(2, x) and windowed items should work; click.style too.",
+        );
+        assert!(found.paths.is_empty(), "{:?}", found.paths);
+        for symbol in ["inflection", "ordinalize", "sqlparse", "format", "keyword_case", "key", "topk", "style"] {
+            assert!(found.symbols.iter().any(|s| s == symbol), "{symbol} in {:?}", found.symbols);
+        }
+        assert!(found.words.iter().any(|w| w == "windowed"), "{:?}", found.words);
+        assert!(!found.words.iter().any(|w| w == "should" || w == "gives"), "{:?}", found.words);
+        let found = terms("format(x, n=2) raises SQLParseError 'Invalid value for truncate_strings: 2'.");
+        assert_eq!(found.phrases, ["Invalid value for truncate_strings"]);
     }
 }

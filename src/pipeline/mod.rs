@@ -27,6 +27,8 @@ mod tuning;
 
 use std::sync::Arc;
 
+pub use self::answer::{EditBlocks, Format as AnswerFormat};
+pub use self::context::retrieve;
 pub use self::event::{Event, Logged};
 pub use self::heuristics::is_auxiliary_request;
 pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
@@ -98,6 +100,30 @@ pub(crate) struct Ctx<'a> {
     pub prompts: &'a Prompts,
     pub options: &'a PipelineOptions,
     pub task_id: &'a str,
+    pub budget: Budget,
+}
+
+/// A task's time budget (`time_budget_secs`), from when this run of it started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    started: std::time::Instant,
+    secs: u64,
+}
+
+impl Budget {
+    pub fn new(secs: u64) -> Budget {
+        Budget { started: std::time::Instant::now(), secs }
+    }
+
+    /// Whether at least `share` of the budget is spent (never without a budget).
+    pub fn spent(&self, share: f64) -> bool {
+        self.secs > 0 && self.started.elapsed().as_secs_f64() >= self.secs as f64 * share
+    }
+
+    /// The event that says a stage takes the cheaper path.
+    pub fn cut(&self, cut: &str) -> Event {
+        Event::Budget { elapsed_secs: self.started.elapsed().as_secs(), budget_secs: self.secs, cut: cut.to_string() }
+    }
 }
 
 impl Ctx<'_> {

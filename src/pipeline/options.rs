@@ -21,6 +21,7 @@ pub const BOUNDS: &[(&str, u64)] = &[
     ("whole_file_lines", 1000),
     ("probes", 20),
     ("test_timeout_secs", 3600),
+    ("time_budget_secs", 86400),
 ];
 
 /// How hard the pipeline tries. Every field may be set per task (`options` of the
@@ -63,6 +64,14 @@ pub struct PipelineOptions {
     /// Run the workspace's tests on each candidate.
     pub run_tests: bool,
     pub test_timeout_secs: u64,
+    /// Seconds a task should take, counted from when it starts running (0: no budget).
+    /// Past half of it no further candidate batches are sampled and no probes planned;
+    /// past 70% a rejected round ends the task with the best change so far instead of
+    /// another round or plan. Each cut is an event.
+    pub time_budget_secs: u64,
+    /// The task ends after its plan (the steps, the files each changes, how it is
+    /// checked): nothing is coded.
+    pub plan_only: bool,
 }
 
 impl Default for PipelineOptions {
@@ -83,6 +92,8 @@ impl Default for PipelineOptions {
             probes: 8,
             run_tests: true,
             test_timeout_secs: 300,
+            time_budget_secs: 0,
+            plan_only: false,
         }
     }
 }

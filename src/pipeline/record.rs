@@ -9,11 +9,14 @@ use super::ballot::{Choice, DecidedBy};
 pub use super::evidence::outcome::Outcome;
 use super::red_flag::RedFlag;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Subtask {
     pub description: String,
     #[serde(default)]
     pub files: Vec<String>,
+    /// Files of `files` that the step creates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -145,6 +148,9 @@ pub struct TestOutcome {
     pub passed: Option<u64>,
     pub failed: Option<u64>,
     pub output_tail: String,
+    /// The failing tests as the runner names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_tests: Vec<String>,
 }
 
 impl TestOutcome {

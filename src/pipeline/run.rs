@@ -320,8 +320,9 @@ mod tests {
     use crate::pipeline::record::{Plan, Subtask};
 
     fn plan(steps: usize, round_start: usize, replans: u32) -> PlanOutput {
-        let subtasks =
-            (0..steps).map(|i| Subtask { description: format!("step {i}"), files: vec!["a.py".into()] }).collect();
+        let subtasks = (0..steps)
+            .map(|i| Subtask { description: format!("step {i}"), files: vec!["a.py".into()], ..Default::default() })
+            .collect();
         PlanOutput {
             plan: Plan { subtasks, verify: String::new() },
             context: Context::default(),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::models::Models;
 use super::run::{next_step, Run, Step};
 use super::stages::{code, output, plan, preprocess, probe, review, vote};
-use super::{Ctx, Event, Logged, PipelineError, PipelineOptions, Setup, Shared};
-use crate::state::{Cancel, Task, TaskInput, TaskStatus, TaskStore};
+use super::{Budget, Ctx, Event, Logged, PipelineError, PipelineOptions, Setup, Shared};
+use crate::state::{Cancel, Stage, Task, TaskInput, TaskStatus, TaskStore};
 use crate::tools::Tools;
 
 /// The pipeline: cheap to clone, shared by the API, the CLI and background runs.
@@ -198,11 +198,15 @@ impl Pipeline {
             prompts: &shared.prompts,
             options,
             task_id: &id,
+            budget: Budget::new(options.time_budget_secs),
         };
         let tasks = &shared.tasks;
         let mut run = Run::load(task)?;
         loop {
-            let step = next_step(&run, options);
+            let mut step = next_step(&run, options);
+            if let Some(cheaper) = within_budget(&ctx, &run, &step).await? {
+                step = cheaper;
+            }
             let Some(stage) = step.stage() else {
                 let Step::Finish { failure } = step else { unreachable!("only Finish has no stage") };
                 tasks.finish(task, failure).await?;
@@ -216,8 +220,11 @@ impl Pipeline {
                 Step::Plan { learned, replans } => {
                     let round_start = run.verdicts().count();
                     let mut plan = plan::run(&ctx, &text, &learned, round_start, replans).await?;
-                    plan.probes = probe::run(&ctx, &text, &plan.plan, &plan.context).await?;
+                    if !options.plan_only {
+                        plan.probes = probe::run(&ctx, &text, &plan.plan, &plan.context).await?;
+                    }
                     run.add_plan(plan);
+                    failed = options.plan_only.then_some(None);
                 }
                 Step::Code { round, subtask, patches, feedback } => {
                     let plan = run.plan().ok_or_else(|| missing("a plan"))?;
@@ -250,6 +257,21 @@ impl Pipeline {
         }
     }
 }
+
+/// Past 70% of the budget, a rejected round ends the task with what it has instead of
+/// another round or plan.
+async fn within_budget(ctx: &Ctx<'_>, run: &Run, step: &Step) -> Result<Option<Step>, PipelineError> {
+    let again = matches!(step, Step::Code { subtask: 0, .. } | Step::Plan { .. }) && run.verdicts().count() > 0;
+    if !again || !ctx.budget.spent(BUDGET_LAST_ROUND) {
+        return Ok(None);
+    }
+    let problems: Vec<String> = run.verdicts().last().map(|v| v.problems.clone()).unwrap_or_default();
+    ctx.emit(Stage::Review, ctx.budget.cut("no further round: the best change so far is the answer")).await?;
+    Ok(Some(Step::Output { failure: Some(format!("the time budget is spent; {}", problems.join("; "))) }))
+}
+
+/// The share of the budget after which no further round starts.
+const BUDGET_LAST_ROUND: f64 = 0.7;
 
 /// A run record that lacks what its next step needs (written by a broken version).
 fn missing(what: &str) -> PipelineError {

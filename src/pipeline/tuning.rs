@@ -23,3 +23,15 @@ pub const PROBE_SETUP_SECS: u64 = 30;
 pub const VOTE_TEMPERATURE: f32 = 0.8;
 /// Tokens of voting: one letter.
 pub const VOTE_TOKENS: u32 = 2;
+
+/// Seconds the whole test suite may take before any change for it to be the candidates'
+/// evidence (when no test could be picked for the change).
+pub const WHOLE_SUITE_SECS: u64 = 60;
+
+/// The share of a task's time budget after which no further batches or probes start.
+pub const BUDGET_NO_MORE: f64 = 0.5;
+
+/// Candidates whose tests run at once: one per core (the coder is idle while they run).
+pub fn test_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}

@@ -16,7 +16,7 @@ mod project;
 pub mod read;
 pub mod references;
 pub mod run_tests;
-mod search;
+pub mod search;
 mod symbols;
 mod walk;
 mod workspace;
@@ -129,6 +129,10 @@ impl Tools {
 
     pub async fn read(&self, args: read::Args) -> Result<read::Output, ToolError> {
         self.blocking(move |ws| read::run(ws, args)).await
+    }
+
+    pub async fn search(&self, args: search::Args) -> Result<search::Output, ToolError> {
+        self.blocking(move |ws| search::run(ws, args)).await
     }
 
     pub async fn references(&self, args: references::Args) -> Result<references::Output, ToolError> {

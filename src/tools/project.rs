@@ -27,6 +27,18 @@ impl TestCommand {
             TestCommand::Go => "go test",
         }
     }
+
+    /// The runner of the language a file is written in, if it has one of the four.
+    pub fn for_file(path: &str) -> Option<TestCommand> {
+        let ext = path.rsplit_once('.').map(|(_, ext)| ext)?;
+        match ext {
+            "py" | "pyi" => Some(TestCommand::Pytest),
+            "rs" => Some(TestCommand::Cargo),
+            "go" => Some(TestCommand::Go),
+            "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" => Some(TestCommand::Npm),
+            _ => None,
+        }
+    }
 }
 
 /// Files that say how a project builds, by name.

@@ -32,6 +32,11 @@ pub struct Args {
     pub command: Option<TestCommand>,
     /// Only tests whose name matches (cargo test NAME, pytest -k, go test -run, npm test -- NAME).
     pub filter: Option<String>,
+    /// pytest only: the test files or node ids to run (relative paths), instead of all.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// cargo only: the package whose tests run (`cargo test -p NAME`).
+    pub package: Option<String>,
     /// A git worktree of the workspace to run in (a path), instead of the workspace itself.
     pub worktree: Option<String>,
     /// Seconds before the run is killed (default 600, at most 3600).
@@ -57,6 +62,9 @@ pub struct Output {
     pub timed_out: bool,
     #[serde(flatten)]
     pub counts: Counts,
+    /// The failing tests as the runner names them (pytest node ids, cargo and go test
+    /// names), at most 100.
+    pub failed_tests: Vec<String>,
     pub duration_ms: u64,
     pub output_tail: String,
     /// The output was longer than the tail.
@@ -80,21 +88,65 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
             return Err(ToolError::invalid("filter must be a test name pattern, not an option"));
         }
     }
-    let argv = argv(command, args.filter.as_deref());
+    let mut argv = argv(command, args.filter.as_deref());
+    argv.extend(selection(command, &args.paths, args.package.as_deref())?);
     let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(DEFAULT_TIMEOUT).clamp(1, MAX_TIMEOUT));
     let max_output = args.max_output_bytes.unwrap_or(DEFAULT_OUTPUT).clamp(256, 1024 * 1024);
-    execute(command, argv, &dir, timeout, max_output).map(|mut out| {
+    // A worktree's build shares the workspace's target directory: its dependencies are
+    // built already, and a second candidate's build is incremental.
+    let shared_target =
+        (command == TestCommand::Cargo && args.worktree.is_some() && std::env::var_os("CARGO_TARGET_DIR").is_none())
+            .then(|| ws.root().join("target"));
+    execute(command, argv, &dir, shared_target, timeout, max_output).map(|mut out| {
         out.directory = if args.worktree.is_some() { dir.display().to_string() } else { ".".into() };
         out
     })
+}
+
+/// The arguments that limit a run to some tests: files or node ids for pytest, a package
+/// for cargo; neither can be an option or leave the tree.
+fn selection(command: TestCommand, paths: &[String], package: Option<&str>) -> Result<Vec<String>, ToolError> {
+    let mut args = Vec::new();
+    if !paths.is_empty() {
+        if command != TestCommand::Pytest {
+            return Err(ToolError::invalid("paths select pytest tests; other runners take a filter"));
+        }
+        if paths.len() > 500 {
+            return Err(ToolError::invalid("at most 500 paths"));
+        }
+        for path in paths {
+            let file = path.split("::").next().unwrap_or_default();
+            let escapes = Path::new(file).components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+            if file.is_empty() || path.starts_with('-') || path.contains('\0') || escapes {
+                return Err(ToolError::invalid(format!("`{path}` is not a relative test path")));
+            }
+            args.push(path.clone());
+        }
+    }
+    if let Some(package) = package {
+        if command != TestCommand::Cargo {
+            return Err(ToolError::invalid("package selects a cargo package; other runners take paths or a filter"));
+        }
+        let valid = !package.is_empty()
+            && package.len() <= 64
+            && package.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(ToolError::invalid(format!("`{package}` is not a cargo package name")));
+        }
+        args.extend(["-p".to_string(), package.to_string()]);
+    }
+    Ok(args)
 }
 
 /// The program and arguments for a runner: fixed, plus a filter that cannot be an option.
 fn argv(command: TestCommand, filter: Option<&str>) -> Vec<String> {
     let mut argv: Vec<String> = match command {
         TestCommand::Cargo => vec!["cargo".into(), "test".into(), "--color".into(), "never".into()],
-        TestCommand::Pytest if on_path("pytest") => vec!["pytest".into(), "--color=no".into()],
-        TestCommand::Pytest => vec!["python3".into(), "-m".into(), "pytest".into(), "--color=no".into()],
+        // -rfE names the failing tests in the summary at the end, where the tail keeps it.
+        TestCommand::Pytest if on_path("pytest") => vec!["pytest".into(), "--color=no".into(), "-rfE".into()],
+        TestCommand::Pytest => {
+            vec!["python3".into(), "-m".into(), "pytest".into(), "--color=no".into(), "-rfE".into()]
+        }
         TestCommand::Npm => vec!["npm".into(), "test".into()],
         TestCommand::Go => vec!["go".into(), "test".into(), "-v".into(), "./...".into()],
     };
@@ -111,6 +163,20 @@ fn argv(command: TestCommand, filter: Option<&str>) -> Vec<String> {
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The tests import the code of the tree they run in, not an installed copy of it (a
+/// scratch worktree's candidate, not the user's editable install): the tree's root and its
+/// `src/` come first on the module path.
+fn python_path(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    if dir.join("src").is_dir() {
+        paths.push(dir.join("src"));
+    }
+    paths.extend(
+        std::env::var_os("PYTHONPATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default(),
+    );
+    std::env::join_paths(paths).unwrap_or_default()
 }
 
 /// The worktree must be the workspace or one `git worktree list` names.
@@ -140,10 +206,16 @@ struct Capture {
     total: usize,
     max: usize,
     counts: Counts,
+    failed: Vec<String>,
 }
 
 impl Capture {
     fn push_line(&mut self, command: TestCommand, line: &[u8]) {
+        if self.failed.len() < 100 {
+            if let Some(name) = failed_test(command, &String::from_utf8_lossy(line)) {
+                self.failed.push(name);
+            }
+        }
         self.total += line.len();
         self.tail.extend_from_slice(line);
         if self.tail.len() > 2 * self.max {
@@ -158,11 +230,19 @@ fn execute(
     command: TestCommand,
     argv: Vec<String>,
     dir: &Path,
+    target_dir: Option<PathBuf>,
     timeout: Duration,
     max: usize,
 ) -> Result<Output, ToolError> {
     let started = Instant::now();
-    let mut child = Command::new(&argv[0])
+    let mut cmd = Command::new(&argv[0]);
+    if command == TestCommand::Pytest {
+        cmd.env("PYTHONPATH", python_path(dir));
+    }
+    if let Some(target) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    let mut child = cmd
         .args(&argv[1..])
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -176,7 +256,13 @@ fn execute(
             std::io::ErrorKind::NotFound => ToolError::Unavailable(format!("`{}` is not installed", argv[0])),
             _ => ToolError::Io(format!("{}: {e}", argv[0])),
         })?;
-    let capture = Arc::new(Mutex::new(Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() }));
+    let capture = Arc::new(Mutex::new(Capture {
+        tail: Vec::new(),
+        total: 0,
+        max,
+        counts: Counts::default(),
+        failed: Vec::new(),
+    }));
     let readers: Vec<_> = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as _),
@@ -225,7 +311,7 @@ fn execute(
     }
     let capture = std::mem::replace(
         &mut *capture.lock().expect("capture lock"),
-        Capture { tail: Vec::new(), total: 0, max, counts: Counts::default() },
+        Capture { tail: Vec::new(), total: 0, max, counts: Counts::default(), failed: Vec::new() },
     );
     let start = capture.tail.len().saturating_sub(max);
     let mut tail = String::from_utf8_lossy(&capture.tail[start..]).into_owned();
@@ -239,10 +325,27 @@ fn execute(
         success: status.success() && !timed_out,
         timed_out,
         counts: capture.counts,
+        failed_tests: capture.failed,
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail: tail,
         truncated: capture.total > max,
     })
+}
+
+/// The test a line of the runner's output reports failing: pytest's `FAILED id - why`
+/// and `ERROR id`, cargo's `test name ... FAILED`, go's `--- FAIL: Name (0.00s)`.
+pub fn failed_test(command: TestCommand, line: &str) -> Option<String> {
+    let line = line.trim_end();
+    let name = match command {
+        TestCommand::Pytest => {
+            let rest = line.strip_prefix("FAILED ").or_else(|| line.strip_prefix("ERROR "))?;
+            rest.split(" - ").next()?
+        }
+        TestCommand::Cargo => line.strip_prefix("test ")?.strip_suffix(" ... FAILED")?,
+        TestCommand::Go => line.trim_start().strip_prefix("--- FAIL: ")?.split(' ').next()?,
+        TestCommand::Npm => return None,
+    };
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Numbers before a word, as in "3 passed, 1 failed": the number preceding `word`.
@@ -303,6 +406,35 @@ pub fn parse_counts(command: TestCommand, line: &str, counts: &mut Counts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failing_tests_are_named_as_each_runner_prints_them() {
+        let failed = |c, line| failed_test(c, line);
+        assert_eq!(
+            failed(TestCommand::Pytest, "FAILED tests/t.py::T::test_x[1] - assert 1 == 2").as_deref(),
+            Some("tests/t.py::T::test_x[1]")
+        );
+        assert_eq!(failed(TestCommand::Pytest, "ERROR tests/t.py").as_deref(), Some("tests/t.py"));
+        assert_eq!(failed(TestCommand::Cargo, "test parse::bad_input ... FAILED").as_deref(), Some("parse::bad_input"));
+        assert_eq!(failed(TestCommand::Go, "    --- FAIL: TestSplit (0.00s)").as_deref(), Some("TestSplit"));
+        assert_eq!(failed(TestCommand::Pytest, "tests/t.py::test_x PASSED"), None);
+    }
+
+    #[test]
+    fn a_selection_is_test_paths_for_pytest_and_a_package_for_cargo_never_an_option() {
+        let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            selection(TestCommand::Pytest, &paths(&["tests/t.py::test_x"]), None).unwrap(),
+            ["tests/t.py::test_x"]
+        );
+        assert_eq!(selection(TestCommand::Cargo, &[], Some("quorum-core")).unwrap(), ["-p", "quorum-core"]);
+        for bad in ["--rootdir=/", "../outside.py", "/etc/passwd"] {
+            assert!(selection(TestCommand::Pytest, &paths(&[bad]), None).is_err(), "{bad}");
+        }
+        assert!(selection(TestCommand::Cargo, &paths(&["t.py"]), None).is_err());
+        assert!(selection(TestCommand::Cargo, &[], Some("--config=x")).is_err());
+        assert!(selection(TestCommand::Pytest, &[], Some("pkg")).is_err());
+    }
 
     fn parse(command: TestCommand, output: &str) -> Counts {
         let mut counts = Counts::default();

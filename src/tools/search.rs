@@ -25,7 +25,7 @@ const MAX_RESULTS: usize = 1000;
 /// Long lines (minified files) are cut to this many characters.
 const MAX_LINE_CHARS: usize = 400;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// What to look for.

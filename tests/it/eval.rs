@@ -178,3 +178,45 @@ fn eval_pipeline_runs_every_stage_on_the_visible_examples_only() {
     assert!(task["attempts"].as_array().unwrap().len() >= 2, "candidates were made");
     assert!(is_png(&out.path().join("chart.png")));
 }
+
+/// The repository set through quorum's side of its harness: 30 tasks over 6 projects, a
+/// workspace without its hidden tests, verdicts that fail the untouched tree, pass a fix
+/// and fail a fix that breaks another test (real project, real pytest).
+#[tokio::test]
+async fn the_repository_set_prepares_workspaces_and_judges_changes() {
+    use quorum::eval::repos::{recall_precision, Harness};
+    let harness = Harness::beside(&repo_root().join("evals/repos/tasks.jsonl")).unwrap();
+    let tasks = harness.load().unwrap();
+    assert!(tasks.len() >= 30, "{}", tasks.len());
+    let projects: std::collections::BTreeSet<&str> = tasks.iter().map(|t| t.project.as_str()).collect();
+    assert!(projects.len() >= 6, "{projects:?}");
+    for kind in ["bug", "feature", "multi-file"] {
+        assert!(tasks.iter().any(|t| t.kind == kind), "no {kind} task");
+    }
+
+    let task = tasks.iter().find(|t| t.task_id == "inflection/4").unwrap();
+    let prepared = harness.prepare(task).await.unwrap();
+    let source = prepared.root.join("inflection/__init__.py");
+    let tests = std::fs::read_to_string(prepared.root.join("test_inflection.py")).unwrap();
+    assert!(!tests.contains("def test_pluralize_empty_string"), "the hidden test is out of the workspace");
+    assert!(tests.contains("def test_pluralize_plurals"), "the other tests stay");
+
+    let untouched = harness.verdict(task, &prepared.root).await.unwrap();
+    assert!(!untouched.passed && !untouched.hidden_failed.is_empty(), "{untouched:?}");
+
+    let buggy = std::fs::read_to_string(&source).unwrap();
+    let fixed =
+        buggy.replacen("    if word.lower() in UNCOUNTABLES:", "    if not word or word.lower() in UNCOUNTABLES:", 1);
+    assert_ne!(fixed, buggy);
+    std::fs::write(&source, &fixed).unwrap();
+    let verdict = harness.verdict(task, &prepared.root).await.unwrap();
+    assert!(verdict.passed, "{verdict:?}");
+
+    // Fixed, but another function broken: the verdict names what broke.
+    std::fs::write(&source, fixed.replacen("return \"{}{}\".format(number, ordinal(number))", "return str(number)", 1))
+        .unwrap();
+    let broke = harness.verdict(task, &prepared.root).await.unwrap();
+    assert!(!broke.passed && broke.broken.iter().any(|t| t.contains("test_ordinalize")), "{broke:?}");
+
+    assert_eq!(recall_precision(&["a.py".into(), "b.py".into()], &["a.py".into()]), (1.0, 0.5));
+}

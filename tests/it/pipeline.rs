@@ -616,3 +616,77 @@ async fn a_task_saved_before_the_run_record_resumes_after_its_plan_or_is_refused
     assert_eq!(record.status, TaskStatus::Failed);
     assert_eq!(record.outputs.len(), 2, "its outputs stay readable");
 }
+
+#[tokio::test]
+async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_excused() {
+    let (_dir, root) = calc_repo();
+    // A failure the task did not cause and no candidate can fix, in a test of add(); and a
+    // test of something else, which the candidates need not run.
+    std::fs::write(
+        root.join("tests/test_env.py"),
+        "from calc import add\n\n\ndef test_needs_network():\n    assert add is None, 'no network here'\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("tests/test_other.py"), "def test_other():\n    assert True\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["add", "."]);
+    git(&["commit", "-qm", "more tests"]);
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    let wrong = block("    return a - b\n", "    return a * b\n");
+    models.script(Role::Coder, [fix.clone(), fix.clone(), wrong, fix.clone(), fix]);
+    models.script(Role::Voter, ["A", "A", "A"]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let (_state, p, task, done) = run_task(&root, models.clone(), edit_blocks()).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let baseline = events.iter().find(|e| e.kind == "baseline").expect("a baseline run");
+    assert_eq!(baseline.data["tests"], "pytest on 2 test file(s)", "{}", baseline.data);
+    let failing: Vec<&str> = baseline.data["failing"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(failing, ["tests/test_calc.py::test_add", "tests/test_env.py::test_needs_network"]);
+    assert!(baseline.data["timeout_secs"].as_u64().unwrap() >= 30);
+    let candidates: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data).collect();
+    // test_other.py is not run: test_add and test_mul pass, test_needs_network fails.
+    assert_eq!(candidates[0]["tests"]["passed"], 2, "{}", candidates[0]);
+    assert_eq!(candidates[0]["tests"]["failed"], 1);
+    // Failing only where the workspace failed before, and nothing fixed it: excused.
+    assert_eq!(candidates[0]["tests"]["success"], true);
+    // test_add failed before too, but the other candidates fixed it: it counts.
+    assert_eq!(candidates[2]["tests"]["success"], false);
+}
+
+#[tokio::test]
+async fn a_spent_time_budget_ends_the_task_after_the_round_it_is_in() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    models.script(Role::Coder, std::iter::repeat_n(fix, 5));
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    // A round with real test runs takes longer than 70% of a one-second budget.
+    let options = PipelineOptions { time_budget_secs: 1, ..edit_blocks() };
+    let (_state, p, task, done) = run_task(&root, models.clone(), options).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    assert!(done.error.as_deref().unwrap_or_default().contains("time budget"), "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let cuts: Vec<&str> =
+        events.iter().filter(|e| e.kind == "budget").map(|e| e.data["cut"].as_str().unwrap()).collect();
+    assert!(cuts.iter().any(|c| c.contains("no further round")), "{cuts:?}");
+    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "output"]);
+    // The best change so far is still the answer.
+    let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap_or_default();
+    assert!(diff.contains("+    return a + b"), "{diff}");
+}

@@ -14,8 +14,10 @@
 //! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
 
 use crate::pipeline::evidence::worktree::Scratch;
+use crate::pipeline::evidence::Selection;
 pub use crate::pipeline::record::{Outcome, Probes};
 use crate::pipeline::{heuristics, tuning, Ctx, PipelineError};
+use crate::tools::TestCommand;
 
 /// The probe test, written into a candidate's worktree after its own tests ran.
 const FILE: &str = "test_quorum_probes.py";
@@ -129,7 +131,8 @@ pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Resul
     // Collecting the tests, then a few seconds a call: a hang the alarm cannot break (native
     // code) ends here, not at the tests' own limit.
     let timeout = tuning::PROBE_SETUP_SECS + tuning::PROBE_CALL_SECS * probes.calls.len() as u64;
-    let ran = crate::pipeline::evidence::run_tests_matching(ctx, scratch, Some("test_quorum_probes"), timeout).await;
+    let only_probes = Selection { command: TestCommand::Pytest, paths: vec![FILE.to_string()], package: None };
+    let ran = crate::pipeline::evidence::run_selected(ctx, scratch, &only_probes, timeout).await;
     let seen = crate::pipeline::evidence::blocking(move || {
         let seen = std::fs::read_to_string(&out).ok().and_then(|s| parse(&s));
         // The worktree's diff is taken already; the files go so that nothing else sees them.
@@ -141,7 +144,7 @@ pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Resul
     let ran = ran?;
     let seen = seen.filter(|s| s.len() == probes.calls.len());
     if seen.is_none() {
-        tracing::debug!(worktree = %scratch.path().display(), output = %ran.tail(20), "the probes left no results");
+        tracing::debug!(worktree = %scratch.path().display(), output = %ran.output_tail, "the probes left no results");
     }
     Ok(seen)
 }

@@ -14,6 +14,13 @@ fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, Pipelin
 /// Untracked files larger than this stay out of the scratch worktrees (data, not code).
 const MAX_UNTRACKED_BYTES: u64 = 1024 * 1024;
 
+/// The workspace's files, relative: tracked, and untracked but not ignored.
+pub fn workspace_files(root: &Path) -> Vec<String> {
+    crate::git::run(root, &["ls-files", "-co", "--exclude-standard"], None)
+        .map(|out| out.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// The workspace's uncommitted changes, untracked files it does not ignore included (up to
 /// [`MAX_UNTRACKED_BYTES`] each), as a patch against HEAD.
 pub fn workspace_patch(root: &Path) -> Result<String, PipelineError> {

@@ -9,13 +9,16 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use crate::models::Role;
 use crate::pipeline::answer::{self, blocks, whole_files, EditBlocks, Refused, WholeFiles};
 use crate::pipeline::ballot::{self, Entry};
 use crate::pipeline::context::{fit_files, is_whole, render_files, ContextFile};
 use crate::pipeline::event::{CandidateEvent, TestSummary};
-use crate::pipeline::evidence::worktree::Scratch;
-use crate::pipeline::evidence::{blocking, run_tests};
+use crate::pipeline::evidence::outcome::Outcome;
+use crate::pipeline::evidence::worktree::{self, Scratch};
+use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
 use crate::pipeline::models::Ask;
 use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
 use crate::pipeline::red_flag::RedFlag;
@@ -47,6 +50,7 @@ pub async fn run(
         })
         .await?
     };
+    let tests = test_plan(ctx, task, step_files(step, plan), &layers, round, subtask).await?;
     let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
     // The files as they are now (after earlier sub-tasks), the step's own first.
@@ -96,7 +100,7 @@ pub async fn run(
     user.push_str(&format!("\n{}", format.request()));
     let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
     let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar());
-    let batch = Batch { round, subtask, format, plan };
+    let batch = Batch { task, round, subtask, format, plan, tests };
 
     let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;
     // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
@@ -115,6 +119,10 @@ pub async fn run(
         && !ballot::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass)
     {
         if passed_over(subtask, &candidates) {
+            break;
+        }
+        if ctx.budget.spent(tuning::BUDGET_NO_MORE) {
+            ctx.emit(Stage::Code, ctx.budget.cut("no further candidate batches")).await?;
             break;
         }
         let hotter = ctx.options.round_temperatures(round_in_plan + extra);
@@ -168,12 +176,60 @@ async fn scratch_trees(root: &std::path::Path, layers: &[String], n: usize) -> R
     .await
 }
 
+/// The files a step's tests are chosen for: its own, or the plan's context.
+fn step_files(step: &crate::pipeline::record::Subtask, plan: &PlanOutput) -> Vec<String> {
+    if step.files.is_empty() {
+        plan.context.files.iter().map(|f| f.path.clone()).collect()
+    } else {
+        step.files.clone()
+    }
+}
+
+/// The tests a step's candidates run ([`selection`]), run first on the tree they start
+/// from; None without tests, or when that run timed out.
+async fn test_plan(
+    ctx: &Ctx<'_>,
+    task: &str,
+    files: Vec<String>,
+    layers: &[String],
+    round: u32,
+    subtask: usize,
+) -> Result<Option<TestPlan>, PipelineError> {
+    if !ctx.has_tests() {
+        return Ok(None);
+    }
+    let (root, task) = (ctx.tools.workspace().root().to_path_buf(), task.to_string());
+    let Some(selection) =
+        blocking(move || Ok(selection::select(&root, &files, &task, &worktree::workspace_files(&root)))).await?
+    else {
+        return Ok(None);
+    };
+    let tests = selection.describe();
+    let plan = TestPlan::prepare(ctx, layers, selection).await?;
+    let event = match &plan {
+        Some(TestPlan { baseline: Some(b), timeout_secs, .. }) => Event::Baseline {
+            round,
+            subtask,
+            tests,
+            seconds: b.seconds,
+            passed: b.passed,
+            failing: b.failed_tests.clone(),
+            timeout_secs: Some(*timeout_secs),
+        },
+        _ => Event::Baseline { round, subtask, tests, seconds: 0.0, passed: None, failing: vec![], timeout_secs: None },
+    };
+    ctx.emit(Stage::Code, event).await?;
+    Ok(plan)
+}
+
 /// What every batch of one sub-task's candidates shares.
 struct Batch<'a> {
+    task: &'a str,
     round: u32,
     subtask: usize,
     format: Arc<dyn answer::Format>,
     plan: &'a PlanOutput,
+    tests: Option<TestPlan>,
 }
 
 impl Batch<'_> {
@@ -189,6 +245,24 @@ impl Batch<'_> {
             tests: c.tests.as_ref().map(|t| TestSummary { success: t.success, passed: t.passed, failed: t.failed }),
             behaviour: c.behaviour.clone(),
         }
+    }
+
+    /// A candidate's test outcome and what the probes saw (neither for a red-flagged one).
+    async fn evidence(
+        &self,
+        ctx: &Ctx<'_>,
+        scratch: &Scratch,
+        judged: bool,
+    ) -> Result<(Option<TestOutcome>, Option<Vec<Outcome>>), PipelineError> {
+        if !judged {
+            return Ok((None, None));
+        }
+        let tests = match &self.tests {
+            Some(tests) => Some(run_tests(ctx, scratch, tests).await?),
+            None => None,
+        };
+        let behaviour = crate::pipeline::evidence::probes::observe(ctx, scratch, &self.plan.probes).await?;
+        Ok((tests, behaviour))
     }
 
     /// Samples `ask` (a sample per temperature) and applies each to its scratch worktree,
@@ -209,18 +283,25 @@ impl Batch<'_> {
             Ok((scratches, samples.into_iter().zip(judged).collect::<Vec<_>>()))
         })
         .await?;
-        let has_tests = ctx.has_tests();
+        // Each candidate's tests and probes, several at once within the CPU budget; the
+        // events follow in the candidates' order.
+        let evidence: Vec<_> = judged
+            .iter()
+            .zip(&scratches)
+            .map(|((_, verdict), scratch)| self.evidence(ctx, scratch, verdict.is_ok()))
+            .collect();
+        let mut evidence: Vec<_> = futures::stream::iter(evidence).buffered(tuning::test_jobs()).collect().await;
+        if let Some(tests) = &self.tests {
+            let mut outcomes: Vec<&mut TestOutcome> =
+                evidence.iter_mut().filter_map(|e| e.as_mut().ok().and_then(|(t, _)| t.as_mut())).collect();
+            excuse(tests, self.task, &mut outcomes);
+        }
         let mut candidates = Vec::with_capacity(scratches.len());
-        for (offset, ((sample, verdict), scratch)) in judged.into_iter().zip(&scratches).enumerate() {
+        for (offset, ((sample, verdict), found)) in judged.into_iter().zip(evidence).enumerate() {
+            let (tests, behaviour) = found?;
             let (diff, red_flag) = match verdict {
                 Ok(diff) => (diff, None),
                 Err(flag) => (String::new(), Some(flag)),
-            };
-            let tests = if red_flag.is_none() && has_tests { Some(run_tests(ctx, scratch).await?) } else { None };
-            let behaviour = if red_flag.is_none() {
-                crate::pipeline::evidence::probes::observe(ctx, scratch, &self.plan.probes).await?
-            } else {
-                None
             };
             let index = first + offset;
             let candidate = Candidate {

@@ -6,5 +6,6 @@ pub mod output;
 pub mod plan;
 pub mod preprocess;
 pub mod probe;
+pub mod repair;
 pub mod review;
 pub mod vote;

@@ -5,9 +5,11 @@
 use crate::pipeline::record::{Plan, PlanOutput, Subtask};
 use serde_json::json;
 
+use super::repair;
 use crate::models::Role;
 use crate::pipeline::context::{gather, render_files};
 use crate::pipeline::event::ContextEntry;
+use crate::pipeline::evidence::blocking;
 use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
 
@@ -21,7 +23,8 @@ pub fn schema() -> serde_json::Value {
                     "type": "object",
                     "properties": {
                         "description": {"type": "string", "maxLength": 300},
-                        "files": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 120}}
+                        "files": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 120}},
+                        "new_files": {"type": "array", "maxItems": 2, "items": {"type": "string", "maxLength": 120}}
                     },
                     "required": ["description", "files"]
                 }
@@ -57,10 +60,19 @@ pub async fn run(
         subtasks: vec![Subtask {
             description: task.to_string(),
             files: context.files.iter().map(|f| f.path.clone()).collect(),
+            ..Default::default()
         }],
         verify: String::new(),
     });
-    ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback }).await?;
+    let (plan, repairs) = {
+        let (root, task) = (ctx.tools.workspace().root().to_path_buf(), task.to_string());
+        blocking(move || {
+            let files = crate::pipeline::evidence::worktree::workspace_files(&root);
+            Ok(repair::repair(plan, &task, &root, &files))
+        })
+        .await?
+    };
+    ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback, repairs }).await?;
     Ok(PlanOutput { plan, context, fallback, round_start, replans, probes: Default::default() })
 }
 
@@ -81,8 +93,11 @@ mod tests {
 
     #[test]
     fn generated_files_leave_the_plan() {
-        let step =
-            |files: &[&str]| Subtask { description: "d".into(), files: files.iter().map(|f| f.to_string()).collect() };
+        let step = |files: &[&str]| Subtask {
+            description: "d".into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
         let plan = Plan {
             subtasks: vec![
                 step(&["pkg/core.py", "pkg.egg-info/SOURCES.txt"]),

@@ -16,8 +16,12 @@ use crate::tools::TestCommand;
 /// pytest, Python files to change.
 pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> Result<Probes, PipelineError> {
     let root = ctx.tools.workspace().root();
-    let pytest = crate::tools::test_commands(root).first() == Some(&TestCommand::Pytest);
+    let pytest = crate::tools::test_commands(root).contains(&TestCommand::Pytest);
     if ctx.options.probes == 0 || !ctx.has_tests() || !pytest {
+        return Ok(Probes::default());
+    }
+    if ctx.budget.spent(tuning::BUDGET_NO_MORE) {
+        ctx.emit(Stage::Plan, ctx.budget.cut("no probes")).await?;
         return Ok(Probes::default());
     }
     let paths: Vec<&String> = plan

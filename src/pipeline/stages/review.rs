@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::models::Role;
 use crate::pipeline::context::{fit_files, render_files, ContextFile};
 use crate::pipeline::evidence::worktree::{self, Scratch};
-use crate::pipeline::evidence::{blocking, run_tests, TestOutcome};
+use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
 use crate::pipeline::{tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
 use crate::tools::Workspace;
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, vote: &VoteOutput) -> Result<Verdict
         ctx.emit(Stage::Review, event).await?;
         return Ok(verdict);
     }
-    let (diff, files, tests) = combined(ctx, &vote.patches).await?;
+    let (diff, files, tests) = combined(ctx, task, &vote.patches).await?;
     review(ctx, task, vote.round, diff, files, tests).await
 }
 
@@ -57,6 +57,7 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, vote: &VoteOutput) -> Result<Verdict
 /// they end up (what the reviewer reads the diff against), and the tests run on them.
 async fn combined(
     ctx: &Ctx<'_>,
+    task: &str,
     patches: &[String],
 ) -> Result<(String, Vec<ContextFile>, Option<TestOutcome>), PipelineError> {
     let root = ctx.tools.workspace().root().to_path_buf();
@@ -74,7 +75,14 @@ async fn combined(
     };
     let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
     let files = fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2);
-    let tests = if ctx.has_tests() { Some(run_tests(ctx, &scratch).await?) } else { None };
+    let tests = match review_tests(ctx, task, &changed).await? {
+        Some(plan) => {
+            let mut outcome = run_tests(ctx, &scratch, &plan).await?;
+            excuse(&plan, task, &mut [&mut outcome]);
+            Some(outcome)
+        }
+        None => None,
+    };
     // Removing the worktree runs git too.
     blocking(move || {
         drop(scratch);
@@ -82,6 +90,23 @@ async fn combined(
     })
     .await?;
     Ok((diff, files, tests))
+}
+
+/// The tests of the changed files, with a baseline on the workspace as it is (so the
+/// reviewer is not shown failures the change did not cause).
+async fn review_tests(ctx: &Ctx<'_>, task: &str, changed: &[String]) -> Result<Option<TestPlan>, PipelineError> {
+    if !ctx.has_tests() {
+        return Ok(None);
+    }
+    let root = ctx.tools.workspace().root().to_path_buf();
+    let (changed, task) = (changed.to_vec(), task.to_string());
+    let found = blocking(move || {
+        let selection = selection::select(&root, &changed, &task, &worktree::workspace_files(&root));
+        Ok(selection.map(|s| (s, worktree::workspace_patch(&root))))
+    })
+    .await?;
+    let Some((selection, patch)) = found else { return Ok(None) };
+    TestPlan::prepare(ctx, &[patch?], selection).await
 }
 
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone

@@ -1,0 +1,250 @@
+//! Tests at repository scale: which of the workspace's tests exercise a step's change
+//! ([`select`]), run once on the untouched tree ([`Baseline`]) so that failures already
+//! there count against no candidate, and a candidate's time limit taken from that run.
+
+use std::path::Path;
+
+use crate::pipeline::heuristics;
+use crate::tools::{is_test_file, test_commands, TestCommand};
+
+/// Test files selected, at most (beyond it, the whole suite runs).
+const MAX_TEST_FILES: usize = 60;
+
+/// The tests a step's candidates run: a runner, and the files (pytest) or the package
+/// (cargo) they are limited to; none means the whole suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub command: TestCommand,
+    pub paths: Vec<String>,
+    pub package: Option<String>,
+}
+
+impl Selection {
+    /// Whether the whole suite runs: nothing narrowed it down.
+    pub fn is_whole(&self) -> bool {
+        self.paths.is_empty() && self.package.is_none()
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.package, self.paths.len()) {
+            (Some(p), _) => format!("{} -p {p}", self.command.label()),
+            (None, 0) => format!("{} (the whole suite)", self.command.label()),
+            (None, n) => format!("{} on {n} test file(s)", self.command.label()),
+        }
+    }
+}
+
+/// The tests of the workspace at `root` (files relative in `files`) that exercise a change
+/// to `step_files` for `task`: the runner of their language; for Python, the test files
+/// that mention what the task names in them (or, naming nothing, their modules); for
+/// Rust, the package that holds them. None when the workspace has no tests.
+pub fn select(root: &Path, step_files: &[String], task: &str, files: &[String]) -> Option<Selection> {
+    let available = test_commands(root);
+    let fitting = step_files.iter().filter_map(|f| TestCommand::for_file(f)).find(|c| available.contains(c));
+    let command = fitting.or_else(|| available.first().copied())?;
+    let mut selection = Selection { command, paths: Vec::new(), package: None };
+    match command {
+        TestCommand::Pytest => selection.paths = python_tests(root, step_files, task, files),
+        TestCommand::Cargo => selection.package = step_files.iter().find_map(|f| cargo_package(root, f)),
+        TestCommand::Npm | TestCommand::Go => {}
+    }
+    Some(selection)
+}
+
+fn python_tests(root: &Path, step_files: &[String], task: &str, files: &[String]) -> Vec<String> {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    let sources: Vec<String> = step_files.iter().filter(|f| f.ends_with(".py")).map(|f| read(f)).collect();
+    let terms = heuristics::terms(task);
+    let mut names: Vec<String> =
+        terms.symbols.into_iter().chain(terms.words).filter(|n| sources.iter().any(|s| mentions(s, n))).collect();
+    if names.is_empty() {
+        names = step_files.iter().filter_map(|f| module_name(f)).collect();
+    }
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mut tests: Vec<String> = files
+        .iter()
+        .filter(|f| f.ends_with(".py") && is_test_file(f) && !f.ends_with("conftest.py"))
+        .filter(|f| !step_files.contains(f))
+        .filter(|f| {
+            let text = read(f);
+            names.iter().any(|n| mentions(&text, n))
+        })
+        .cloned()
+        .collect();
+    tests.sort();
+    if tests.len() > MAX_TEST_FILES {
+        tests.clear();
+    }
+    tests
+}
+
+/// The name a Python file is imported by (its package's for `__init__.py`).
+fn module_name(path: &str) -> Option<String> {
+    let stem = path.strip_suffix(".py")?;
+    let last = stem.rsplit('/').next()?;
+    let name = if last == "__init__" { stem.rsplit('/').nth(1)? } else { last };
+    (name.len() >= 3).then(|| name.to_string())
+}
+
+/// Whether `text` has `word` as a whole identifier.
+fn mentions(text: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// The package of the nearest Cargo.toml above a Rust file that names one.
+fn cargo_package(root: &Path, file: &str) -> Option<String> {
+    if !file.ends_with(".rs") {
+        return None;
+    }
+    let mut dir = Path::new(file).parent();
+    while let Some(d) = dir {
+        if let Ok(text) = std::fs::read_to_string(root.join(d).join("Cargo.toml")) {
+            if let Some(name) = package_name(&text) {
+                return Some(name);
+            }
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(value) = line.strip_prefix("name").map(str::trim).and_then(|r| r.strip_prefix('=')) {
+                return Some(value.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The selected tests on the tree before any candidate: what already failed, and how long
+/// they took.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub failed_tests: Vec<String>,
+    pub passed: Option<u64>,
+    pub seconds: f64,
+    pub timed_out: bool,
+}
+
+impl Baseline {
+    /// A candidate's time limit: three times the baseline and half a minute, within `max`.
+    pub fn timeout_secs(&self, max: u64) -> u64 {
+        ((self.seconds * 3.0) as u64 + 30).clamp(30, max.max(30))
+    }
+
+    /// The failures already there that none of `runs` (the failing tests of each) fixed:
+    /// those count against no run. A failure some candidate fixes is evidence, not noise.
+    pub fn stubborn<'a>(&self, mut runs: impl Iterator<Item = &'a [String]>) -> Vec<String> {
+        let first = runs.next();
+        let mut left: Vec<String> = match first {
+            Some(run) => self.failed_tests.iter().filter(|t| run.contains(t)).cloned().collect(),
+            None => return Vec::new(),
+        };
+        for run in runs {
+            left.retain(|t| run.contains(t));
+        }
+        left
+    }
+}
+
+/// Whether `task` names the test `id` (`path::Class::name[case]`): its name, or its
+/// file's, as a word.
+pub fn named_by(task: &str, id: &str) -> bool {
+    let without_case = id.split('[').next().unwrap_or(id);
+    let name = without_case.rsplit("::").next().unwrap_or(without_case);
+    let file = without_case.split("::").next().unwrap_or_default();
+    let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".py");
+    mentions(task, name) || (stem != name && stem.starts_with("test") && mentions(task, stem))
+}
+
+/// Whether a run's failures are all among the `stubborn` ones (and it named them).
+pub fn excused(failed_tests: &[String], stubborn: &[String]) -> bool {
+    !failed_tests.is_empty() && failed_tests.iter().all(|t| stubborn.contains(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        (dir, files.iter().map(|(p, _)| p.to_string()).collect())
+    }
+
+    #[test]
+    fn python_tests_that_mention_what_the_task_names_are_selected() {
+        let (dir, files) = tree(&[
+            ("pyproject.toml", ""),
+            ("pkg/__init__.py", "from .core import topk, take\n"),
+            ("pkg/core.py", "def topk(k, seq):\n    pass\n\ndef take(n, seq):\n    pass\n"),
+            ("tests/test_topk.py", "from pkg import topk\n"),
+            ("tests/test_take.py", "from pkg import take\n"),
+            ("tests/test_topkness.py", "topkness = 1\n"),
+        ]);
+        let chosen = select(dir.path(), &["pkg/core.py".into()], "topk(2, x) is wrong", &files).unwrap();
+        assert_eq!(chosen.command, TestCommand::Pytest);
+        assert_eq!(chosen.paths, ["tests/test_topk.py"]);
+        // Naming nothing in the file, the module's name decides.
+        let chosen = select(dir.path(), &["pkg/core.py".into()], "Make it faster", &files).unwrap();
+        assert!(chosen.paths.is_empty(), "no test mentions `core`: {:?}", chosen.paths);
+    }
+
+    #[test]
+    fn the_runner_follows_the_language_and_cargo_the_package() {
+        let (dir, files) = tree(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"crates/a\"]\n"),
+            ("crates/a/Cargo.toml", "[package]\nname = \"alpha\"\nversion = \"0.1.0\"\n"),
+            ("crates/a/src/lib.rs", "pub fn f() {}\n"),
+            ("tests/test_x.py", "import x\n"),
+        ]);
+        let rust = select(dir.path(), &["crates/a/src/lib.rs".into()], "fix f", &files).unwrap();
+        assert_eq!((rust.command, rust.package.as_deref()), (TestCommand::Cargo, Some("alpha")));
+        let python = select(dir.path(), &["x.py".into()], "fix x", &files).unwrap();
+        assert_eq!(python.command, TestCommand::Pytest);
+    }
+
+    #[test]
+    fn only_failures_the_baseline_had_that_no_run_fixed_are_excused() {
+        let base = Baseline {
+            failed_tests: vec!["t.py::bug".into(), "t.py::flaky_env".into()],
+            passed: Some(9),
+            seconds: 4.0,
+            timed_out: false,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let (fixes, misses, breaks) = (
+            names(&["t.py::flaky_env"]),
+            names(&["t.py::bug", "t.py::flaky_env"]),
+            names(&["t.py::flaky_env", "t.py::new"]),
+        );
+        let stubborn = base.stubborn([&fixes[..], &misses[..], &breaks[..]].into_iter());
+        assert_eq!(stubborn, ["t.py::flaky_env"]);
+        assert!(excused(&fixes, &stubborn));
+        assert!(!excused(&misses, &stubborn), "the bug one candidate fixed counts against the others");
+        assert!(!excused(&breaks, &stubborn));
+        assert!(!excused(&[], &stubborn), "a run that names no failure is not excused");
+        assert!(named_by("Fix add() so that test_add passes", "test_calc.py::test_add"));
+        assert!(named_by("test_calc fails", "tests/test_calc.py::T::test_x[1]"));
+        assert!(!named_by("Fix add()", "test_calc.py::test_add"));
+        assert_eq!(base.timeout_secs(300), 42);
+        assert_eq!(Baseline { seconds: 500.0, ..base }.timeout_secs(300), 300);
+    }
+}

@@ -1,0 +1,150 @@
+//! What a small planner gets wrong about the workspace, put right before anything runs:
+//! a file named that does not exist is mapped to the file it meant (`pkg.py` for a
+//! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name)
+//! or kept as a new file when the plan or the task declares it; otherwise it goes. A
+//! verify command for another language than the plan's files is replaced by the runner
+//! of theirs. Each repair is said in the plan's event.
+
+use std::path::Path;
+
+use crate::pipeline::heuristics;
+use crate::pipeline::record::Plan;
+use crate::tools::TestCommand;
+
+/// The plan with its files and verify command made to fit the workspace at `root`
+/// (whose files, relative, are `files`), and what was changed.
+pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Plan, Vec<String>) {
+    let mut repairs = Vec::new();
+    let named = heuristics::terms(task).paths;
+    let creating = heuristics::asks_for_new_file(task);
+    for step in &mut plan.subtasks {
+        let mut kept = Vec::new();
+        for path in step.files.drain(..) {
+            let path = path.trim_start_matches("./").to_string();
+            if root.join(&path).is_file() {
+                kept.push(path);
+            } else if let Some(meant) = meant(&path, files) {
+                repairs.push(format!("{path} does not exist: {meant} is meant"));
+                kept.push(meant);
+            } else if step.new_files.contains(&path) || named.contains(&path) || creating {
+                if !step.new_files.contains(&path) {
+                    step.new_files.push(path.clone());
+                }
+                kept.push(path);
+            } else {
+                repairs.push(format!("{path} does not exist and is not declared new: left out"));
+            }
+        }
+        kept.dedup();
+        step.new_files.retain(|f| kept.contains(f) && !root.join(f).is_file());
+        step.files = kept;
+    }
+    let touched: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).collect();
+    if let Some(fitting) = runner_for(&touched, &crate::tools::test_commands(root)) {
+        if !fits(&plan.verify, fitting) {
+            let replaced = if plan.verify.trim().is_empty() { "no verify command".into() } else { plan.verify.clone() };
+            let command = fitting.label().to_string();
+            repairs.push(format!("{replaced} does not fit the plan's files: {command}"));
+            plan.verify = command;
+        }
+    }
+    (plan, repairs)
+}
+
+/// The existing file a missing `path` stands for: `pkg.py` → `pkg/__init__.py` (also
+/// under `src/`), or the only file in the workspace with that name.
+fn meant(path: &str, files: &[String]) -> Option<String> {
+    if let Some(stem) = path.strip_suffix(".py") {
+        for candidate in [format!("{stem}/__init__.py"), format!("src/{stem}/__init__.py"), format!("src/{path}")] {
+            if files.contains(&candidate) {
+                return Some(candidate);
+            }
+        }
+    }
+    let name = path.rsplit('/').next()?;
+    let mut same: Vec<&String> = files.iter().filter(|f| f.rsplit('/').next() == Some(name)).collect();
+    same.retain(|f| !crate::tools::is_generated(f));
+    (same.len() == 1).then(|| same[0].clone())
+}
+
+/// The runner of the languages of `files`, when the workspace has it and they agree.
+fn runner_for(files: &[&String], available: &[TestCommand]) -> Option<TestCommand> {
+    let mut wanted: Vec<TestCommand> = files.iter().filter_map(|f| TestCommand::for_file(f)).collect();
+    wanted.sort_by_key(|c| c.label());
+    wanted.dedup();
+    match wanted.as_slice() {
+        [one] if available.contains(one) => Some(*one),
+        _ => None,
+    }
+}
+
+/// Whether a verify command runs `runner`'s tests (or names no runner at all, say a
+/// description of what to check).
+fn fits(verify: &str, runner: TestCommand) -> bool {
+    let words: Vec<&str> = verify.split(|c: char| c.is_whitespace() || c == '`').collect();
+    let names = |w: &[&str]| w.iter().any(|word| words.contains(word));
+    let named: Vec<TestCommand> = [
+        (TestCommand::Cargo, names(&["cargo"])),
+        (TestCommand::Pytest, names(&["pytest", "python", "python3", "unittest", "tox"])),
+        (TestCommand::Npm, names(&["npm", "yarn", "pnpm", "jest", "node"])),
+        (TestCommand::Go, names(&["go"])),
+    ]
+    .into_iter()
+    .filter_map(|(c, yes)| yes.then_some(c))
+    .collect();
+    !verify.trim().is_empty() && (named.is_empty() || named == [runner])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::record::Subtask;
+
+    fn plan(files: &[&str], verify: &str) -> Plan {
+        Plan {
+            subtasks: vec![Subtask {
+                description: "d".into(),
+                files: files.iter().map(|f| f.to_string()).collect(),
+                new_files: Vec::new(),
+            }],
+            verify: verify.into(),
+        }
+    }
+
+    fn workspace(files: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x = 1\n").unwrap();
+        }
+        (dir, files.iter().map(|f| f.to_string()).collect())
+    }
+
+    #[test]
+    fn missing_files_are_mapped_kept_as_new_or_left_out() {
+        let (dir, files) = workspace(&["pkg/__init__.py", "pkg/core.py", "tests/test_core.py", "pyproject.toml"]);
+        let (fixed, repairs) =
+            repair(plan(&["pkg.py", "core.py", "imagined.py"], "pytest"), "Fix the bug", dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["pkg/__init__.py", "pkg/core.py"]);
+        assert_eq!(repairs.len(), 3, "{repairs:?}");
+        // A file the task names is new, not a mistake.
+        let (fixed, _) = repair(plan(&["util.py"], "pytest"), "Add is_even to util.py", dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["util.py"]);
+        assert_eq!(fixed.subtasks[0].new_files, ["util.py"]);
+    }
+
+    #[test]
+    fn a_verify_command_of_another_language_is_replaced() {
+        let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs", "tests/test_x.py", "app.py"]);
+        let (fixed, repairs) = repair(plan(&["app.py"], "cargo test"), "Fix app", dir.path(), &files);
+        assert_eq!(fixed.verify, "pytest");
+        assert_eq!(repairs.len(), 1);
+        let (fixed, repairs) = repair(plan(&["src/lib.rs"], "cargo test"), "Fix lib", dir.path(), &files);
+        assert_eq!(fixed.verify, "cargo test");
+        assert!(repairs.is_empty());
+        // Words that name no runner stand.
+        let (fixed, _) = repair(plan(&["app.py"], "the function returns 4"), "Fix app", dir.path(), &files);
+        assert_eq!(fixed.verify, "the function returns 4");
+    }
+}
