@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::repos::{recall_precision, FileScore, Harness, RepoTask, ORACLE_CHECKS};
+use super::repos::{recall_precision, FileScore, Harness, Prepared, RepoTask, ORACLE_CHECKS};
 use super::{io, sandboxed, EvalError, EvalTask, TaskResult};
 use crate::models::Role;
 use crate::pipeline::{Ask, Event, Logged, Models, PipelineError, Sample, Setup};
@@ -194,40 +194,12 @@ impl PipelineEval {
             let (recall, precision) = recall_precision(&named, &task.files());
             FileScore { recall, precision }
         });
-        let stages = stage_seconds(&events);
-        if self.setup.options.plan_only {
-            let passed = files.is_some_and(|f| f.recall == 1.0);
-            let error = run_error.unwrap_or_default();
-            return Ok(TaskResult {
-                task_id: task.task_id.clone(),
-                passed,
-                tokens,
-                seconds,
-                hit_limit: false,
-                error,
-                oracle: None,
-                stages,
-                files,
-            });
-        }
-        let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
-        let (passed, error) = if diff.is_empty() {
-            (false, run_error.unwrap_or_else(|| "no change".into()))
-        } else if prepared.reset_to(&diff)? {
-            let verdict = harness.verdict(task, &prepared.root).await?;
-            (verdict.passed, run_error.unwrap_or_else(|| verdict.error()))
+        let (passed, error, oracle) = if self.setup.options.plan_only {
+            (files.is_some_and(|f| f.recall == 1.0), run_error.unwrap_or_default(), None)
         } else {
-            (false, "the final diff does not apply".into())
+            let (passed, error, oracle) = judge(harness, task, &prepared, &record, run_error).await?;
+            (passed, error, Some(oracle))
         };
-        let mut oracle = passed;
-        for diff in candidate_diffs(&record).into_iter().take(ORACLE_CHECKS) {
-            if oracle {
-                break;
-            }
-            if prepared.reset_to(&diff)? {
-                oracle = harness.verdict(task, &prepared.root).await?.passed;
-            }
-        }
         Ok(TaskResult {
             task_id: task.task_id.clone(),
             passed,
@@ -235,8 +207,8 @@ impl PipelineEval {
             seconds,
             hit_limit: false,
             error,
-            oracle: Some(oracle),
-            stages,
+            oracle,
+            stages: stage_seconds(&events),
             files,
         })
     }
@@ -252,6 +224,35 @@ impl PipelineEval {
         let events = self.tasks.events(id, 0).await.map_err(|e| EvalError::Run(e.to_string()))?;
         Ok((record, events.iter().map(Logged::from).collect()))
     }
+}
+
+/// Whether the task's final diff passes (and why not), and whether any candidate's does.
+async fn judge(
+    harness: &Harness,
+    task: &RepoTask,
+    prepared: &Prepared,
+    record: &crate::state::Task,
+    run_error: Option<String>,
+) -> Result<(bool, String, bool), EvalError> {
+    let diff = record.outputs.get(&Stage::Output).and_then(|o| o["diff"].as_str()).unwrap_or_default().to_string();
+    let (passed, error) = if diff.is_empty() {
+        (false, run_error.unwrap_or_else(|| "no change".into()))
+    } else if prepared.reset_to(&diff)? {
+        let verdict = harness.verdict(task, &prepared.root).await?;
+        (verdict.passed, run_error.unwrap_or_else(|| verdict.error()))
+    } else {
+        (false, "the final diff does not apply".into())
+    };
+    let mut oracle = passed;
+    for diff in candidate_diffs(record).into_iter().take(ORACLE_CHECKS) {
+        if oracle {
+            break;
+        }
+        if prepared.reset_to(&diff)? {
+            oracle = harness.verdict(task, &prepared.root).await?.passed;
+        }
+    }
+    Ok((passed, error, oracle))
 }
 
 /// The distinct changes of the candidates that were not red-flagged and of the reviews.

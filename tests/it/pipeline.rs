@@ -29,16 +29,20 @@ pub fn calc_repo() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(root.join("conftest.py"), "").unwrap();
     std::fs::write(root.join(".gitignore"), "__pycache__/\n.pytest_cache/\n").unwrap();
     for args in [&["init", "-q"][..], &["add", "."], &["commit", "-qm", "calc"]] {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
-            .args(args)
-            .current_dir(&root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
+        git(&root, args);
     }
     (dir, root)
+}
+
+fn git(root: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(root)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
 }
 
 fn block(search: &str, replace: &str) -> String {
@@ -628,18 +632,8 @@ async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_e
     )
     .unwrap();
     std::fs::write(root.join("tests/test_other.py"), "def test_other():\n    assert True\n").unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(&root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["add", "."]);
-    git(&["commit", "-qm", "more tests"]);
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "more tests"]);
     let models = Arc::new(ScriptedModels::default());
     models.script(Role::Planner, [PLAN]);
     let fix = block("    return a - b\n", "    return a + b\n");

@@ -37,11 +37,16 @@ impl Selection {
 /// The tests of the workspace at `root` (files relative in `files`) that exercise a change
 /// to `step_files` for `task`: the runner of their language; for Python, the test files
 /// that mention what the task names in them (or, naming nothing, their modules); for
-/// Rust, the package that holds them. None when the workspace has no tests.
+/// Rust, the package that holds them. None when the workspace has no tests of their
+/// language.
 pub fn select(root: &Path, step_files: &[String], task: &str, files: &[String]) -> Option<Selection> {
     let available = test_commands(root);
-    let fitting = step_files.iter().filter_map(|f| TestCommand::for_file(f)).find(|c| available.contains(c));
-    let command = fitting.or_else(|| available.first().copied())?;
+    let languages: Vec<TestCommand> = step_files.iter().filter_map(|f| TestCommand::for_file(f)).collect();
+    // Another language's tests say nothing about these files (cargo test for a Python file).
+    let command = match languages.is_empty() {
+        true => available.first().copied(),
+        false => languages.into_iter().find(|c| available.contains(c)),
+    }?;
     let mut selection = Selection { command, paths: Vec::new(), package: None };
     match command {
         TestCommand::Pytest => selection.paths = python_tests(root, step_files, task, files),
@@ -219,6 +224,8 @@ mod tests {
         assert_eq!((rust.command, rust.package.as_deref()), (TestCommand::Cargo, Some("alpha")));
         let python = select(dir.path(), &["x.py".into()], "fix x", &files).unwrap();
         assert_eq!(python.command, TestCommand::Pytest);
+        // A Go file in a workspace without go tests: no runner of another language stands in.
+        assert_eq!(select(dir.path(), &["main.go".into()], "fix main", &files), None);
     }
 
     #[test]

@@ -27,6 +27,15 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
                 repairs.push(format!("{path} does not exist: {meant} is meant"));
                 kept.push(meant);
             } else if step.new_files.contains(&path) || named.contains(&path) || creating {
+                // The user's own path for the file, where the task names one (`util.py`,
+                // which a planner makes `src/util.py`).
+                let path = match named.iter().find(|n| same_name(n, &path) && !root.join(n).exists()) {
+                    Some(theirs) if *theirs != path => {
+                        repairs.push(format!("{path} is new: {theirs}, as the task says"));
+                        theirs.clone()
+                    }
+                    _ => path,
+                };
                 if !step.new_files.contains(&path) {
                     step.new_files.push(path.clone());
                 }
@@ -40,15 +49,33 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
         step.files = kept;
     }
     let touched: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).collect();
-    if let Some(fitting) = runner_for(&touched, &crate::tools::test_commands(root)) {
-        if !fits(&plan.verify, fitting) {
+    match runner_for(&touched, &crate::tools::test_commands(root)) {
+        Some(fitting) if !fits(&plan.verify, fitting) => {
             let replaced = if plan.verify.trim().is_empty() { "no verify command".into() } else { plan.verify.clone() };
             let command = fitting.label().to_string();
             repairs.push(format!("{replaced} does not fit the plan's files: {command}"));
             plan.verify = command;
         }
+        // The files' language has no runner here: a command of another one goes.
+        None if names_a_runner(&plan.verify) && language_of(&touched).is_some_and(|l| !fits(&plan.verify, l)) => {
+            repairs.push(format!("{} does not fit the plan's files, and they have no test runner here", plan.verify));
+            plan.verify = String::new();
+        }
+        _ => {}
     }
     (plan, repairs)
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.rsplit('/').next() == b.rsplit('/').next()
+}
+
+/// The one language the files are written in, if they agree.
+fn language_of(files: &[&String]) -> Option<TestCommand> {
+    let mut wanted: Vec<TestCommand> = files.iter().filter_map(|f| TestCommand::for_file(f)).collect();
+    wanted.sort_by_key(|c| c.label());
+    wanted.dedup();
+    (wanted.len() == 1).then(|| wanted[0])
 }
 
 /// The existing file a missing `path` stands for: `pkg.py` → `pkg/__init__.py` (also
@@ -69,21 +96,25 @@ fn meant(path: &str, files: &[String]) -> Option<String> {
 
 /// The runner of the languages of `files`, when the workspace has it and they agree.
 fn runner_for(files: &[&String], available: &[TestCommand]) -> Option<TestCommand> {
-    let mut wanted: Vec<TestCommand> = files.iter().filter_map(|f| TestCommand::for_file(f)).collect();
-    wanted.sort_by_key(|c| c.label());
-    wanted.dedup();
-    match wanted.as_slice() {
-        [one] if available.contains(one) => Some(*one),
-        _ => None,
-    }
+    language_of(files).filter(|one| available.contains(one))
 }
 
 /// Whether a verify command runs `runner`'s tests (or names no runner at all, say a
 /// description of what to check).
 fn fits(verify: &str, runner: TestCommand) -> bool {
+    let named = runners_named(verify);
+    !verify.trim().is_empty() && (named.is_empty() || named == [runner])
+}
+
+fn names_a_runner(verify: &str) -> bool {
+    !runners_named(verify).is_empty()
+}
+
+/// The runners a command names.
+fn runners_named(verify: &str) -> Vec<TestCommand> {
     let words: Vec<&str> = verify.split(|c: char| c.is_whitespace() || c == '`').collect();
     let names = |w: &[&str]| w.iter().any(|word| words.contains(word));
-    let named: Vec<TestCommand> = [
+    [
         (TestCommand::Cargo, names(&["cargo"])),
         (TestCommand::Pytest, names(&["pytest", "python", "python3", "unittest", "tox"])),
         (TestCommand::Npm, names(&["npm", "yarn", "pnpm", "jest", "node"])),
@@ -91,8 +122,7 @@ fn fits(verify: &str, runner: TestCommand) -> bool {
     ]
     .into_iter()
     .filter_map(|(c, yes)| yes.then_some(c))
-    .collect();
-    !verify.trim().is_empty() && (named.is_empty() || named == [runner])
+    .collect()
 }
 
 #[cfg(test)]
@@ -128,10 +158,13 @@ mod tests {
             repair(plan(&["pkg.py", "core.py", "imagined.py"], "pytest"), "Fix the bug", dir.path(), &files);
         assert_eq!(fixed.subtasks[0].files, ["pkg/__init__.py", "pkg/core.py"]);
         assert_eq!(repairs.len(), 3, "{repairs:?}");
-        // A file the task names is new, not a mistake.
+        // A file the task names is new, not a mistake, and where the task says.
         let (fixed, _) = repair(plan(&["util.py"], "pytest"), "Add is_even to util.py", dir.path(), &files);
         assert_eq!(fixed.subtasks[0].files, ["util.py"]);
         assert_eq!(fixed.subtasks[0].new_files, ["util.py"]);
+        let (fixed, repairs) =
+            repair(plan(&["src/util.py"], "pytest"), "Add is_even(n) to a new file util.py", dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["util.py"], "{repairs:?}");
     }
 
     #[test]
@@ -146,5 +179,9 @@ mod tests {
         // Words that name no runner stand.
         let (fixed, _) = repair(plan(&["app.py"], "the function returns 4"), "Fix app", dir.path(), &files);
         assert_eq!(fixed.verify, "the function returns 4");
+        // A Python file in a workspace with cargo tests only: cargo test goes, nothing replaces it.
+        let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs"]);
+        let (fixed, repairs) = repair(plan(&["util.py"], "cargo test"), "Add util.py", dir.path(), &files);
+        assert_eq!((fixed.verify.as_str(), repairs.len()), ("", 1), "{repairs:?}");
     }
 }
