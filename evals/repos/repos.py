@@ -80,7 +80,11 @@ def source(name):
         os.replace(partial, archive)
     unpacking = tempfile.mkdtemp(prefix="unpack-", dir=os.path.join(CACHE))
     with tarfile.open(archive) as tar:
-        tar.extractall(unpacking, filter="data")
+        # The "data" filter (Python 3.12, backported to 3.11.4) refuses links out of the tree.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(unpacking, filter="data")
+        else:
+            tar.extractall(unpacking)
     (top,) = os.listdir(unpacking)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     os.replace(os.path.join(unpacking, top), dest)
