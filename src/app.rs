@@ -10,14 +10,15 @@ use crate::engine::{Engine, LoadEvent};
 use crate::models::{self, ModelFile, Role};
 use crate::pipeline::Setup;
 use crate::state::{self, TaskStore};
-use crate::tools::{Tools, Workspace};
+use crate::tools::{Tools, Workspace, Workspaces};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
 /// background and serves until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let files = models::resolve(&config.profile, &config.models_dir)?;
-    let workspace = workspace(&config)?;
-    tracing::info!(workspace = %workspace.root().display(), "codebase tools ready");
+    let workspaces = workspaces(&config)?;
+    let root = workspaces.default_tools().workspace().root().display().to_string();
+    tracing::info!(workspace = %root, roots = ?workspaces.roots(), "codebase tools ready");
     let tasks = open_tasks(&config).await?;
     let listener = TcpListener::bind((config.host, config.port)).await.with_context(|| {
         format!("cannot listen on {}:{} (is the port in use? pick another with --port)", config.host, config.port)
@@ -26,7 +27,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
     let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
-    let state = AppState::new(&config.profile, tasks, Tools::new(workspace), setup);
+    let state = AppState::new(&config.profile, tasks, workspaces, setup);
     let rules = &config.access;
     let access = api::Access::new(
         &rules.api_keys,
@@ -74,6 +75,12 @@ pub async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {
 pub fn workspace(config: &Config) -> anyhow::Result<Workspace> {
     Workspace::new(&config.workspace)
         .with_context(|| format!("cannot use {} as the workspace (pass --workspace)", config.workspace.display()))
+}
+
+/// The default workspace and the roots of the others a request may name.
+pub fn workspaces(config: &Config) -> anyhow::Result<Workspaces> {
+    let roots = &config.workspaces;
+    Workspaces::new(Tools::new(workspace(config)?), roots).context("cannot use the config's `workspaces`")
 }
 
 /// Loads the given files, logging each step. Blocking.

@@ -60,6 +60,10 @@ pub struct ConfigFile {
     pub state: Option<String>,
     /// The code the tools work on (default: the current directory).
     pub workspace: Option<PathBuf>,
+    /// Roots under which a request may name another workspace (`~/src`); the default
+    /// workspace is always allowed, anything else refused.
+    #[serde(default)]
+    pub workspaces: Vec<PathBuf>,
     /// A directory of `ROLE.md` files that replace the built-in prompts.
     pub prompts: Option<PathBuf>,
     /// A file of API keys, one a line (`#` comments); with keys, every route but /health
@@ -137,6 +141,7 @@ pub struct Config {
     pub port: u16,
     pub state: StateLocation,
     pub workspace: PathBuf,
+    pub workspaces: Vec<PathBuf>,
     pub prompts: Option<PathBuf>,
     /// The `[pipeline]` table as written (the pipeline validates it).
     pub pipeline: serde_json::Value,
@@ -197,6 +202,7 @@ impl Config {
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             state,
             workspace: flags.workspace.or(file.workspace).unwrap_or_else(|| ".".into()),
+            workspaces: file.workspaces,
             prompts: file.prompts.or_else(|| std::env::var_os("QUORUM_PROMPTS").map(PathBuf::from)),
             pipeline: file.pipeline.unwrap_or(serde_json::Value::Null),
             engine: EngineConfig {

@@ -8,6 +8,7 @@ mod state;
 mod tasks;
 mod tools;
 mod workflow;
+mod workspace;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub use state::{AppState, PIPELINE_MODEL};
 use self::error::ApiError;
 
 pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Router {
-    let mcp = crate::tools::mcp::http_service(state.tools().clone(), hosts.clone());
+    let mcp = crate::tools::mcp::http_service(state.workspaces().clone(), hosts.clone());
     let router = Router::new()
         .nest_service("/mcp", mcp)
         .route("/health", get(health))

@@ -10,7 +10,7 @@ use crate::engine::{Engine, LoadEvent, RoleHandle};
 use crate::models::{Profile, Role};
 use crate::pipeline::{EngineModels, Pipeline, Setup};
 use crate::state::TaskStore;
-use crate::tools::Tools;
+use crate::tools::{Tools, Workspaces};
 
 /// The model id of the multi-agent pipeline.
 pub const PIPELINE_MODEL: &str = "quorum";
@@ -23,7 +23,7 @@ struct Shared {
     pipeline: OnceLock<Pipeline>,
     setup: Setup,
     tasks: TaskStore,
-    tools: Tools,
+    workspaces: Workspaces,
     profile: String,
     status: Mutex<Status>,
     started: u64,
@@ -36,14 +36,14 @@ struct Status {
 }
 
 impl AppState {
-    pub fn new(profile: &Profile, tasks: TaskStore, tools: Tools, setup: Setup) -> AppState {
+    pub fn new(profile: &Profile, tasks: TaskStore, workspaces: impl Into<Workspaces>, setup: Setup) -> AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
             pipeline: OnceLock::new(),
             setup,
             tasks,
-            tools,
+            workspaces: workspaces.into(),
             profile: profile.name.clone(),
             status: Mutex::new(Status { roles, error: None }),
             started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -67,7 +67,7 @@ impl AppState {
     pub fn set_engine(&self, engine: Engine) {
         let engine = Arc::new(engine);
         let models = Arc::new(EngineModels(engine.clone()));
-        let pipeline = self.0.setup.pipeline(models, self.0.tools.clone(), self.0.tasks.clone());
+        let pipeline = self.0.setup.pipeline(models, self.0.workspaces.clone(), self.0.tasks.clone());
         let _ = self.0.engine.set(engine);
         let _ = self.0.pipeline.set(pipeline);
     }
@@ -85,8 +85,19 @@ impl AppState {
         &self.0.tasks
     }
 
+    /// The default workspace's tools.
     pub fn tools(&self) -> &Tools {
-        &self.0.tools
+        self.0.workspaces.default_tools()
+    }
+
+    pub fn workspaces(&self) -> &Workspaces {
+        &self.0.workspaces
+    }
+
+    /// The tools of the workspace a request names (`None`: the default one); a workspace
+    /// outside the server's roots is refused (403).
+    pub fn tools_for(&self, name: Option<&str>) -> Result<Tools, ApiError> {
+        Ok(self.0.workspaces.open(name.unwrap_or_default())?)
     }
 
     pub fn started(&self) -> u64 {
@@ -134,9 +145,11 @@ impl AppState {
         super::metrics::render(&snapshots)
     }
 
-    /// Ids that `/v1/models` lists: one per role, plus the pipeline.
+    /// Ids that `/v1/models` lists: one per role, the pipeline, and the pipeline on each
+    /// repository under the workspace roots (`quorum@NAME`).
     pub fn model_ids(&self) -> Vec<String> {
-        Role::ALL.iter().map(|r| r.to_string()).chain([PIPELINE_MODEL.to_string()]).collect()
+        let on = self.0.workspaces.names().into_iter().map(|name| format!("{PIPELINE_MODEL}@{name}"));
+        Role::ALL.iter().map(|r| r.to_string()).chain([PIPELINE_MODEL.to_string()]).chain(on).collect()
     }
 
     /// Resolves a request's `model` to a role's handle.

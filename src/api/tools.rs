@@ -2,16 +2,18 @@
 //! schemas), `POST /api/mcp/tool` (`{"name", "arguments"}`) and `POST /api/tools/{name}`
 //! (the arguments as the body). Results are the tool's JSON; failures are error JSON with
 //! a status that fits (400 bad arguments, 403 refused path, 404 unknown, 422 unavailable).
+//! The `X-Quorum-Workspace` header picks one of the server's workspaces.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::AppState;
+use super::{workspace, AppState};
 
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(serde_json::json!({ "tools": state.tools().list() }))
@@ -27,18 +29,22 @@ pub struct Call {
 
 pub async fn call(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<Call>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(call) = body?;
-    Ok(Json(state.tools().call(&call.name, call.arguments).await?))
+    let tools = state.tools_for(workspace::requested(None, &headers)?.as_deref())?;
+    Ok(Json(tools.call(&call.name, call.arguments).await?))
 }
 
 pub async fn call_one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = name?;
     let Json(arguments) = body?;
-    Ok(Json(state.tools().call(&name, arguments).await?))
+    let tools = state.tools_for(workspace::requested(None, &headers)?.as_deref())?;
+    Ok(Json(tools.call(&name, arguments).await?))
 }

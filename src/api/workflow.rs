@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
+use super::{workspace, AppState};
 use crate::pipeline::PipelineError;
 use crate::state::{Cancel, TaskEvent, TaskStatus};
 
@@ -57,7 +57,8 @@ pub struct WorkflowRequest {
     apply: bool,
     #[serde(default)]
     options: Value,
-    /// Must be the server's workspace if given (one server works on one workspace).
+    /// The server's default workspace, or one under its roots (a path, or a name under a
+    /// root); the `X-Quorum-Workspace` header says the same.
     workspace: Option<String>,
 }
 
@@ -73,21 +74,13 @@ fn sse(first: Option<SseEvent>, events: impl Stream<Item = TaskEvent> + Send + '
 
 pub async fn start(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<WorkflowRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
+    let tools = state.tools_for(workspace::requested(req.workspace.as_deref(), &headers)?.as_deref())?;
     let pipeline = state.pipeline()?;
-    if let Some(ws) = &req.workspace {
-        let root = state.tools().workspace().root();
-        let same = std::path::Path::new(ws).canonicalize().is_ok_and(|p| p == root);
-        if !same {
-            return Err(ApiError::invalid(
-                format!("this server works on {}; start one with --workspace {ws} for that one", root.display()),
-                Some("workspace"),
-            ));
-        }
-    }
-    let task = pipeline.create(&req.task, req.apply, req.options).await?;
+    let task = pipeline.create_on(&tools, &req.task, req.apply, req.options).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
     pipeline.start(&task.id).await?;
     let first = SseEvent::default().event("task").data(json!({"id": task.id}).to_string());

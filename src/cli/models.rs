@@ -53,7 +53,7 @@ async fn list(config: crate::config::Config) -> anyhow::Result<()> {
     // Hash each distinct file once, off the async runtime.
     let mut checked: BTreeMap<PathBuf, Verification> = BTreeMap::new();
     for (role, spec) in &config.profile.roles {
-        let path = models::expected_path(&spec.source, &config.models_dir);
+        let path = models::locate(&spec.source, &config.models_dir);
         let expected = match &spec.source {
             ModelSource::Hub { sha256, .. } => sha256.clone(),
             ModelSource::Local { .. } => None,

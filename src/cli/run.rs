@@ -13,7 +13,6 @@ use super::ModelArgs;
 use crate::config::Config;
 use crate::pipeline::{EngineModels, Event, Pipeline, Setup};
 use crate::state::Stage;
-use crate::tools::Tools;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -53,7 +52,7 @@ pub async fn resume(id: String, config: &Config) -> anyhow::Result<()> {
 }
 
 async fn build(config: &Config) -> anyhow::Result<Pipeline> {
-    let workspace = crate::app::workspace(config)?;
+    let workspaces = crate::app::workspaces(config)?;
     let tasks = crate::app::open_tasks(config).await?;
     let bar = ProgressBar::new_spinner().with_message("loading models…");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -62,7 +61,7 @@ async fn build(config: &Config) -> anyhow::Result<Pipeline> {
     let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
     bar.finish_and_clear();
     let setup = Setup::from_config(config, &serde_json::Value::Null)?;
-    Ok(setup.pipeline(Arc::new(EngineModels(Arc::new(engine))), Tools::new(workspace), tasks))
+    Ok(setup.pipeline(Arc::new(EngineModels(Arc::new(engine))), workspaces, tasks))
 }
 
 /// Runs (or resumes) the task while printing its events, then its result.

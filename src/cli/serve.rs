@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// The code the tools (REST and MCP at /mcp) work on (default: the current directory).
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// A root under which requests may name other workspaces (repeatable, or
+    /// comma-separated; added to the config's `workspaces`).
+    #[arg(long = "workspaces", value_delimiter = ',', value_name = "DIR")]
+    pub workspace_roots: Vec<PathBuf>,
     /// An API key clients must send (`Authorization: Bearer KEY` or `x-api-key`); repeat
     /// for several, or give them comma-separated in QUORUM_API_KEY.
     #[arg(long = "api-key", env = "QUORUM_API_KEY", value_delimiter = ',', hide_env_values = true)]
@@ -38,5 +42,6 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
     let mut config = args.models.config(config, args.host, args.port, args.state, args.workspace)?;
     config.access.add(&args.api_keys, args.api_key_file.as_deref(), &args.allowed_origins)?;
+    config.workspaces.extend(args.workspace_roots);
     crate::app::serve(config).await
 }

@@ -9,7 +9,7 @@ mod verify;
 
 pub use download::{pull, DownloadError, HubClient, ProgressFn, PullReport};
 pub use profile::{Profile, UnknownProfile, PROFILE_NAMES};
-pub use registry::{expected_path, resolve, ModelFile, ResolveError};
+pub use registry::{locate, resolve, ModelFile, ResolveError};
 pub use role::{Role, UnknownRole};
 pub use spec::{ModelSource, RoleSpec, SamplingDefaults};
 pub use verify::{sha256_file, Verification};

@@ -40,7 +40,7 @@ pub use self::tuning::VOTE_TEMPERATURE;
 use crate::models::Role;
 use crate::prompts::Prompts;
 use crate::state::{Stage, StateError, TaskStore};
-use crate::tools::{ToolError, Tools};
+use crate::tools::{ToolError, Tools, Workspaces};
 
 /// What every pipeline of a process shares besides its models, workspace and task store:
 /// the prompts and the default options. The server, the CLI and the eval read it with
@@ -64,8 +64,10 @@ impl Setup {
         Ok(Setup { prompts, options })
     }
 
-    pub fn pipeline(&self, models: Arc<dyn Models>, tools: Tools, tasks: TaskStore) -> Pipeline {
-        Pipeline::new(models, tools, tasks, self.clone())
+    /// A pipeline over `workspaces`: one [`Tools`] for a single repository, or
+    /// [`Workspaces`] for a server's roots.
+    pub fn pipeline(&self, models: Arc<dyn Models>, workspaces: impl Into<Workspaces>, tasks: TaskStore) -> Pipeline {
+        Pipeline::new(models, workspaces.into(), tasks, self.clone())
     }
 }
 
@@ -118,6 +120,12 @@ impl Budget {
     /// Whether at least `share` of the budget is spent (never without a budget).
     pub fn spent(&self, share: f64) -> bool {
         self.secs > 0 && self.started.elapsed().as_secs_f64() >= self.secs as f64 * share
+    }
+
+    /// The time left (None without a budget; zero once spent).
+    pub fn left(&self) -> Option<std::time::Duration> {
+        let total = std::time::Duration::from_secs(self.secs);
+        (self.secs > 0).then(|| total.saturating_sub(self.started.elapsed()))
     }
 
     /// The event that says a stage takes the cheaper path.
@@ -175,7 +183,7 @@ impl Ctx<'_> {
 pub(crate) struct Shared {
     pub defaults: PipelineOptions,
     pub models: Arc<dyn Models>,
-    pub tools: Tools,
+    pub workspaces: Workspaces,
     pub tasks: TaskStore,
     pub prompts: Prompts,
     /// Tasks this process runs, each with the signal that stops it.

@@ -212,6 +212,19 @@ impl Run {
         passed.or_else(|| reviewed().last()).map(|v| v.diff.clone()).unwrap_or_default()
     }
 
+    /// The change to show when the run ends without an approval: [`Run::best_reviewed`],
+    /// else the last vote's winner when it is the whole change (a one-step plan).
+    pub fn best_change(&self) -> String {
+        let reviewed = self.best_reviewed();
+        if !reviewed.is_empty() {
+            return reviewed;
+        }
+        match self.vote() {
+            Some(vote) if vote.winner.is_some() && vote.patches.len() == 1 => vote.patches[0].clone(),
+            _ => String::new(),
+        }
+    }
+
     /// What the coders are told after a rejection.
     fn feedback(&self, verdict: &Verdict) -> Feedback {
         Feedback {

@@ -9,7 +9,7 @@ use super::run::{next_step, Run, Step};
 use super::stages::{code, output, plan, preprocess, probe, review, vote};
 use super::{Budget, Ctx, Event, Logged, PipelineError, PipelineOptions, Setup, Shared};
 use crate::state::{Cancel, Stage, Task, TaskInput, TaskStatus, TaskStore};
-use crate::tools::Tools;
+use crate::tools::{Tools, Workspaces};
 
 /// The pipeline: cheap to clone, shared by the API, the CLI and background runs.
 #[derive(Clone)]
@@ -29,9 +29,14 @@ impl Drop for AbortOnDrop {
 }
 
 impl Pipeline {
-    pub(super) fn new(models: Arc<dyn Models>, tools: Tools, tasks: TaskStore, setup: Setup) -> Pipeline {
+    pub(super) fn new(models: Arc<dyn Models>, workspaces: Workspaces, tasks: TaskStore, setup: Setup) -> Pipeline {
         let Setup { prompts, options: defaults } = setup;
-        Pipeline(Arc::new(Shared { defaults, models, tools, tasks, prompts, running: Default::default() }))
+        Pipeline(Arc::new(Shared { defaults, models, workspaces, tasks, prompts, running: Default::default() }))
+    }
+
+    /// The workspaces tasks may work on.
+    pub fn workspaces(&self) -> &Workspaces {
+        &self.0.workspaces
     }
 
     pub fn tasks(&self) -> &TaskStore {
@@ -44,14 +49,27 @@ impl Pipeline {
         self.0.tasks.follow(id.to_string(), from).map(|entry| Logged::from(&entry))
     }
 
-    /// A queued task; `options` (JSON) override [`PipelineOptions`] field by field. The
-    /// task keeps the options it was created with, whatever the defaults become.
+    /// A queued task on the default workspace; `options` (JSON) override
+    /// [`PipelineOptions`] field by field. The task keeps the options it was created with,
+    /// whatever the defaults become.
     pub async fn create(&self, text: &str, apply: bool, options: serde_json::Value) -> Result<Task, PipelineError> {
+        self.create_on(self.0.workspaces.default_tools(), text, apply, options).await
+    }
+
+    /// [`Pipeline::create`] on the workspace of `tools` (one of [`Pipeline::workspaces`]),
+    /// which the task keeps: it runs and resumes there.
+    pub async fn create_on(
+        &self,
+        tools: &Tools,
+        text: &str,
+        apply: bool,
+        options: serde_json::Value,
+    ) -> Result<Task, PipelineError> {
         let options = serde_json::to_value(self.0.defaults.with(&options)?).expect("options serialize");
         if text.trim().is_empty() {
             return Err(PipelineError::Invalid("the task is empty".into()));
         }
-        let workspace = Some(self.0.tools.workspace().root().display().to_string());
+        let workspace = Some(tools.workspace().root().display().to_string());
         Ok(self.0.tasks.create(TaskInput { text: text.to_string(), workspace, apply, options }).await?)
     }
 
@@ -81,12 +99,7 @@ impl Pipeline {
         if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled) {
             return Err(PipelineError::Finished { id: id.to_string(), status: task.status });
         }
-        let root = self.0.tools.workspace().root().display().to_string();
-        if let Some(ws) = task.input.workspace.as_deref().filter(|ws| *ws != root) {
-            return Err(PipelineError::Invalid(format!(
-                "task `{id}` works on {ws}, not {root}; run it with --workspace {ws}"
-            )));
-        }
+        self.tools_of(&task)?;
         if !tasks.claim(id).await? {
             return Err(PipelineError::Busy(id.to_string()));
         }
@@ -188,12 +201,24 @@ impl Pipeline {
         }
     }
 
+    /// The tools of the workspace the task was created on, if this pipeline may work there.
+    fn tools_of(&self, task: &Task) -> Result<Tools, PipelineError> {
+        let ws = task.input.workspace.as_deref().unwrap_or_default();
+        self.0.workspaces.open(ws).map_err(|e| {
+            PipelineError::Invalid(format!(
+                "task `{}` works on {ws}, which this pipeline cannot open ({e}); run it with --workspace {ws}",
+                task.id
+            ))
+        })
+    }
+
     async fn drive(&self, task: &mut Task, options: &PipelineOptions) -> Result<(), PipelineError> {
         let shared = &*self.0;
         let id = task.id.clone();
+        let tools = self.tools_of(task)?;
         let ctx = Ctx {
             models: shared.models.as_ref(),
-            tools: &shared.tools,
+            tools: &tools,
             tasks: &shared.tasks,
             prompts: &shared.prompts,
             options,
@@ -202,8 +227,10 @@ impl Pipeline {
         };
         let tasks = &shared.tasks;
         let mut run = Run::load(task)?;
+        // The step the budget's end forces instead of the record's next one.
+        let mut forced = None;
         loop {
-            let mut step = next_step(&run, options);
+            let mut step = forced.take().unwrap_or_else(|| next_step(&run, options));
             if let Some(cheaper) = within_budget(&ctx, &run, &step).await? {
                 step = cheaper;
             }
@@ -213,41 +240,25 @@ impl Pipeline {
                 return Ok(());
             };
             tasks.start_stage(task, stage).await?;
-            let text = run.text().to_string();
-            let mut failed = None;
-            match step {
-                Step::Preprocess => run.text = Some(preprocess::run(&ctx, &task.input).await?),
-                Step::Plan { learned, replans } => {
-                    let round_start = run.verdicts().count();
-                    let mut plan = plan::run(&ctx, &text, &learned, round_start, replans).await?;
-                    if !options.plan_only {
-                        plan.probes = probe::run(&ctx, &text, &plan.plan, &plan.context).await?;
+            let failed = match ctx.budget.left().filter(|_| !matches!(step, Step::Output { .. })) {
+                None => take_step(&ctx, &mut run, step, task).await?,
+                Some(left) => match tokio::time::timeout(left, take_step(&ctx, &mut run, step, task)).await {
+                    Ok(failed) => failed?,
+                    // The stage's generations and test runs stop with its dropped future.
+                    Err(_) => {
+                        ctx.emit(stage, ctx.budget.cut(&format!("{stage} stopped: the time budget is spent"))).await?;
+                        let why = format!("the time budget is spent in {stage}");
+                        if run.plan().is_none() || run.best_change().is_empty() {
+                            tasks.finish(task, Some(format!("{why}, before any change was chosen"))).await?;
+                            return Ok(());
+                        }
+                        forced = Some(Step::Output {
+                            failure: Some(format!("{why}; the change was not reviewed to the end")),
+                        });
+                        continue;
                     }
-                    run.add_plan(plan);
-                    failed = options.plan_only.then_some(None);
-                }
-                Step::Code { round, subtask, patches, feedback } => {
-                    let plan = run.plan().ok_or_else(|| missing("a plan"))?;
-                    let code = code::run(&ctx, &text, plan, round, subtask, patches, &feedback).await?;
-                    run.add_code(code);
-                }
-                Step::Vote => {
-                    let (plan, current) = (run.plan(), run.current());
-                    let (plan, current) = plan.zip(current).ok_or_else(|| missing("candidates"))?;
-                    let vote = vote::run(&ctx, &text, plan, &current.code).await?;
-                    run.set_vote(vote);
-                }
-                Step::Review => {
-                    let vote = run.current().and_then(|s| s.vote.as_ref()).ok_or_else(|| missing("a vote"))?;
-                    let verdict = review::run(&ctx, &text, vote).await?;
-                    run.set_verdict(verdict);
-                }
-                Step::Output { failure } => {
-                    run.output = Some(output::run(&ctx, &run, task.input.apply, failure.clone()).await?);
-                    failed = Some(failure);
-                }
-                Step::Finish { .. } => unreachable!("handled above"),
-            }
+                },
+            };
             let output = run.store(task, stage);
             tasks.finish_stage(task, stage, output).await?;
             if let Some(failure) = failed {
@@ -256,6 +267,52 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Does one step on the run record; `Some(failure)` when the task ends with it.
+async fn take_step(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    step: Step,
+    task: &Task,
+) -> Result<Option<Option<String>>, PipelineError> {
+    let options = ctx.options;
+    let text = run.text().to_string();
+    let mut failed = None;
+    match step {
+        Step::Preprocess => run.text = Some(preprocess::run(ctx, &task.input).await?),
+        Step::Plan { learned, replans } => {
+            let round_start = run.verdicts().count();
+            let mut plan = plan::run(ctx, &text, &learned, round_start, replans).await?;
+            if !options.plan_only {
+                plan.probes = probe::run(ctx, &text, &plan.plan, &plan.context).await?;
+            }
+            run.add_plan(plan);
+            failed = options.plan_only.then_some(None);
+        }
+        Step::Code { round, subtask, patches, feedback } => {
+            let plan = run.plan().ok_or_else(|| missing("a plan"))?;
+            let code = code::run(ctx, &text, plan, round, subtask, patches, &feedback).await?;
+            run.add_code(code);
+        }
+        Step::Vote => {
+            let (plan, current) = (run.plan(), run.current());
+            let (plan, current) = plan.zip(current).ok_or_else(|| missing("candidates"))?;
+            let vote = vote::run(ctx, &text, plan, &current.code).await?;
+            run.set_vote(vote);
+        }
+        Step::Review => {
+            let vote = run.current().and_then(|s| s.vote.as_ref()).ok_or_else(|| missing("a vote"))?;
+            let verdict = review::run(ctx, &text, vote).await?;
+            run.set_verdict(verdict);
+        }
+        Step::Output { failure } => {
+            run.output = Some(output::run(ctx, run, task.input.apply, failure.clone()).await?);
+            failed = Some(failure);
+        }
+        Step::Finish { .. } => unreachable!("handled by drive"),
+    }
+    Ok(failed)
 }
 
 /// Past 70% of the budget, a rejected round ends the task with what it has instead of

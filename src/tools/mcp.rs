@@ -3,6 +3,10 @@
 //!
 //! Unknown tools are JSON-RPC errors (-32602); everything a tool reports, bad arguments
 //! included, comes back as a result with `isError: true`, which a model can read and act on.
+//!
+//! A client that declares roots works on the first of them that is one of the server's
+//! [`Workspaces`]; when none is, its tool calls are refused. A client without roots gets
+//! the default workspace.
 
 use std::sync::Arc;
 
@@ -10,19 +14,66 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 
-use super::{ToolError, ToolInfo, Tools};
+use super::{ToolError, ToolInfo, Tools, Workspaces};
 
-const INSTRUCTIONS: &str = "Tools over one code workspace: analyze_codebase for a map, search_docs and \
+const INSTRUCTIONS: &str = "Tools over a code workspace (the first of your roots that the server serves, \
+else its default one): analyze_codebase for a map, search_docs and \
 find_references to locate code, read_file to read it, git_diff for changes, run_tests to check them. \
 Paths are relative to the workspace root and cannot leave it.";
 
+/// How long a client may take to list its roots.
+const ROOTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One per MCP session.
 struct Handler {
-    tools: Tools,
+    workspaces: Workspaces,
+    /// The session's workspace, or why it has none; found on the first tool call and
+    /// again after the client says its roots changed.
+    session: tokio::sync::Mutex<Option<Result<Tools, String>>>,
+}
+
+impl Handler {
+    fn new(workspaces: Workspaces) -> Handler {
+        Handler { workspaces, session: Default::default() }
+    }
+
+    async fn tools(&self, peer: &Peer<RoleServer>) -> Result<Tools, ToolError> {
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            *session = Some(self.declared(peer).await);
+        }
+        session.clone().expect("set above").map_err(ToolError::Refused)
+    }
+
+    #[allow(deprecated)] // Roots are deprecated by SEP-2577, and still what clients send.
+    async fn declared(&self, peer: &Peer<RoleServer>) -> Result<Tools, String> {
+        let default = self.workspaces.default_tools().clone();
+        if peer.peer_info().is_none_or(|info| info.capabilities.roots.is_none()) {
+            return Ok(default);
+        }
+        let roots = match tokio::time::timeout(ROOTS_TIMEOUT, peer.list_roots()).await {
+            Ok(Ok(list)) => list.roots,
+            Ok(Err(e)) => return Err(format!("the client's roots could not be listed: {e}")),
+            Err(_) => return Err("the client did not list its roots in time".into()),
+        };
+        if roots.is_empty() {
+            return Ok(default);
+        }
+        let mut why = Vec::new();
+        for root in &roots {
+            match file_uri_path(&root.uri).map(|path| self.workspaces.open(&path)) {
+                Some(Ok(tools)) => return Ok(tools),
+                Some(Err(e)) => why.push(e.to_string()),
+                None => why.push(format!("`{}` is not a file:// URI", root.uri)),
+            }
+        }
+        Err(format!("none of the client's roots is a workspace of this server: {}", why.join("; ")))
+    }
 }
 
 fn to_tool(info: &ToolInfo) -> Tool {
@@ -42,20 +93,28 @@ impl ServerHandler for Handler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.list().iter().map(to_tool).collect()))
+        Ok(ListToolsResult::with_all_items(self.workspaces.default_tools().list().iter().map(to_tool).collect()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.list().iter().find(|t| t.name == name).map(to_tool)
+        self.workspaces.default_tools().list().iter().find(|t| t.name == name).map(to_tool)
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        *self.session.lock().await = None;
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        match self.tools.call(&request.name, args).await {
+        let result = match self.tools(&context.peer).await {
+            Ok(tools) => tools.call(&request.name, args).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(output) => Ok(CallToolResult::structured(output).into()),
             Err(ToolError::UnknownTool(name)) => {
                 Err(McpError::invalid_params(format!("unknown tool `{name}`; tools/list names them"), None))
@@ -66,8 +125,8 @@ impl ServerHandler for Handler {
 }
 
 /// Serves MCP on stdin/stdout until the client closes it.
-pub async fn serve_stdio(tools: Tools) -> std::io::Result<()> {
-    let running = Handler { tools }
+pub async fn serve_stdio(workspaces: Workspaces) -> std::io::Result<()> {
+    let running = Handler::new(workspaces)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| std::io::Error::other(format!("MCP initialization failed: {e}")))?;
@@ -78,7 +137,7 @@ pub async fn serve_stdio(tools: Tools) -> std::io::Result<()> {
 /// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), so that
 /// a web page cannot reach the workspace through DNS rebinding.
 pub fn http_service(
-    tools: Tools,
+    workspaces: Workspaces,
     hosts: Option<Vec<String>>,
 ) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
     let config = match hosts {
@@ -88,8 +147,50 @@ pub fn http_service(
     // The server's access middleware checks `Origin` for every route, this one included.
     let config = config.disable_allowed_origins();
     StreamableHttpService::new(
-        move || Ok(Handler { tools: tools.clone() }),
+        move || Ok(Handler::new(workspaces.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     )
+}
+
+/// The local path of a `file://` URI (percent-decoded); `None` for anything else.
+fn file_uri_path(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("file://")?;
+    // `file:///p` has an empty host; `file://localhost/p` names this machine.
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_uri_path;
+
+    #[test]
+    fn file_uris_become_paths() {
+        assert_eq!(file_uri_path("file:///home/me/src/app").as_deref(), Some("/home/me/src/app"));
+        assert_eq!(file_uri_path("file://localhost/tmp/a%20b").as_deref(), Some("/tmp/a b"));
+        assert_eq!(file_uri_path("file:///tmp/%C3%A9t%C3%A9").as_deref(), Some("/tmp/été"));
+        assert_eq!(file_uri_path("file://server/share"), None);
+        assert_eq!(file_uri_path("https://example.com/x"), None);
+        assert_eq!(file_uri_path("file:///bad%zz").as_deref(), Some("/bad%zz"));
+    }
 }

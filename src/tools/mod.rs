@@ -20,6 +20,7 @@ pub mod search;
 mod symbols;
 mod walk;
 mod workspace;
+mod workspaces;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub use self::error::ToolError;
 pub use self::project::{is_generated, is_test_file, test_commands, TestCommand};
 pub use self::symbols::syntax_error;
 pub use self::workspace::Workspace;
+pub use self::workspaces::Workspaces;
 
 type Run = dyn Fn(&Workspace, Value) -> Result<Value, ToolError> + Send + Sync;
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use quorum::models::Role;
 use quorum::pipeline::{Ask, Models, Pipeline, PipelineError, PipelineOptions, Sample, ScriptedModels, Setup};
 use quorum::state::{EmbeddedStore, Stage, TaskStatus, TaskStore};
-use quorum::tools::{Tools, Workspace};
+use quorum::tools::{Tools, Workspace, Workspaces};
 use serde_json::{json, Value};
 
 pub const CALC_PY: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
@@ -66,7 +66,7 @@ const PROBES: &str = "careful tester";
 /// A pipeline over `root` with its own state file, and one task of [`TASK`] run to its end.
 async fn run_task(
     root: &Path,
-    models: Arc<ScriptedModels>,
+    models: Arc<dyn Models>,
     options: PipelineOptions,
 ) -> (tempfile::TempDir, Pipeline, quorum::state::Task, quorum::state::Task) {
     let state = tempfile::tempdir().unwrap();
@@ -661,26 +661,101 @@ async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_e
     assert_eq!(candidates[2]["tests"]["success"], false);
 }
 
-#[tokio::test]
-async fn a_spent_time_budget_ends_the_task_after_the_round_it_is_in() {
-    let (_dir, root) = calc_repo();
-    let models = Arc::new(ScriptedModels::default());
-    models.script(Role::Planner, [PLAN]);
+/// Scripted models whose reviews answer at the instant `1` (not before): a stage that
+/// runs long, ending when the test says whatever the machine's speed.
+struct SlowReview(ScriptedModels, tokio::time::Instant);
+
+#[async_trait]
+impl Models for SlowReview {
+    async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
+        if role == Role::Reviewer && ask.messages.iter().any(|m| m.content.contains(REVIEW)) {
+            tokio::time::sleep_until(self.1).await;
+        }
+        self.0.ask(role, ask).await
+    }
+    fn count_tokens(&self, role: Role, text: &str) -> usize {
+        self.0.count_tokens(role, text)
+    }
+    fn parallel(&self, role: Role) -> u32 {
+        self.0.parallel(role)
+    }
+}
+
+/// A round that fixes calc.py and whose review rejects it, `review` from now.
+fn slow_round(review: std::time::Duration) -> Arc<SlowReview> {
+    let models = SlowReview(ScriptedModels::default(), tokio::time::Instant::now() + review);
+    models.0.script(Role::Planner, [PLAN]);
     let fix = block("    return a - b\n", "    return a + b\n");
-    models.script(Role::Coder, std::iter::repeat_n(fix, 5));
-    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
-    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
-    // A round with real test runs takes longer than 70% of a one-second budget.
-    let options = PipelineOptions { time_budget_secs: 1, ..edit_blocks() };
-    let (_state, p, task, done) = run_task(&root, models.clone(), options).await;
+    models.0.script(Role::Coder, std::iter::repeat_n(fix, 5));
+    models.0.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
+    models.0.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    Arc::new(models)
+}
+
+fn budget_cuts(events: &[quorum::state::TaskEvent]) -> Vec<String> {
+    events.iter().filter(|e| e.kind == "budget").map(|e| e.data["cut"].as_str().unwrap().to_string()).collect()
+}
+
+/// A round whose review answers `review_at` seconds in, under a budget of `budget`: the
+/// task fails with `error`, its fix still the answer, after a budget cut saying `cut`.
+async fn slow_review_under_budget(review_at: u64, budget: u64, cut: &str, error: &str) {
+    let (_dir, root) = calc_repo();
+    let models = slow_round(std::time::Duration::from_secs(review_at));
+    let options = PipelineOptions { time_budget_secs: budget, ..edit_blocks() };
+    let (_state, p, task, done) = run_task(&root, models, options).await;
     assert_eq!(done.status, TaskStatus::Failed);
-    assert!(done.error.as_deref().unwrap_or_default().contains("time budget"), "{:?}", done.error);
+    assert!(done.error.as_deref().unwrap_or_default().contains(error), "{:?}", done.error);
     let events = p.tasks().events(&task.id, 0).await.unwrap();
-    let cuts: Vec<&str> =
-        events.iter().filter(|e| e.kind == "budget").map(|e| e.data["cut"].as_str().unwrap()).collect();
-    assert!(cuts.iter().any(|c| c.contains("no further round")), "{cuts:?}");
+    let cuts = budget_cuts(&events);
+    assert!(cuts.iter().any(|c| c.contains(cut)), "{cuts:?}");
     assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "output"]);
-    // The best change so far is still the answer.
     let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap_or_default();
     assert!(diff.contains("+    return a + b"), "{diff}");
+}
+
+#[tokio::test]
+async fn a_spent_time_budget_ends_the_task_after_the_round_it_is_in() {
+    // The review answers at 75% of the budget (its own tests follow in seconds).
+    slow_review_under_budget(30, 40, "no further round", "time budget").await;
+}
+
+#[tokio::test]
+async fn the_end_of_the_budget_stops_the_stage_it_falls_in() {
+    // A review that would take a minute, in a task of twenty seconds: the voted change,
+    // unreviewed, is the answer.
+    slow_review_under_budget(60, 20, "review stopped", "time budget is spent in review").await;
+}
+
+#[tokio::test]
+async fn a_task_runs_on_the_workspace_it_was_created_on_and_only_where_that_is_allowed() {
+    let (dir, calc) = calc_repo();
+    let other = tempfile::tempdir().unwrap();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, std::iter::repeat_n(block("    return a - b\n", "    return a + b\n"), 5));
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(state.path().join("s.redb")).await.unwrap();
+    let tasks = TaskStore::new(Arc::new(store));
+    let default = Tools::new(Workspace::new(other.path()).unwrap());
+    let setup = Setup { options: edit_blocks(), ..Default::default() };
+
+    // A pipeline whose default workspace is elsewhere, with calc's parent as a root.
+    let roots = Workspaces::new(default.clone(), &[dir.path().to_path_buf()]).unwrap();
+    let p = setup.pipeline(models.clone(), roots, tasks.clone());
+    let on_calc = p.workspaces().open("calc").unwrap();
+    let task = p.create_on(&on_calc, TASK, false, Value::Null).await.unwrap();
+    assert_eq!(task.input.workspace.as_deref(), Some(calc.canonicalize().unwrap().to_str().unwrap()));
+
+    // One that serves only its default workspace does not run it, and says why.
+    let single = setup.pipeline(models.clone(), default, tasks.clone());
+    let Err(PipelineError::Invalid(why)) = single.run(&task.id).await else { panic!("ran outside its workspaces") };
+    assert!(why.contains("outside this server's workspaces"), "{why}");
+
+    let done = p.run(&task.id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let diff = done.outputs[&Stage::Output]["diff"].as_str().unwrap_or_default();
+    assert!(diff.contains("+    return a + b"), "{diff}");
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0, "the default workspace was touched");
 }

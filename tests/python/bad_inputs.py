@@ -729,7 +729,11 @@ add("workflow_options_bad_rounds", "POST", WORKFLOW, json={"task": " ", "options
 add("workflow_options_huge_candidates", "POST", WORKFLOW,
     json={"task": " ", "options": {"candidates": 10**12}}, expect=400)
 add("workflow_options_unknown", "POST", WORKFLOW, json={"task": " ", "options": {"rm": "-rf"}}, expect=400)
-add("workflow_other_workspace", "POST", WORKFLOW, json={"task": " ", "workspace": "/etc"}, expect=400)
+add("workflow_other_workspace", "POST", WORKFLOW, json={"task": " ", "workspace": "/etc"}, expect=403)
+add("workflow_workspace_header_outside", "POST", WORKFLOW, json={"task": " "}, headers={"X-Quorum-Workspace": "/"}, expect=403)
+add("workflow_workspace_unknown_name", "POST", WORKFLOW, json={"task": " ", "workspace": "no-such-repo"}, expect=404)
+add("tool_workspace_header_outside", "POST", "/api/tools/analyze_codebase", json={}, headers={"X-Quorum-Workspace": "/etc"}, expect=403)
+add("chat_quorum_alias_outside", "POST", CHAT, json={"model": "quorum@../../..", "messages": [{"role": "user", "content": "fix"}]}, expect=one(403, 404))
 add("workflow_workspace_number", "POST", WORKFLOW, json={"task": " ", "workspace": 5}, expect=400)
 add("workflow_body_array", "POST", WORKFLOW, json=[{"task": " "}], expect=400)
 add("workflow_content_type_text", "POST", WORKFLOW, json={"task": " "}, headers={"content-type": "text/plain"},

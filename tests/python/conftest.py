@@ -68,7 +68,23 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, workspace):
+def roots(tmp_path_factory):
+    """A directory of two more repositories (`alpha`, `beta`) the server may work on."""
+    root = tmp_path_factory.mktemp("roots")
+    for name in ["alpha", "beta"]:
+        repo = root / name
+        (repo / name).mkdir(parents=True)
+        (repo / name / "__init__.py").write_text("")
+        (repo / name / f"{name}_core.py").write_text(f"def {name}_value():\n    return '{name}'\n")
+        git(repo, "init", "-q")
+        git(repo, "add", ".")
+        git(repo, "commit", "-qm", "first")
+    (root / "not-a-repo").mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, workspace, roots):
     state_dir = tmp_path_factory.mktemp("state")
     state = state_dir / "state.redb"
     # One short round: the pipeline tests check the plumbing, not SmolLM's code.
@@ -77,7 +93,7 @@ def server(tmp_path_factory, workspace):
     model = ROOT / "models" / "smollm2-135m-instruct-q4_1.gguf"
     assert model.exists(), f"{model} is missing: run scripts/fetch-small-models.sh"
     proc = subprocess.Popen(
-        [quorum_bin(), "--config", str(config), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state), "--workspace", str(workspace)],
+        [quorum_bin(), "--config", str(config), "serve", "--port", "0", "--model", f"all={model}", "--state", str(state), "--workspace", str(workspace), "--workspaces", str(roots)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

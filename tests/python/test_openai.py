@@ -11,7 +11,8 @@ MESSAGES = [{"role": "user", "content": "Count from one to ten in words."}]
 
 def test_models_lists_every_role_and_the_pipeline(client):
     ids = {m.id for m in client.models.list().data}
-    assert ids == {"preprocessor", "planner", "coder", "voter", "reviewer", "quorum"}
+    # quorum@NAME: the pipeline on each repository under the server's workspace roots.
+    assert ids == {"preprocessor", "planner", "coder", "voter", "reviewer", "quorum", "quorum@alpha", "quorum@beta"}
 
 
 def test_chat_completion(client):

@@ -1,5 +1,5 @@
 //! `model: "quorum"` on `/v1/chat/completions`: the conversation's last user message runs
-//! through the pipeline. Progress streams as `reasoning_content` deltas (shown as
+//! through the pipeline, on the workspace `quorum@NAME` or `X-Quorum-Workspace` names. Progress streams as `reasoning_content` deltas (shown as
 //! collapsible thinking by Open WebUI and Continue); the answer (explanation and the diff
 //! in a fenced block) comes as `content`. Requests a chat front-end sends on its own
 //! (titles, tags, follow-ups) are answered by one model instead.
@@ -15,11 +15,12 @@ use serde_json::{json, Value};
 use super::respond::{self, unique_suffix, unix_now, Kind};
 use super::types::ChatRequest;
 use crate::api::error::ApiError;
-use crate::api::state::{AppState, PIPELINE_MODEL};
+use crate::api::state::AppState;
 use crate::engine::Prompt;
 use crate::models::Role;
 use crate::pipeline::{is_auxiliary_request, Event, Logged, Pipeline};
 use crate::state::TaskStatus;
+use crate::tools::Tools;
 
 /// The answer text: the explanation and the diff, or why the task failed.
 fn answer(event: &Event) -> Option<String> {
@@ -40,7 +41,7 @@ fn answer(event: &Event) -> Option<String> {
     }
 }
 
-pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, ApiError> {
+pub async fn chat(state: AppState, tools: Tools, mut req: ChatRequest) -> Result<Response, ApiError> {
     let messages = req.messages()?;
     let last = messages
         .iter()
@@ -50,11 +51,11 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
         .ok_or_else(|| ApiError::invalid("the conversation has no user message", Some("messages")))?;
     if is_auxiliary_request(&last) {
         let planner = state.role(&Role::Planner.to_string())?;
-        return respond::run(&planner, Kind::Chat, PIPELINE_MODEL, Prompt::Chat(messages), &mut req.options).await;
+        return respond::run(&planner, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options).await;
     }
     let pipeline = state.pipeline()?;
     let (options, detach) = detach(req.quorum_options.take())?;
-    let task = pipeline.create(&last, false, options).await?;
+    let task = pipeline.create_on(&tools, &last, false, options).await?;
     let events = pipeline.follow(&task.id, 0);
     pipeline.start(&task.id).await?;
     // A client that goes away (the stream or this request dropped) cancels its task,
@@ -69,7 +70,7 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
     let id = format!("chatcmpl-{}", unique_suffix());
     let created = unix_now();
     if req.options.stream {
-        return Ok(stream(events, id, created).into_response());
+        return Ok(stream(events, id, req.model, created).into_response());
     }
     let mut reasoning = String::new();
     let mut content = String::new();
@@ -84,7 +85,7 @@ pub async fn chat(state: AppState, mut req: ChatRequest) -> Result<Response, Api
         }
     }
     Ok(Json(json!({
-        "id": id, "object": "chat.completion", "created": created, "model": PIPELINE_MODEL,
+        "id": id, "object": "chat.completion", "created": created, "model": req.model,
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
                      "message": {"role": "assistant", "content": content, "reasoning_content": reasoning}}],
         "quorum_task": task.id,
@@ -134,11 +135,12 @@ fn detach(options: Option<Value>) -> Result<(Value, bool), ApiError> {
 fn stream(
     events: impl Stream<Item = Logged> + Send + 'static,
     id: String,
+    model: String,
     created: u64,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let chunk = move |delta: Value, finish: Option<&str>| {
         let body = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": PIPELINE_MODEL,
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
         });
         Ok::<_, Infallible>(SseEvent::default().data(body.to_string()))

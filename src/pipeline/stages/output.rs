@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>)
     let verdict = run.verdicts().last().cloned();
     let diff = match (&failure, &verdict) {
         (None, Some(v)) => v.diff.clone(),
-        _ => run.best_reviewed(),
+        _ => run.best_change(),
     };
     let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
     let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
