@@ -22,6 +22,8 @@ cargo clippy --release --all-targets --locked -- -D warnings
 # One profile (release) for the library, the binary and the tests: llama.cpp builds once.
 cargo test --release --locked
 QUORUM_BIN="$CARGO_TARGET_DIR/release/quorum" python -m pytest -q tests/python
+# The tool-calling benchmark's scoring, on hand-made answers (no model).
+python evals/tools/run.py --self-test
 # The repository eval set: every task's original passes, its workspace fails the hidden
 # tests, its reference change passes (projects fetched from PyPI into the cache).
 python evals/repos/repos.py validate

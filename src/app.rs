@@ -27,7 +27,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
     let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
-    let state = AppState::new(&config.profile, tasks, workspaces, setup);
+    let state = AppState::new(&config.profile, tasks, workspaces, setup).with_aliases(config.aliases.clone());
     let rules = &config.access;
     let access = api::Access::new(
         &rules.api_keys,

@@ -26,6 +26,8 @@ pub enum ConfigError {
     State(#[from] StateError),
     #[error("role {role}: {message}")]
     Invalid { role: Role, message: String },
+    #[error("{0}")]
+    Alias(String),
 }
 
 /// What a config file or flag may change for one role.
@@ -79,6 +81,10 @@ pub struct ConfigFile {
     pub pipeline: Option<serde_json::Value>,
     #[serde(default)]
     pub roles: BTreeMap<Role, RoleOverride>,
+    /// `[aliases]`: model names clients send (`"claude-*"`, `"gpt-4o"`) to a role or
+    /// `quorum`; `*` matches any text.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl ConfigFile {
@@ -147,6 +153,8 @@ pub struct Config {
     pub pipeline: serde_json::Value,
     pub engine: EngineConfig,
     pub access: AccessConfig,
+    /// Model-name patterns and the model id each stands for, in the file's order.
+    pub aliases: Vec<(String, String)>,
 }
 
 /// Who may use the server.
@@ -214,8 +222,26 @@ impl Config {
                 concurrent_decodes: file.concurrent_decodes,
             },
             access,
+            aliases: aliases(file.aliases)?,
         })
     }
+}
+
+/// Checks that every alias stands for a role or the pipeline.
+fn aliases(table: BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
+    table
+        .into_iter()
+        .map(|(pattern, target)| {
+            let known = target == "quorum" || target.starts_with("quorum@") || target.parse::<Role>().is_ok();
+            if known && !pattern.is_empty() {
+                Ok((pattern, target))
+            } else {
+                Err(ConfigError::Alias(format!(
+                    "alias `{pattern}` = `{target}`: an alias stands for a role (coder, planner, ...) or `quorum`"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// Where models live unless the config or `--models-dir` says otherwise: quorum's cache

@@ -80,6 +80,8 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", None, None),
             EngineError::Grammar(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("grammar"), None),
             EngineError::Schema(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("response_format"), None),
+            EngineError::NoFim(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("suffix"), None),
+            EngineError::Tools(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("tools"), None),
             EngineError::NoChatTemplate => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), None),
             EngineError::Recovering(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("model_recovering"))

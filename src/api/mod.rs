@@ -1,9 +1,12 @@
 //! The HTTP interface (the only axum code): OpenAI-compatible routes and `/health`.
 
 mod access;
+mod anthropic;
 pub mod error;
+mod infill;
 mod metrics;
 mod openai;
+mod responses;
 mod state;
 mod tasks;
 mod tools;
@@ -32,8 +35,14 @@ pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Ro
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/models", get(openai::models))
+        .route("/v1/models/{id}", get(openai::model))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
+        .route("/infill", post(infill::infill))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/api/task/{id}", get(tasks::show))
         .route("/api/tasks", get(tasks::list))
         .route("/api/workflow", post(workflow::start))

@@ -27,6 +27,7 @@ struct Shared {
     profile: String,
     status: Mutex<Status>,
     started: u64,
+    aliases: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +48,31 @@ impl AppState {
             profile: profile.name.clone(),
             status: Mutex::new(Status { roles, error: None }),
             started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            aliases: Vec::new(),
         }))
+    }
+
+    /// Model names clients send, mapped to quorum's ids (`[aliases]` in the config).
+    pub fn with_aliases(mut self, aliases: Vec<(String, String)>) -> AppState {
+        Arc::get_mut(&mut self.0).expect("aliases are set before the state is shared").aliases = aliases;
+        self
+    }
+
+    /// The id an alias stands for (the first pattern that matches).
+    pub fn alias(&self, model: &str) -> Option<&str> {
+        // Names are short; a long one is no alias (and cannot make matching slow).
+        if model.len() > 256 {
+            return None;
+        }
+        self.0.aliases.iter().find(|(pattern, _)| glob(pattern, model)).map(|(_, target)| target.as_str())
+    }
+
+    /// A request's model id, with aliases applied.
+    pub fn model_id<'a>(&'a self, model: &'a str) -> &'a str {
+        if self.model_ids().iter().any(|id| id == model) {
+            return model;
+        }
+        self.alias(model).unwrap_or(model)
     }
 
     pub fn on_load_event(&self, event: &LoadEvent) {
@@ -154,8 +179,34 @@ impl AppState {
 
     /// Resolves a request's `model` to a role's handle.
     pub fn role(&self, model: &str) -> Result<RoleHandle, ApiError> {
-        let role: Role = model.parse().map_err(|_| ApiError::model_not_found(model, &self.model_ids()))?;
+        let role: Role =
+            self.model_id(model).parse().map_err(|_| ApiError::model_not_found(model, &self.model_ids()))?;
         let engine = self.0.engine.get().ok_or_else(ApiError::loading)?;
         engine.role(role).cloned().ok_or_else(|| ApiError::model_not_found(model, &self.model_ids()))
+    }
+}
+
+/// `*` matches any text (also none); everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else { return false };
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn alias_patterns() {
+        assert!(glob("claude-*", "claude-sonnet-4-5"));
+        assert!(glob("*", "anything"));
+        assert!(glob("gpt-*-mini", "gpt-4o-mini"));
+        assert!(!glob("gpt-*-mini", "gpt-4o"));
+        assert!(!glob("coder", "coder2"));
     }
 }

@@ -36,10 +36,7 @@ pub async fn run(args: ChatArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
     let engine = tokio::task::spawn_blocking(move || crate::app::load_role(&config, role)).await??;
     let handle = engine.role(role).context("the role was not loaded")?;
     let system = args.system.unwrap_or_else(|| crate::prompts::system_prompt(role).trim().to_string());
-    let messages = vec![
-        ChatMessage { role: "system".into(), content: system },
-        ChatMessage { role: "user".into(), content: args.prompt },
-    ];
+    let messages = vec![ChatMessage::new("system", system), ChatMessage::new("user", args.prompt)];
     let mut generation = handle
         .start(GenerateRequest {
             prompt: Prompt::Chat(messages),

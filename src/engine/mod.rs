@@ -14,6 +14,7 @@ mod sampling;
 mod scheduler;
 mod template;
 mod text;
+mod tool_calls;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
@@ -33,8 +34,13 @@ use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
 pub use guard::{check_grammar, check_schema, Limits as GrammarLimits, Refusal};
 pub use metrics::{MetricsSnapshot, ModelMetrics};
-pub use request::{ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams};
+pub use request::{
+    ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams, ToolCall,
+    ToolChoice, ToolRequest, ToolSpec,
+};
+pub use template::ChatTemplate;
 pub use text::{Scan, StopMatcher, Utf8Stream};
+pub use tool_calls::{Parsed, ParsedCall, ToolFormat, ToolParser};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -66,6 +72,11 @@ pub enum EngineError {
     Grammar(String),
     #[error("{0}")]
     Schema(String),
+    #[error("the {0} model has no fill-in-the-middle tokens; use a code model with FIM (e.g. Qwen2.5-Coder) for `suffix` and /infill")]
+    NoFim(Role),
+    /// Tools or a tool choice that cannot be served.
+    #[error("{0}")]
+    Tools(String),
     #[error("role {0} has too many queued requests; retry shortly")]
     Overloaded(Role),
     #[error("the model worker stopped")]
@@ -136,7 +147,7 @@ impl Engine {
                 metrics: shared.metrics.clone(),
             });
             for (role, spec) in specs {
-                let template = template::resolve(model, spec.chat_template.as_deref());
+                let template = ChatTemplate::resolve(model, spec.chat_template.as_deref());
                 if template.is_none() {
                     tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
                 }
@@ -226,7 +237,7 @@ pub struct RoleHandle(Arc<RoleInner>);
 struct RoleInner {
     role: Role,
     spec: RoleSpec,
-    template: Option<LlamaChatTemplate>,
+    template: Option<ChatTemplate>,
     /// The role's own context limit (its share of the model's KV).
     n_ctx: u32,
     model: Arc<SharedModel>,
@@ -261,9 +272,61 @@ impl RoleHandle {
         self.0.model.metrics.snapshot()
     }
 
-    /// Renders a conversation with the model's chat template.
+    fn template(&self) -> Result<&ChatTemplate, EngineError> {
+        self.0.template.as_ref().ok_or(EngineError::NoChatTemplate)
+    }
+
+    /// Renders a conversation with the model's chat template, the assistant's turn opened.
     pub fn format_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
-        template::apply(self.0.model.model, self.0.template.as_ref(), messages)
+        let plan = self.plan_tools(messages, &ToolRequest { choice: ToolChoice::None, ..ToolRequest::default() })?;
+        Ok(plan.prompt)
+    }
+
+    /// How this role's model writes tool calls (from its chat template).
+    pub fn tool_format(&self) -> ToolFormat {
+        let template = self.0.template.as_ref();
+        match template {
+            Some(t) if t.knows_tools() => ToolFormat::detect(t.source()),
+            _ => ToolFormat::Generic,
+        }
+    }
+
+    /// A chat with tools: the prompt as the model's template writes tools (or quorum's
+    /// generic description where it has none), the grammar that holds calls to the
+    /// functions' schemas, and the parser of the answer. CPU work: call it off the runtime.
+    pub fn plan_tools(&self, messages: &[ChatMessage], req: &ToolRequest) -> Result<ToolPrompt, EngineError> {
+        let template = self.template()?;
+        let convert = |schema: &serde_json::Value| json_schema_grammar(&schema.to_string()).map_err(|e| e.to_string());
+        let plan = tool_calls::ToolPlan::new(self.tool_format(), template.knows_tools(), messages, req, &convert)
+            .map_err(EngineError::Tools)?;
+        let prompt = template.render(&plan.messages, &plan.template_tools, true)?;
+        Ok(ToolPrompt { prompt, grammar: plan.grammar, triggers: plan.triggers, parser: plan.parser })
+    }
+
+    /// The model's fill-in-the-middle prompt from its FIM tokens: other files first (where
+    /// the model has a file separator), then the prefix, the suffix and the middle to write.
+    pub fn fim_prompt(&self, prefix: &str, suffix: &str, extra: &[(String, String)]) -> Result<String, EngineError> {
+        let vocab = self.0.model.model.vocab();
+        let piece = |t: LlamaToken| {
+            (t.0 >= 0).then(|| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned())
+        };
+        let (Some(pre), Some(suf), Some(mid)) =
+            (piece(vocab.fim_pre()), piece(vocab.fim_suf()), piece(vocab.fim_mid()))
+        else {
+            return Err(EngineError::NoFim(self.0.role));
+        };
+        let mut text = String::new();
+        if let Some(sep) = piece(vocab.fim_sep()).filter(|_| !extra.is_empty()) {
+            for (name, body) in extra {
+                text.push_str(&format!("{sep}{name}\n{body}"));
+                if !body.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            text.push_str(&sep);
+        }
+        text.push_str(&format!("{pre}{prefix}{suf}{suffix}{mid}"));
+        Ok(text)
     }
 
     /// Tokens of `text` as this model counts them (special tokens parsed).
@@ -303,11 +366,26 @@ impl RoleHandle {
         let defaults = inner.spec.sampling;
         let s = req.sampling;
         let max_new = s.max_tokens.unwrap_or(defaults.max_tokens).max(1).min(room as u32);
+        let n_vocab = inner.model.model.n_vocab();
+        if let Some(&(token, _)) = s.logit_bias.iter().find(|(t, _)| *t < 0 || *t >= n_vocab) {
+            return Err(EngineError::InvalidRequest(format!(
+                "logit_bias names token {token}; this model's tokens are 0 to {}",
+                n_vocab - 1
+            )));
+        }
         let base = sampling::Sampling {
             temperature: s.temperature.unwrap_or(defaults.temperature),
             top_p: s.top_p.unwrap_or(defaults.top_p),
+            top_k: s.top_k.unwrap_or(40).clamp(1, 1000),
             seed: s.seed.unwrap_or_else(random_seed),
             grammar: s.grammar,
+            triggers: s.grammar_triggers,
+            penalties: sampling::Penalties {
+                presence: s.presence_penalty,
+                frequency: s.frequency_penalty,
+                repeat: if s.repeat_penalty > 0.0 { s.repeat_penalty } else { 1.0 },
+            },
+            logit_bias: s.logit_bias,
         };
         if !s.temperatures.is_empty() && s.temperatures.len() != req.n as usize {
             return Err(EngineError::InvalidRequest(format!(
@@ -330,7 +408,8 @@ impl RoleHandle {
             .map_err(EngineError::Grammar)?;
         let (tx, events) = mpsc::unbounded_channel();
         let prompt_tokens = tokens.len() as u32;
-        let job = worker::Job { tokens, max_new, samplers, stop: s.stop, ignore_eos: s.ignore_eos, tx };
+        let job =
+            worker::Job { tokens, max_new, samplers, stop: s.stop, ignore_eos: s.ignore_eos, specials: s.specials, tx };
         inner.model.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => EngineError::Overloaded(inner.role),
             mpsc::error::TrySendError::Closed(_) => EngineError::WorkerGone,
@@ -353,6 +432,16 @@ impl RoleHandle {
             ))),
         }
     }
+}
+
+/// A chat with tools, ready for the engine: the rendered prompt, the grammar (lazy from its
+/// triggers when there are any) and how to read the answer (`None`: plain text).
+#[derive(Debug)]
+pub struct ToolPrompt {
+    pub prompt: String,
+    pub grammar: Option<String>,
+    pub triggers: Vec<String>,
+    pub parser: Option<ToolParser>,
 }
 
 /// The longest a request may take to be tokenized and have its grammar compiled.

@@ -2,11 +2,61 @@
 
 use tokio::sync::mpsc;
 
-/// One chat message (text only; the API rejects other content before it gets here).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One chat message. `tool_calls` on an assistant turn that called tools; `tool_call_id`
+/// (and the function's `name`) on a `tool` turn carrying a result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into(), ..ChatMessage::default() }
+    }
+}
+
+/// A function call the model made: `arguments` is JSON text, as OpenAI carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A function the model may call; `parameters` is its JSON schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: serde_json::Value,
+}
+
+/// Whether and which tools the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// No tool: the tools are left out of the prompt.
+    None,
+    #[default]
+    Auto,
+    /// At least one call, from the first token.
+    Required,
+    /// A call of this function, from the first token.
+    Named(String),
+}
+
+/// The tools of a chat request and how they may be called.
+#[derive(Debug, Clone, Default)]
+pub struct ToolRequest {
+    pub tools: Vec<ToolSpec>,
+    pub choice: ToolChoice,
+    /// More than one call in one answer.
+    pub parallel: bool,
+    /// Constrain calls to the functions' schemas (off only to measure what it does).
+    pub grammar: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -29,9 +79,22 @@ pub struct SamplingParams {
     pub ignore_eos: bool,
     /// GBNF grammar the output must follow (root rule `root`).
     pub grammar: Option<String>,
+    /// With `grammar`: the grammar waits for a match of one of these regexes in the output
+    /// (llama.cpp's trigger patterns) and constrains from it, or from the pattern's first
+    /// group; empty: it constrains from the first token.
+    pub grammar_triggers: Vec<String>,
     /// One temperature per sample of an `n`-sample request (the pipeline spreads its
     /// candidates over a range); empty: `temperature` for all.
     pub temperatures: Vec<f32>,
+    pub top_k: Option<u32>,
+    /// OpenAI's penalties (-2..2) on tokens already generated, and llama.cpp's repeat penalty.
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    pub repeat_penalty: f32,
+    /// Added to a token's logit before sampling (-100 bans it).
+    pub logit_bias: Vec<(i32, f32)>,
+    /// Write control tokens as text: tool-call markers of some families are control tokens.
+    pub specials: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -45,8 +108,10 @@ pub struct GenerateRequest {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
-    /// End-of-generation token or a stop string.
+    /// End-of-generation token.
     Stop,
+    /// The stop string at this index of the request's list.
+    StopString(usize),
     /// `max_tokens` or the context was reached.
     Length,
 }
@@ -54,7 +119,7 @@ pub enum FinishReason {
 impl FinishReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::StopString(_) => "stop",
             FinishReason::Length => "length",
         }
     }

@@ -5,6 +5,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 /// Resolved sampling settings of one sequence.
@@ -12,32 +13,75 @@ use llama_cpp_2::token::LlamaToken;
 pub struct Sampling {
     pub temperature: f32,
     pub top_p: f32,
+    pub top_k: u32,
     pub seed: u32,
     /// GBNF grammar constraining the output (root rule `root`).
     pub grammar: Option<String>,
+    /// Lazy grammar: it constrains from the first match of these patterns (llama.cpp's
+    /// trigger regexes) in the output.
+    pub triggers: Vec<String>,
+    pub penalties: Penalties,
+    pub logit_bias: Vec<(i32, f32)>,
+}
+
+/// Penalties on tokens already generated (the last [`PENALTY_WINDOW`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Penalties {
+    pub presence: f32,
+    pub frequency: f32,
+    /// 1: none.
+    pub repeat: f32,
+}
+
+/// Tokens a penalty looks back over (llama.cpp's default).
+const PENALTY_WINDOW: i32 = 64;
+
+impl Penalties {
+    fn any(&self) -> bool {
+        self.presence != 0.0 || self.frequency != 0.0 || self.repeat != 1.0
+    }
 }
 
 impl Sampling {
-    /// Greedy for temperature 0, else top-k 40, top-p, temperature and a seeded draw,
-    /// llama.cpp's default order. Top-k first keeps top-p from sorting the whole
-    /// vocabulary (151k tokens for Qwen) at every step.
+    /// Greedy for temperature 0, else top-k (40 unless asked), top-p, temperature and a
+    /// seeded draw, llama.cpp's default order, after the logit bias and the penalties.
+    /// Top-k first keeps top-p from sorting the whole vocabulary (151k tokens for Qwen)
+    /// at every step.
     pub fn sampler(&self, model: &LlamaModel) -> Result<SeqSampler, String> {
+        let refused = |e| {
+            format!("llama.cpp refused it ({e}): an undefined rule, left recursion or a syntax error; the server log has its reason")
+        };
         let grammar = match &self.grammar {
-            Some(gbnf) => Some(LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {
-                format!("llama.cpp refused it ({e}): an undefined rule, left recursion or a syntax error; the server log has its reason")
-            })?),
+            Some(gbnf) if self.triggers.is_empty() => {
+                Some(LlamaSampler::grammar(model, gbnf, "root").map_err(refused)?)
+            }
+            Some(gbnf) => {
+                Some(LlamaSampler::grammar_lazy_patterns(model, gbnf, "root", &self.triggers, &[]).map_err(refused)?)
+            }
             None => None,
         };
-        let chain = if self.temperature <= 0.0 {
-            LlamaSampler::greedy()
+        let n_vocab = model.n_vocab();
+        let mut stages = Vec::new();
+        if !self.logit_bias.is_empty() {
+            let biases: Vec<LlamaLogitBias> =
+                self.logit_bias.iter().map(|&(t, b)| LlamaLogitBias::new(LlamaToken(t), b)).collect();
+            stages.push(LlamaSampler::logit_bias(n_vocab, &biases));
+        }
+        let p = self.penalties;
+        if p.any() {
+            stages.push(LlamaSampler::penalties(n_vocab, PENALTY_WINDOW, p.repeat, p.frequency, p.presence));
+        }
+        if self.temperature <= 0.0 {
+            stages.push(LlamaSampler::greedy());
         } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_k(40),
+            stages.extend([
+                LlamaSampler::top_k(self.top_k as i32),
                 LlamaSampler::top_p(self.top_p, 1),
                 LlamaSampler::temp(self.temperature),
                 LlamaSampler::dist(self.seed),
-            ])
-        };
+            ]);
+        }
+        let chain = if stages.len() == 1 { stages.remove(0) } else { LlamaSampler::chain_simple(stages) };
         Ok(SeqSampler { grammar, chain, eos: model.vocab().eos() })
     }
 }
@@ -77,7 +121,13 @@ impl SeqSampler {
                 candidates.selected_token().unwrap_or(self.eos)
             }
         };
-        grammar.accept(token);
+        // A token the grammar cannot take (a lazy grammar whose trigger text the model
+        // continued otherwise) leaves it broken; the rest of the output goes unconstrained
+        // rather than let llama.cpp abort on the next token.
+        if grammar.try_accept(token).is_err() {
+            tracing::warn!("the grammar could not take a token; the rest of this output is unconstrained");
+            self.grammar = None;
+        }
         self.chain.accept(token);
         token
     }

@@ -51,7 +51,10 @@ impl Utf8Stream {
 #[derive(Debug, Default)]
 pub struct StopMatcher {
     stops: Vec<String>,
+    /// Each stop's index in the list the request gave (empty strings are left out).
+    given: Vec<usize>,
     held: String,
+    matched: Option<usize>,
 }
 
 /// The result of feeding text to a [`StopMatcher`].
@@ -65,14 +68,22 @@ pub struct Scan {
 
 impl StopMatcher {
     pub fn new(stops: Vec<String>) -> StopMatcher {
-        StopMatcher { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), held: String::new() }
+        let (given, stops) = stops.into_iter().enumerate().filter(|(_, s)| !s.is_empty()).unzip();
+        StopMatcher { stops, given, held: String::new(), matched: None }
+    }
+
+    /// The index (in the request's list) of the stop string that ended the text.
+    pub fn matched(&self) -> Option<usize> {
+        self.matched
     }
 
     pub fn push(&mut self, text: &str) -> Scan {
         self.held.push_str(text);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+        let found = self.stops.iter().enumerate().filter_map(|(i, s)| Some((self.held.find(s.as_str())?, i))).min();
+        if let Some((at, i)) = found {
             let emit = self.held[..at].to_string();
             self.held.clear();
+            self.matched = Some(self.given[i]);
             return Scan { emit, stopped: true };
         }
         let keep = self.partial_suffix_len();
@@ -146,7 +157,8 @@ mod tests {
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        let mut m = StopMatcher::new(vec!["b2".into(), "a1".into()]);
+        let mut m = StopMatcher::new(vec!["b2".into(), String::new(), "a1".into()]);
         assert_eq!(m.push("xx a1 b2"), Scan { emit: "xx ".into(), stopped: true });
+        assert_eq!(m.matched(), Some(2), "the index in the request's list, empties counted");
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Job {
     pub samplers: Vec<SeqSampler>,
     pub stop: Vec<String>,
     pub ignore_eos: bool,
+    /// Control tokens are written as text.
+    pub specials: bool,
     /// Unbounded, but bounded in practice by `n * max_new` events.
     pub tx: mpsc::UnboundedSender<Event>,
 }
@@ -34,6 +36,7 @@ pub(super) struct Job {
 struct JobIo {
     tx: mpsc::UnboundedSender<Event>,
     ignore_eos: bool,
+    specials: bool,
 }
 
 struct SeqIo {
@@ -59,7 +62,7 @@ impl Job {
             tokens: self.tokens,
             max_new: self.max_new,
             seqs,
-            state: JobIo { tx: self.tx, ignore_eos: self.ignore_eos },
+            state: JobIo { tx: self.tx, ignore_eos: self.ignore_eos, specials: self.specials },
         }
     }
 }
@@ -292,12 +295,12 @@ fn step(
                 Some(FinishReason::Stop)
             } else {
                 io.generated += 1;
-                let text = io.utf8.push(&vocab.token_to_piece(token, false, None));
+                let text = io.utf8.push(&vocab.token_to_piece(token, job.state.specials, None));
                 let scan = io.stop.push(&text);
                 send_text(&job.state.tx, s.choice, scan.emit);
                 stopped_by_string = scan.stopped;
                 if scan.stopped {
-                    Some(FinishReason::Stop)
+                    Some(io.stop.matched().map_or(FinishReason::Stop, FinishReason::StopString))
                 } else if io.generated >= max_new {
                     Some(FinishReason::Length)
                 } else {

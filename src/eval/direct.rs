@@ -21,8 +21,7 @@ pub async fn run_single(
 ) -> Result<TaskResult, EvalError> {
     let coder = engine.role(Role::Coder).ok_or_else(|| EvalError::Run("the coder role is not loaded".into()))?;
     let started = Instant::now();
-    let messages =
-        vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let messages = vec![ChatMessage::new("user", format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt))];
     let request = GenerateRequest {
         prompt: Prompt::Chat(messages),
         sampling: SamplingParams { max_tokens: Some(max_tokens), ..Default::default() },
@@ -61,8 +60,7 @@ pub async fn run_vote(
     let (coder, voter) = (role(Role::Coder)?, role(Role::Voter)?);
     let started = Instant::now();
     let temperatures = options.temperatures();
-    let messages =
-        vec![ChatMessage { role: "user".into(), content: format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt) }];
+    let messages = vec![ChatMessage::new("user", format!("{INSTRUCTION}\n\n```python\n{}```", task.prompt))];
     let request = GenerateRequest {
         prompt: Prompt::Chat(messages),
         n: temperatures.len() as u32,
@@ -117,11 +115,8 @@ pub async fn run_vote(
             let n = tally.wanted(voter.spec().parallel);
             let ask = GenerateRequest {
                 prompt: Prompt::Chat(vec![
-                    ChatMessage {
-                        role: "system".into(),
-                        content: crate::prompts::system_prompt(Role::Voter).trim().into(),
-                    },
-                    ChatMessage { role: "user".into(), content: prompt.clone() },
+                    ChatMessage::new("system", crate::prompts::system_prompt(Role::Voter).trim()),
+                    ChatMessage::new("user", prompt.clone()),
                 ]),
                 n,
                 sampling: SamplingParams {

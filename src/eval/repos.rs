@@ -201,10 +201,7 @@ pub async fn run_single(
     let format = EditBlocks { paths: files.clone(), max_blocks: 4 };
     let user = format!("Task:\n{}\n\nCode:\n{code}{}", task.prompt, format.request());
     let request = GenerateRequest {
-        prompt: Prompt::Chat(vec![
-            ChatMessage { role: "system".into(), content: system },
-            ChatMessage { role: "user".into(), content: user },
-        ]),
+        prompt: Prompt::Chat(vec![ChatMessage::new("system", system), ChatMessage::new("user", user)]),
         sampling: SamplingParams {
             max_tokens: Some(max_tokens),
             grammar: Some(format.grammar()),

@@ -22,10 +22,7 @@ pub struct Ask {
 
 impl Ask {
     pub fn new(system: &str, user: String, max_tokens: u32) -> Ask {
-        let messages = vec![
-            ChatMessage { role: "system".into(), content: system.trim().to_string() },
-            ChatMessage { role: "user".into(), content: user },
-        ];
+        let messages = vec![ChatMessage::new("system", system.trim().to_string()), ChatMessage::new("user", user)];
         Ask { messages, temperatures: vec![0.0], max_tokens, grammar: None }
     }
 

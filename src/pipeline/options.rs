@@ -186,7 +186,8 @@ mod tests {
             })
             .collect();
         let defaults = serde_json::to_value(PipelineOptions::default()).unwrap();
-        let fields: Vec<&str> = defaults.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut fields: Vec<&str> = defaults.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
         assert_eq!(shown.keys().copied().collect::<Vec<_>>(), fields, "the README lists every option, no other");
         for (name, (value, _)) in &shown {
             let default = &defaults[*name];

@@ -21,7 +21,7 @@ fn load(config: &Config) -> Engine {
 }
 
 fn chat(text: &str, sampling: SamplingParams, n: u32) -> GenerateRequest {
-    let messages = vec![ChatMessage { role: "user".into(), content: text.into() }];
+    let messages = vec![ChatMessage::new("user", text)];
     GenerateRequest { prompt: Prompt::Chat(messages), sampling, n }
 }
 
@@ -102,15 +102,17 @@ fn seeds_make_sampling_repeatable_and_choices_differ() {
 fn a_stop_string_ends_the_text_right_before_it() {
     let _serial = serial();
     let full = run(Role::Coder, chat("Count from one to twenty in words.", greedy(24), 1)).remove(0);
-    let words: Vec<&str> = full.text.split_whitespace().collect();
-    assert!(words.len() > 4, "need some words to cut: {:?}", full.text);
-    let stop = words[3].to_string();
+    // A piece from the middle of the answer (whatever its words): the cut ends right before
+    // the piece's first occurrence.
+    let chars: Vec<char> = full.text.chars().collect();
+    assert!(chars.len() > 12, "need some text to cut: {:?}", full.text);
+    let stop: String = chars[8..11].iter().collect();
     let at = full.text.find(&stop).unwrap();
     let mut sampling = greedy(24);
     sampling.stop = vec![stop];
     let cut = run(Role::Coder, chat("Count from one to twenty in words.", sampling, 1)).remove(0);
     assert_eq!(cut.text, full.text[..at]);
-    assert_eq!(cut.finish, Some(FinishReason::Stop));
+    assert_eq!(cut.finish, Some(FinishReason::StopString(0)));
 }
 
 #[test]
@@ -197,7 +199,7 @@ fn a_gguf_without_a_chat_template_uses_the_named_builtin() {
         }
         config
     };
-    let messages = vec![ChatMessage { role: "user".into(), content: "Hello".into() }];
+    let messages = vec![ChatMessage::new("user", "Hello")];
 
     let engine = load(&with_template(Some("gemma")));
     let handle = engine.role(Role::Preprocessor).unwrap();
@@ -285,10 +287,7 @@ fn each_sample_of_a_fork_matches_its_seed_run_alone() {
 fn the_prompt_cache_changes_speed_not_tokens() {
     let system = "You are a meticulous assistant. Answer briefly and precisely. ".repeat(6);
     let ask = |q: &str| GenerateRequest {
-        prompt: Prompt::Chat(vec![
-            ChatMessage { role: "system".into(), content: system.clone() },
-            ChatMessage { role: "user".into(), content: q.into() },
-        ]),
+        prompt: Prompt::Chat(vec![ChatMessage::new("system", system.clone()), ChatMessage::new("user", q)]),
         sampling: greedy(24),
         n: 1,
     };

@@ -16,4 +16,5 @@ mod pipeline_real;
 mod state;
 mod support;
 mod tasks;
+mod templates;
 mod tools;

@@ -131,6 +131,14 @@ def cheap_completion(**fields):
     return completion(**{"max_tokens": 1, **fields})
 
 
+def nested_items(depth):
+    """An array schema whose items are arrays, `depth` deep (past the schema checks' 32)."""
+    schema = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
 def nested_arrays_json(depth):
     """`[[[...]]]` `depth` deep, as bytes (too deep for Python's json to write)."""
     return b"[" * depth + b"]" * depth
@@ -954,6 +962,83 @@ add("mcp_s_response_to_nothing", "POST", MCP, json={"jsonrpc": "2.0", "id": 777,
 add("mcp_s_error_to_nothing", "POST", MCP,
     json={"jsonrpc": "2.0", "id": 778, "error": {"code": "x", "message": 5}}, headers=S, expect=MCP_ANY)
 add("mcp_s_malformed_json", "POST", MCP, body=b'{"jsonrpc":"2.0","id":27,', headers=S)
+
+# ---------------------------------------------------------------------------------------
+# Tool calling, the Responses and Messages APIs, fill-in-the-middle: refused before a model runs
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+add("tools_name_with_spaces", "POST", CHAT,
+    json=cheap_chat(tools=[{"type": "function", "function": {"name": "bad name!", "parameters": {}}}]), expect=400,
+    param=("tools",))
+add("tools_129", "POST", CHAT, json=cheap_chat(tools=[WEATHER] * 129), expect=400, param=("tools",))
+add("tools_parameters_string", "POST", CHAT,
+    json=cheap_chat(tools=[{"type": "function", "function": {"name": "f", "parameters": "object"}}]), expect=400,
+    param=("tools",))
+add("tools_schema_min_over_max", "POST", CHAT, json=cheap_chat(tools=[{"type": "function", "function": {
+    "name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "array", "minItems": 5, "maxItems": 2}}}}}]),
+    expect=400, param=("tools",))
+add("tools_schema_nested_deep", "POST", CHAT, json=cheap_chat(tools=[{"type": "function", "function": {
+    "name": "f", "parameters": {"type": "object", "properties": {"a": nested_items(60)}}}}]), expect=400,
+    param=("tools",))
+add("tools_type_retrieval", "POST", CHAT, json=cheap_chat(tools=[{"type": "retrieval"}]), expect=400, param=("tools",))
+add("tool_choice_unknown_function", "POST", CHAT,
+    json=cheap_chat(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}}), expect=400,
+    param=("tool_choice",))
+add("tool_choice_word", "POST", CHAT, json=cheap_chat(tools=[WEATHER], tool_choice="sometimes"), expect=400,
+    param=("tool_choice",))
+add("tool_choice_without_tools", "POST", CHAT, json=cheap_chat(tool_choice="required"), expect=400,
+    param=("tool_choice",))
+add("tools_with_grammar", "POST", CHAT, json=cheap_chat(tools=[WEATHER], tool_choice="required", grammar='root ::= "a"'),
+    expect=400, param=("tools",))
+add("tool_call_arguments_not_json", "POST", CHAT, json=cheap_chat(messages=[
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{{{"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "x"}]), expect=OK_OR_400)
+add("logprobs_true", "POST", CHAT, json=cheap_chat(logprobs=True, top_logprobs=3), expect=400, param=("logprobs",))
+add("logit_bias_not_a_token", "POST", CHAT, json=cheap_chat(logit_bias={"abc": 1}), expect=400, param=("logit_bias",))
+add("logit_bias_token_out_of_vocab", "POST", CHAT, json=cheap_chat(logit_bias={"1000000000": -100}), expect=400)
+add("logit_bias_huge_bias", "POST", CHAT, json=cheap_chat(logit_bias={"1": 1e9}), expect=400, param=("logit_bias",))
+add("presence_penalty_3", "POST", CHAT, json=cheap_chat(presence_penalty=3), expect=400, param=("presence_penalty",))
+add("completion_echo", "POST", COMPLETIONS, json=cheap_completion(echo=True), expect=400, param=("echo",))
+add("completion_suffix_number", "POST", COMPLETIONS, json=cheap_completion(suffix=5), expect=400)
+add("model_retrieve_unknown", "GET", "/v1/models/nope", expect=404)
+add("model_retrieve_long", "GET", "/v1/models/" + "a" * 4000, expect=one(404, 414))
+add("infill_extra_65", "POST", "/infill", json={"input_prefix": "a", "input_extra": [{"filename": "x", "text": "y"}] * 65,
+    "n_predict": 1}, expect=400, param=("input_extra",))
+add("infill_prefix_number", "POST", "/infill", json={"input_prefix": 5}, expect=400)
+add("responses_input_number", "POST", "/v1/responses", json={"model": "coder", "input": 5}, expect=400, param=("input",))
+add("responses_unknown_previous", "POST", "/v1/responses",
+    json={"model": "coder", "input": "hi", "previous_response_id": "resp_nope"}, expect=400,
+    param=("previous_response_id",))
+add("responses_item_reference", "POST", "/v1/responses",
+    json={"model": "coder", "input": [{"type": "item_reference", "id": "x"}]}, expect=400, param=("input",))
+add("responses_web_search_tool", "POST", "/v1/responses",
+    json={"model": "coder", "input": "hi", "tools": [{"type": "web_search"}]}, expect=400, param=("tools",))
+add("responses_max_output_tokens_0", "POST", "/v1/responses", json={"model": "coder", "input": "hi",
+    "max_output_tokens": 0}, expect=400, param=("max_output_tokens",))
+add("responses_get_unknown", "GET", "/v1/responses/resp_nope", expect=404)
+add("responses_delete_unknown", "DELETE", "/v1/responses/resp_nope", expect=404)
+MESSAGES = "/v1/messages"
+ANTHROPIC_USER = [{"role": "user", "content": "hi"}]
+add("messages_no_max_tokens", "POST", MESSAGES, json={"model": "coder", "messages": ANTHROPIC_USER}, expect=400)
+add("messages_system_role", "POST", MESSAGES, json={"model": "coder", "max_tokens": 1,
+    "messages": [{"role": "system", "content": "x"}]}, expect=400)
+add("messages_max_tokens_huge", "POST", MESSAGES, json={"model": "coder", "max_tokens": 10**9,
+    "messages": ANTHROPIC_USER}, expect=400)
+add("messages_17_stop_sequences", "POST", MESSAGES, json={"model": "coder", "max_tokens": 1,
+    "messages": ANTHROPIC_USER, "stop_sequences": [str(i) for i in range(17)]}, expect=400)
+add("messages_image_block", "POST", MESSAGES, json={"model": "coder", "max_tokens": 1, "messages": [{"role": "user",
+    "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]},
+    expect=400)
+add("messages_bad_tool_choice", "POST", MESSAGES, json={"model": "coder", "max_tokens": 1, "messages": ANTHROPIC_USER,
+    "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "sometimes"}}, expect=400)
+add("messages_server_tool", "POST", MESSAGES, json={"model": "coder", "max_tokens": 1, "messages": ANTHROPIC_USER,
+    "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, expect=400)
+add("messages_unknown_model", "POST", MESSAGES, json={"model": "nope", "max_tokens": 1, "messages": ANTHROPIC_USER},
+    expect=404)
+add("messages_malformed_json", "POST", MESSAGES, body=b'{"model": "coder",', headers=JSON_CT, expect=400)
+add("count_tokens_no_messages", "POST", MESSAGES + "/count_tokens", json={"model": "coder"}, expect=400)
 
 # ---------------------------------------------------------------------------------------
 

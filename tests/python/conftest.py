@@ -115,6 +115,40 @@ def server(tmp_path_factory, workspace, roots):
         proc.wait(timeout=10)
 
 
+def start_server(args, timeout=180):
+    """Starts `quorum ... serve --port 0 ARGS`; returns the process and its URL once healthy."""
+    proc = subprocess.Popen([quorum_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    assert "listening on" in line, f"unexpected first line: {line!r}"
+    url = line.split("listening on", 1)[1].strip()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if httpx.get(f"{url}/health").status_code == 200:
+            return proc, url
+        time.sleep(0.2)
+    proc.terminate()
+    pytest.fail("server did not become ready")
+
+
+@pytest.fixture(scope="session")
+def tool_server(tmp_path_factory):
+    """A server whose coder is the small profile's Qwen2.5-Coder-1.5B (Hermes tool calls),
+    every other role on SmolLM2, and aliases for the model names agent clients send."""
+    state_dir = tmp_path_factory.mktemp("tool-state")
+    config = state_dir / "quorum.toml"
+    config.write_text('[aliases]\n"claude-*" = "coder"\n"gpt-*" = "coder"\n')
+    smollm = ROOT / "models" / "smollm2-135m-instruct-q4_1.gguf"
+    coder = ROOT / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    assert coder.exists(), f"{coder} is missing: run scripts/fetch-small-models.sh"
+    proc, url = start_server(["--config", str(config), "serve", "--port", "0", "--model", f"all={smollm}",
+                              "--model", f"coder={coder}", "--state", str(state_dir / "state.redb")])
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture()
 def client(server):
     from openai import OpenAI

@@ -351,7 +351,14 @@ def problems_of(case: Case, out: Outcome) -> list:
     elif out.status not in case.expect:
         found.append(f"status {out.status}, expected {describe(case.expect)}: {snippet}")
     is_mcp = case.path.startswith("/mcp")
-    if not is_mcp and out.status >= 400 and case.method != "HEAD" and out.status not in PROTOCOL_STATUSES:
+    if case.path.startswith("/v1/messages") and out.status in (400, 404):
+        try:
+            body = json.loads(out.body)
+            if body.get("type") != "error" or not body["error"].get("type") or not body["error"].get("message"):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            found.append(f"error body is not Anthropic's {{\"type\": \"error\", \"error\": {{type, message}}}}: {snippet!r}")
+    elif not is_mcp and out.status >= 400 and case.method != "HEAD" and out.status not in PROTOCOL_STATUSES:
         try:
             error = json.loads(out.body)["error"]
             if not isinstance(error, dict) or not OPENAI_ERROR_KEYS <= error.keys() or not error.get("message"):

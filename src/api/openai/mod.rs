@@ -4,10 +4,15 @@
 mod fuzz;
 mod pipeline;
 mod respond;
+mod tools;
 mod types;
 
+pub use respond::{unique_suffix, unix_now};
+pub use tools::{check_name as check_tool_name, StreamedChoice, MAX_TOOLS};
+pub use types::{CommonOptions, MAX_MESSAGES, MAX_STOP, MAX_STOP_BYTES, MAX_TOKENS};
+
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -18,15 +23,25 @@ use self::types::{ChatRequest, CompletionRequest};
 use super::error::ApiError;
 use super::state::{AppState, PIPELINE_MODEL};
 use super::workspace;
-use crate::engine::Prompt;
+use crate::engine::{ChatMessage, Prompt, RoleHandle, ToolPrompt, ToolRequest};
 
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = state
-        .model_ids()
-        .into_iter()
-        .map(|id| json!({"id": id, "object": "model", "created": state.started(), "owned_by": "quorum"}))
-        .collect();
+    let data: Vec<Value> = state.model_ids().into_iter().map(|id| model_object(&state, &id)).collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`: a listed id, or an alias the config maps to one.
+pub async fn model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let ids = state.model_ids();
+    if ids.contains(&id) || state.alias(&id).is_some() {
+        Ok(Json(model_object(&state, &id)))
+    } else {
+        Err(ApiError::model_not_found(&id, &ids))
+    }
+}
+
+fn model_object(state: &AppState, id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": state.started(), "owned_by": "quorum"})
 }
 
 pub async fn chat(
@@ -35,13 +50,26 @@ pub async fn chat(
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
-    if let Some(alias) = pipeline_workspace(&req.model) {
+    if let Some(alias) = pipeline_workspace(state.model_id(&req.model)) {
         let tools = state.tools_for(workspace::requested(alias, &headers)?.as_deref())?;
         return pipeline::chat(state, tools, req).await;
     }
     let role = state.role(&req.model)?;
-    let prompt = Prompt::Chat(req.messages()?);
-    respond::run(&role, Kind::Chat, &req.model, prompt, &mut req.options).await
+    let messages = req.messages()?;
+    let tools = match tools::request(&req)? {
+        Some(tools) => Some(plan_tools(&role, messages.clone(), tools).await?),
+        None => None,
+    };
+    respond::run(&role, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options, tools).await
+}
+
+/// Renders the tools into the prompt and builds their grammar, off the async runtime.
+async fn plan_tools(role: &RoleHandle, messages: Vec<ChatMessage>, tools: ToolRequest) -> Result<ToolPrompt, ApiError> {
+    let role = role.clone();
+    tokio::task::spawn_blocking(move || role.plan_tools(&messages, &tools))
+        .await
+        .map_err(|e| ApiError::invalid(format!("the tools could not be prepared: {e}"), Some("tools")))?
+        .map_err(ApiError::from)
 }
 
 pub async fn completions(
@@ -49,15 +77,20 @@ pub async fn completions(
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(mut req) = body?;
-    if pipeline_workspace(&req.model).is_some() {
+    if pipeline_workspace(state.model_id(&req.model)).is_some() {
         return Err(ApiError::invalid(
             format!("the `{PIPELINE_MODEL}` pipeline answers chats: use /v1/chat/completions"),
             Some("model"),
         ));
     }
+    req.check_supported()?;
     let role = state.role(&req.model)?;
-    let prompt = Prompt::Text(req.prompt()?);
-    respond::run(&role, Kind::Text, &req.model, prompt, &mut req.options).await
+    let text = req.prompt()?;
+    let prompt = match req.suffix.take() {
+        Some(suffix) => Prompt::Text(role.fim_prompt(&text, &suffix, &[])?),
+        None => Prompt::Text(text),
+    };
+    respond::run(&role, Kind::Text, &req.model, prompt, &mut req.options, None).await
 }
 
 /// For the pipeline's model ids, the workspace the id names: `Some(None)` for `quorum`,

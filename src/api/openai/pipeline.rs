@@ -22,22 +22,33 @@ use crate::pipeline::{is_auxiliary_request, Event, Logged, Pipeline};
 use crate::state::TaskStatus;
 use crate::tools::Tools;
 
-/// The answer text: the explanation and the diff, or why the task failed.
-fn answer(event: &Event) -> Option<String> {
-    match event {
-        Event::Diff { diff, explanation, .. } => {
-            let mut text = explanation.trim().to_string();
-            if diff.trim().is_empty() {
-                text.push_str("\n\nNo change was produced.");
-            } else {
-                text.push_str(&format!("\n\n```diff\n{diff}```"));
+/// The answer text, piece by piece: the explanation and the diff in a fenced block, then,
+/// when the task failed, a separator and the reason (after the diff, when it has one).
+#[derive(Default)]
+struct Answer {
+    diff_sent: bool,
+}
+
+impl Answer {
+    fn push(&mut self, event: &Event) -> Option<String> {
+        match event {
+            Event::Diff { diff, explanation, .. } => {
+                let mut text = explanation.trim().to_string();
+                if diff.trim().is_empty() {
+                    text.push_str("\n\nNo change was produced.");
+                } else {
+                    let diff = if diff.ends_with('\n') { diff.clone() } else { format!("{diff}\n") };
+                    text.push_str(&format!("\n\n```diff\n{diff}```"));
+                    self.diff_sent = true;
+                }
+                Some(text)
             }
-            Some(text)
+            Event::Finished { status: TaskStatus::Failed, error } => {
+                let reason = format!("The pipeline failed: {}", error.as_deref().unwrap_or("unknown error"));
+                Some(if self.diff_sent { format!("\n\n---\n\n{reason}") } else { reason })
+            }
+            _ => None,
         }
-        Event::Finished { status: TaskStatus::Failed, error } => {
-            Some(format!("The pipeline failed: {}", error.as_deref().unwrap_or("unknown error")))
-        }
-        _ => None,
     }
 }
 
@@ -51,7 +62,7 @@ pub async fn chat(state: AppState, tools: Tools, mut req: ChatRequest) -> Result
         .ok_or_else(|| ApiError::invalid("the conversation has no user message", Some("messages")))?;
     if is_auxiliary_request(&last) {
         let planner = state.role(&Role::Planner.to_string())?;
-        return respond::run(&planner, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options).await;
+        return respond::run(&planner, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options, None).await;
     }
     let pipeline = state.pipeline()?;
     let (options, detach) = detach(req.quorum_options.take())?;
@@ -74,14 +85,15 @@ pub async fn chat(state: AppState, tools: Tools, mut req: ChatRequest) -> Result
     }
     let mut reasoning = String::new();
     let mut content = String::new();
+    let mut answer = Answer::default();
     let mut events = Box::pin(events);
     while let Some(e) = events.next().await {
         if let Some(line) = e.describe() {
             reasoning.push_str(&line);
             reasoning.push('\n');
         }
-        if let Some(text) = answer(&e.event) {
-            content = text;
+        if let Some(text) = answer.push(&e.event) {
+            content.push_str(&text);
         }
     }
     Ok(Json(json!({
@@ -147,12 +159,13 @@ fn stream(
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None);
     let chunk2 = chunk.clone();
+    let mut answer = Answer::default();
     let body = events.flat_map(move |e| {
         let mut out = Vec::new();
         if let Some(line) = e.describe() {
             out.push(chunk2(json!({"reasoning_content": format!("{line}\n")}), None));
         }
-        if let Some(text) = answer(&e.event) {
+        if let Some(text) = answer.push(&e.event) {
             out.push(chunk2(json!({"content": text}), None));
         }
         futures::stream::iter(out)
@@ -161,4 +174,24 @@ fn stream(
     let done = Ok(SseEvent::default().data("[DONE]"));
     let all = futures::stream::iter([first]).chain(body).chain(futures::stream::iter([last, done]));
     Sse::new(all).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_task_keeps_its_diff_and_says_why_after_it() {
+        let mut answer = Answer::default();
+        let diff = Event::Diff {
+            diff: "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b".into(),
+            explanation: "Changed a.".into(),
+            applied: false,
+        };
+        let text = answer.push(&diff).unwrap();
+        assert!(text.starts_with("Changed a.\n\n```diff\n--- a/x.py\n") && text.ends_with("+b\n```"), "{text}");
+        let failed = Event::Finished { status: TaskStatus::Failed, error: Some("the time budget is spent".into()) };
+        assert_eq!(answer.push(&failed).unwrap(), "\n\n---\n\nThe pipeline failed: the time budget is spent");
+        assert_eq!(Answer::default().push(&failed).unwrap(), "The pipeline failed: the time budget is spent");
+    }
 }

@@ -13,9 +13,10 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use super::tools::{self, StreamedChoice};
 use super::types::{CommonOptions, ResponseFormat, Usage};
 use crate::api::error::ApiError;
-use crate::engine::{Event, GenerateRequest, Generation, Prompt, RoleHandle};
+use crate::engine::{Event, GenerateRequest, Generation, Parsed, Prompt, RoleHandle, ToolParser, ToolPrompt};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -72,17 +73,37 @@ struct Reply {
     include_usage: bool,
 }
 
-/// Validates the options, starts the generation and answers in `kind`'s shape.
+/// Validates the options, starts the generation and answers in `kind`'s shape. With
+/// `tools`, the prompt is the one they were rendered into and answers are read for calls.
 pub async fn run(
     role: &RoleHandle,
     kind: Kind,
     model: &str,
     prompt: Prompt,
     options: &mut CommonOptions,
+    tools: Option<ToolPrompt>,
 ) -> Result<Response, ApiError> {
     let mut sampling = options.sampling()?;
     let from_schema = options.response_format.as_ref().is_some_and(|f| !matches!(f, ResponseFormat::Text));
-    sampling.grammar = options.grammar().await?;
+    let grammar = options.grammar().await?;
+    let (prompt, parser) = match tools {
+        Some(t) => {
+            if t.grammar.is_some() && grammar.is_some() {
+                return Err(ApiError::invalid(
+                    "tools cannot be combined with `grammar` or `response_format`; send one of them",
+                    Some("tools"),
+                ));
+            }
+            sampling.grammar = t.grammar.or(grammar);
+            sampling.grammar_triggers = t.triggers;
+            sampling.specials = t.parser.is_some();
+            (Prompt::Text(t.prompt), t.parser)
+        }
+        None => {
+            sampling.grammar = grammar;
+            (prompt, None)
+        }
+    };
     let request = GenerateRequest { prompt, n: options.n()?, sampling };
     let reply = Reply { kind, model: model.to_string(), include_usage: options.include_usage() };
     let generation = role.start(request).await.map_err(|e| {
@@ -95,7 +116,7 @@ pub async fn run(
     let id = format!("{}-{}", reply.kind.id_prefix(), unique_suffix());
     let created = unix_now();
     if options.stream {
-        return Ok(sse(generation, reply, id, created).into_response());
+        return Ok(sse(generation, reply, parser, id, created).into_response());
     }
     let prompt_tokens = generation.prompt_tokens;
     let choices = generation.collect().await?;
@@ -103,7 +124,13 @@ pub async fn run(
     let choices: Vec<Value> = choices
         .iter()
         .enumerate()
-        .map(|(i, c)| reply.kind.choice(i as u32, &c.text, c.finish.map(|f| f.as_str())))
+        .map(|(i, c)| {
+            let finish = c.finish.map(|f| f.as_str());
+            match &parser {
+                Some(p) => tool_choice(i as u32, &p.parse(&c.text), finish),
+                None => reply.kind.choice(i as u32, &c.text, finish),
+            }
+        })
         .collect();
     Ok(Json(json!({
         "id": id, "object": reply.kind.object(false), "created": created, "model": reply.model,
@@ -112,11 +139,25 @@ pub async fn run(
     .into_response())
 }
 
+/// A chat choice read for tool calls: `finish_reason: tool_calls` when it made any.
+fn tool_choice(index: u32, parsed: &Parsed, finish: Option<&str>) -> Value {
+    if parsed.calls.is_empty() {
+        return Kind::Chat.choice(index, &parsed.content, finish);
+    }
+    let content = (!parsed.content.is_empty()).then_some(&parsed.content);
+    json!({
+        "index": index,
+        "message": {"role": "assistant", "content": content, "tool_calls": tools::calls_json(parsed)},
+        "finish_reason": "tool_calls", "logprobs": null,
+    })
+}
+
 /// SSE chunks, then a usage chunk when asked for, then `[DONE]`. The stream owns the
 /// generation: when the client goes away the stream is dropped and so is the work.
 fn sse(
     generation: Generation,
     reply: Reply,
+    parser: Option<ToolParser>,
     id: String,
     created: u64,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -142,24 +183,52 @@ fn sse(
             .collect(),
         Kind::Text => Vec::new(),
     };
+    let mut calls: Vec<Option<StreamedChoice>> = (0..n).map(|_| parser.clone().map(StreamedChoice::new)).collect();
     let body = {
         let chunk = chunk.clone();
         let completion_tokens = completion_tokens.clone();
-        UnboundedReceiverStream::new(events).map(move |event| match event {
-            Event::Text { choice, text } => chunk(vec![kind.delta(choice, Some(&text), None)], None),
-            Event::Done { choice, finish, completion_tokens: tokens } => {
-                completion_tokens.fetch_add(tokens, Ordering::Relaxed);
-                chunk(vec![kind.delta(choice, None, Some(finish.as_str()))], None)
-            }
-            Event::Failed { message, recovering } => {
-                let err = if recovering {
-                    crate::engine::EngineError::Recovering(message)
-                } else {
-                    crate::engine::EngineError::Decode(message)
-                };
-                let err = ApiError::from(err);
-                SseEvent::default().data(err.body().to_string())
-            }
+        UnboundedReceiverStream::new(events).flat_map(move |event| {
+            let out: Vec<SseEvent> = match event {
+                Event::Text { choice, text } => match calls.get_mut(choice as usize).and_then(Option::as_mut) {
+                    Some(c) => c
+                        .push(&text)
+                        .map(|t| chunk(vec![kind.delta(choice, Some(&t), None)], None))
+                        .into_iter()
+                        .collect(),
+                    None => vec![chunk(vec![kind.delta(choice, Some(&text), None)], None)],
+                },
+                Event::Done { choice, finish, completion_tokens: tokens } => {
+                    completion_tokens.fetch_add(tokens, Ordering::Relaxed);
+                    let mut out = Vec::new();
+                    let mut finish = finish.as_str();
+                    if let Some(c) = calls.get_mut(choice as usize).and_then(Option::as_mut) {
+                        let parsed = c.finish();
+                        if !parsed.content.is_empty() {
+                            out.push(chunk(vec![kind.delta(choice, Some(&parsed.content), None)], None));
+                        }
+                        // One chunk per entry, as OpenAI sends them: some clients read
+                        // only the first entry of a chunk.
+                        for entry in tools::call_deltas(&parsed) {
+                            let delta = json!({"tool_calls": [entry]});
+                            let entry =
+                                json!({"index": choice, "delta": delta, "finish_reason": null, "logprobs": null});
+                            out.push(chunk(vec![entry], None));
+                            finish = "tool_calls";
+                        }
+                    }
+                    out.push(chunk(vec![kind.delta(choice, None, Some(finish))], None));
+                    out
+                }
+                Event::Failed { message, recovering } => {
+                    let err = if recovering {
+                        crate::engine::EngineError::Recovering(message)
+                    } else {
+                        crate::engine::EngineError::Decode(message)
+                    };
+                    vec![SseEvent::default().data(ApiError::from(err).body().to_string())]
+                }
+            };
+            stream::iter(out)
         })
     };
     let closing = stream::once(async move {

@@ -13,6 +13,8 @@ pub const MAX_STOP_BYTES: usize = 256;
 pub const MAX_TOKENS: u32 = 32_768;
 /// Messages of one chat.
 pub const MAX_MESSAGES: usize = 1024;
+/// Entries of `logit_bias` (OpenAI's own limit).
+pub const MAX_LOGIT_BIAS: usize = 300;
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -56,6 +58,18 @@ pub struct CommonOptions {
     pub grammar: Option<String>,
     /// `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"schema": ...}}`.
     pub response_format: Option<ResponseFormat>,
+    #[serde(default)]
+    pub presence_penalty: f32,
+    #[serde(default)]
+    pub frequency_penalty: f32,
+    /// llama.cpp server extensions.
+    pub repeat_penalty: Option<f32>,
+    pub top_k: Option<u32>,
+    /// Token id (as a string) to a bias between -100 and 100.
+    pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    /// Refused when asked for: quorum does not return log probabilities.
+    pub logprobs: Option<serde_json::Value>,
+    pub top_logprobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +148,31 @@ impl CommonOptions {
                 Some("stop"),
             ));
         }
+        for (name, value) in
+            [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)]
+        {
+            if !(-2.0..=2.0).contains(&value) {
+                return Err(ApiError::invalid(format!("{name} must be between -2 and 2"), Some(name)));
+            }
+        }
+        if let Some(r) = self.repeat_penalty.filter(|r| !(0.0..=10.0).contains(r)) {
+            return Err(ApiError::invalid(
+                format!("repeat_penalty is {r}; it must be between 0 and 10"),
+                Some("repeat_penalty"),
+            ));
+        }
+        let asks_logprobs = match &self.logprobs {
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
+            Some(serde_json::Value::Number(n)) => n.as_u64() != Some(0),
+            Some(_) => true,
+        };
+        if asks_logprobs || self.top_logprobs.is_some_and(|n| n > 0) {
+            return Err(ApiError::invalid(
+                "logprobs and top_logprobs are not supported by quorum; leave them out",
+                Some(if asks_logprobs { "logprobs" } else { "top_logprobs" }),
+            ));
+        }
+        let logit_bias = self.logit_bias()?;
         if let Some(n) = max_tokens.filter(|&n| n > MAX_TOKENS) {
             return Err(ApiError::invalid(
                 format!("max_tokens is {n}; at most {MAX_TOKENS} are allowed"),
@@ -148,9 +187,41 @@ impl CommonOptions {
             seed: self.seed.map(|s| s as u32),
             stop,
             ignore_eos: self.ignore_eos,
-            grammar: None,
-            temperatures: Vec::new(),
+            top_k: self.top_k,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            repeat_penalty: self.repeat_penalty.unwrap_or(0.0),
+            logit_bias,
+            ..SamplingParams::default()
         })
+    }
+
+    /// `{"token id": bias}`: ids are checked against the vocabulary by the engine.
+    fn logit_bias(&self) -> Result<Vec<(i32, f32)>, ApiError> {
+        let Some(map) = &self.logit_bias else { return Ok(Vec::new()) };
+        if map.len() > MAX_LOGIT_BIAS {
+            return Err(ApiError::invalid(
+                format!("logit_bias has {} entries; at most {MAX_LOGIT_BIAS} are allowed", map.len()),
+                Some("logit_bias"),
+            ));
+        }
+        map.iter()
+            .map(|(token, &bias)| {
+                let id: i32 = token.parse().map_err(|_| {
+                    ApiError::invalid(
+                        format!("logit_bias keys are token ids; `{token}` is not one"),
+                        Some("logit_bias"),
+                    )
+                })?;
+                if !(-100.0..=100.0).contains(&bias) {
+                    return Err(ApiError::invalid(
+                        format!("logit_bias for {id} is {bias}; biases are between -100 and 100"),
+                        Some("logit_bias"),
+                    ));
+                }
+                Ok((id, bias))
+            })
+            .collect()
     }
 }
 
@@ -161,6 +232,12 @@ pub struct ChatRequest {
     /// quorum's extension for `model: "quorum"`: pipeline options, and `detach`.
     #[serde(default, rename = "options")]
     pub quorum_options: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tools: Vec<super::tools::RequestTool>,
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// quorum's extension: `false` leaves tool calls unconstrained (to measure the grammar).
+    pub tool_grammar: Option<bool>,
     #[serde(flatten)]
     pub options: CommonOptions,
 }
@@ -170,6 +247,10 @@ pub struct RequestMessage {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<super::tools::RequestToolCall>>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,7 +302,14 @@ impl ChatRequest {
                 };
                 // Newer OpenAI clients send `developer` where templates know `system`.
                 let role = if m.role == "developer" { "system".to_string() } else { m.role.clone() };
-                Ok(ChatMessage { role, content })
+                let tool_calls = m.tool_calls.iter().flatten().map(super::tools::RequestToolCall::to_engine).collect();
+                Ok(ChatMessage {
+                    role,
+                    content,
+                    tool_calls,
+                    tool_call_id: m.tool_call_id.clone(),
+                    name: m.name.clone(),
+                })
             })
             .collect()
     }
@@ -231,11 +319,27 @@ impl ChatRequest {
 pub struct CompletionRequest {
     pub model: String,
     pub prompt: OneOrMany,
+    /// Text after the insertion point: the prompt becomes the model's fill-in-the-middle one.
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub echo: bool,
+    pub best_of: Option<u32>,
     #[serde(flatten)]
     pub options: CommonOptions,
 }
 
 impl CompletionRequest {
+    /// Options quorum does not serve, refused by name rather than ignored.
+    pub fn check_supported(&self) -> Result<(), ApiError> {
+        if self.echo {
+            return Err(ApiError::invalid("echo is not supported by quorum; leave it out", Some("echo")));
+        }
+        if self.best_of.is_some_and(|b| b > 1) {
+            return Err(ApiError::invalid("best_of is not supported by quorum; ask for n samples", Some("best_of")));
+        }
+        Ok(())
+    }
+
     pub fn prompt(&mut self) -> Result<String, ApiError> {
         match std::mem::replace(&mut self.prompt, OneOrMany::Many(Vec::new())) {
             OneOrMany::One(p) => Ok(p),
