@@ -87,7 +87,7 @@ pub fn may_open_bare_call(text: &str) -> bool {
     let squeezed: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     let squeezed = squeezed.strip_prefix('{').filter(|rest| rest.starts_with('{')).unwrap_or(&squeezed);
     const OPEN: &str = "{\"name\":";
-    OPEN.starts_with(&squeezed) || squeezed.starts_with(OPEN)
+    OPEN.starts_with(squeezed) || squeezed.starts_with(OPEN)
 }
 
 /// One call object, or a list of them: `{"name": ..., "<args_key>": {...}}`.
