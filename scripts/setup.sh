@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine (or a Mac with Homebrew) to build and run quorum:
 # the C/C++ toolchain llama.cpp needs, the small models, and (with --test) the Python
-# clients the interop tests use. Idempotent and quiet when everything is in place.
+# clients and agent CLIs the interop tests use. Idempotent and quiet when everything is in place.
 set -euo pipefail
 # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -51,4 +51,15 @@ if [ "${1:-}" = "--test" ]; then
   venv="$cache/venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
+  # The agent CLIs of the interop tests. aider pins its own openai and litellm, so it gets
+  # a venv of its own; Continue's CLI is an npm package.
+  aider="$cache/aider-venv"
+  [ -x "$aider/bin/python" ] || python3 -m venv "$aider"
+  [ -x "$aider/bin/aider" ] || { echo "quorum setup: installing aider-chat"; "$aider/bin/pip" install -q --disable-pip-version-check aider-chat==0.86.2; }
+  if ! [ -x "$cache/node/node_modules/.bin/cn" ]; then
+    have npm || { echo "error: npm not found (Continue's CLI is an npm package): install Node.js 20 or later" >&2; exit 1; }
+    echo "quorum setup: installing @continuedev/cli"
+    mkdir -p "$cache/node"
+    npm install --silent --no-audit --no-fund --prefix "$cache/node" @continuedev/cli@1.5.47 >/dev/null
+  fi
 fi

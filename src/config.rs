@@ -58,6 +58,7 @@ pub struct ConfigFile {
     pub flash_attention: Option<bool>,
     pub kv_unified: Option<bool>,
     pub concurrent_decodes: Option<bool>,
+    pub speculation: Option<Speculative>,
     /// The state store: a redb file path or `redis://HOST:PORT/DB`.
     pub state: Option<String>,
     /// The code the tools work on (default: the current directory).
@@ -137,6 +138,18 @@ pub struct EngineConfig {
     /// request's greedy output independent of what else runs beside it; in a unified pool
     /// the interleaving of cells changes floating-point summation order.
     pub kv_unified: bool,
+    pub speculation: Speculative,
+}
+
+/// Speculative decoding: how drafts are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speculative {
+    /// None: one token per sequence and step.
+    Off,
+    /// From the sequence's own prompt and output (prompt lookup).
+    #[default]
+    Lookup,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +233,7 @@ impl Config {
                 flash_attention: file.flash_attention.unwrap_or(true),
                 kv_unified: file.kv_unified.unwrap_or(true),
                 concurrent_decodes: file.concurrent_decodes,
+                speculation: file.speculation.unwrap_or_default(),
             },
             access,
             aliases: aliases(file.aliases)?,

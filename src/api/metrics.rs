@@ -6,7 +6,7 @@ use crate::engine::MetricsSnapshot;
 
 type Getter = fn(&MetricsSnapshot) -> u64;
 
-const SERIES: [(&str, &str, &str, Getter); 11] = [
+const SERIES: [(&str, &str, &str, Getter); 14] = [
     ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| {
         m.prompt_tokens
     }),
@@ -17,6 +17,13 @@ const SERIES: [(&str, &str, &str, Getter); 11] = [
         "Tokens sampled from a forked sibling's logits: drawn alike so far, decoded once.",
         |m| m.shared_tokens,
     ),
+    ("quorum_draft_tokens_total", "counter", "Tokens drafted for speculative decoding (prompt lookup).", |m| {
+        m.drafted_tokens
+    }),
+    ("quorum_draft_accepted_total", "counter", "Drafted tokens the sampler drew (kept).", |m| m.accepted_tokens),
+    ("quorum_draft_rejected_total", "counter", "Drafted tokens not kept (their KV removed).", |m| {
+        m.drafted_tokens - m.accepted_tokens
+    }),
     ("quorum_decode_steps_total", "counter", "llama_decode calls.", |m| m.decode_steps),
     ("quorum_prompt_cache_hits_total", "counter", "Requests that reused a cached prompt prefix.", |m| m.cache_hits),
     ("quorum_prompt_cache_tokens_total", "counter", "Prompt tokens not decoded thanks to the prompt cache.", |m| {

@@ -9,6 +9,8 @@ pub struct ModelMetrics {
     prompt_tokens: AtomicU64,
     generated_tokens: AtomicU64,
     shared_tokens: AtomicU64,
+    drafted_tokens: AtomicU64,
+    accepted_tokens: AtomicU64,
     decode_steps: AtomicU64,
     running: AtomicU64,
     waiting: AtomicU64,
@@ -22,6 +24,16 @@ pub struct ModelMetrics {
     inject_fault: AtomicBool,
 }
 
+/// What one decode step did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct StepCounts {
+    pub prompt: u64,
+    pub generated: u64,
+    pub shared: u64,
+    pub drafted: u64,
+    pub accepted: u64,
+}
+
 /// A consistent-enough reading of [`ModelMetrics`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
@@ -30,6 +42,9 @@ pub struct MetricsSnapshot {
     pub generated_tokens: u64,
     /// Of those, tokens sampled from a forked sibling's logits (no decode of their own).
     pub shared_tokens: u64,
+    /// Tokens drafted for speculative decoding, and of those, the ones the sampler drew.
+    pub drafted_tokens: u64,
+    pub accepted_tokens: u64,
     pub decode_steps: u64,
     pub running: u64,
     pub waiting: u64,
@@ -70,11 +85,13 @@ impl ModelMetrics {
         }
     }
 
-    pub(super) fn on_step(&self, prompt_tokens: u64, generated: u64, shared: u64) {
+    pub(super) fn on_step(&self, c: StepCounts) {
         self.decode_steps.fetch_add(1, Relaxed);
-        self.prompt_tokens.fetch_add(prompt_tokens, Relaxed);
-        self.generated_tokens.fetch_add(generated, Relaxed);
-        self.shared_tokens.fetch_add(shared, Relaxed);
+        self.prompt_tokens.fetch_add(c.prompt, Relaxed);
+        self.generated_tokens.fetch_add(c.generated, Relaxed);
+        self.shared_tokens.fetch_add(c.shared, Relaxed);
+        self.drafted_tokens.fetch_add(c.drafted, Relaxed);
+        self.accepted_tokens.fetch_add(c.accepted, Relaxed);
     }
 
     pub(super) fn set_usage(&self, usage: Usage, waiting: usize) {
@@ -89,6 +106,8 @@ impl ModelMetrics {
             prompt_tokens: self.prompt_tokens.load(Relaxed),
             generated_tokens: self.generated_tokens.load(Relaxed),
             shared_tokens: self.shared_tokens.load(Relaxed),
+            drafted_tokens: self.drafted_tokens.load(Relaxed),
+            accepted_tokens: self.accepted_tokens.load(Relaxed),
             decode_steps: self.decode_steps.load(Relaxed),
             running: self.running.load(Relaxed),
             waiting: self.waiting.load(Relaxed),

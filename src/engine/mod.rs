@@ -12,6 +12,7 @@ mod metrics;
 mod request;
 mod sampling;
 mod scheduler;
+mod speculate;
 mod template;
 mod text;
 mod tool_calls;
@@ -29,14 +30,14 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, Speculative};
 use crate::models::{ModelFile, Profile, Role, RoleSpec};
 
 pub use guard::{check_grammar, check_schema, Limits as GrammarLimits, Refusal};
 pub use metrics::{MetricsSnapshot, ModelMetrics};
 pub use request::{
-    ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams, ToolCall,
-    ToolChoice, ToolRequest, ToolSpec,
+    ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams, Speculation,
+    ToolCall, ToolChoice, ToolRequest, ToolSpec,
 };
 pub use template::ChatTemplate;
 pub use text::{Scan, StopMatcher, Utf8Stream};
@@ -221,8 +222,17 @@ fn start_worker(
     let (tx, rx) = mpsc::channel(config.queue);
     let limits = scheduler::Limits { n_ctx, n_batch, n_seq, prompt_cache: config.prompt_cache };
     let metrics = Arc::new(ModelMetrics::default());
-    let worker =
-        worker::Worker { name: name.to_string(), ctx, params, model, rx, turn, limits, metrics: metrics.clone() };
+    let worker = worker::Worker {
+        name: name.to_string(),
+        ctx,
+        params,
+        model,
+        rx,
+        turn,
+        limits,
+        metrics: metrics.clone(),
+        speculate: config.speculation == Speculative::Lookup,
+    };
     std::thread::Builder::new()
         .name(format!("quorum-{}", name.trim_end_matches(".gguf")))
         .spawn(move || worker.run())

@@ -125,6 +125,21 @@ impl FinishReason {
     }
 }
 
+/// Speculative decoding of one choice: tokens drafted, and of those, drawn by the sampler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Speculation {
+    pub drafted: u32,
+    pub accepted: u32,
+}
+
+impl std::ops::Add for Speculation {
+    type Output = Speculation;
+
+    fn add(self, other: Speculation) -> Speculation {
+        Speculation { drafted: self.drafted + other.drafted, accepted: self.accepted + other.accepted }
+    }
+}
+
 /// Streamed output of a generation, per choice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -136,6 +151,7 @@ pub enum Event {
         choice: u32,
         finish: FinishReason,
         completion_tokens: u32,
+        speculation: Speculation,
     },
     /// The whole generation failed; no more events follow. `recovering`: the model's
     /// worker failed and is being restarted, so the same request can be retried.
@@ -160,6 +176,7 @@ pub struct Completion {
     pub text: String,
     pub finish: Option<FinishReason>,
     pub completion_tokens: u32,
+    pub speculation: Speculation,
 }
 
 impl Generation {
@@ -170,10 +187,11 @@ impl Generation {
         while open > 0 {
             match self.events.recv().await {
                 Some(Event::Text { choice, text }) => out[choice as usize].text.push_str(&text),
-                Some(Event::Done { choice, finish, completion_tokens }) => {
+                Some(Event::Done { choice, finish, completion_tokens, speculation }) => {
                     let c = &mut out[choice as usize];
                     c.finish = Some(finish);
                     c.completion_tokens = completion_tokens;
+                    c.speculation = speculation;
                     open -= 1;
                 }
                 Some(Event::Failed { message, recovering: true }) => {

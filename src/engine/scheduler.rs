@@ -55,8 +55,39 @@ pub struct Seq<S> {
     pub follows: Option<usize>,
     /// How many of `fed` were already in the KV it was copied from (its cells are shared).
     own_from: usize,
+    /// Drafted tokens to feed after `next` (set before [`Scheduler::plan`]); after it, the
+    /// drafted tokens in the KV, each with its logits, not yet verified.
+    pub draft: Vec<LlamaToken>,
+    /// How many of `draft` the sampler drew, in order.
+    kept: usize,
     pub done: bool,
     pub state: S,
+}
+
+impl<S> Seq<S> {
+    /// After sampling `token` at a drafted position: whether it is the next drafted token,
+    /// which is then in the KV already (fed) and whose logits come next in the batch.
+    pub fn keep_drafted(&mut self, token: LlamaToken) -> bool {
+        if self.draft.get(self.kept) != Some(&token) {
+            return false;
+        }
+        self.kept += 1;
+        self.fed.push(token);
+        self.pos += 1;
+        true
+    }
+
+    /// Ends the verification of this step's draft: the KV of the tokens not kept is
+    /// removed. Returns (drafted, kept).
+    pub fn end_draft(&mut self, ops: &mut Vec<KvOp>) -> (usize, usize) {
+        let counts = (self.draft.len(), self.kept);
+        if self.kept < self.draft.len() {
+            ops.push(KvOp::Trim { seq: self.id, from: self.pos });
+        }
+        self.draft.clear();
+        self.kept = 0;
+        counts
+    }
 }
 
 /// A running job; `J` is the worker's per-job state (the event channel...).
@@ -77,6 +108,12 @@ pub struct Job<J, S> {
 impl<J, S> Job<J, S> {
     pub fn prefilling(&self) -> bool {
         self.prefilled < self.tokens.len()
+    }
+
+    /// Whether sequence `i` decodes alone: it follows none and none follows it, so its
+    /// logits may come from several positions (a draft).
+    pub fn solo(&self, i: usize) -> bool {
+        self.seqs[i].follows.is_none() && !self.seqs.iter().any(|f| f.follows == Some(i))
     }
 
     /// After sampling (`next` set on the sequences that go on): a sequence that drew
@@ -238,6 +275,8 @@ impl<J, S> Scheduler<J, S> {
                 fed: Vec::new(),
                 follows: (choice > 0).then_some(0),
                 own_from: 0,
+                draft: Vec::new(),
+                kept: 0,
                 done: false,
                 state,
             })
@@ -255,17 +294,34 @@ impl<J, S> Scheduler<J, S> {
     }
 
     /// Fills one batch: `add(token, pos, seq, wants_logits)`. Running sequences first (one
-    /// token each; a follower shares its leader's), then prompt chunks in arrival order
-    /// within the remaining budget.
+    /// token each; a follower shares its leader's), each followed by its draft where it
+    /// has one, no follower and the batch room, then prompt chunks in arrival order within
+    /// the remaining budget.
     pub fn plan(&mut self, mut add: impl FnMut(LlamaToken, i32, SeqId, bool)) {
+        let running = self.jobs.iter().flat_map(|j| &j.seqs).filter(|s| s.next.is_some() && s.follows.is_none());
+        let mut spare = (self.limits.n_batch as usize).saturating_sub(running.count());
         let mut n = 0usize;
         for job in &mut self.jobs {
-            for s in job.seqs.iter_mut().filter(|s| !s.done) {
-                let Some(token) = s.next.take() else { continue };
+            let solo: Vec<bool> = (0..job.seqs.len()).map(|i| job.solo(i)).collect();
+            for (i, s) in job.seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
+                let Some(token) = s.next.take() else {
+                    s.draft.clear();
+                    continue;
+                };
+                if !solo[i] {
+                    // Followers sample from one position of their leader's logits.
+                    s.draft.clear();
+                }
+                s.draft.truncate(spare);
+                spare -= s.draft.len();
                 if s.follows.is_none() {
                     add(token, s.pos, s.id, true);
                     s.logits = Some(n as i32);
                     n += 1;
+                    for (k, &d) in s.draft.iter().enumerate() {
+                        add(d, s.pos + 1 + k as i32, s.id, true);
+                    }
+                    n += s.draft.len();
                 }
                 s.fed.push(token);
                 s.pos += 1;

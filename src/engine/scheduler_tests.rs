@@ -219,3 +219,57 @@ fn with_the_cache_off_finished_sequences_are_cleared() {
     assert_eq!(s.retire().len(), 1);
     assert_eq!(s.usage(), Usage { running_seqs: 0, kv_cells: 0, cached_seqs: 0 });
 }
+
+#[test]
+fn a_draft_follows_its_token_with_logits_and_rejected_cells_are_trimmed() {
+    let mut s = sched(1000, 64, 4, false);
+    let mut ops = vec![];
+    s.admit(req(toks(0..3), 1, 20), &mut ops).unwrap();
+    plan(&mut s);
+    let seq = &mut s.jobs[0].seqs[0];
+    seq.next = Some(LlamaToken(50));
+    seq.draft = toks(60..63);
+    let entries = plan(&mut s);
+    assert_eq!(entries, vec![(50, 3, 0, true), (60, 4, 0, true), (61, 5, 0, true), (62, 6, 0, true)]);
+    let seq = &mut s.jobs[0].seqs[0];
+    assert_eq!(seq.logits, Some(0));
+    // The sampler drew 60 then 61, then something else: two kept, one cell removed.
+    assert!(seq.keep_drafted(LlamaToken(60)));
+    assert!(seq.keep_drafted(LlamaToken(61)));
+    assert!(!seq.keep_drafted(LlamaToken(99)));
+    assert_eq!(seq.end_draft(&mut ops), (3, 2));
+    assert_eq!(ops, vec![KvOp::Trim { seq: 0, from: 6 }]);
+    assert_eq!(seq.fed, toks(0..0).into_iter().chain([50, 60, 61].map(LlamaToken)).collect::<Vec<_>>());
+    assert_eq!(seq.pos, 6, "the next token takes the first rejected position");
+    // A draft kept whole leaves nothing to trim.
+    seq.next = Some(LlamaToken(99));
+    seq.draft = toks(70..71);
+    plan(&mut s);
+    let seq = &mut s.jobs[0].seqs[0];
+    assert!(seq.keep_drafted(LlamaToken(70)));
+    ops.clear();
+    assert_eq!(seq.end_draft(&mut ops), (1, 1));
+    assert!(ops.is_empty());
+    assert_eq!(seq.pos, 8);
+}
+
+#[test]
+fn drafts_are_dropped_for_forked_samples_and_cut_to_the_batch() {
+    // Two samples still sharing: the leader may not draft (its follower samples from it).
+    let mut s = prefilled_fork(2);
+    for q in &mut s.jobs[0].seqs {
+        q.next = Some(LlamaToken(7));
+        q.draft = toks(1..4);
+    }
+    let entries = plan(&mut s);
+    assert_eq!(entries, vec![(7, 5, 0, true)]);
+    assert!(s.jobs[0].seqs.iter().all(|q| q.draft.is_empty()));
+    // Alone, with a batch of 4: its token and 3 of its 10 drafted tokens.
+    let mut s = sched(1000, 4, 4, false);
+    s.admit(req(toks(0..2), 1, 20), &mut vec![]).unwrap();
+    plan(&mut s);
+    s.jobs[0].seqs[0].next = Some(LlamaToken(7));
+    s.jobs[0].seqs[0].draft = toks(10..20);
+    assert_eq!(plan(&mut s).len(), 4);
+    assert_eq!(s.jobs[0].seqs[0].draft, toks(10..13));
+}

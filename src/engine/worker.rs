@@ -10,11 +10,13 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 use tokio::sync::mpsc;
 
-use super::metrics::ModelMetrics;
-use super::request::{Event, FinishReason};
+use super::metrics::{ModelMetrics, StepCounts};
+use super::request::{Event, FinishReason, Speculation};
 use super::scheduler::{KvOp, Limits, Request, Scheduler};
+use super::speculate::Drafter;
 use super::text::{StopMatcher, Utf8Stream};
 
 /// A validated request: tokenized, fitted to its role's context, samplers built.
@@ -44,6 +46,7 @@ struct SeqIo {
     utf8: Utf8Stream,
     stop: StopMatcher,
     generated: u32,
+    drafter: Drafter,
 }
 
 impl Job {
@@ -56,6 +59,7 @@ impl Job {
                 utf8: Utf8Stream::default(),
                 stop: StopMatcher::new(self.stop.clone()),
                 generated: 0,
+                drafter: Drafter::default(),
             })
             .collect();
         Request {
@@ -77,6 +81,8 @@ pub(super) struct Worker {
     pub turn: Turns,
     pub limits: Limits,
     pub metrics: Arc<ModelMetrics>,
+    /// Speculative decoding with prompt-lookup drafts.
+    pub speculate: bool,
 }
 
 type Sched = Scheduler<JobIo, SeqIo>;
@@ -154,8 +160,8 @@ impl Worker {
     }
 
     fn serve(&mut self, sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>) -> Exit {
-        let Worker { name, ctx, model, rx, turn, limits, metrics, .. } = self;
-        let (model, limits) = (*model, *limits);
+        let Worker { name, ctx, model, rx, turn, limits, metrics, speculate, .. } = self;
+        let (model, limits, speculate) = (*model, *limits, *speculate);
         let mut batch = LlamaBatch::new(limits.n_batch as usize, limits.n_seq as i32);
         let mut ops = Vec::new();
         loop {
@@ -198,7 +204,7 @@ impl Worker {
             if metrics.take_injected_fault() {
                 panic!("a fault injected by a test");
             }
-            if let Err(message) = step(ctx, model, &mut batch, sched, turn, metrics, &mut ops) {
+            if let Err(message) = step(ctx, model, &mut batch, sched, turn, metrics, speculate, &mut ops) {
                 return Exit::Fault(format!("decoding failed: {message}"));
             }
             apply(ctx, &mut ops);
@@ -239,7 +245,30 @@ fn drop_cancelled(sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>
     }
 }
 
-/// One decode, then one sampled token for every sequence that has logits.
+/// Drafts for the sequences that decode alone (prompt lookup), at most what each may
+/// still generate.
+fn propose_drafts(sched: &mut Sched) {
+    for job in sched.jobs.iter_mut().filter(|j| !j.prefilling()) {
+        for i in 0..job.seqs.len() {
+            if !job.solo(i) || job.seqs[i].done {
+                continue;
+            }
+            let max_new = job.max_new;
+            let s = &mut job.seqs[i];
+            let Some(next) = s.next else { continue };
+            let room = max_new.saturating_sub(s.state.generated + 1) as usize;
+            s.fed.push(next);
+            s.draft = s.state.drafter.propose(&job.tokens, &s.fed, room);
+            s.fed.pop();
+        }
+    }
+}
+
+/// One decode, then the sampled tokens of every sequence that has logits: one, or for a
+/// sequence with a draft, one per drafted token the sampler drew in turn, plus the token
+/// after them. Sampling at each position in order is what the sampler would do without
+/// the draft (the same logits, the same state), so the output is the same.
+#[allow(clippy::too_many_arguments)]
 fn step(
     ctx: &mut LlamaContext<'static>,
     model: &'static LlamaModel,
@@ -247,8 +276,12 @@ fn step(
     sched: &mut Sched,
     turn: &Turns,
     metrics: &ModelMetrics,
+    speculate: bool,
     ops: &mut Vec<KvOp>,
 ) -> Result<(), String> {
+    if speculate {
+        propose_drafts(sched);
+    }
     batch.clear();
     let mut add_error = None;
     let prompt_before: usize = sched.jobs.iter().map(|j| j.prefilled).sum();
@@ -266,64 +299,56 @@ fn step(
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
 
-    // Counted before any event goes out, so that a caller holding its answer sees them.
-    let (mut generated, mut shared) = (0u64, 0u64);
-    for s in sched.jobs.iter().filter(|j| !j.prefilling()).flat_map(|j| &j.seqs) {
-        if s.logits.is_some() && !s.done {
-            generated += 1;
-            shared += u64::from(s.follows.is_some());
-        }
-    }
-    metrics.on_step(prompt_tokens as u64, generated, shared);
-
     let vocab = model.vocab();
+    let mut counts = StepCounts { prompt: prompt_tokens as u64, ..StepCounts::default() };
+    // Events go out after the counters are updated, so that a caller holding its answer sees them.
+    let mut outbox: Vec<(usize, Event)> = Vec::new();
     let mut finished = Vec::new();
     for (j, job) in sched.jobs.iter_mut().enumerate() {
         if job.prefilling() {
             continue;
         }
-        let max_new = job.max_new;
+        let (max_new, io_job) = (job.max_new, &job.state);
         for (k, s) in job.seqs.iter_mut().enumerate() {
-            let Some(idx) = s.logits.take() else { continue };
+            let Some(mut idx) = s.logits.take() else { continue };
             if s.done {
                 continue;
             }
-            let io = &mut s.state;
-            let token = io.sampler.sample(ctx, idx);
-            let mut stopped_by_string = false;
-            let finish = if vocab.is_eog(token) && !job.state.ignore_eos {
-                Some(FinishReason::Stop)
-            } else {
-                io.generated += 1;
-                let text = io.utf8.push(&vocab.token_to_piece(token, job.state.specials, None));
-                let scan = io.stop.push(&text);
-                send_text(&job.state.tx, s.choice, scan.emit);
-                stopped_by_string = scan.stopped;
-                if scan.stopped {
-                    Some(io.stop.matched().map_or(FinishReason::Stop, FinishReason::StopString))
-                } else if io.generated >= max_new {
-                    Some(FinishReason::Length)
-                } else {
-                    s.next = Some(token);
-                    None
+            let shared = s.follows.is_some();
+            let finish = loop {
+                let token = s.state.sampler.sample(ctx, idx);
+                counts.generated += 1;
+                counts.shared += u64::from(shared);
+                let (finish, text) = judge(&mut s.state, &vocab, io_job, token, max_new);
+                if !text.is_empty() {
+                    outbox.push((j, Event::Text { choice: s.choice, text }));
                 }
+                if finish.is_some() {
+                    break finish;
+                }
+                if s.keep_drafted(token) {
+                    idx += 1;
+                    continue;
+                }
+                s.next = Some(token);
+                break None;
             };
+            let (drafted, kept) = s.end_draft(ops);
+            s.state.drafter.verified(drafted, kept);
+            counts.drafted += drafted as u64;
+            counts.accepted += kept as u64;
             let Some(finish) = finish else { continue };
-            if !stopped_by_string {
-                // Generation ended on its own: text held back as a possible stop string
-                // (and an unfinished character) is released.
-                let scan = io.stop.push(&io.utf8.finish());
-                let mut rest = scan.emit;
-                if !scan.stopped {
-                    rest.push_str(&io.stop.finish());
-                }
-                send_text(&job.state.tx, s.choice, rest);
-            }
-            let _ = job.state.tx.send(Event::Done { choice: s.choice, finish, completion_tokens: io.generated });
+            let io = &s.state;
+            let speculation = Speculation { drafted: io.drafter.drafted, accepted: io.drafter.accepted };
+            outbox.push((j, Event::Done { choice: s.choice, finish, completion_tokens: io.generated, speculation }));
             finished.push((j, k));
         }
         // Before `finish` below clears a leader that stopped: its followers copy its KV.
         job.regroup(ops);
+    }
+    metrics.on_step(counts);
+    for (j, event) in outbox {
+        let _ = sched.jobs[j].state.tx.send(event);
     }
     for (j, k) in finished {
         sched.finish(j, k, ops);
@@ -332,8 +357,34 @@ fn step(
     Ok(())
 }
 
-fn send_text(tx: &mpsc::UnboundedSender<Event>, choice: u32, text: String) {
-    if !text.is_empty() {
-        let _ = tx.send(Event::Text { choice, text });
+/// What a sampled token does to its sequence: the text it releases, and how the sequence
+/// ends if it does (end of generation, a stop string, the token limit). At the end, text
+/// held back as a possible stop string (and an unfinished character) is released.
+fn judge(
+    io: &mut SeqIo,
+    vocab: &LlamaVocab<'_>,
+    job: &JobIo,
+    token: LlamaToken,
+    max_new: u32,
+) -> (Option<FinishReason>, String) {
+    let (finish, mut text) = if vocab.is_eog(token) && !job.ignore_eos {
+        (FinishReason::Stop, String::new())
+    } else {
+        io.generated += 1;
+        let piece = io.utf8.push(&vocab.token_to_piece(token, job.specials, None));
+        let scan = io.stop.push(&piece);
+        if scan.stopped {
+            return (Some(io.stop.matched().map_or(FinishReason::Stop, FinishReason::StopString)), scan.emit);
+        }
+        if io.generated < max_new {
+            return (None, scan.emit);
+        }
+        (FinishReason::Length, scan.emit)
+    };
+    let scan = io.stop.push(&io.utf8.finish());
+    text.push_str(&scan.emit);
+    if !scan.stopped {
+        text.push_str(&io.stop.finish());
     }
+    (Some(finish), text)
 }

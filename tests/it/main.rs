@@ -13,6 +13,7 @@ mod hub;
 mod layout;
 mod pipeline;
 mod pipeline_real;
+mod speculation;
 mod state;
 mod support;
 mod tasks;

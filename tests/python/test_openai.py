@@ -148,6 +148,26 @@ def test_metrics_are_prometheus_text(server, client):
     assert int(generated[0].rsplit(" ", 1)[1]) >= 4
 
 
+def metric(server, name):
+    text = httpx.get(f"{server}/metrics").text
+    return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{"))
+
+
+def test_speculation_is_reported_in_usage_and_metrics(server, client):
+    words = "alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel, india, juliett, kilo, lima"
+    before = metric(server, "quorum_draft_tokens_total")
+    r = client.chat.completions.create(
+        model="coder", messages=[{"role": "user", "content": f"Repeat this list exactly, once: {words}"}],
+        max_tokens=64, temperature=0,
+    )
+    spec = r.usage.model_extra["speculation"]
+    assert 0 < spec["accepted_tokens"] <= spec["drafted_tokens"], spec
+    assert spec["acceptance_rate"] == pytest.approx(spec["accepted_tokens"] / spec["drafted_tokens"], rel=1e-3)
+    drafted = metric(server, "quorum_draft_tokens_total")
+    assert drafted - before >= spec["drafted_tokens"]
+    assert metric(server, "quorum_draft_accepted_total") + metric(server, "quorum_draft_rejected_total") == drafted
+
+
 def test_json_response_format_is_enforced(client):
     r = client.chat.completions.create(
         model="voter",

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -16,7 +16,9 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::tools::{self, StreamedChoice};
 use super::types::{CommonOptions, ResponseFormat, Usage};
 use crate::api::error::ApiError;
-use crate::engine::{Event, GenerateRequest, Generation, Parsed, Prompt, RoleHandle, ToolParser, ToolPrompt};
+use crate::engine::{
+    Event, GenerateRequest, Generation, Parsed, Prompt, RoleHandle, Speculation, ToolParser, ToolPrompt,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -121,6 +123,7 @@ pub async fn run(
     let prompt_tokens = generation.prompt_tokens;
     let choices = generation.collect().await?;
     let completion_tokens = choices.iter().map(|c| c.completion_tokens).sum();
+    let speculation = choices.iter().fold(Speculation::default(), |a, c| a + c.speculation);
     let choices: Vec<Value> = choices
         .iter()
         .enumerate()
@@ -134,7 +137,7 @@ pub async fn run(
         .collect();
     Ok(Json(json!({
         "id": id, "object": reply.kind.object(false), "created": created, "model": reply.model,
-        "choices": choices, "usage": Usage::new(prompt_tokens, completion_tokens),
+        "choices": choices, "usage": Usage::new(prompt_tokens, completion_tokens).with_speculation(speculation),
     }))
     .into_response())
 }
@@ -175,7 +178,8 @@ fn sse(
             SseEvent::default().data(body.to_string())
         }
     };
-    let completion_tokens = Arc::new(AtomicU32::new(0));
+    // Completion tokens and speculation over the choices, for the usage chunk.
+    let totals = Arc::new(Mutex::new((0u32, Speculation::default())));
     let opening: Vec<SseEvent> = match kind {
         // Chat clients expect the assistant role first.
         Kind::Chat => (0..n)
@@ -186,7 +190,7 @@ fn sse(
     let mut calls: Vec<Option<StreamedChoice>> = (0..n).map(|_| parser.clone().map(StreamedChoice::new)).collect();
     let body = {
         let chunk = chunk.clone();
-        let completion_tokens = completion_tokens.clone();
+        let totals = totals.clone();
         UnboundedReceiverStream::new(events).flat_map(move |event| {
             let out: Vec<SseEvent> = match event {
                 Event::Text { choice, text } => match calls.get_mut(choice as usize).and_then(Option::as_mut) {
@@ -197,8 +201,11 @@ fn sse(
                         .collect(),
                     None => vec![chunk(vec![kind.delta(choice, Some(&text), None)], None)],
                 },
-                Event::Done { choice, finish, completion_tokens: tokens } => {
-                    completion_tokens.fetch_add(tokens, Ordering::Relaxed);
+                Event::Done { choice, finish, completion_tokens: tokens, speculation } => {
+                    {
+                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                        *t = (t.0 + tokens, t.1 + speculation);
+                    }
                     let mut out = Vec::new();
                     let mut finish = finish.as_str();
                     if let Some(c) = calls.get_mut(choice as usize).and_then(Option::as_mut) {
@@ -234,7 +241,8 @@ fn sse(
     let closing = stream::once(async move {
         let mut tail = Vec::new();
         if reply.include_usage {
-            let usage = Usage::new(prompt_tokens, completion_tokens.load(Ordering::Relaxed));
+            let (tokens, speculation) = *totals.lock().unwrap_or_else(|p| p.into_inner());
+            let usage = Usage::new(prompt_tokens, tokens).with_speculation(speculation);
             tail.push(chunk(Vec::new(), Some(usage)));
         }
         tail.push(SseEvent::default().data("[DONE]"));

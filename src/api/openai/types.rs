@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
-use crate::engine::{check_grammar, json_schema_grammar, ChatMessage, GrammarLimits, SamplingParams};
+use crate::engine::{check_grammar, json_schema_grammar, ChatMessage, GrammarLimits, SamplingParams, Speculation};
 
 /// Stop sequences a request may give, and their length.
 pub const MAX_STOP: usize = 16;
@@ -354,10 +354,29 @@ pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub total_tokens: u32,
+    /// quorum's extension: speculative decoding of this request, where it drafted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speculation: Option<SpeculationUsage>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SpeculationUsage {
+    pub drafted_tokens: u32,
+    pub accepted_tokens: u32,
+    pub acceptance_rate: f32,
 }
 
 impl Usage {
     pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Usage {
-        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens, speculation: None }
+    }
+
+    pub fn with_speculation(mut self, s: Speculation) -> Usage {
+        self.speculation = (s.drafted > 0).then(|| SpeculationUsage {
+            drafted_tokens: s.drafted,
+            accepted_tokens: s.accepted,
+            acceptance_rate: s.accepted as f32 / s.drafted as f32,
+        });
+        self
     }
 }

@@ -1,0 +1,146 @@
+//! Prompt lookup: drafts for speculative decoding taken from the sequence's own tokens.
+//!
+//! A coder mostly writes again what it was shown (a file it rewrites, the lines an edit
+//! block quotes), so the tokens that followed the last few tokens the last time they
+//! occurred, in the prompt or in the output so far, are a good guess of what comes next.
+//! The worker feeds such a draft after the sampled token in the same decode as every other
+//! sequence's tokens, samples at each drafted position in turn and keeps the draft up to the
+//! first token the sampler did not draw: the output is the one the sampler gives without a
+//! draft (see `worker::step`). A draft's length adapts to how much of it was kept, so
+//! speculation backs off where it does not pay.
+
+use llama_cpp_2::token::LlamaToken;
+
+/// The longest and shortest n-grams looked up; a single token matches too often to pay.
+const NGRAM_MAX: usize = 4;
+const NGRAM_MIN: usize = 2;
+/// Tokens of history scanned for the n-gram (a scan costs microseconds per thousand).
+const LOOKBACK_MAX: usize = 32_768;
+/// The longest draft.
+pub const DRAFT_MAX: usize = 16;
+/// A draft of this length after a pause.
+const DRAFT_START: usize = 4;
+/// Steps without drafting after drafts of one sequence were rejected from their first token.
+const PAUSE_STEPS: u32 = 16;
+
+/// The tokens that followed the most recent earlier occurrence of the history's last
+/// n-gram (the longest that occurs, from [`NGRAM_MAX`] down to [`NGRAM_MIN`] tokens), at
+/// most `max`. The history is the prompt followed by what the sequence generated.
+pub fn lookup(prompt: &[LlamaToken], generated: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
+    if max == 0 {
+        return Vec::new();
+    }
+    let at = |i: usize| if i < prompt.len() { prompt[i] } else { generated[i - prompt.len()] };
+    let len = prompt.len() + generated.len();
+    if len > LOOKBACK_MAX && !prompt.is_empty() {
+        // Too long a history to scan each step: the prompt's end and the output.
+        let skip = (len - LOOKBACK_MAX).min(prompt.len());
+        return lookup(&prompt[skip..], generated, max);
+    }
+    for n in (NGRAM_MIN..=NGRAM_MAX).rev() {
+        if len <= n {
+            continue;
+        }
+        let tail = len - n;
+        let found = (0..tail).rev().find(|&start| (0..n).all(|k| at(start + k) == at(tail + k)));
+        if let Some(start) = found {
+            let from = start + n;
+            return (from..len.min(from + max)).map(at).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// One sequence's drafting: how long its next draft may be, from how much of the last
+/// ones the sampler kept.
+#[derive(Debug, Clone)]
+pub struct Drafter {
+    max: usize,
+    paused: u32,
+    pub drafted: u32,
+    pub accepted: u32,
+}
+
+impl Default for Drafter {
+    fn default() -> Self {
+        Drafter { max: DRAFT_START, paused: 0, drafted: 0, accepted: 0 }
+    }
+}
+
+impl Drafter {
+    /// The draft for the next step, at most `room` tokens (what the sequence may still
+    /// generate and the batch can take).
+    pub fn propose(&mut self, prompt: &[LlamaToken], generated: &[LlamaToken], room: usize) -> Vec<LlamaToken> {
+        if self.paused > 0 {
+            self.paused -= 1;
+            return Vec::new();
+        }
+        lookup(prompt, generated, self.max.min(room))
+    }
+
+    /// A verified draft of `drafted` tokens of which the first `accepted` were kept: the
+    /// whole draft kept doubles the next one's length, a draft rejected from its first
+    /// token pauses drafting, otherwise the next is one longer than what was kept.
+    pub fn verified(&mut self, drafted: usize, accepted: usize) {
+        if drafted == 0 {
+            return;
+        }
+        self.drafted += drafted as u32;
+        self.accepted += accepted as u32;
+        self.max = if accepted == drafted {
+            (self.max * 2).min(DRAFT_MAX)
+        } else if accepted == 0 {
+            self.paused = PAUSE_STEPS;
+            DRAFT_START
+        } else {
+            (accepted + 1).min(DRAFT_MAX)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(v: &[i32]) -> Vec<LlamaToken> {
+        v.iter().map(|&t| LlamaToken(t)).collect()
+    }
+
+    #[test]
+    fn the_longest_recent_ngram_gives_what_followed_it() {
+        // "1 2 3 4 5 6 ... 1 2 3" continues with "4 5" (the 3-gram, not a later "3").
+        let prompt = toks(&[1, 2, 3, 4, 5, 6, 9, 3, 7]);
+        assert_eq!(lookup(&prompt, &toks(&[1, 2, 3]), 2), toks(&[4, 5]));
+        // The most recent occurrence wins.
+        let prompt = toks(&[8, 9, 1, 8, 9, 2]);
+        assert_eq!(lookup(&prompt, &toks(&[8, 9]), 1), toks(&[2]));
+    }
+
+    #[test]
+    fn the_draft_spans_prompt_and_output_and_stops_at_the_end() {
+        let prompt = toks(&[5, 6, 7]);
+        // "6 7" occurred across the prompt's end; what followed it is the output so far.
+        assert_eq!(lookup(&prompt, &toks(&[1, 6, 7]), 8), toks(&[1, 6, 7]));
+        assert!(lookup(&prompt, &toks(&[1, 2]), 8).is_empty(), "no 2-gram repeats");
+        assert!(lookup(&toks(&[1, 2]), &[], 8).is_empty(), "a history as short as the n-gram");
+        assert!(lookup(&toks(&[1, 2, 1, 2]), &[], 0).is_empty());
+    }
+
+    #[test]
+    fn drafts_grow_when_kept_and_pause_when_rejected() {
+        let prompt = toks(&(0..40).chain(0..3).collect::<Vec<_>>());
+        let mut d = Drafter::default();
+        assert_eq!(d.propose(&prompt, &[], 64).len(), DRAFT_START);
+        d.verified(DRAFT_START, DRAFT_START);
+        assert_eq!(d.propose(&prompt, &[], 64).len(), 2 * DRAFT_START);
+        assert_eq!(d.propose(&prompt, &[], 3).len(), 3, "never more than the room");
+        d.verified(8, 2);
+        assert_eq!(d.propose(&prompt, &[], 64).len(), 3);
+        d.verified(3, 0);
+        for _ in 0..PAUSE_STEPS {
+            assert!(d.propose(&prompt, &[], 64).is_empty());
+        }
+        assert_eq!(d.propose(&prompt, &[], 64).len(), DRAFT_START);
+        assert_eq!((d.drafted, d.accepted), (15, 6));
+    }
+}

@@ -1,0 +1,144 @@
+//! Speculative decoding (prompt lookup) on the real llama.cpp with SmolLM2-135M: the same
+//! tokens as without it, under greedy decoding and under sampling, with forks, grammars,
+//! stop strings and the prompt cache.
+
+use std::collections::HashMap;
+
+use quorum::config::Speculative;
+use quorum::engine::{ChatMessage, Completion, Engine, GenerateRequest, Prompt, RoleHandle, SamplingParams};
+use quorum::models::{resolve, Role};
+
+use super::support::smollm_config;
+
+/// An engine whose outputs do not depend on how a sequence's tokens are batched: a KV
+/// stream per sequence, and flash attention, whose CPU kernel computes each query row on
+/// its own (without it, the attention of a draft's rows takes another kernel than one
+/// row's, and near-ties came out differently: 2 of 5 greedy answers here).
+fn engine(speculation: Speculative) -> Engine {
+    let mut config = smollm_config();
+    config.engine.flash_attention = true;
+    config.engine.kv_unified = false;
+    config.engine.speculation = speculation;
+    for (role, spec) in config.profile.roles.iter_mut() {
+        spec.context = 1024;
+        spec.parallel = if matches!(role, Role::Coder) { 8 } else { 1 };
+    }
+    let files = resolve(&config.profile, &config.models_dir).unwrap();
+    Engine::load(&files, &config.profile, &config.engine, &|_| {}).unwrap()
+}
+
+/// Asks for text the model mostly copies from its prompt, so that lookup drafts are kept.
+const LIST: &str = "alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel, india, juliett, kilo, lima";
+const CODE: &str = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n    return 2 * (width + height)\n";
+
+fn ask(text: &str, sampling: SamplingParams, n: u32) -> GenerateRequest {
+    GenerateRequest { prompt: Prompt::Chat(vec![ChatMessage::new("user", text)]), sampling, n }
+}
+
+fn greedy(max_tokens: u32) -> SamplingParams {
+    SamplingParams { temperature: Some(0.0), max_tokens: Some(max_tokens), ..Default::default() }
+}
+
+/// Every request at once, so that they share decodes; each one's choices.
+fn run_all(handle: &RoleHandle, requests: Vec<GenerateRequest>) -> Vec<Vec<Completion>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let generations: Vec<_> = requests.into_iter().map(|r| handle.submit(r).unwrap()).collect();
+        let mut out = Vec::new();
+        for g in generations {
+            out.push(g.collect().await.unwrap());
+        }
+        out
+    })
+}
+
+fn texts(choices: &[Vec<Completion>]) -> Vec<Vec<String>> {
+    choices.iter().map(|c| c.iter().map(|c| c.text.clone()).collect()).collect()
+}
+
+fn requests() -> Vec<GenerateRequest> {
+    let mut stop = greedy(96);
+    stop.stop = vec!["india".into()];
+    let mut grammar = greedy(96);
+    grammar.grammar = Some(
+        r#"root ::= "[" item ("," " "? item)* "]"
+item ::= [a-z]+"#
+            .into(),
+    );
+    let sample = SamplingParams { temperature: Some(0.8), max_tokens: Some(48), seed: Some(3), ..Default::default() };
+    vec![
+        ask(&format!("Repeat this list exactly, once: {LIST}"), greedy(96), 1),
+        ask(&format!("Copy this code exactly:\n{CODE}"), greedy(96), 1),
+        ask(&format!("Repeat this list exactly, once: {LIST}"), stop, 1),
+        ask(&format!("Write this list as a JSON array of strings: {LIST}"), grammar, 1),
+        ask(&format!("Copy this code exactly:\n{CODE}"), sample, 3),
+    ]
+}
+
+#[test]
+fn speculation_changes_speed_not_tokens() {
+    let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
+    let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
+    // Twice on each: the second time the prompts come from the prompt cache.
+    for round in 0..2 {
+        let with = run_all(h_on, requests());
+        let without = run_all(h_off, requests());
+        assert_eq!(texts(&with), texts(&without), "round {round}");
+        let m = h_on.metrics();
+        assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "nothing was drafted or kept: {m:?}");
+        let copied = &with[0][0].speculation;
+        assert!(copied.accepted * 2 > copied.drafted, "a copied list keeps most of its drafts: {copied:?}");
+        assert_eq!(h_off.metrics().drafted_tokens, 0);
+    }
+    assert!(h_on.metrics().cache_hits > 0);
+    // The stop string cut the answer, the grammar held.
+    let with = run_all(h_on, requests());
+    assert!(!with[2][0].text.contains("india"), "{:?}", with[2][0].text);
+    assert!(with[3][0].text.starts_with('['), "{:?}", with[3][0].text);
+}
+
+/// With sampling, a drafted token is kept when the sampler, drawing at its position as it
+/// would without a draft, draws it: the rejection rule of speculative sampling for a draft
+/// that is one token for sure. So over many seeds the outputs are distributed as without
+/// speculation (here: each seed's output is the same one).
+#[test]
+fn sampled_outputs_are_distributed_as_without_speculation() {
+    let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
+    let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
+    let prompt = "Say these words again in any order: red green blue red green blue red green blue";
+    let seeds: Vec<u32> = (0..96).collect();
+    let batch = |h: &RoleHandle, seeds: &[u32]| -> Vec<String> {
+        let requests = seeds
+            .iter()
+            .map(|&seed| {
+                let s = SamplingParams {
+                    temperature: Some(1.0),
+                    max_tokens: Some(12),
+                    seed: Some(seed),
+                    ..Default::default()
+                };
+                ask(prompt, s, 1)
+            })
+            .collect();
+        run_all(h, requests).into_iter().map(|mut c| c.remove(0).text).collect()
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for chunk in seeds.chunks(8) {
+        with.extend(batch(h_on, chunk));
+        without.extend(batch(h_off, chunk));
+    }
+    let m = h_on.metrics();
+    assert!(m.accepted_tokens > 0, "no draft was kept, so nothing was tested: {m:?}");
+    let distinct = |v: &[String]| v.iter().collect::<std::collections::HashSet<_>>().len();
+    assert!(distinct(&without) > 10, "sampling at temperature 1 should vary: {without:?}");
+    let same = with.iter().zip(&without).filter(|(a, b)| a == b).count();
+    // Total variation distance between the two empirical distributions of outputs.
+    let mut freq: HashMap<&str, (i32, i32)> = HashMap::new();
+    for (a, b) in with.iter().zip(&without) {
+        freq.entry(a).or_default().0 += 1;
+        freq.entry(b).or_default().1 += 1;
+    }
+    let tv = freq.values().map(|(a, b)| (a - b).abs()).sum::<i32>() as f64 / (2.0 * seeds.len() as f64);
+    eprintln!("{same}/{} seeds give the same output; total variation {tv:.3}; {m:?}", seeds.len());
+    assert_eq!(same, seeds.len(), "total variation {tv:.3}");
+}
