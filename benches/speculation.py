@@ -42,9 +42,10 @@ def prompts(n_tasks):
     tasks = [json.loads(line) for line in (ROOT / "evals" / "tasks.jsonl").read_text().splitlines()[:n_tasks]]
     out = []
     for t in tasks:
-        out.append(("whole-file", coder_prompt(t, "whole-files")))
-        out.append(("edit-blocks", coder_prompt(t, "edit-blocks")))
-    out.append(("prose", PROSE))
+        out.append(("whole-file", coder_prompt(t, "whole-files"), 1))
+        out.append(("edit-blocks", coder_prompt(t, "edit-blocks"), 1))
+        out.append(("whole-file n=5", coder_prompt(t, "whole-files"), 5))
+    out.append(("prose", PROSE, 1))
     return out
 
 
@@ -72,10 +73,13 @@ class Server:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
-    def run(self, messages, max_tokens):
-        """One greedy streamed chat: (decode tok/s, tokens, drafted, accepted, wall s)."""
+    def run(self, messages, max_tokens, n=1):
+        """One streamed chat, greedy, or for `n` > 1 the code stage's fork (n samples at
+        temperature 0.5): (decode tok/s over all samples, tokens, drafted, accepted, wall s)."""
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
                 "stream": True, "stream_options": {"include_usage": True}, "cache_prompt": False}
+        if n > 1:
+            body.update(n=n, temperature=0.5, seed=1)
         start = time.perf_counter()
         first = last = None
         usage, timings = {}, {}
@@ -128,14 +132,16 @@ def main():
             url = "http://127.0.0.1:" + ("8931" if name.startswith("quorum") else "8932")
             server = Server(name, configs[name], url, "coder")
             try:
-                for kind, messages in work:
-                    out = server.run(messages, a.max_tokens)
+                for kind, messages, n in work:
+                    if n > 1 and not name.startswith("quorum"):
+                        continue  # llama-server answers one sample per request
+                    out = server.run(messages, a.max_tokens, n)
                     results[name].setdefault(kind, []).append(out)
                     print(f"round {r} {name:20} {kind:12} {out[0]:6.1f} tok/s  {out[1]:4} tokens  "
                           f"drafted {out[2]:4} kept {out[3]:4}  {out[4]:5.1f} s", flush=True)
             finally:
                 server.close()
-    kinds = sorted({k for k, _ in work}, key=[k for k, _ in work].index)
+    kinds = sorted({k for k, _, _ in work}, key=[k for k, _, _ in work].index)
     print("\n| prompt | server | decode tok/s | speedup | drafted | kept | acceptance |")
     print("|---|---|---|---|---|---|---|")
     for kind in kinds:

@@ -11,9 +11,10 @@
 
 use llama_cpp_2::token::LlamaToken;
 
-/// The longest and shortest n-grams looked up; a single token matches too often to pay.
-const NGRAM_MAX: usize = 4;
-const NGRAM_MIN: usize = 2;
+/// Tokens of the n-gram looked up (llama.cpp's `ngram-simple` takes 12 too): shorter ones
+/// match where the text goes on otherwise, and on a CPU a rejected draft costs nearly what
+/// a kept one saves (`benches/RESULTS.md`).
+const NGRAM: usize = 12;
 /// Tokens of history scanned for the n-gram (a scan costs microseconds per thousand).
 const LOOKBACK_MAX: usize = 32_768;
 /// The longest draft.
@@ -24,31 +25,26 @@ const DRAFT_START: usize = 4;
 const PAUSE_STEPS: u32 = 16;
 
 /// The tokens that followed the most recent earlier occurrence of the history's last
-/// n-gram (the longest that occurs, from [`NGRAM_MAX`] down to [`NGRAM_MIN`] tokens), at
-/// most `max`. The history is the prompt followed by what the sequence generated.
+/// [`NGRAM`] tokens, at most `max`. The history is the prompt followed by what the
+/// sequence generated.
 pub fn lookup(prompt: &[LlamaToken], generated: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
-    if max == 0 {
+    lookup_n(prompt, generated, NGRAM, max)
+}
+
+fn lookup_n(prompt: &[LlamaToken], generated: &[LlamaToken], n: usize, max: usize) -> Vec<LlamaToken> {
+    let len = prompt.len() + generated.len();
+    if max == 0 || len <= n {
         return Vec::new();
     }
-    let at = |i: usize| if i < prompt.len() { prompt[i] } else { generated[i - prompt.len()] };
-    let len = prompt.len() + generated.len();
     if len > LOOKBACK_MAX && !prompt.is_empty() {
         // Too long a history to scan each step: the prompt's end and the output.
         let skip = (len - LOOKBACK_MAX).min(prompt.len());
-        return lookup(&prompt[skip..], generated, max);
+        return lookup_n(&prompt[skip..], generated, n, max);
     }
-    for n in (NGRAM_MIN..=NGRAM_MAX).rev() {
-        if len <= n {
-            continue;
-        }
-        let tail = len - n;
-        let found = (0..tail).rev().find(|&start| (0..n).all(|k| at(start + k) == at(tail + k)));
-        if let Some(start) = found {
-            let from = start + n;
-            return (from..len.min(from + max)).map(at).collect();
-        }
-    }
-    Vec::new()
+    let at = |i: usize| if i < prompt.len() { prompt[i] } else { generated[i - prompt.len()] };
+    let tail = len - n;
+    let found = (0..tail).rev().find(|&start| (0..n).all(|k| at(start + k) == at(tail + k)));
+    found.map_or_else(Vec::new, |start| (start + n..len.min(start + n + max)).map(at).collect())
 }
 
 /// One sequence's drafting: how long its next draft may be, from how much of the last
@@ -107,28 +103,33 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_recent_ngram_gives_what_followed_it() {
-        // "1 2 3 4 5 6 ... 1 2 3" continues with "4 5" (the 3-gram, not a later "3").
+    fn the_most_recent_ngram_gives_what_followed_it() {
+        // "1 2 3" occurred at the start: "4 5" followed it.
         let prompt = toks(&[1, 2, 3, 4, 5, 6, 9, 3, 7]);
-        assert_eq!(lookup(&prompt, &toks(&[1, 2, 3]), 2), toks(&[4, 5]));
+        assert_eq!(lookup_n(&prompt, &toks(&[1, 2, 3]), 3, 2), toks(&[4, 5]));
         // The most recent occurrence wins.
         let prompt = toks(&[8, 9, 1, 8, 9, 2]);
-        assert_eq!(lookup(&prompt, &toks(&[8, 9]), 1), toks(&[2]));
+        assert_eq!(lookup_n(&prompt, &toks(&[8, 9]), 2, 1), toks(&[2]));
+        // Twelve tokens by default: eleven are not enough.
+        let text: Vec<i32> = (0..20).collect();
+        let prompt = toks(&text);
+        assert_eq!(lookup(&prompt, &toks(&text[..12]), 3), toks(&[12, 13, 14]));
+        assert!(lookup(&prompt, &toks(&text[1..12]), 3).is_empty());
     }
 
     #[test]
     fn the_draft_spans_prompt_and_output_and_stops_at_the_end() {
         let prompt = toks(&[5, 6, 7]);
         // "6 7" occurred across the prompt's end; what followed it is the output so far.
-        assert_eq!(lookup(&prompt, &toks(&[1, 6, 7]), 8), toks(&[1, 6, 7]));
-        assert!(lookup(&prompt, &toks(&[1, 2]), 8).is_empty(), "no 2-gram repeats");
-        assert!(lookup(&toks(&[1, 2]), &[], 8).is_empty(), "a history as short as the n-gram");
-        assert!(lookup(&toks(&[1, 2, 1, 2]), &[], 0).is_empty());
+        assert_eq!(lookup_n(&prompt, &toks(&[1, 6, 7]), 2, 8), toks(&[1, 6, 7]));
+        assert!(lookup_n(&prompt, &toks(&[1, 2]), 2, 8).is_empty(), "no 2-gram repeats");
+        assert!(lookup_n(&toks(&[1, 2]), &[], 2, 8).is_empty(), "a history as short as the n-gram");
+        assert!(lookup_n(&toks(&[1, 2, 1, 2]), &[], 2, 0).is_empty());
     }
 
     #[test]
     fn drafts_grow_when_kept_and_pause_when_rejected() {
-        let prompt = toks(&(0..40).chain(0..3).collect::<Vec<_>>());
+        let prompt = toks(&(0..40).chain(0..12).collect::<Vec<_>>());
         let mut d = Drafter::default();
         assert_eq!(d.propose(&prompt, &[], 64).len(), DRAFT_START);
         d.verified(DRAFT_START, DRAFT_START);

@@ -86,8 +86,8 @@ fn speculation_changes_speed_not_tokens() {
         assert_eq!(texts(&with), texts(&without), "round {round}");
         let m = h_on.metrics();
         assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "nothing was drafted or kept: {m:?}");
-        let copied = &with[0][0].speculation;
-        assert!(copied.accepted * 2 > copied.drafted, "a copied list keeps most of its drafts: {copied:?}");
+        let kept = with.iter().flatten().map(|c| c.speculation).max_by_key(|s| s.accepted).unwrap_or_default();
+        assert!(kept.accepted * 2 > kept.drafted, "copied text keeps most of its drafts: {kept:?}");
         assert_eq!(h_off.metrics().drafted_tokens, 0);
     }
     assert!(h_on.metrics().cache_hits > 0);
@@ -105,7 +105,9 @@ fn speculation_changes_speed_not_tokens() {
 fn sampled_outputs_are_distributed_as_without_speculation() {
     let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
     let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
-    let prompt = "Say these words again in any order: red green blue red green blue red green blue";
+    // A plain prompt the model mostly goes on repeating, with a sampled word here and there.
+    let line = "the quick brown fox jumps over the lazy dog and runs into the forest\n";
+    let prompt = line.repeat(4);
     let seeds: Vec<u32> = (0..96).collect();
     let batch = |h: &RoleHandle, seeds: &[u32]| -> Vec<String> {
         let requests = seeds
@@ -117,7 +119,7 @@ fn sampled_outputs_are_distributed_as_without_speculation() {
                     seed: Some(seed),
                     ..Default::default()
                 };
-                ask(prompt, s, 1)
+                GenerateRequest { prompt: Prompt::Text(prompt.clone()), sampling: s, n: 1 }
             })
             .collect();
         run_all(h, requests).into_iter().map(|mut c| c.remove(0).text).collect()
@@ -130,7 +132,7 @@ fn sampled_outputs_are_distributed_as_without_speculation() {
     let m = h_on.metrics();
     assert!(m.accepted_tokens > 0, "no draft was kept, so nothing was tested: {m:?}");
     let distinct = |v: &[String]| v.iter().collect::<std::collections::HashSet<_>>().len();
-    assert!(distinct(&without) > 10, "sampling at temperature 1 should vary: {without:?}");
+    assert!(distinct(&without) > 10, "sampling at temperature 1.2 should vary: {without:?}");
     let same = with.iter().zip(&without).filter(|(a, b)| a == b).count();
     // Total variation distance between the two empirical distributions of outputs.
     let mut freq: HashMap<&str, (i32, i32)> = HashMap::new();

@@ -9,8 +9,8 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::{input, tool_use_id, Reply};
-use crate::api::openai::StreamedChoice;
+use super::{tool_use_id, Reply};
+use crate::api::openai::{Piece, StreamedChoice};
 use crate::engine::{Event, Generation, ToolParser};
 
 fn frame(data: Value) -> SseEvent {
@@ -22,6 +22,7 @@ fn frame(data: Value) -> SseEvent {
 struct Blocks {
     next: usize,
     text_open: bool,
+    tool_open: bool,
 }
 
 impl Blocks {
@@ -29,6 +30,7 @@ impl Blocks {
         if text.is_empty() {
             return;
         }
+        self.close(out);
         if !self.text_open {
             out.push(frame(json!({"type": "content_block_start", "index": self.next, "content_block": {"type": "text", "text": ""}})));
             self.text_open = true;
@@ -38,23 +40,31 @@ impl Blocks {
         ));
     }
 
-    fn close_text(&mut self, out: &mut Vec<SseEvent>) {
-        if self.text_open {
+    /// Ends the open block, text or tool use.
+    fn close(&mut self, out: &mut Vec<SseEvent>) {
+        if self.text_open || self.tool_open {
             out.push(frame(json!({"type": "content_block_stop", "index": self.next})));
             self.text_open = false;
+            self.tool_open = false;
             self.next += 1;
         }
     }
 
-    fn tool_use(&mut self, name: &str, arguments: &str, out: &mut Vec<SseEvent>) {
-        self.close_text(out);
-        let index = self.next;
-        let start = json!({"type": "tool_use", "id": tool_use_id(), "name": name, "input": {}});
-        out.push(frame(json!({"type": "content_block_start", "index": index, "content_block": start})));
-        let whole = input(arguments).to_string();
-        out.push(frame(json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": whole}})));
-        out.push(frame(json!({"type": "content_block_stop", "index": index})));
-        self.next += 1;
+    /// A `tool_use` block per call, its input streamed as `input_json_delta` chunks.
+    fn piece(&mut self, piece: Piece, out: &mut Vec<SseEvent>) {
+        match piece {
+            Piece::Text(t) => self.text(&t, out),
+            Piece::Call { name, .. } => {
+                self.close(out);
+                let start = json!({"type": "tool_use", "id": tool_use_id(), "name": name, "input": {}});
+                out.push(frame(json!({"type": "content_block_start", "index": self.next, "content_block": start})));
+                self.tool_open = true;
+            }
+            Piece::Arguments { chunk, .. } => out.push(frame(json!({
+                "type": "content_block_delta", "index": self.next,
+                "delta": {"type": "input_json_delta", "partial_json": chunk},
+            }))),
+        }
     }
 }
 
@@ -74,29 +84,28 @@ pub fn sse(
     });
     let opening = vec![frame(start), frame(json!({"type": "ping"}))];
     let mut calls = parser.map(StreamedChoice::new);
-    let mut blocks = Blocks { next: 0, text_open: false };
+    let mut blocks = Blocks { next: 0, text_open: false, tool_open: false };
+    let mut called = false;
     let body = UnboundedReceiverStream::new(events).flat_map(move |event| {
         let mut out = Vec::new();
         match event {
             Event::Text { text, .. } => match calls.as_mut() {
                 Some(c) => {
-                    if let Some(t) = c.push(&text) {
-                        blocks.text(&t, &mut out);
+                    for piece in c.pieces(&text) {
+                        called |= matches!(piece, Piece::Call { .. });
+                        blocks.piece(piece, &mut out);
                     }
                 }
                 None => blocks.text(&text, &mut out),
             },
             Event::Done { finish, completion_tokens, .. } => {
-                let mut called = false;
                 if let Some(c) = calls.as_mut() {
-                    let parsed = c.finish();
-                    blocks.text(&parsed.content, &mut out);
-                    for call in &parsed.calls {
-                        blocks.tool_use(&call.name, &call.arguments, &mut out);
+                    for piece in c.finish_pieces() {
+                        called |= matches!(piece, Piece::Call { .. });
+                        blocks.piece(piece, &mut out);
                     }
-                    called = !parsed.calls.is_empty();
                 }
-                blocks.close_text(&mut out);
+                blocks.close(&mut out);
                 let (stop_reason, stop_sequence) = reply.stop_reason(Some(finish), called);
                 out.push(frame(json!({
                     "type": "message_delta",

@@ -8,7 +8,7 @@ mod tools;
 mod types;
 
 pub use respond::{unique_suffix, unix_now};
-pub use tools::{check_name as check_tool_name, StreamedChoice, MAX_TOOLS};
+pub use tools::{check_name as check_tool_name, Piece, StreamedChoice, MAX_TOOLS};
 pub use types::{CommonOptions, MAX_MESSAGES, MAX_STOP, MAX_STOP_BYTES, MAX_TOKENS};
 
 use axum::extract::rejection::JsonRejection;

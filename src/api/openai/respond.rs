@@ -13,7 +13,7 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::tools::{self, StreamedChoice};
+use super::tools::{self, Piece, StreamedChoice};
 use super::types::{CommonOptions, ResponseFormat, Usage};
 use crate::api::error::ApiError;
 use crate::engine::{
@@ -188,17 +188,37 @@ fn sse(
         Kind::Text => Vec::new(),
     };
     let mut calls: Vec<Option<StreamedChoice>> = (0..n).map(|_| parser.clone().map(StreamedChoice::new)).collect();
+    // Per choice: whether it made a call (its finish reason is then `tool_calls`).
+    let mut called = vec![false; n as usize];
     let body = {
         let chunk = chunk.clone();
         let totals = totals.clone();
+        // One chunk per `delta.tool_calls` entry, as OpenAI sends them: some clients read
+        // only the first entry of a chunk.
+        let send = {
+            let chunk = chunk.clone();
+            move |choice: u32, pieces: Vec<Piece>, called: &mut bool| -> Vec<SseEvent> {
+                let send_one = |p: Piece| match tools::call_delta(&p) {
+                    Some(entry) => {
+                        let delta = json!({"tool_calls": [entry]});
+                        chunk(
+                            vec![json!({"index": choice, "delta": delta, "finish_reason": null, "logprobs": null})],
+                            None,
+                        )
+                    }
+                    None => match p {
+                        Piece::Text(t) => chunk(vec![kind.delta(choice, Some(&t), None)], None),
+                        _ => unreachable!("a call piece has a delta"),
+                    },
+                };
+                *called |= pieces.iter().any(|p| matches!(p, Piece::Call { .. }));
+                pieces.into_iter().map(send_one).collect()
+            }
+        };
         UnboundedReceiverStream::new(events).flat_map(move |event| {
             let out: Vec<SseEvent> = match event {
                 Event::Text { choice, text } => match calls.get_mut(choice as usize).and_then(Option::as_mut) {
-                    Some(c) => c
-                        .push(&text)
-                        .map(|t| chunk(vec![kind.delta(choice, Some(&t), None)], None))
-                        .into_iter()
-                        .collect(),
+                    Some(c) => send(choice, c.pieces(&text), &mut called[choice as usize]),
                     None => vec![chunk(vec![kind.delta(choice, Some(&text), None)], None)],
                 },
                 Event::Done { choice, finish, completion_tokens: tokens, speculation } => {
@@ -207,22 +227,10 @@ fn sse(
                         *t = (t.0 + tokens, t.1 + speculation);
                     }
                     let mut out = Vec::new();
-                    let mut finish = finish.as_str();
                     if let Some(c) = calls.get_mut(choice as usize).and_then(Option::as_mut) {
-                        let parsed = c.finish();
-                        if !parsed.content.is_empty() {
-                            out.push(chunk(vec![kind.delta(choice, Some(&parsed.content), None)], None));
-                        }
-                        // One chunk per entry, as OpenAI sends them: some clients read
-                        // only the first entry of a chunk.
-                        for entry in tools::call_deltas(&parsed) {
-                            let delta = json!({"tool_calls": [entry]});
-                            let entry =
-                                json!({"index": choice, "delta": delta, "finish_reason": null, "logprobs": null});
-                            out.push(chunk(vec![entry], None));
-                            finish = "tool_calls";
-                        }
+                        out = send(choice, c.finish_pieces(), &mut called[choice as usize]);
                     }
+                    let finish = if called[choice as usize] { "tool_calls" } else { finish.as_str() };
                     out.push(chunk(vec![kind.delta(choice, None, Some(finish))], None));
                     out
                 }

@@ -171,8 +171,17 @@ pub struct ToolParser {
 }
 
 impl ToolParser {
+    pub fn new(format: ToolFormat, tools: Vec<ToolSpec>, parallel: bool) -> ToolParser {
+        ToolParser { format, tools, parallel }
+    }
+
     pub fn format(&self) -> ToolFormat {
         self.format
+    }
+
+    /// Whether an answer may make more than one call.
+    pub fn parallel(&self) -> bool {
+        self.parallel
     }
 
     /// The answer's text and calls (at most one unless parallel calls were allowed).
