@@ -200,6 +200,34 @@ def test_tool_result_round_trip(client, tool_choice):
     assert "18" in choice.message.content
 
 
+def test_parallel_call_results_round_trip(client):
+    """A turn that made two calls at once and both results: the template renders both (the
+    prompt grows by the second) and the answer uses them."""
+    q = "Get the weather in Paris and the time in Tokyo."
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": '{"city": "Tokyo"}'}},
+    ]
+    results = [
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 18, "sky": "clear"}'},
+        {"role": "tool", "tool_call_id": "call_2", "content": '{"time": "21:45"}'},
+    ]
+
+    # Without the system line the 1.5B writes both calls again as text.
+    system = {"role": "system", "content": "Answer the user in one sentence from the tool results."}
+
+    def turn(n):
+        messages = [system, {"role": "user", "content": q},
+                    {"role": "assistant", "content": None, "tool_calls": calls[:n]}, *results[:n]]
+        return chat(client, messages=messages, max_tokens=80, tool_choice="none")
+
+    one, both = turn(1), turn(2)
+    assert both.usage.prompt_tokens > one.usage.prompt_tokens + 10, (one.usage, both.usage)
+    answer = both.choices[0].message.content
+    assert both.choices[0].finish_reason == "stop" and not both.choices[0].message.tool_calls
+    assert "18" in answer and "21:45" in answer, answer
+
+
 # 4. bad input
 
 
