@@ -1,6 +1,7 @@
 """Driver for speculation.sh: speculative decoding by prompt lookup in quorum and in
-llama-server (`--spec-type ngram-simple`), each against its own decode without it, on the
-same GGUF and threads, in one run.
+llama-server (`--spec-type ngram-simple`), and with `--draft`, by a draft model in both
+(quorum's `speculation = "draft"`, llama-server's `-md`), each against its own decode
+without it, on the same GGUFs and threads, in one run.
 
 Prompts: the coder's prompts of the pipeline for tasks of `evals/tasks.jsonl` (its system
 prompt and answer format, whole files and edit blocks, the task's file as the code shown),
@@ -112,18 +113,25 @@ def main():
     ap.add_argument("--tasks", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--only", default="", help="comma-separated server names")
+    ap.add_argument("--draft", default="", help="a draft GGUF of the model's vocabulary (llama-server -md)")
     a = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp())
     configs = {}
-    for name, spec in [("quorum", "off"), ("quorum+lookup", "lookup")]:
+    modes = [("quorum", "off"), ("quorum+lookup", "lookup")] + ([("quorum+draft", "draft")] if a.draft else [])
+    for name, spec in modes:
         cfg = tmp / f"{spec}.toml"
-        cfg.write_text(f'prompt_cache = false\nspeculation = "{spec}"\n')
+        # Every role on the model (one load); the coder drafted for by the draft model.
+        roles = "".join(f'[roles.{r}]\nmodel = "{a.model}"\n' + (f'draft = "{a.draft}"\n' if r == "coder" else "")
+                        for r in ["preprocessor", "planner", "coder", "voter", "reviewer"])
+        cfg.write_text(f'prompt_cache = false\nspeculation = "{spec}"\n{roles}')
         configs[name] = [a.quorum, "--config", str(cfg), "serve", "--port", "8931", "--threads", str(a.threads),
-                         "--model", f"all={a.model}", "--state", str(tmp / f"{spec}.redb")]
+                         "--state", str(tmp / f"{spec}.redb")]
     llama = [f"{a.llama_bin}/llama-server", "-m", a.model, "--port", "8932", "-t", str(a.threads), "-np", "1",
              "-c", "4096", "--no-webui"]
     configs["llama-server"] = llama
     configs["llama-server+ngram"] = llama + ["--spec-type", "ngram-simple"]
+    if a.draft:
+        configs["llama-server+draft"] = llama + ["-md", a.draft, "-td", str(a.threads), "--spec-type", "draft-simple"]
     names = [n for n in configs if not a.only or n in a.only.split(",")]
     work = prompts(a.tasks)
     results = {n: {} for n in names}  # name -> kind -> list of (rate, tokens, drafted, accepted, wall)

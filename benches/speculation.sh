@@ -3,6 +3,7 @@
 # each against its decode without it, on the same GGUF and threads, in one run: the coder's
 # prompts of the pipeline (whole files, edit blocks) and a prose prompt. Run on an idle machine.
 # Usage: benches/speculation.sh [MODEL.gguf] [ROUNDS] [-- extra driver flags]
+# (`-- --draft SMALL.gguf` adds a draft model: the small profile's is the 0.5B coder)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model="${1:-$root/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf}"

@@ -42,6 +42,9 @@ pub struct RoleOverride {
     pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
     pub parallel: Option<u32>,
+    /// The draft model for speculation (a path or `hf:...`); `""` for none. A role whose
+    /// `model` is changed loses the profile's draft unless this names one.
+    pub draft: Option<String>,
 }
 
 /// The TOML file, as written by a user.
@@ -148,8 +151,15 @@ pub enum Speculative {
     /// None: one token per sequence and step.
     Off,
     /// From the sequence's own prompt and output (prompt lookup).
-    #[default]
     Lookup,
+    /// Prompt lookup, and where it finds nothing, the role's draft model (a smaller model
+    /// of the same vocabulary).
+    Draft,
+    /// `draft` where llama.cpp offloads to a GPU and the role has a draft model, `lookup`
+    /// otherwise: on a CPU the draft model's own decodes cost more than they save
+    /// (`benches/RESULTS.md`).
+    #[default]
+    Auto,
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +292,11 @@ fn apply(profile: &mut Profile, role: Role, o: &RoleOverride) -> Result<(), Conf
     let spec = profile.roles.get_mut(&role).expect("profiles define every role");
     if let Some(model) = &o.model {
         spec.source = ModelSource::parse_cli(model);
+        // The profile's draft was paired with the profile's model.
+        spec.draft = None;
+    }
+    if let Some(draft) = &o.draft {
+        spec.draft = (!draft.is_empty()).then(|| ModelSource::parse_cli(draft));
     }
     if let Some(context) = o.context {
         if context < 64 {

@@ -14,7 +14,12 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(quorum::cli::run(cli)) {
+    let result = runtime.block_on(quorum::cli::run(cli));
+    // Tasks still holding models' handles end with the runtime; then the model workers
+    // free their contexts before the process exits.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    quorum::engine::wait_for_workers(std::time::Duration::from_secs(10));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -49,12 +49,15 @@ async fn pull(config: crate::config::Config) -> anyhow::Result<()> {
 
 async fn list(config: crate::config::Config) -> anyhow::Result<()> {
     println!("profile {} (models in {})", config.profile.name, config.models_dir.display());
-    println!("{:<13} {:<48} {:>10}  status", "role", "file", "size");
+    println!("{:<15} {:<48} {:>10}  status", "role", "file", "size");
     // Hash each distinct file once, off the async runtime.
     let mut checked: BTreeMap<PathBuf, Verification> = BTreeMap::new();
-    for (role, spec) in &config.profile.roles {
-        let path = models::locate(&spec.source, &config.models_dir);
-        let expected = match &spec.source {
+    let roles = config.profile.roles.iter().map(|(role, spec)| (role.to_string(), &spec.source));
+    let drafts =
+        config.profile.roles.iter().filter_map(|(role, spec)| Some((format!("{role} draft"), spec.draft.as_ref()?)));
+    for (role, source) in roles.chain(drafts) {
+        let path = models::locate(source, &config.models_dir);
+        let expected = match source {
             ModelSource::Hub { sha256, .. } => sha256.clone(),
             ModelSource::Local { .. } => None,
         };
@@ -68,7 +71,7 @@ async fn list(config: crate::config::Config) -> anyhow::Result<()> {
             }
         };
         let size = std::fs::metadata(&path).map(|m| format_size(m.len())).unwrap_or_else(|_| "-".into());
-        println!("{:<13} {:<48} {:>10}  {}", role.to_string(), spec.source.file_name(), size, verification.label());
+        println!("{:<15} {:<48} {:>10}  {}", role, source.file_name(), size, verification.label());
     }
     Ok(())
 }

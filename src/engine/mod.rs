@@ -7,6 +7,7 @@
 //! the model's bounded channel; the worker streams [`Event`]s back.
 
 mod backend;
+mod draft;
 mod guard;
 mod metrics;
 mod request;
@@ -47,6 +48,12 @@ pub use tool_calls::{Parsed, ParsedCall, ToolFormat, ToolParser};
 pub enum EngineError {
     #[error("cannot load model {}: {message}", path.display())]
     Load { path: PathBuf, message: String },
+    #[error(
+        "{} cannot draft for {model}: {message}; the draft model must have the served model's vocabulary \
+         (set the role's `draft` to another model, or `draft = \"\"` for none)",
+        draft.display()
+    )]
+    Draft { model: String, draft: PathBuf, message: String },
     #[error("cannot create a context for role {role}: {message}")]
     Context { role: Role, message: String },
     #[error(
@@ -125,17 +132,31 @@ impl Engine {
         let concurrent = config.concurrent_decodes.unwrap_or_else(|| backend.supports_gpu_offload());
         tracing::info!(concurrent_decodes = concurrent, gpu_offload = backend.supports_gpu_offload(), "engine backend");
         let turn = worker::Turns::new(!concurrent);
+        let mut loaded = Loaded::default();
         let mut models = Vec::new();
         let mut roles = BTreeMap::new();
         for file in files {
             on_event(LoadEvent::Loading { model: file.name.clone(), roles: file.roles.clone() });
             let started = std::time::Instant::now();
-            let model = LlamaModel::load_from_file(backend, &file.path, &LlamaModelParams::default())
-                .map_err(|e| EngineError::Load { path: file.path.clone(), message: e.to_string() })?;
-            // Models live as long as the process; the worker's context borrows it.
-            let model: &'static LlamaModel = Box::leak(Box::new(model));
+            let model = loaded.get(&file.path)?;
             let specs: Vec<(Role, &RoleSpec)> = file.roles.iter().map(|&r| (r, profile.role(r))).collect();
-            let shared = start_worker(&file.name, model, &specs, config, turn.clone())?;
+            let draft = match draft_file(file, config.speculation, backend.supports_gpu_offload())? {
+                Some(path) => {
+                    if !loaded.0.contains_key(&path) {
+                        on_event(LoadEvent::Loading { model: file_name(&path), roles: Vec::new() });
+                    }
+                    let draft = loaded.get(&path)?;
+                    draft::check_vocab(model, draft).map_err(|message| EngineError::Draft {
+                        model: file.name.clone(),
+                        draft: path.clone(),
+                        message,
+                    })?;
+                    tracing::info!(model = %file.name, draft = %path.display(), "speculation with a draft model");
+                    Some(draft)
+                }
+                None => None,
+            };
+            let shared = start_worker(&file.name, model, draft, &specs, config, turn.clone())?;
             tracing::info!(
                 model = %file.name, roles = ?file.roles, params = model.n_params(),
                 context = shared.limits.n_ctx, sequences = shared.limits.n_seq,
@@ -170,6 +191,58 @@ impl Engine {
     }
 }
 
+/// Every worker thread started, so that the process can wait for them at exit.
+static WORKERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits, at most `limit`, for the workers whose handles are all gone to free their contexts.
+/// Called at process exit: a context freed while the CUDA runtime shuts down aborts the
+/// process ("driver shutting down").
+pub fn wait_for_workers(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let threads = std::mem::take(&mut *WORKERS.lock().unwrap_or_else(|p| p.into_inner()));
+    while threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Models by file, each loaded once (mmap) and kept as long as the process: workers'
+/// contexts borrow them.
+#[derive(Default)]
+struct Loaded(BTreeMap<PathBuf, &'static LlamaModel>);
+
+impl Loaded {
+    fn get(&mut self, path: &std::path::Path) -> Result<&'static LlamaModel, EngineError> {
+        if let Some(&model) = self.0.get(path) {
+            return Ok(model);
+        }
+        let model = LlamaModel::load_from_file(backend::backend(), path, &LlamaModelParams::default())
+            .map_err(|e| EngineError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        self.0.insert(path.to_path_buf(), model);
+        Ok(model)
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The draft model `file`'s worker speculates with, if any: with `draft`, its roles' draft
+/// model (which must then exist); with `auto`, that model where it exists and decodes
+/// run on a GPU.
+fn draft_file(file: &ModelFile, speculation: Speculative, gpu: bool) -> Result<Option<PathBuf>, EngineError> {
+    let Some(path) = &file.draft else { return Ok(None) };
+    match speculation {
+        Speculative::Draft if !path.exists() => Err(EngineError::Load {
+            path: path.clone(),
+            message: "the draft model is not there; run `quorum models pull`".into(),
+        }),
+        Speculative::Draft => Ok(Some(path.clone())),
+        Speculative::Auto if gpu && path.exists() => Ok(Some(path.clone())),
+        _ => Ok(None),
+    }
+}
+
 /// What the roles on one model share: its worker's queue and counters.
 struct SharedModel {
     model: &'static LlamaModel,
@@ -183,6 +256,7 @@ struct SharedModel {
 fn start_worker(
     name: &str,
     model: &'static LlamaModel,
+    draft: Option<&'static LlamaModel>,
     roles: &[(Role, &RoleSpec)],
     config: &EngineConfig,
     turn: worker::Turns,
@@ -222,6 +296,21 @@ fn start_worker(
     let (tx, rx) = mpsc::channel(config.queue);
     let limits = scheduler::Limits { n_ctx, n_batch, n_seq, prompt_cache: config.prompt_cache };
     let metrics = Arc::new(ModelMetrics::default());
+    // A recurrent state cannot drop the positions of rejected drafts.
+    let recurrent = model.is_recurrent() || model.is_hybrid();
+    if recurrent && config.speculation != Speculative::Off {
+        tracing::info!(model = name, "a recurrent model: no speculative decoding");
+    }
+    let drafting = match (config.speculation, draft) {
+        _ if recurrent => worker::Drafting::Off,
+        (Speculative::Off, _) => worker::Drafting::Off,
+        (_, None) => worker::Drafting::Lookup,
+        (_, Some(draft)) => {
+            let draft = draft::DraftModel::new(draft, params.clone(), n_batch, n_seq)
+                .map_err(|message| EngineError::Context { role, message })?;
+            worker::Drafting::Model(Box::new(draft))
+        }
+    };
     let worker = worker::Worker {
         name: name.to_string(),
         ctx,
@@ -231,12 +320,13 @@ fn start_worker(
         turn,
         limits,
         metrics: metrics.clone(),
-        speculate: config.speculation == Speculative::Lookup,
+        drafting,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("quorum-{}", name.trim_end_matches(".gguf")))
         .spawn(move || worker.run())
         .map_err(|e| EngineError::Context { role, message: e.to_string() })?;
+    WORKERS.lock().unwrap_or_else(|p| p.into_inner()).push(thread);
     Ok(Arc::new(SharedModel { model, tx, metrics, limits }))
 }
 

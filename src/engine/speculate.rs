@@ -64,14 +64,14 @@ impl Default for Drafter {
 }
 
 impl Drafter {
-    /// The draft for the next step, at most `room` tokens (what the sequence may still
-    /// generate and the batch can take).
-    pub fn propose(&mut self, prompt: &[LlamaToken], generated: &[LlamaToken], room: usize) -> Vec<LlamaToken> {
+    /// How long the next draft may be, at most `room` tokens (what the sequence may
+    /// still generate and the batch can take), from any source: 0 while paused.
+    pub fn allowance(&mut self, room: usize) -> usize {
         if self.paused > 0 {
             self.paused -= 1;
-            return Vec::new();
+            return 0;
         }
-        lookup(prompt, generated, self.max.min(room))
+        self.max.min(room)
     }
 
     /// A verified draft of `drafted` tokens of which the first `accepted` were kept: the
@@ -131,17 +131,17 @@ mod tests {
     fn drafts_grow_when_kept_and_pause_when_rejected() {
         let prompt = toks(&(0..40).chain(0..12).collect::<Vec<_>>());
         let mut d = Drafter::default();
-        assert_eq!(d.propose(&prompt, &[], 64).len(), DRAFT_START);
+        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), DRAFT_START);
         d.verified(DRAFT_START, DRAFT_START);
-        assert_eq!(d.propose(&prompt, &[], 64).len(), 2 * DRAFT_START);
-        assert_eq!(d.propose(&prompt, &[], 3).len(), 3, "never more than the room");
+        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), 2 * DRAFT_START);
+        assert_eq!(lookup(&prompt, &[], d.allowance(3)).len(), 3, "never more than the room");
         d.verified(8, 2);
-        assert_eq!(d.propose(&prompt, &[], 64).len(), 3);
+        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), 3);
         d.verified(3, 0);
         for _ in 0..PAUSE_STEPS {
-            assert!(d.propose(&prompt, &[], 64).is_empty());
+            assert!(lookup(&prompt, &[], d.allowance(64)).is_empty());
         }
-        assert_eq!(d.propose(&prompt, &[], 64).len(), DRAFT_START);
+        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), DRAFT_START);
         assert_eq!((d.drafted, d.accepted), (15, 6));
     }
 }

@@ -13,10 +13,11 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::vocab::LlamaVocab;
 use tokio::sync::mpsc;
 
+use super::draft::{DraftModel, Want};
 use super::metrics::{ModelMetrics, StepCounts};
 use super::request::{Event, FinishReason, Speculation};
 use super::scheduler::{KvOp, Limits, Request, Scheduler};
-use super::speculate::Drafter;
+use super::speculate::{lookup, Drafter};
 use super::text::{StopMatcher, Utf8Stream};
 
 /// A validated request: tokenized, fitted to its role's context, samplers built.
@@ -81,8 +82,25 @@ pub(super) struct Worker {
     pub turn: Turns,
     pub limits: Limits,
     pub metrics: Arc<ModelMetrics>,
-    /// Speculative decoding with prompt-lookup drafts.
-    pub speculate: bool,
+    pub drafting: Drafting,
+}
+
+/// Where the drafts of speculative decoding come from.
+pub(super) enum Drafting {
+    Off,
+    /// Prompt lookup.
+    Lookup,
+    /// Prompt lookup, else the draft model.
+    Model(Box<DraftModel>),
+}
+
+impl Drafting {
+    fn model(&mut self) -> Option<&mut DraftModel> {
+        match self {
+            Drafting::Model(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 type Sched = Scheduler<JobIo, SeqIo>;
@@ -156,12 +174,15 @@ impl Worker {
         let _turn = self.turn.take();
         let ctx = self.model.new_context(super::backend::backend(), self.params.clone()).map_err(|e| e.to_string())?;
         self.ctx = ctx;
+        if let Some(draft) = self.drafting.model() {
+            draft.reset();
+        }
         Ok(())
     }
 
     fn serve(&mut self, sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>) -> Exit {
-        let Worker { name, ctx, model, rx, turn, limits, metrics, speculate, .. } = self;
-        let (model, limits, speculate) = (*model, *limits, *speculate);
+        let Worker { name, ctx, model, rx, turn, limits, metrics, drafting, .. } = self;
+        let (model, limits) = (*model, *limits);
         let mut batch = LlamaBatch::new(limits.n_batch as usize, limits.n_seq as i32);
         let mut ops = Vec::new();
         loop {
@@ -196,7 +217,7 @@ impl Worker {
                     }
                 }
             }
-            apply(ctx, &mut ops);
+            apply(ctx, drafting, &mut ops);
             metrics.set_usage(sched.usage(), usize::from(waiting.is_some()) + rx.len());
             if sched.is_idle() {
                 continue;
@@ -204,17 +225,21 @@ impl Worker {
             if metrics.take_injected_fault() {
                 panic!("a fault injected by a test");
             }
-            if let Err(message) = step(ctx, model, &mut batch, sched, turn, metrics, speculate, &mut ops) {
+            if let Err(message) = step(ctx, model, &mut batch, sched, turn, metrics, drafting, &mut ops) {
                 return Exit::Fault(format!("decoding failed: {message}"));
             }
-            apply(ctx, &mut ops);
+            apply(ctx, drafting, &mut ops);
             metrics.set_usage(sched.usage(), usize::from(waiting.is_some()) + rx.len());
         }
     }
 }
 
-fn apply(ctx: &mut LlamaContext<'static>, ops: &mut Vec<KvOp>) {
+fn apply(ctx: &mut LlamaContext<'static>, drafting: &mut Drafting, ops: &mut Vec<KvOp>) {
+    let mut draft = drafting.model();
     for op in ops.drain(..) {
+        if let Some(draft) = draft.as_mut() {
+            draft.mirror(&op);
+        }
         match op {
             KvOp::Clear(seq) => {
                 let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
@@ -245,10 +270,14 @@ fn drop_cancelled(sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>
     }
 }
 
-/// Drafts for the sequences that decode alone (prompt lookup), at most what each may
-/// still generate.
-fn propose_drafts(sched: &mut Sched) {
-    for job in sched.jobs.iter_mut().filter(|j| !j.prefilling()) {
+/// Drafts for the sequences that decode alone, at most what each may still generate:
+/// by prompt lookup, and where it finds none, from the draft model if there is one (all
+/// such sequences drafted together).
+fn propose_drafts(sched: &mut Sched, drafting: &mut Drafting, turn: &Turns) {
+    let mut draft_model = drafting.model();
+    // The sequences (job, index) that ask the draft model, and what they ask.
+    let (mut at, mut wants) = (Vec::new(), Vec::new());
+    for (j, job) in sched.jobs.iter_mut().enumerate().filter(|(_, j)| !j.prefilling()) {
         for i in 0..job.seqs.len() {
             if !job.solo(i) || job.seqs[i].done {
                 continue;
@@ -257,9 +286,31 @@ fn propose_drafts(sched: &mut Sched) {
             let s = &mut job.seqs[i];
             let Some(next) = s.next else { continue };
             let room = max_new.saturating_sub(s.state.generated + 1) as usize;
+            let max = s.state.drafter.allowance(room);
+            if max == 0 {
+                continue;
+            }
             s.fed.push(next);
-            s.draft = s.state.drafter.propose(&job.tokens, &s.fed, room);
+            s.draft = lookup(&job.tokens, &s.fed, max);
+            if s.draft.is_empty() && draft_model.is_some() {
+                let history = [job.tokens.as_slice(), &s.fed].concat();
+                at.push((j, i));
+                wants.push(Want { seq: s.id, history, max });
+            }
             s.fed.pop();
+        }
+    }
+    let Some(model) = draft_model.as_mut().filter(|_| !wants.is_empty()) else { return };
+    match model.draft(&wants, turn) {
+        Ok(drafts) => {
+            for ((j, i), draft) in at.into_iter().zip(drafts) {
+                sched.jobs[j].seqs[i].draft = draft;
+            }
+        }
+        Err(e) => {
+            // The served model goes on without drafts; the draft context starts afresh.
+            tracing::warn!(error = %e, "the draft model failed to decode; drafting starts over");
+            model.reset();
         }
     }
 }
@@ -276,11 +327,11 @@ fn step(
     sched: &mut Sched,
     turn: &Turns,
     metrics: &ModelMetrics,
-    speculate: bool,
+    drafting: &mut Drafting,
     ops: &mut Vec<KvOp>,
 ) -> Result<(), String> {
-    if speculate {
-        propose_drafts(sched);
+    if !matches!(drafting, Drafting::Off) {
+        propose_drafts(sched, drafting, turn);
     }
     batch.clear();
     let mut add_error = None;

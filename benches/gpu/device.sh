@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs on the bare GPU machine, in the repository's root: gathers the parts that
+# benches/gpu/pack.sh made as they arrive, builds quorum (`--features cuda`) and llama.cpp's
+# tools with CUDA from them, and runs the benchmarks. No network is needed.
+# Usage: benches/gpu/device.sh take DIR       move the parts that arrived in DIR to the stage
+#        benches/gpu/device.sh build          check and unpack the parts, start both builds
+#        benches/gpu/device.sh models         check and join the GGUFs' parts (into $stage/models)
+#        benches/gpu/device.sh wait [SECS]    wait for the builds (at most SECS), show their logs
+#        benches/gpu/device.sh bench OUT MODEL.gguf [DRAFT.gguf]   llama.cpp against quorum
+#        benches/gpu/device.sh eval OUT MODEL.gguf [N]   the pipeline on the first N function tasks
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+stage="${QUORUM_GPU_STAGE:-$HOME/.cache/quorum-gpu}"
+arch="${CMAKE_CUDA_ARCHITECTURES:-90}"
+jobs="$(nproc)"
+export PATH="$stage/toolchain/bin:$stage/site/bin:$PATH"
+export CARGO_TARGET_DIR="$stage/target"
+export CMAKE_CUDA_ARCHITECTURES="$arch"
+export PYTHONPATH="$stage/site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+quorum="$CARGO_TARGET_DIR/release/quorum"
+tools="$stage/llama.cpp/build/bin"
+
+# The machine's zstd, else the one that came with the parts.
+unzstd() {
+  if command -v zstd >/dev/null; then
+    zstd -dq
+  else
+    chmod +x "$stage/parts/zstd.bin" && "$stage/parts/zstd.bin" -dq
+  fi
+}
+
+# Joins the parts of one file, given its name.
+join() {
+  cat "$stage/parts/$1".part-*
+}
+
+case "${1:-}" in
+take)
+  mkdir -p "$stage/parts"
+  find "$2" -maxdepth 1 -type f -exec mv -t "$stage/parts" {} +
+  echo "$(find "$stage/parts" -name '*.part-*' | wc -l) parts staged"
+  ;;
+build)
+  (cd "$stage/parts" && grep -v '\.gguf\.' SHA256SUMS | sha256sum --quiet -c -)
+  mkdir -p "$stage/toolchain" "$stage/site"
+  join toolchain.tar.zst | unzstd | tar -x -C "$stage/toolchain"
+  join vendor.tar.zst | unzstd | tar -x -C "$stage"
+  join llama.cpp.tar.zst | unzstd | tar -x -C "$stage"
+  join wheels.tar | tar -x -C "$stage"
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$stage/site" "$stage"/wheels/*.whl
+  rustc --version
+  # Both builds in the background (each in a session of its own, so they outlive this call).
+  setsid bash -c "cd '$root' && cargo build --release --locked --offline --features cuda \
+    --config 'source.crates-io.replace-with=\"vendored\"' --config 'source.vendored.directory=\"$stage/vendor\"' \
+    > '$stage/quorum-build.log' 2>&1; echo \"exit \$?\" >> '$stage/quorum-build.log'" < /dev/null &
+  setsid bash -c "cmake -S '$stage/llama.cpp' -B '$stage/llama.cpp/build' -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=$arch -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > '$stage/llama-build.log' 2>&1 && \
+    cmake --build '$stage/llama.cpp/build' --target llama-bench llama-server llama-batched-bench -j $jobs \
+    >> '$stage/llama-build.log' 2>&1; echo \"exit \$?\" >> '$stage/llama-build.log'" < /dev/null &
+  echo "builds started: $stage/quorum-build.log, $stage/llama-build.log"
+  ;;
+models)
+  (cd "$stage/parts" && grep '\.gguf\.' SHA256SUMS | sha256sum --quiet -c -)
+  mkdir -p "$stage/models"
+  for part in "$stage"/parts/*.gguf.part-000; do
+    name="$(basename "$part" .part-000)"
+    join "$name" > "$stage/models/$name"
+    rm -f "$stage/parts/$name".part-*
+  done
+  ls -la "$stage/models"
+  ;;
+wait)
+  deadline=$(( $(date +%s) + ${2:-540} ))
+  for log in "$stage/quorum-build.log" "$stage/llama-build.log"; do
+    while ! grep -q '^exit ' "$log" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 5; done
+    echo "== $log"
+    tail -n 5 "$log"
+  done
+  ;;
+bench)
+  out="$2"
+  model="$3"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+  python3 "$root/benches/compare_llama_cpp.py" --model "$model" --rounds 3 --threads "$jobs" \
+    --llama-bin "$tools" --quorum "$quorum" --llama-src "$stage/llama.cpp" 2>&1 | tee "$out/compare.txt"
+  python3 "$root/benches/speculation.py" --model "$model" --threads "$jobs" --tasks 2 \
+    --llama-bin "$tools" --quorum "$quorum" ${4:+--draft "$4"} 2>&1 | tee "$out/speculation.txt"
+  ;;
+eval)
+  out="$2"
+  model="$3"
+  n="${4:-10}"
+  "$quorum" eval --tasks "$root/evals/tasks.jsonl" --mode pipeline --limit "$n" --model "all=$model" \
+    --out "$out/eval" 2>&1 | tail -n 60 | tee "$out/eval.txt"
+  ;;
+*)
+  sed -n '2,10p' "$0"
+  exit 2
+  ;;
+esac
