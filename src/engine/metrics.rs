@@ -12,6 +12,9 @@ pub struct ModelMetrics {
     drafted_tokens: AtomicU64,
     accepted_tokens: AtomicU64,
     decode_steps: AtomicU64,
+    decode_nanos: AtomicU64,
+    sample_nanos: AtomicU64,
+    draft_nanos: AtomicU64,
     running: AtomicU64,
     waiting: AtomicU64,
     kv_cells: AtomicU64,
@@ -32,6 +35,10 @@ pub(super) struct StepCounts {
     pub shared: u64,
     pub drafted: u64,
     pub accepted: u64,
+    /// Time in `llama_decode`, in sampling and judging the tokens, and in making drafts.
+    pub decode_nanos: u64,
+    pub sample_nanos: u64,
+    pub draft_nanos: u64,
 }
 
 /// A consistent-enough reading of [`ModelMetrics`].
@@ -46,6 +53,11 @@ pub struct MetricsSnapshot {
     pub drafted_tokens: u64,
     pub accepted_tokens: u64,
     pub decode_steps: u64,
+    /// Where a step's time went: `llama_decode`, sampling and judging tokens, drafting
+    /// (lookup and the draft model's decodes). The rest is the scheduler and channels.
+    pub decode_nanos: u64,
+    pub sample_nanos: u64,
+    pub draft_nanos: u64,
     pub running: u64,
     pub waiting: u64,
     pub kv_cells: u64,
@@ -92,6 +104,9 @@ impl ModelMetrics {
         self.shared_tokens.fetch_add(c.shared, Relaxed);
         self.drafted_tokens.fetch_add(c.drafted, Relaxed);
         self.accepted_tokens.fetch_add(c.accepted, Relaxed);
+        self.decode_nanos.fetch_add(c.decode_nanos, Relaxed);
+        self.sample_nanos.fetch_add(c.sample_nanos, Relaxed);
+        self.draft_nanos.fetch_add(c.draft_nanos, Relaxed);
     }
 
     pub(super) fn set_usage(&self, usage: Usage, waiting: usize) {
@@ -109,6 +124,9 @@ impl ModelMetrics {
             drafted_tokens: self.drafted_tokens.load(Relaxed),
             accepted_tokens: self.accepted_tokens.load(Relaxed),
             decode_steps: self.decode_steps.load(Relaxed),
+            decode_nanos: self.decode_nanos.load(Relaxed),
+            sample_nanos: self.sample_nanos.load(Relaxed),
+            draft_nanos: self.draft_nanos.load(Relaxed),
             running: self.running.load(Relaxed),
             waiting: self.waiting.load(Relaxed),
             kv_cells: self.kv_cells.load(Relaxed),

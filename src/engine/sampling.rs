@@ -81,8 +81,9 @@ impl Sampling {
                 LlamaSampler::dist(self.seed),
             ]);
         }
+        let argmax = stages.len() == 1 && self.temperature <= 0.0;
         let chain = if stages.len() == 1 { stages.remove(0) } else { LlamaSampler::chain_simple(stages) };
-        Ok(SeqSampler { grammar, chain, eos: model.vocab().eos() })
+        Ok(SeqSampler { grammar, chain, argmax, eos: model.vocab().eos() })
     }
 }
 
@@ -94,6 +95,9 @@ impl Sampling {
 pub struct SeqSampler {
     grammar: Option<LlamaSampler>,
     chain: LlamaSampler,
+    /// The chain is greedy alone: the most likely token is read off the logits, without
+    /// the vocabulary-sized candidate array llama.cpp's sampler builds for each token.
+    argmax: bool,
     eos: LlamaToken,
 }
 
@@ -101,6 +105,9 @@ impl SeqSampler {
     /// Samples the token for the logits at batch index `idx` and accepts it.
     pub fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
         let Some(grammar) = self.grammar.as_mut() else {
+            if self.argmax {
+                return argmax(ctx.get_logits_ith(idx));
+            }
             return self.chain.sample(ctx, idx);
         };
         let mut candidates = ctx.token_data_array_ith(idx);
@@ -130,5 +137,26 @@ impl SeqSampler {
         }
         self.chain.accept(token);
         token
+    }
+}
+
+/// The first token of the highest logit, as llama.cpp's greedy sampler picks it.
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0;
+    for (i, &logit) in logits.iter().enumerate() {
+        if logit > logits[best] {
+            best = i;
+        }
+    }
+    LlamaToken(best as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]).0, 1);
+        assert_eq!(super::argmax(&[f32::NEG_INFINITY, -3.0]).0, 1);
+        assert_eq!(super::argmax(&[7.0]).0, 0);
     }
 }

@@ -3,6 +3,7 @@
 //! one `llama_decode` per step, then each sequence sampled with its own sampler.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::sampling::SeqSampler;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -330,9 +331,11 @@ fn step(
     drafting: &mut Drafting,
     ops: &mut Vec<KvOp>,
 ) -> Result<(), String> {
+    let drafting_started = Instant::now();
     if !matches!(drafting, Drafting::Off) {
         propose_drafts(sched, drafting, turn);
     }
+    let draft_nanos = nanos(drafting_started);
     batch.clear();
     let mut add_error = None;
     let prompt_before: usize = sched.jobs.iter().map(|j| j.prefilled).sum();
@@ -345,13 +348,16 @@ fn step(
     if let Some(e) = add_error {
         return Err(e);
     }
+    let decode_started = Instant::now();
     {
         let _turn = turn.take();
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
+    let decode_nanos = nanos(decode_started);
+    let sampling_started = Instant::now();
 
     let vocab = model.vocab();
-    let mut counts = StepCounts { prompt: prompt_tokens as u64, ..StepCounts::default() };
+    let mut counts = StepCounts { prompt: prompt_tokens as u64, decode_nanos, draft_nanos, ..StepCounts::default() };
     // Events go out after the counters are updated, so that a caller holding its answer sees them.
     let mut outbox: Vec<(usize, Event)> = Vec::new();
     let mut finished = Vec::new();
@@ -397,6 +403,7 @@ fn step(
         // Before `finish` below clears a leader that stopped: its followers copy its KV.
         job.regroup(ops);
     }
+    counts.sample_nanos = nanos(sampling_started);
     metrics.on_step(counts);
     for (j, event) in outbox {
         let _ = sched.jobs[j].state.tx.send(event);
@@ -438,4 +445,8 @@ fn judge(
         text.push_str(&io.stop.finish());
     }
     (Some(finish), text)
+}
+
+fn nanos(since: Instant) -> u64 {
+    since.elapsed().as_nanos().min(u64::MAX as u128) as u64
 }

@@ -54,7 +54,7 @@ fn models_are_found_in_quorums_cache_from_any_directory() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&cache.path().join("models").display().to_string()), "{stdout}");
-    assert_eq!(stdout.matches("missing").count(), 4, "the preprocessor's file in the cache is found: {stdout}");
+    assert_eq!(stdout.matches("missing").count(), 6, "the preprocessor's file in the cache is found: {stdout}");
 }
 
 #[test]
@@ -63,8 +63,8 @@ fn models_list_shows_each_role() {
     let out = Command::new(quorum_bin()).args(["models", "list", "--models-dir"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for role in ["preprocessor", "planner", "coder", "voter", "reviewer"] {
+    for role in ["preprocessor", "planner", "coder", "voter", "reviewer", "coder draft", "reviewer draft"] {
         assert!(stdout.contains(role), "{stdout}");
     }
-    assert_eq!(stdout.matches("missing").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("missing").count(), 7, "five roles and two drafts: {stdout}");
 }

@@ -257,7 +257,9 @@ fn concurrent_greedy_requests_match_each_alone() {
         QUESTIONS.iter().map(|q| collect_all(handle, vec![chat(q, greedy(24), 1)]).remove(0)).collect();
     let together = collect_all(handle, QUESTIONS.iter().map(|q| chat(q, greedy(24), 1)).collect());
     assert_eq!(together, alone);
-    assert!(handle.metrics().decode_steps > 0);
+    let m = handle.metrics();
+    assert!(m.decode_steps > 0);
+    assert!(m.decode_nanos > 0 && m.sample_nanos > 0, "where the steps' time went: {m:?}");
 }
 
 /// Each sample of a fork shares the first one's decode until it draws another token, then

@@ -199,22 +199,21 @@ fn the_draft_model_drafts_where_lookup_finds_nothing() {
     assert!(m.accepted_tokens * 10 > m.drafted_tokens * 8, "a model drafting for itself: {m:?}");
 }
 
-/// The small profile's pairing: the 0.5B coder drafts for the 1.5B; greedy outputs are the
-/// 1.5B's own.
+/// The small profile's pairing: the 0.5B coder drafts for the 1.5B, and the 1.5B keeps most
+/// of its drafts on copied code. Its greedy answers are not compared with those without
+/// speculation: on this CPU the 1.5B's Q4_K_M decodes of one row and of several differ
+/// slightly, and near-ties came out either way from one run to the next (README,
+/// Exactness); SmolLM2's tests above hold the tokens to that.
 #[test]
 fn the_half_b_coder_drafts_for_the_one_and_a_half_b() {
-    let config = smollm_config();
-    let mut config_15 = config.clone();
-    config_15.profile.roles.get_mut(&Role::Coder).unwrap().source = qwen("1.5b");
-    let on = load(config_15.clone(), Speculative::Draft, qwen("0.5b")).unwrap();
-    let off = load(config_15, Speculative::Off, qwen("0.5b")).unwrap();
-    let code = "Write a Python function `fizzbuzz(n)` that returns the list of FizzBuzz strings from 1 to n.";
-    let asks = || vec![ask(code, greedy(96), 1), ask(&format!("Copy this code exactly:\n{CODE}"), greedy(48), 1)];
-    let coder = |e: &Engine| e.role(Role::Coder).unwrap().clone();
-    let (with, without) = (run_all(&coder(&on), asks()), run_all(&coder(&off), asks()));
-    assert_eq!(texts(&with), texts(&without));
-    let m = coder(&on).metrics();
-    assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "{m:?}");
+    let mut config = smollm_config();
+    config.profile.roles.get_mut(&Role::Coder).unwrap().source = qwen("1.5b");
+    let on = load(config, Speculative::Draft, qwen("0.5b")).unwrap();
+    let coder = on.role(Role::Coder).unwrap();
+    let with = run_each(coder, vec![ask(&format!("Copy this code exactly:\n{CODE}"), greedy(48), 1)]);
+    assert!(with[0][0].text.contains("return 2 * (width + height)"), "{:?}", with[0][0].text);
+    let m = coder.metrics();
+    assert!(m.accepted_tokens * 2 > m.drafted_tokens && m.accepted_tokens > 8, "{m:?}");
     eprintln!("0.5B for 1.5B: {m:?}");
 }
 

@@ -146,6 +146,11 @@ def test_metrics_are_prometheus_text(server, client):
     assert "# TYPE quorum_generated_tokens_total counter" in text
     generated = [l for l in text.splitlines() if l.startswith("quorum_generated_tokens_total{")]
     assert int(generated[0].rsplit(" ", 1)[1]) >= 4
+    # Where the steps' time went, in seconds.
+    for name in ("quorum_decode_seconds_total", "quorum_sampling_seconds_total"):
+        assert f"# TYPE {name} counter" in text
+        assert sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{")) > 0, name
+    assert "quorum_drafting_seconds_total{" in text
 
 
 def metric(server, name):
