@@ -16,6 +16,7 @@ threads="${THREADS:-$(nproc)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
 "$root/scripts/setup.sh" --test >&2
 bin=$("$root/benches/llama-cpp-tools.sh")
+. "$root/scripts/build-env.sh"
 (cd "$root" && cargo build --release --locked -q)
 exec "${QUORUM_CACHE:-$HOME/.cache/quorum}/venv/bin/python" "$root/benches/compare_llama_cpp.py" \
   --model "$model" --rounds "$rounds" --threads "$threads" \

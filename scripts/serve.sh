@@ -8,5 +8,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh"
 # One build cache outside the clone, shared with the test script.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
+. "$root/scripts/build-env.sh"
 cd "$root"
 exec cargo run --release --locked -- serve "$@"

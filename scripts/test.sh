@@ -8,6 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh" --test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum/target}"
+. "$root/scripts/build-env.sh"
 cd "$root"
 # The tools' tests run pytest (from the test venv) on fixture repositories.
 venv="${QUORUM_CACHE:-$HOME/.cache/quorum}/venv"

@@ -64,6 +64,22 @@ def test_aider_edits_a_file_through_the_coder(tool_server, tmp_path):
 
 
 def test_continue_cli_edits_a_file_with_its_tools(tool_server, tmp_path):
+    """Three tries, each on a fresh copy: at temperature 0 the 1.5B coder still chose, in 1
+    run of 5 here, to describe the edit instead of calling the tools (Continue's requests
+    are batched together, and batching moves near-ties). Every try checks the same things;
+    a broken tool-call stream fails all three."""
+    tries = []
+    for attempt in range(3):
+        out, repo = run_continue(tool_server, tmp_path / f"try{attempt}")
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        if greets(repo, "Ann") == "Hi, Ann":
+            return
+        tries.append(out.stdout[-1500:])
+    pytest.fail("Continue's CLI did not edit greet.py in three tries:\n" + "\n---\n".join(tries))
+
+
+def run_continue(server, tmp_path):
+    tmp_path.mkdir()
     repo = greet_repo(tmp_path)
     home = tmp_path / "continue"
     home.mkdir()
@@ -75,16 +91,17 @@ models:
   - name: coder
     provider: openai
     model: coder
-    apiBase: {tool_server}/v1
+    apiBase: {server}/v1
     apiKey: x
     roles: [chat, edit, apply]
     capabilities: [tool_use]
     defaultCompletionOptions:
       temperature: 0
       maxTokens: 512
+rules:
+  - Change files only by calling your tools (read the file, then edit it); never show code for the user to run.
 """)
     env = {**os.environ, "CONTINUE_GLOBAL_DIR": str(home), "CONTINUE_TELEMETRY_ENABLED": "0"}
     out = subprocess.run([installed(CN), "-p", "--auto", "--config", str(config), TASK],
                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert greets(repo, "Ann") == "Hi, Ann", out.stdout[-3000:] + out.stderr[-3000:]
+    return out, repo
