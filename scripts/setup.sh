@@ -22,10 +22,19 @@ if [ "$(uname)" = "Linux" ]; then
   # alone, does not do.
   compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null \
     || need_pkgs+=(libclang-dev)
+  # Text in images (screenshots in requests) is read by Tesseract's CLI.
+  have tesseract || need_pkgs+=(tesseract-ocr)
   if [ "${1:-}" = "--test" ]; then
     python3 -m venv --help >/dev/null 2>&1 || need_pkgs+=(python3-venv)
     # The state suite runs against a real Redis server.
     have redis-server || need_pkgs+=(redis-server)
+    # Speech and image tests make their inputs: espeak-ng speaks, sox converts (MP3 too),
+    # ImageMagick renders text. (Some images ship a stand-in `convert`: look for the real one.)
+    have espeak-ng || need_pkgs+=(espeak-ng)
+    have sox || need_pkgs+=(sox)
+    compgen -G '/usr/lib/*/sox/libsox_fmt_mp3.so' >/dev/null || need_pkgs+=(libsox-fmt-mp3)
+    [ -x /usr/bin/convert ] || have magick || need_pkgs+=(imagemagick)
+    compgen -G '/usr/share/fonts/opentype/urw-base35/NimbusMonoPS-Regular.*' >/dev/null || need_pkgs+=(fonts-urw-base35)
   fi
   if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "quorum setup: installing ${need_pkgs[*]}"
@@ -35,8 +44,12 @@ if [ "$(uname)" = "Linux" ]; then
   fi
 elif [ "$(uname)" = "Darwin" ]; then
   have cmake || { echo "quorum setup: installing cmake (Homebrew)"; brew install cmake; }
+  have tesseract || { echo "quorum setup: installing tesseract (Homebrew)"; brew install tesseract; }
   if [ "${1:-}" = "--test" ]; then
     have redis-server || { echo "quorum setup: installing redis (Homebrew)"; brew install redis; }
+    for tool in espeak-ng sox imagemagick; do
+      have "${tool/imagemagick/magick}" || { echo "quorum setup: installing $tool (Homebrew)"; brew install "$tool"; }
+    done
   fi
 fi
 

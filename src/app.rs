@@ -1,12 +1,15 @@
 //! The composition root: builds the engine and the HTTP server from a [`Config`] and owns
 //! start-up and shutdown.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
+use crate::media::{Media, IMAGE_QUESTION};
 use crate::models::{self, ModelFile, Role};
 use crate::pipeline::Setup;
 use crate::state::{self, TaskStore};
@@ -27,7 +30,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
     let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
-    let state = AppState::new(&config.profile, tasks, workspaces, setup).with_aliases(config.aliases.clone());
+    let state = AppState::new(&config.profile, tasks, workspaces, setup)
+        .with_aliases(config.aliases.clone())
+        .with_remote_images(config.allow_remote_images);
     let rules = &config.access;
     let access = api::Access::new(
         &rules.api_keys,
@@ -35,14 +40,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         rules.max_body_bytes.unwrap_or(api::DEFAULT_BODY_LIMIT),
     );
     let loader = state.clone();
-    tokio::task::spawn_blocking(move || match load(&files, &config, &|event| loader.on_load_event(&event)) {
-        Ok(engine) => {
-            tracing::info!("all roles ready");
-            loader.set_engine(engine);
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "loading models failed");
-            loader.set_failed(format!("{e:#}"));
+    tokio::task::spawn_blocking(move || {
+        // Speech first (a second or two): once /health says ready, everything is.
+        loader.media().load_speech(config.speech_model.as_deref());
+        match load(&files, &config, &|event| loader.on_load_event(&event)) {
+            Ok(engine) => {
+                tracing::info!("all roles ready");
+                connect_vision(&engine, loader.media());
+                loader.set_engine(engine);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "loading models failed");
+                loader.set_failed(format!("{e:#}"));
+            }
         }
     });
     api::serve_with(listener, state, access, async {
@@ -52,6 +62,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await
     .context("HTTP server failed")
 }
+
+/// Where the preprocessor sees images (a vision projector in the profile), images are
+/// described by it rather than read by OCR.
+pub fn connect_vision(engine: &Engine, media: &Media) {
+    let Some(role) = engine.role(Role::Preprocessor).filter(|r| r.sees_images()).cloned() else { return };
+    tracing::info!("images are described by the preprocessor's vision model");
+    media.set_vision(Arc::new(move |image: &[u8]| {
+        role.describe_image(image, IMAGE_QUESTION, VISION_TOKENS).map_err(|e| e.to_string())
+    }));
+}
+
+/// An image's description: its text copied, and a sentence.
+const VISION_TOKENS: u32 = 512;
 
 /// Opens the state store for this process (see [`TaskStore::start`]).
 pub async fn open_tasks(config: &Config) -> anyhow::Result<TaskStore> {

@@ -45,6 +45,9 @@ pub struct RoleOverride {
     /// The draft model for speculation (a path or `hf:...`); `""` for none. A role whose
     /// `model` is changed loses the profile's draft unless this names one.
     pub draft: Option<String>,
+    /// The model's vision projector (an `mmproj` GGUF, a path or `hf:...`); `""` for none.
+    /// A role whose `model` is changed loses the profile's projector unless this names one.
+    pub mmproj: Option<String>,
 }
 
 /// The TOML file, as written by a user.
@@ -62,6 +65,9 @@ pub struct ConfigFile {
     pub kv_unified: Option<bool>,
     pub concurrent_decodes: Option<bool>,
     pub speculation: Option<Speculative>,
+    /// A Whisper directory (Hugging Face safetensors or CTranslate2 layout) for speech;
+    /// default: the profile's in the models directory.
+    pub speech_model: Option<PathBuf>,
     /// The state store: a redb file path or `redis://HOST:PORT/DB`.
     pub state: Option<String>,
     /// The code the tools work on (default: the current directory).
@@ -89,6 +95,10 @@ pub struct ConfigFile {
     /// `quorum`; `*` matches any text.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// Whether `image_url` may name an http(s) URL that the server fetches (default: no;
+    /// a request could otherwise make the server reach any host it can).
+    #[serde(default)]
+    pub allow_remote_images: bool,
 }
 
 impl ConfigFile {
@@ -166,6 +176,8 @@ pub enum Speculative {
 pub struct Config {
     pub profile: Profile,
     pub models_dir: PathBuf,
+    /// Where the Whisper model is (None: the profile has none).
+    pub speech_model: Option<PathBuf>,
     pub host: IpAddr,
     pub port: u16,
     pub state: StateLocation,
@@ -178,6 +190,7 @@ pub struct Config {
     pub access: AccessConfig,
     /// Model-name patterns and the model id each stands for, in the file's order.
     pub aliases: Vec<(String, String)>,
+    pub allow_remote_images: bool,
 }
 
 /// Who may use the server.
@@ -226,9 +239,12 @@ impl Config {
         let mut access = AccessConfig { max_body_bytes: file.max_body_bytes, ..Default::default() };
         access.add(&[], file.api_key_file.as_deref(), &file.allowed_origins)?;
         let default_threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(4);
+        let models_dir = flags.models_dir.or(file.models_dir).unwrap_or_else(default_models_dir);
+        let speech_model = file.speech_model.or_else(|| profile.speech.as_ref().map(|s| models_dir.join(&s.dir)));
         Ok(Config {
             profile,
-            models_dir: flags.models_dir.or(file.models_dir).unwrap_or_else(default_models_dir),
+            models_dir,
+            speech_model,
             host: flags.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
             state,
@@ -247,6 +263,7 @@ impl Config {
             },
             access,
             aliases: aliases(file.aliases)?,
+            allow_remote_images: file.allow_remote_images,
         })
     }
 }
@@ -292,11 +309,15 @@ fn apply(profile: &mut Profile, role: Role, o: &RoleOverride) -> Result<(), Conf
     let spec = profile.roles.get_mut(&role).expect("profiles define every role");
     if let Some(model) = &o.model {
         spec.source = ModelSource::parse_cli(model);
-        // The profile's draft was paired with the profile's model.
+        // The profile's draft and projector were paired with the profile's model.
         spec.draft = None;
+        spec.mmproj = None;
     }
     if let Some(draft) = &o.draft {
         spec.draft = (!draft.is_empty()).then(|| ModelSource::parse_cli(draft));
+    }
+    if let Some(mmproj) = &o.mmproj {
+        spec.mmproj = (!mmproj.is_empty()).then(|| ModelSource::parse_cli(mmproj));
     }
     if let Some(context) = o.context {
         if context < 64 {

@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> pipeline -> {engine, state, tools} -> config -> models`;
+//! `cli -> app -> api -> pipeline -> {engine, state, tools, media} -> config -> models`;
 //! [`git`] is a leaf any layer may use.
 
 pub mod api;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod git;
+pub mod media;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;

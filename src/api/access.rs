@@ -157,12 +157,27 @@ pub async fn guard(access: Arc<Access>, hosts: Option<Arc<Vec<String>>>, request
     }
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > access.body_limit as u64) {
-        return too_large(&path, access.body_limit);
+    let limit = access.limit_for(&path);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(&path, limit);
     }
     // A body without a length (chunked) is cut off at the limit as it streams in.
-    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, access.body_limit)));
+    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     next.run(request).await
+}
+
+/// The transcription route takes audio files up to OpenAI's limit, which is more than a
+/// JSON body needs.
+pub const AUDIO_BODY_LIMIT: usize = crate::media::audio::MAX_AUDIO_BYTES + (1 << 20);
+
+impl Access {
+    fn limit_for(&self, path: &str) -> usize {
+        if path == "/v1/audio/transcriptions" {
+            self.body_limit.max(AUDIO_BODY_LIMIT)
+        } else {
+            self.body_limit
+        }
+    }
 }
 
 pub fn too_large(path: &str, limit: usize) -> Response {

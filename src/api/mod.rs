@@ -4,6 +4,7 @@ mod access;
 mod anthropic;
 pub mod error;
 mod infill;
+mod media;
 mod metrics;
 mod openai;
 mod responses;
@@ -41,6 +42,10 @@ pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Ro
         .route("/infill", post(infill::infill))
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route(
+            "/v1/audio/transcriptions",
+            post(media::transcriptions).layer(axum::extract::DefaultBodyLimit::max(access::AUDIO_BODY_LIMIT)),
+        )
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/api/task/{id}", get(tasks::show))

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::ApiError;
 use crate::engine::{Engine, LoadEvent, RoleHandle};
+use crate::media::Media;
 use crate::models::{Profile, Role};
 use crate::pipeline::{EngineModels, Pipeline, Setup};
 use crate::state::TaskStore;
@@ -20,6 +21,7 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     engine: OnceLock<Arc<Engine>>,
+    media: Media,
     pipeline: OnceLock<Pipeline>,
     setup: Setup,
     tasks: TaskStore,
@@ -28,6 +30,7 @@ struct Shared {
     status: Mutex<Status>,
     started: u64,
     aliases: Vec<(String, String)>,
+    remote_images: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +44,7 @@ impl AppState {
         let roles = profile.roles.iter().map(|(r, s)| (*r, (s.source.file_name(), "waiting"))).collect();
         AppState(Arc::new(Shared {
             engine: OnceLock::new(),
+            media: Media::default(),
             pipeline: OnceLock::new(),
             setup,
             tasks,
@@ -49,6 +53,7 @@ impl AppState {
             status: Mutex::new(Status { roles, error: None }),
             started: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             aliases: Vec::new(),
+            remote_images: false,
         }))
     }
 
@@ -56,6 +61,16 @@ impl AppState {
     pub fn with_aliases(mut self, aliases: Vec<(String, String)>) -> AppState {
         Arc::get_mut(&mut self.0).expect("aliases are set before the state is shared").aliases = aliases;
         self
+    }
+
+    /// Lets `image_url` name http(s) URLs (`allow_remote_images` in the config).
+    pub fn with_remote_images(mut self, allowed: bool) -> AppState {
+        Arc::get_mut(&mut self.0).expect("set before the state is shared").remote_images = allowed;
+        self
+    }
+
+    pub fn remote_images(&self) -> bool {
+        self.0.remote_images
     }
 
     /// The id an alias stands for (the first pattern that matches).
@@ -113,6 +128,11 @@ impl AppState {
     /// The default workspace's tools.
     pub fn tools(&self) -> &Tools {
         self.0.workspaces.default_tools()
+    }
+
+    /// Speech and image reading.
+    pub fn media(&self) -> &Media {
+        &self.0.media
     }
 
     pub fn workspaces(&self) -> &Workspaces {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{workspace, AppState};
+use super::{media, workspace, AppState};
 use crate::pipeline::PipelineError;
 use crate::state::{Cancel, TaskEvent, TaskStatus};
 
@@ -52,7 +52,14 @@ impl From<PipelineError> for ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowRequest {
+    /// The task in words; may be empty when audio or images say it.
+    #[serde(default)]
     task: String,
+    /// A spoken task: an audio file (WAV, MP3, FLAC, OGG), base64.
+    audio: Option<String>,
+    /// Screenshots: data URLs or files in the workspace; their text (OCR) joins the task.
+    #[serde(default)]
+    images: Vec<String>,
     #[serde(default)]
     apply: bool,
     #[serde(default)]
@@ -80,7 +87,8 @@ pub async fn start(
     let Json(req) = body?;
     let tools = state.tools_for(workspace::requested(req.workspace.as_deref(), &headers)?.as_deref())?;
     let pipeline = state.pipeline()?;
-    let task = pipeline.create_on(&tools, &req.task, req.apply, req.options).await?;
+    let text = media::task_text(&state, &tools, &req.task, req.audio.as_deref(), &req.images).await?;
+    let task = pipeline.create_on(&tools, &text, req.apply, req.options).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
     pipeline.start(&task.id).await?;
     let first = SseEvent::default().event("task").data(json!({"id": task.id}).to_string());

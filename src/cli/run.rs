@@ -11,13 +11,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
 use crate::config::Config;
+use crate::media::Media;
 use crate::pipeline::{EngineModels, Event, Pipeline, Setup};
 use crate::state::Stage;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// What to do, in words.
+    /// What to do, in words (may be left out when --audio or --image says it).
+    #[arg(default_value = "")]
     pub task: String,
+    /// A spoken task (WAV, MP3, FLAC or OGG), transcribed by the profile's Whisper.
+    #[arg(long, value_name = "FILE")]
+    pub audio: Option<PathBuf>,
+    /// A screenshot whose text (read by OCR) joins the task; may be repeated.
+    #[arg(long = "image", value_name = "FILE")]
+    pub images: Vec<PathBuf>,
     /// The repository to work on (default: the current directory).
     #[arg(long)]
     pub workspace: Option<PathBuf>,
@@ -35,23 +43,44 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, config: Option<&PathBuf>) -> anyhow::Result<()> {
-    let config = args.models.config(config, None, None, args.state, args.workspace)?;
+    let config = args.models.config(config, None, None, args.state.clone(), args.workspace.clone())?;
     let options = match &args.options {
         Some(json) => serde_json::from_str(json).context("--options is not valid JSON")?,
         None => serde_json::Value::Null,
     };
-    let pipeline = build(&config).await?;
-    let task = pipeline.create(&args.task, args.apply, options).await?;
+    let media = Media::default();
+    let pipeline = build(&config, &media).await?;
+    let text = task_text(&args, &config, &media).await?;
+    let task = pipeline.create(&text, args.apply, options).await?;
     drive(&pipeline, task.id).await
+}
+
+/// The task's words, then what its audio and images say.
+async fn task_text(args: &RunArgs, config: &Config, media: &Media) -> anyhow::Result<String> {
+    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    let audio = args.audio.as_ref().map(read).transpose()?;
+    let images = args.images.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
+    if audio.is_some() {
+        let (loader, dir) = (media.clone(), config.speech_model.clone());
+        tokio::task::spawn_blocking(move || loader.load_speech(dir.as_deref())).await?;
+    }
+    let text = media.task_text(&args.task, audio, &images).await?;
+    anyhow::ensure!(!text.is_empty(), "say what to do: a task, --audio FILE or --image FILE");
+    // What was heard and read, for the user to check.
+    if args.audio.is_some() || !args.images.is_empty() {
+        eprintln!("task: {text}");
+    }
+    Ok(text)
 }
 
 /// `quorum tasks resume ID`.
 pub async fn resume(id: String, config: &Config) -> anyhow::Result<()> {
-    let pipeline = build(config).await?;
+    let pipeline = build(config, &Media::default()).await?;
     drive(&pipeline, id).await
 }
 
-async fn build(config: &Config) -> anyhow::Result<Pipeline> {
+/// The pipeline, its models loaded; `media` gets the vision model where there is one.
+async fn build(config: &Config, media: &Media) -> anyhow::Result<Pipeline> {
     let workspaces = crate::app::workspaces(config)?;
     let tasks = crate::app::open_tasks(config).await?;
     let bar = ProgressBar::new_spinner().with_message("loading models…");
@@ -60,6 +89,7 @@ async fn build(config: &Config) -> anyhow::Result<Pipeline> {
     let cfg = config.clone();
     let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
     bar.finish_and_clear();
+    crate::app::connect_vision(&engine, media);
     let setup = Setup::from_config(config, &serde_json::Value::Null)?;
     Ok(setup.pipeline(Arc::new(EngineModels(Arc::new(engine))), workspaces, tasks))
 }

@@ -17,6 +17,7 @@ mod speculate;
 mod template;
 mod text;
 mod tool_calls;
+mod vision;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -174,7 +175,11 @@ impl Engine {
                     tracing::warn!(%role, "model has no chat template and none is configured; chat requests will fail");
                 }
                 let n_ctx = spec.context.min(model.n_ctx_train().max(64));
-                let inner = RoleInner { role, spec: spec.clone(), template, n_ctx, model: shared.clone() };
+                let vision = match file.mmproj.get(&role) {
+                    Some(path) => Some(Arc::new(vision::Vision::load(model, path, config.threads as i32)?)),
+                    None => None,
+                };
+                let inner = RoleInner { role, spec: spec.clone(), template, n_ctx, model: shared.clone(), vision };
                 roles.insert(role, RoleHandle(Arc::new(inner)));
                 on_event(LoadEvent::Ready { role, model: file.name.clone() });
             }
@@ -341,6 +346,8 @@ struct RoleInner {
     /// The role's own context limit (its share of the model's KV).
     n_ctx: u32,
     model: Arc<SharedModel>,
+    /// The vision projector, where the role has one.
+    vision: Option<Arc<vision::Vision>>,
 }
 
 impl RoleHandle {
@@ -430,6 +437,22 @@ impl RoleHandle {
     }
 
     /// Tokens of `text` as this model counts them (special tokens parsed).
+    /// Whether the role's model sees images (a vision projector is loaded).
+    pub fn sees_images(&self) -> bool {
+        self.0.vision.is_some()
+    }
+
+    /// The model's answer to `question` about `image` (checked by the caller), through its
+    /// vision projector. Blocking.
+    pub fn describe_image(&self, image: &[u8], question: &str, max_tokens: u32) -> Result<String, EngineError> {
+        let vision = self.0.vision.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(format!("the {} role has no vision projector (mmproj)", self.0.role))
+        })?;
+        let content = format!("{}\n{question}", vision::Vision::marker());
+        let prompt = self.format_chat(&[ChatMessage::new("user", content)])?;
+        vision.describe(image, &prompt, max_tokens)
+    }
+
     pub fn count_tokens(&self, text: &str) -> usize {
         self.tokenize(text).len()
     }

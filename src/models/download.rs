@@ -13,7 +13,7 @@ use std::sync::Arc;
 use hf_hub::progress::{DownloadEvent, ProgressEvent, ProgressHandler};
 use hf_hub::HFClient;
 
-use super::profile::Profile;
+use super::profile::{Profile, WHISPER_FILES};
 use super::registry::expected_path;
 use super::spec::ModelSource;
 use super::verify::{sha256_file, Verification};
@@ -161,6 +161,18 @@ pub async fn pull(
                 link(&blob, &dest)?;
                 reports.push(PullReport { file: file.clone(), path: dest, verification: Verification::Verified });
             }
+        }
+    }
+    if let Some(speech) = &profile.speech {
+        let dir = models_dir.join(&speech.dir);
+        std::fs::create_dir_all(&dir).map_err(|source| DownloadError::Io { path: dir.clone(), source })?;
+        for file in WHISPER_FILES {
+            let blob = hub.fetch(&speech.repo, file, None, progress_for(file)).await?;
+            // Small text files are not LFS files: their etag is no checksum to verify against.
+            let etag = blob.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let verification = if is_sha256(&etag) { Verification::Verified } else { Verification::Unchecked };
+            link(&blob, &dir.join(file))?;
+            reports.push(PullReport { file: format!("{}/{file}", speech.dir), path: dir.join(file), verification });
         }
     }
     Ok(reports)

@@ -8,7 +8,7 @@ mod spec;
 mod verify;
 
 pub use download::{pull, DownloadError, HubClient, ProgressFn, PullReport};
-pub use profile::{Profile, UnknownProfile, PROFILE_NAMES};
+pub use profile::{Profile, SpeechModel, UnknownProfile, PROFILE_NAMES, WHISPER_FILES};
 pub use registry::{locate, resolve, ModelFile, ResolveError};
 pub use role::{Role, UnknownRole};
 pub use spec::{ModelSource, RoleSpec, SamplingDefaults};

@@ -10,7 +10,19 @@ use super::spec::{ModelSource, RoleSpec, SamplingDefaults};
 pub struct Profile {
     pub name: String,
     pub roles: BTreeMap<Role, RoleSpec>,
+    /// The Whisper that turns speech into text.
+    pub speech: Option<SpeechModel>,
 }
+
+/// A Whisper directory in the models directory, and the hub repository `models pull` fills
+/// it from (Hugging Face's layout: [`WHISPER_FILES`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechModel {
+    pub dir: String,
+    pub repo: String,
+}
+
+pub const WHISPER_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
 pub const PROFILE_NAMES: [&str; 2] = ["small", "m4max"];
 
@@ -25,17 +37,25 @@ impl Profile {
             "m4max" => m4max(),
             other => return Err(UnknownProfile(other.to_string())),
         };
-        Ok(Profile { name: name.to_string(), roles: roles.into_iter().collect() })
+        // scripts/fetch-small-models.sh fills the small profile's from a PyPI package instead,
+        // in CTranslate2's layout.
+        let (dir, repo) = match name {
+            "small" => ("whisper-tiny.en", "openai/whisper-tiny.en"),
+            _ => ("whisper-large-v3-turbo", "openai/whisper-large-v3-turbo"),
+        };
+        let speech = SpeechModel { dir: dir.into(), repo: repo.into() };
+        Ok(Profile { name: name.to_string(), roles: roles.into_iter().collect(), speech: Some(speech) })
     }
 
     pub fn role(&self, role: Role) -> &RoleSpec {
         &self.roles[&role]
     }
 
-    /// Every file the profile names: each role's model, then the draft models.
+    /// Every file the profile names: each role's model, then the draft models and vision
+    /// projectors.
     pub fn sources(&self) -> impl Iterator<Item = &ModelSource> {
-        let drafts = self.roles.values().filter_map(|s| s.draft.as_ref());
-        self.roles.values().map(|s| &s.source).chain(drafts)
+        let extras = self.roles.values().flat_map(|s| s.draft.iter().chain(&s.mmproj));
+        self.roles.values().map(|s| &s.source).chain(extras)
     }
 }
 
@@ -51,6 +71,7 @@ fn spec(source: ModelSource, context: u32, temperature: f32, max_tokens: u32) ->
         chat_template: None,
         sampling: SamplingDefaults { temperature, top_p: 0.95, max_tokens },
         draft: None,
+        mmproj: None,
     }
 }
 
@@ -99,10 +120,14 @@ fn m4max() -> Vec<(Role, RoleSpec)> {
             let spec = spec(hub(repo, file, *sha), *context, *temp, *max);
             // Qwen3-0.6B shares the Qwen3 coder's vocabulary (checked again at load); no
             // smaller model has been paired with Devstral's yet.
-            let spec = match role {
+            let mut spec = match role {
                 Role::Reviewer => drafted(spec, hub("Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf", None)),
                 _ => spec,
             };
+            // Gemma 3 4B sees images through its projector.
+            if *role == Role::Preprocessor {
+                spec.mmproj = Some(hub(repo, "mmproj-F16.gguf", None));
+            }
             (*role, spec)
         })
         .collect()

@@ -17,6 +17,8 @@ pub struct ModelFile {
     /// Where the draft model of its roles is (the first role's that names one), which
     /// may not exist: only speculation with a draft model needs it.
     pub draft: Option<PathBuf>,
+    /// Where each role's vision projector is, for the roles that name one.
+    pub mmproj: BTreeMap<Role, PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +93,12 @@ pub fn resolve(profile: &Profile, models_dir: &Path) -> Result<Vec<ModelFile>, R
             name: spec.source.file_name(),
             roles: Vec::new(),
             draft: None,
+            mmproj: BTreeMap::new(),
         });
         file.roles.push(role);
+        if let Some(mmproj) = &spec.mmproj {
+            file.mmproj.insert(role, locate(mmproj, models_dir));
+        }
         if file.draft.is_none() {
             file.draft = spec.draft.as_ref().map(|d| {
                 let path = locate(d, models_dir);

@@ -78,4 +78,8 @@ pub struct RoleSpec {
     /// (speculative decoding); checked for its vocabulary at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<ModelSource>,
+    /// A vision projector (llama.cpp's `mmproj` GGUF) for this role's model: images it is
+    /// shown go through it instead of OCR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmproj: Option<ModelSource>,
 }

@@ -30,6 +30,11 @@ pub enum Event {
     TaskText {
         chars: usize,
     },
+    /// The preprocessor's rewrite was not used: it lost these details of the request
+    /// (empty: it wrote nothing usable).
+    RewriteKept {
+        missing: Vec<String>,
+    },
     Context {
         files: Vec<ContextEntry>,
         tokens: usize,
@@ -233,6 +238,10 @@ impl Event {
             Event::Verdict { approved: true, .. } => "  review: approved".to_string(),
             Event::Verdict { problems, .. } => format!("  review: rejected: {}", problems.join("; ")),
             Event::Resumed { .. } => "resumed".to_string(),
+            Event::RewriteKept { missing } if missing.is_empty() => "  the request is used as written".to_string(),
+            Event::RewriteKept { missing } => {
+                format!("  the request is used as written: the rewrite lost {}", missing.join(", "))
+            }
             _ => return None,
         })
     }

@@ -96,6 +96,18 @@ pub fn terms(task: &str) -> Terms {
     found
 }
 
+/// What a rewrite of the request must keep: the paths, code names and quoted messages it
+/// names, and its numbers. The preprocessor's rewrite is used only when it keeps them all.
+pub fn concrete_details(text: &str) -> Vec<String> {
+    let found = terms(text);
+    let numbers = text.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).map(str::to_string);
+    let mut details: Vec<String> =
+        found.paths.into_iter().chain(found.symbols).chain(found.phrases).chain(numbers).collect();
+    let mut seen = std::collections::HashSet::new();
+    details.retain(|d| seen.insert(d.clone()));
+    details
+}
+
 /// The longest run of at least three plain words inside each quoted span of `task`.
 fn phrases(task: &str) -> Vec<String> {
     let mut found = Vec::new();

@@ -74,6 +74,9 @@ pub struct PipelineOptions {
     /// The task ends after its plan (the steps, the files each changes, how it is
     /// checked): nothing is coded.
     pub plan_only: bool,
+    /// The preprocessor model rewrites the request into task text; the rewrite is used
+    /// only when it keeps every path, code name, quoted message and number.
+    pub rewrite_task: bool,
 }
 
 impl Default for PipelineOptions {
@@ -96,6 +99,7 @@ impl Default for PipelineOptions {
             test_timeout_secs: 300,
             time_budget_secs: 0,
             plan_only: false,
+            rewrite_task: false,
         }
     }
 }

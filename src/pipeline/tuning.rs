@@ -3,6 +3,8 @@
 
 /// Tokens the planner may answer with: at most three steps of 300 characters, a check.
 pub const PLAN_TOKENS: u32 = 400;
+/// The preprocessor's rewrite of a request: a statement of a few sentences.
+pub const PREPROCESS_TOKENS: u32 = 256;
 /// Tokens the reviewer may answer with: at most five problems.
 pub const REVIEW_TOKENS: u32 = 300;
 /// Tokens a probe answer may take: about 40 per call of 120 characters, plus the JSON.

@@ -170,6 +170,8 @@ fn the_readme_config_example_is_valid() {
     assert_eq!(config.engine.speculation, quorum::config::Speculative::Auto);
     let draft = config.profile.role(Role::Coder).draft.as_ref().map(ModelSource::file_name);
     assert_eq!(draft.as_deref(), Some("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"));
+    assert_eq!(config.speech_model.as_deref(), Some(std::path::Path::new("/opt/whisper-small.en")));
+    assert!(!config.allow_remote_images);
     let set = Config::resolve(parse("concurrent_decodes = true").unwrap(), Overrides::default()).unwrap();
     assert_eq!(set.engine.concurrent_decodes, Some(true));
 }

@@ -161,6 +161,7 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
     add(&hub, "acme/draft-GGUF/draft.gguf", blob(5, 1 << 10), None);
     let hub_file = |repo: &str, file: &str| ModelSource::Hub { repo: repo.into(), file: file.into(), sha256: None };
     let mut profile = Profile::builtin("small").unwrap();
+    profile.speech = None;
     for (role, spec) in profile.roles.iter_mut() {
         // Drafts are pulled too: the coder's is a role's file (fetched once), the reviewer's its own.
         spec.draft = match role {
@@ -195,6 +196,31 @@ async fn pull_fetches_each_file_once_and_links_it_into_models() {
     let bars = bars.into_inner().unwrap();
     assert_eq!(bars.len(), 3, "a progress bar per file");
     assert_eq!(bars["big.gguf"].0.load(Ordering::SeqCst), big.len() as u64);
+}
+
+#[tokio::test]
+async fn pull_fills_the_whisper_directory_from_its_repository() {
+    let (endpoint, hub) = start_hub().await;
+    let weights = blob(6, 1 << 20);
+    let weights_sha = add(&hub, "openai/whisper-tiny.en/model.safetensors", weights.clone(), None);
+    // Small text files carry an etag that is no sha256, as on the hub.
+    add(&hub, "openai/whisper-tiny.en/config.json", b"{}".to_vec(), Some("abc123".into()));
+    add(&hub, "openai/whisper-tiny.en/tokenizer.json", b"{}".to_vec(), Some("def456".into()));
+    let mut profile = Profile::builtin("small").unwrap();
+    for spec in profile.roles.values_mut() {
+        spec.source = ModelSource::Local { path: std::env::current_exe().unwrap() };
+        spec.draft = None;
+    }
+    let (cache, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let client = HubClient::with_endpoint(&endpoint, cache.path()).unwrap();
+    let (progress, _) = recorder();
+    let reports = pull(&client, &profile, models.path(), &|_| progress.clone()).await.unwrap();
+    let speech: Vec<_> = reports.iter().filter(|r| r.file.starts_with("whisper-tiny.en/")).collect();
+    assert_eq!(speech.len(), 3, "{reports:?}");
+    let dir = models.path().join("whisper-tiny.en");
+    assert_eq!(sha256_file(&dir.join("model.safetensors")).unwrap(), weights_sha);
+    assert!(dir.join("config.json").exists() && dir.join("tokenizer.json").exists());
+    assert_eq!(speech.iter().filter(|r| r.verification == quorum::models::Verification::Verified).count(), 1);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

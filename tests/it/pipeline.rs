@@ -759,3 +759,36 @@ async fn a_task_runs_on_the_workspace_it_was_created_on_and_only_where_that_is_a
     assert!(diff.contains("+    return a + b"), "{diff}");
     assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0, "the default workspace was touched");
 }
+
+#[tokio::test]
+async fn a_rewrite_of_the_request_is_used_only_when_it_keeps_every_detail() {
+    let (_dir, root) = calc_repo();
+    let raw = "um so add() in calc.py it like subtracts, 2 and 3 give -1 instead of 5 you know";
+    let kept = "Fix add() in calc.py: it subtracts, so 2 and 3 give -1 instead of 5.";
+    for (rewrite, planned) in [(kept, kept), ("Fix the addition function so it adds.", raw)] {
+        let models = Arc::new(ScriptedModels::default());
+        models.script(Role::Preprocessor, [rewrite]);
+        models.script(Role::Planner, [PLAN]);
+        let state = tempfile::tempdir().unwrap();
+        let options = PipelineOptions { rewrite_task: true, plan_only: true, ..scripted() };
+        let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+        let task = p.create(raw, false, Value::Null).await.unwrap();
+        p.run(&task.id).await.unwrap();
+        let planner_saw = {
+            let asked = models.asked.lock().unwrap();
+            let (_, ask) = asked.iter().find(|(role, _)| *role == Role::Planner).expect("the planner was asked");
+            ask.messages[1].content.clone()
+        };
+        assert!(planner_saw.contains(&format!("Task:\n{planned}\n")), "{planner_saw}");
+        let events = p.tasks().events(&task.id, 0).await.unwrap();
+        let kept_raw = events.iter().find(|e| e.kind == "rewrite_kept");
+        assert_eq!(kept_raw.is_some(), planned == raw);
+        if let Some(event) = kept_raw {
+            assert_eq!(
+                event.data["missing"],
+                serde_json::json!(["calc.py", "2", "3", "1", "5"]),
+                "`add` is in `addition`: a substring counts"
+            );
+        }
+    }
+}

@@ -270,6 +270,51 @@ add("chat_content_part_image", "POST", CHAT,
 add("chat_content_part_audio", "POST", CHAT,
     json=cheap_chat(messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": ""}}]}]),
     expect=400)
+add("chat_content_part_audio_not_base64", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "@@@"}}]}]),
+    expect=400)
+add("chat_content_part_audio_not_audio", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "aGVsbG8gd29ybGQ=", "format": "wav"}}]}]), expect=400)
+add("chat_content_part_image_remote", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}]}]), expect=400)
+add("chat_content_part_image_outside_workspace", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]), forbid=PASSWD_TEXT)
+add("chat_content_part_image_dir", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "."}}]}]))
+add("chat_content_parts_too_many_media", "POST", CHAT,
+    json=cheap_chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}] * 9}]), expect=400)
+
+AUDIO = "/v1/audio/transcriptions"
+MULTIPART = {"content-type": "multipart/form-data; boundary=XyZ"}
+
+
+def form(*fields):
+    """A multipart body of (name, filename or None, bytes) fields."""
+    out = b""
+    for name, filename, data in fields:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return out + b"--XyZ--\r\n"
+
+
+add("audio_json_body", "POST", AUDIO, json={"file": "x", "model": "whisper-1"}, expect=400)
+add("audio_no_file", "POST", AUDIO, body=form(("model", None, b"whisper-1")), headers=MULTIPART, expect=400)
+add("audio_empty_file", "POST", AUDIO, body=form(("file", "a.wav", b"")), headers=MULTIPART, expect=400)
+add("audio_not_audio", "POST", AUDIO, body=form(("file", "a.wav", b"GIF89a" + b"\0" * 200)), headers=MULTIPART,
+    expect=400)
+add("audio_wav_header_claims_hours", "POST", AUDIO, headers=MULTIPART, expect=400, body=form(("file", "a.wav",
+    b"RIFF\xff\xff\xff\x7fWAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\xff\xff\xff\x7f")))
+add("audio_bad_format", "POST", AUDIO, headers=MULTIPART, expect=400,
+    body=form(("file", "a.wav", b"RIFF"), ("response_format", None, b"yaml")))
+add("audio_language_injection", "POST", AUDIO, headers=MULTIPART, expect=400,
+    body=form(("file", "a.wav", b"RIFF"), ("language", None, b"en|>\n<|translate")))
+add("audio_broken_multipart", "POST", AUDIO, headers=MULTIPART, body=b"--XyZ\r\nContent-Disposition: form-da")
+add("audio_over_limit", "POST", AUDIO, headers=MULTIPART, raw=True, expect=413,
+    body=lambda: form(("file", "a.wav", b"\0" * (27 * 1024 * 1024))))
 add("chat_content_part_no_type", "POST", CHAT,
     json=cheap_chat(messages=[{"role": "user", "content": [{"text": "hi"}]}]), expect=400)
 add("chat_content_part_text_missing", "POST", CHAT,

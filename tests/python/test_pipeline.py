@@ -1,6 +1,6 @@
 """`model: "quorum"` through the official `openai` SDK: the pipeline runs on the fixture
 workspace, progress streams as `reasoning_content`, the answer as `content`; a chat
-front-end's housekeeping requests are answered by one model, and images are refused."""
+front-end's housekeeping requests are answered by one model. Speech and images: test_media.py."""
 
 import httpx
 import openai
@@ -66,15 +66,3 @@ def test_front_end_housekeeping_does_not_start_the_pipeline(client, server):
     assert reply.choices[0].message.content
     assert reasoning_of(reply.choices[0].message) is None
     assert len(httpx.get(f"{server}/api/tasks").json()["tasks"]) == before
-
-
-def test_images_are_not_supported_yet(client):
-    with pytest.raises(openai.BadRequestError) as error:
-        client.chat.completions.create(
-            model="quorum",
-            messages=[{"role": "user", "content": [
-                {"type": "text", "text": "What does this screenshot show?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            ]}],
-        )
-    assert "not supported yet" in str(error.value)

@@ -19,11 +19,13 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use self::respond::Kind;
-use self::types::{ChatRequest, CompletionRequest};
+use self::types::{ChatRequest, CompletionRequest, Content, ContentPart};
 use super::error::ApiError;
+use super::media::{self, Attachment, MAX_MEDIA_PARTS};
 use super::state::{AppState, PIPELINE_MODEL};
 use super::workspace;
 use crate::engine::{ChatMessage, Prompt, RoleHandle, ToolPrompt, ToolRequest};
+use crate::tools::Tools;
 
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = state.model_ids().into_iter().map(|id| model_object(&state, &id)).collect();
@@ -52,15 +54,43 @@ pub async fn chat(
     let Json(mut req) = body?;
     if let Some(alias) = pipeline_workspace(state.model_id(&req.model)) {
         let tools = state.tools_for(workspace::requested(alias, &headers)?.as_deref())?;
+        attachments_to_text(&state, &tools, &mut req).await?;
         return pipeline::chat(state, tools, req).await;
     }
     let role = state.role(&req.model)?;
+    attachments_to_text(&state, &state.tools_for(None)?, &mut req).await?;
     let messages = req.messages()?;
     let tools = match tools::request(&req)? {
         Some(tools) => Some(plan_tools(&role, messages.clone(), tools).await?),
         None => None,
     };
     respond::run(&role, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options, tools).await
+}
+
+/// Audio and image parts become text parts (a transcript, the text OCR reads) before
+/// anything reads the messages; files named by an image URL come from `tools`' workspace.
+async fn attachments_to_text(state: &AppState, tools: &Tools, req: &mut ChatRequest) -> Result<(), ApiError> {
+    let mut seen = 0;
+    for message in &mut req.messages {
+        let Some(Content::Parts(parts)) = &mut message.content else { continue };
+        for part in parts.iter_mut() {
+            let attachment = match (part.kind.as_str(), &part.input_audio, &part.image_url) {
+                ("input_audio", Some(audio), _) => Attachment::Audio { data: &audio.data },
+                ("image_url", _, Some(image)) => Attachment::Image { url: image.url() },
+                _ => continue,
+            };
+            seen += 1;
+            if seen > MAX_MEDIA_PARTS {
+                return Err(ApiError::invalid(
+                    format!("at most {MAX_MEDIA_PARTS} audio and image parts are accepted in one request"),
+                    Some("messages"),
+                ));
+            }
+            let text = media::to_text(state, tools, attachment).await?;
+            *part = ContentPart::text(format!("\n{text}\n"));
+        }
+    }
+    Ok(())
 }
 
 /// Renders the tools into the prompt and builds their grammar, off the async runtime.

@@ -266,11 +266,43 @@ pub struct ContentPart {
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    #[serde(default)]
+    pub input_audio: Option<InputAudio>,
+    #[serde(default)]
+    pub image_url: Option<ImageUrl>,
+}
+
+impl ContentPart {
+    pub fn text(text: String) -> ContentPart {
+        ContentPart { kind: "text".into(), text: Some(text), input_audio: None, image_url: None }
+    }
+}
+
+/// `{"data": BASE64, "format": "wav"}`; the format is read from the bytes themselves.
+#[derive(Debug, Deserialize)]
+pub struct InputAudio {
+    pub data: String,
+}
+
+/// `{"url": ...}`, or the bare URL older clients send.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ImageUrl {
+    Object { url: String },
+    Bare(String),
+}
+
+impl ImageUrl {
+    pub fn url(&self) -> &str {
+        match self {
+            ImageUrl::Object { url } | ImageUrl::Bare(url) => url,
+        }
+    }
 }
 
 impl ChatRequest {
-    /// Text-only messages; image and audio parts are refused until quorum's preprocessor
-    /// handles them.
+    /// The messages as text; audio and image parts must have become text first
+    /// (`attachments_to_text`).
     pub fn messages(&self) -> Result<Vec<ChatMessage>, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages must not be empty", Some("messages")));
@@ -291,7 +323,7 @@ impl ChatRequest {
                                 ("text", Some(t)) => text.push_str(t),
                                 (kind, _) => {
                                     return Err(ApiError::invalid(
-                                        format!("content parts of type `{kind}` are not supported yet; send text"),
+                                        format!("content parts of type `{kind}` are not supported; send text, input_audio or image_url"),
                                         Some("messages"),
                                     ))
                                 }
