@@ -11,14 +11,15 @@ use crate::config::Config;
 use crate::engine::{Engine, LoadEvent};
 use crate::media::{Media, IMAGE_QUESTION};
 use crate::models::{self, ModelFile, Role};
-use crate::pipeline::Setup;
+use crate::pipeline::{PipelineOptions, Setup};
 use crate::state::{self, TaskStore};
 use crate::tools::{Tools, Workspace, Workspaces};
 
 /// Binds first (so `/health` answers 503 while models load), then loads every role in the
 /// background and serves until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let files = models::resolve(&config.profile, &config.models_dir)?;
+    let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
+    let files = files_for(&config, &serving_roles(&config, &setup.options))?;
     let workspaces = workspaces(&config)?;
     let root = workspaces.default_tools().workspace().root().display().to_string();
     tracing::info!(workspace = %root, roots = ?workspaces.roots(), "codebase tools ready");
@@ -29,7 +30,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, for scripts and tests that start the server on port 0.
     println!("quorum listening on http://{addr}");
-    let setup = Setup::from_config(&config, &serde_json::Value::Null)?;
     let state = AppState::new(&config.profile, tasks, workspaces, setup)
         .with_aliases(config.aliases.clone())
         .with_remote_images(config.allow_remote_images);
@@ -125,12 +125,27 @@ pub fn load_role(config: &Config, role: Role) -> anyhow::Result<Engine> {
 
 /// Loads the files that serve `roles`, each once.
 pub fn load_roles(config: &Config, roles: &[Role]) -> anyhow::Result<Engine> {
-    let files: Vec<ModelFile> = models::resolve(&config.profile, &config.models_dir)?
+    load(&files_for(config, roles)?, config, &|_| {})
+}
+
+/// The files that serve `roles`, each once, with only those roles on them.
+pub fn files_for(config: &Config, roles: &[Role]) -> anyhow::Result<Vec<ModelFile>> {
+    Ok(models::resolve(&config.profile, &config.models_dir)?
         .into_iter()
         .filter_map(|f| {
             let kept: Vec<Role> = f.roles.iter().copied().filter(|r| roles.contains(r)).collect();
             (!kept.is_empty()).then_some(ModelFile { roles: kept, ..f })
         })
-        .collect();
-    load(&files, config, &|_| {})
+        .collect())
+}
+
+/// The roles a server or a run loads: every role but the preprocessor, which is loaded
+/// where something uses it: `rewrite_task` by default, a vision projector, or a file it
+/// shares with another role (where it costs nothing). Its rewrite did not help the planner
+/// on the set measured for it (evals/RESULTS.md), so the small profile's Gemma is not loaded.
+pub fn serving_roles(config: &Config, options: &PipelineOptions) -> Vec<Role> {
+    let pre = config.profile.role(Role::Preprocessor);
+    let shared = config.profile.roles.iter().any(|(r, s)| *r != Role::Preprocessor && s.source == pre.source);
+    let used = options.rewrite_task || pre.mmproj.is_some() || shared;
+    Role::ALL.into_iter().filter(|r| *r != Role::Preprocessor || used).collect()
 }

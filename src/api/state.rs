@@ -105,6 +105,8 @@ impl AppState {
     }
 
     pub fn set_engine(&self, engine: Engine) {
+        // A role the engine did not load (the preprocessor, where nothing uses it) is not served.
+        self.0.status.lock().expect("status lock").roles.retain(|role, _| engine.role(*role).is_some());
         let engine = Arc::new(engine);
         let models = Arc::new(EngineModels(engine.clone()));
         let pipeline = self.0.setup.pipeline(models, self.0.workspaces.clone(), self.0.tasks.clone());
@@ -194,7 +196,8 @@ impl AppState {
     /// repository under the workspace roots (`quorum@NAME`).
     pub fn model_ids(&self) -> Vec<String> {
         let on = self.0.workspaces.names().into_iter().map(|name| format!("{PIPELINE_MODEL}@{name}"));
-        Role::ALL.iter().map(|r| r.to_string()).chain([PIPELINE_MODEL.to_string()]).chain(on).collect()
+        let roles: Vec<Role> = self.0.status.lock().expect("status lock").roles.keys().copied().collect();
+        roles.iter().map(|r| r.to_string()).chain([PIPELINE_MODEL.to_string()]).chain(on).collect()
     }
 
     /// Resolves a request's `model` to a role's handle.

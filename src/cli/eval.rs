@@ -173,6 +173,9 @@ pub async fn run(args: EvalArgs, config: Option<&PathBuf>) -> anyhow::Result<()>
     };
     let options = PipelineOptions { coder_max_tokens: args.max_tokens, test_timeout_secs, ..options };
     let mut roles: Vec<Role> = args.mode.iter().flat_map(|m| m.roles().iter().copied()).collect();
+    if options.rewrite_task && roles.contains(&Role::Planner) {
+        roles.push(Role::Preprocessor);
+    }
     roles.sort();
     roles.dedup();
     let engine = {

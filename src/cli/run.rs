@@ -85,12 +85,12 @@ async fn build(config: &Config, media: &Media) -> anyhow::Result<Pipeline> {
     let tasks = crate::app::open_tasks(config).await?;
     let bar = ProgressBar::new_spinner().with_message("loading models…");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let files = crate::models::resolve(&config.profile, &config.models_dir)?;
+    let setup = Setup::from_config(config, &serde_json::Value::Null)?;
+    let files = crate::app::files_for(config, &crate::app::serving_roles(config, &setup.options))?;
     let cfg = config.clone();
     let engine = tokio::task::spawn_blocking(move || crate::app::load(&files, &cfg, &|_| {})).await??;
     bar.finish_and_clear();
     crate::app::connect_vision(&engine, media);
-    let setup = Setup::from_config(config, &serde_json::Value::Null)?;
     Ok(setup.pipeline(Arc::new(EngineModels(Arc::new(engine))), workspaces, tasks))
 }
 

@@ -204,3 +204,19 @@ fn pipeline_options_from_the_config_file_are_checked() {
     let err = PipelineOptions::default().with(&config.pipeline).unwrap_err().to_string();
     assert!(err.contains("unknown field `votes`"), "{err}");
 }
+
+#[test]
+fn the_preprocessor_is_loaded_only_where_something_uses_it() {
+    use quorum::app::serving_roles;
+    use quorum::pipeline::PipelineOptions;
+    let small = Config::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+    let defaults = PipelineOptions::default();
+    assert_eq!(serving_roles(&small, &defaults), [Role::Planner, Role::Coder, Role::Voter, Role::Reviewer]);
+    let rewriting = PipelineOptions { rewrite_task: true, ..Default::default() };
+    assert!(serving_roles(&small, &rewriting).contains(&Role::Preprocessor));
+    // One file for every role: the preprocessor costs nothing and stays.
+    assert_eq!(serving_roles(&super::support::smollm_config(), &defaults).len(), 5);
+    let m4max =
+        Config::resolve(ConfigFile::default(), Overrides { profile: Some("m4max".into()), ..Default::default() });
+    assert!(serving_roles(&m4max.unwrap(), &defaults).contains(&Role::Preprocessor), "its projector sees images");
+}

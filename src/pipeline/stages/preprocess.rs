@@ -29,7 +29,15 @@ pub async fn run(ctx: &Ctx<'_>, input: &TaskInput) -> Result<String, PipelineErr
 /// name, path, quoted message or number (each case an event).
 async fn rewrite(ctx: &Ctx<'_>, text: &str) -> Result<String, PipelineError> {
     let ask = Ask::new(ctx.prompts.get(Role::Preprocessor), text.to_string(), tuning::PREPROCESS_TOKENS);
-    let answer = ctx.models.ask(Role::Preprocessor, ask).await?.into_iter().next();
+    let answer = match ctx.models.ask(Role::Preprocessor, ask).await {
+        Ok(samples) => samples.into_iter().next(),
+        // Not loaded (a server that had no use for it) or failed: the request stays as written.
+        Err(PipelineError::Model(why)) => {
+            tracing::warn!(%why, "no rewrite of the request");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let rewritten = answer.as_ref().filter(|a| !a.hit_limit).map(|a| a.text.trim()).unwrap_or_default();
     let missing: Vec<String> =
         heuristics::concrete_details(text).into_iter().filter(|d| !rewritten.contains(d.as_str())).collect();
