@@ -125,7 +125,14 @@ async fn drive(pipeline: &Pipeline, id: String) -> anyhow::Result<()> {
         Ok(task) => task,
         Err(e) => anyhow::bail!("task {id} failed: {e} (quorum tasks show {id} has the details)"),
     };
-    let output = &task.outputs[&Stage::Output];
+    let Some(output) = task.outputs.get(&Stage::Output) else {
+        // A plan-only task ends after its plan, which its events above showed.
+        if let Some(error) = &task.error {
+            anyhow::bail!("task {id} ended after its plan: {error}");
+        }
+        println!("\nplan only: nothing was coded");
+        return Ok(());
+    };
     println!("\n{}", output["explanation"].as_str().unwrap_or_default().trim());
     let diff = output["diff"].as_str().unwrap_or_default();
     if !diff.is_empty() {

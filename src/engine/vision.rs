@@ -67,8 +67,7 @@ impl Vision {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Inner { mtmd, ctx } = &mut *inner;
         ctx.clear_kv_cache();
-        let bitmap = MtmdBitmap::from_buffer(mtmd, image, false)
-            .map_err(|e| EngineError::InvalidRequest(format!("the image cannot be decoded: {e}")))?;
+        let bitmap = bitmap(image)?;
         let text = MtmdInputText { text: prompt.to_string(), add_special: true, parse_special: true };
         let chunks = mtmd.tokenize(text, &[&bitmap]).map_err(|e| EngineError::InvalidPrompt(e.to_string()))?;
         if chunks.total_tokens() + max_tokens as usize > VISION_CTX as usize {
@@ -91,5 +90,37 @@ impl Vision {
             ctx.decode(&mut batch).map_err(|e| EngineError::Decode(e.to_string()))?;
         }
         Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+    }
+}
+
+/// The image as the projector takes it: RGB pixels, decoded here (PNG, JPEG, GIF, WebP,
+/// BMP; the caller has checked its size against the limits from its header).
+fn bitmap(image: &[u8]) -> Result<MtmdBitmap, EngineError> {
+    let bad = |e: String| EngineError::InvalidRequest(format!("the image cannot be decoded: {e}"));
+    let rgb = image::load_from_memory(image).map_err(|e| bad(e.to_string()))?.to_rgb8();
+    MtmdBitmap::from_image_data(rgb.width(), rgb.height(), rgb.as_raw()).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A PNG of `w` x `h` pixels, made with the same crate's encoder.
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]))
+            .write_to(&mut out, image::ImageOutputFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn images_become_rgb_bitmaps_of_their_size_and_damaged_ones_are_refused() {
+        let bitmap = super::bitmap(&png(64, 48)).unwrap();
+        assert_eq!((bitmap.nx(), bitmap.ny()), (64, 48));
+        assert_eq!(&bitmap.data()[..3], &[200, 10, 10]);
+        let whole = png(64, 48);
+        let Err(err) = super::bitmap(&whole[..whole.len() / 2]) else { panic!("a truncated PNG is refused") };
+        let err = err.to_string();
+        assert!(err.contains("cannot be decoded"), "{err}");
+        assert!(super::bitmap(b"<svg/>").is_err());
     }
 }

@@ -89,3 +89,47 @@ fn a_damaged_model_file_is_refused_with_its_path() {
     std::fs::write(&bin, b"not a model").unwrap();
     assert!(whisper::Whisper::load(dir.path()).is_err());
 }
+
+/// ImageMagick's command (some images ship a stand-in called `convert`).
+fn magick() -> &'static str {
+    if std::path::Path::new("/usr/bin/convert").exists() {
+        "/usr/bin/convert"
+    } else {
+        "magick"
+    }
+}
+
+#[test]
+fn quorum_run_takes_its_task_from_audio_and_a_screenshot() {
+    let (_repo_dir, repo) = super::pipeline::calc_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("task.wav");
+    std::fs::write(&clip, speak("Please fix the add function in the calc module.", dir.path())).unwrap();
+    let shot = dir.path().join("shot.png");
+    let status = std::process::Command::new(magick())
+        .args(["-background", "white", "-fill", "black", "-font", "Nimbus-Mono-PS-Regular", "-pointsize", "24"])
+        .args(["label:AssertionError: add(2, 3) returned -1", "-bordercolor", "white", "-border", "20"])
+        .arg(&shot)
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "ImageMagick is missing: run scripts/setup.sh --test");
+    let out = std::process::Command::new(super::support::quorum_bin())
+        .arg("run")
+        .arg("--audio")
+        .arg(&clip)
+        .arg("--image")
+        .arg(&shot)
+        .args(["--options", r#"{"plan_only": true}"#, "--model"])
+        .arg(format!("all={}", super::support::smollm().display()))
+        .arg("--workspace")
+        .arg(&repo)
+        .arg("--state")
+        .arg(dir.path().join("state.redb"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let task = stderr.lines().find(|l| l.starts_with("task: ")).unwrap_or_else(|| panic!("no task line: {stderr}"));
+    let task = task.to_lowercase();
+    assert!(task.contains("function in the calc module"), "{task}");
+    assert!(stderr.contains("[text read from an image]") && stderr.contains("AssertionError"), "{stderr}");
+}
