@@ -181,6 +181,7 @@ impl AppState {
         let body = serde_json::json!({
             "status": state, "profile": self.0.profile, "roles": roles, "error": status.error,
             "state": self.0.tasks.store().backend(),
+            "speech": self.0.media.speech_model(),
         });
         (ready, body)
     }

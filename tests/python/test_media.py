@@ -82,6 +82,7 @@ def test_spoken_requests_are_transcribed_with_a_low_word_error_rate(client, clip
 
 
 def test_every_response_format(client, clips, server):
+    assert httpx.get(f"{server}/health").json()["speech"] == "whisper-tiny.en"
     text, path = clips[0]
     verbose = client.audio.transcriptions.create(model="whisper-1", file=path.open("rb"), response_format="verbose_json")
     assert verbose.language == "english" and 2 < verbose.duration < 10
@@ -243,3 +244,23 @@ def test_remote_images_are_fetched_only_where_the_config_allows(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
         images.shutdown()
+
+
+def test_anthropic_image_blocks_are_read_too(server, tmp_path):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=server, api_key="x", max_retries=0)
+    shot = render(tmp_path / "error.png", "KeyError: 'verbose' in parse_config")
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(shot.read_bytes()).decode()}}
+    ask = {"type": "text", "text": "What does the screenshot say?"}
+    with_image = client.messages.count_tokens(model="coder", messages=[{"role": "user", "content": [image, ask]}])
+    without = client.messages.count_tokens(model="coder", messages=[{"role": "user", "content": [ask]}])
+    assert with_image.input_tokens > without.input_tokens + 8, (with_image, without)
+    reply = client.messages.create(model="coder", max_tokens=4, messages=[{"role": "user", "content": [image, ask]}])
+    assert reply.usage.input_tokens == with_image.input_tokens
+    svg = {"type": "image", "source": {"type": "base64", "media_type": "image/svg+xml",
+                                       "data": base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()}}
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(model="coder", max_tokens=4, messages=[{"role": "user", "content": [svg]}])
+    assert e.value.body["type"] == "error" and "SVG" in e.value.body["error"]["message"]

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use self::request::MessagesRequest;
 use super::error::ApiError;
+use super::media::{self, Attachment, MAX_MEDIA_PARTS};
 use super::openai::unique_suffix;
 use super::state::AppState;
 use crate::engine::{
@@ -57,8 +58,9 @@ pub async fn messages(
     State(state): State<AppState>,
     body: Result<Json<MessagesRequest>, JsonRejection>,
 ) -> Result<Response, AnthropicError> {
-    let Json(req) = body?;
+    let Json(mut req) = body?;
     let role = state.role(&req.model)?;
+    images_to_text(&state, &mut req).await?;
     let sampling = req.sampling()?;
     let prompt = prompt(&role, &req).await?;
     let stop = sampling.stop.clone();
@@ -81,12 +83,38 @@ pub async fn messages(
     Ok(Json(reply.message(&parsed, &done, input_tokens)).into_response())
 }
 
+/// Image blocks of user turns become text blocks (what OCR or the vision model reads),
+/// as image parts of OpenAI chats do.
+async fn images_to_text(state: &AppState, req: &mut MessagesRequest) -> Result<(), ApiError> {
+    let tools = state.tools_for(None)?;
+    let mut seen = 0;
+    for message in req.messages.iter_mut().filter(|m| m.role == "user") {
+        let request::Content::Blocks(blocks) = &mut message.content else { continue };
+        for block in blocks.iter_mut() {
+            let request::Block::Image { source } = block else { continue };
+            let url = source
+                .as_ref()
+                .map(|s| s.url())
+                .ok_or_else(|| ApiError::invalid("messages: an image block needs a `source`", Some("messages")))?;
+            seen += 1;
+            if seen > MAX_MEDIA_PARTS {
+                let message = format!("messages: at most {MAX_MEDIA_PARTS} images are accepted in one request");
+                return Err(ApiError::invalid(message, Some("messages")));
+            }
+            let text = media::to_text(state, &tools, Attachment::Image { url: &url }).await?;
+            *block = request::Block::Text { text };
+        }
+    }
+    Ok(())
+}
+
 pub async fn count_tokens(
     State(state): State<AppState>,
     body: Result<Json<MessagesRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AnthropicError> {
-    let Json(req) = body?;
+    let Json(mut req) = body?;
     let role = state.role(&req.model)?;
+    images_to_text(&state, &mut req).await?;
     let prompt = prompt(&role, &req).await?;
     let counted = {
         let role = role.clone();

@@ -58,10 +58,31 @@ pub enum Block {
         #[serde(default)]
         is_error: bool,
     },
-    Image {},
+    Image {
+        #[serde(default)]
+        source: Option<ImageSource>,
+    },
     Document {},
     Thinking {},
     RedactedThinking {},
+}
+
+/// An image block's source: base64 data, or a URL (a data URL or a workspace file).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImageSource {
+    Base64 { media_type: String, data: String },
+    Url { url: String },
+}
+
+impl ImageSource {
+    /// The source as an `image_url` URL.
+    pub fn url(&self) -> String {
+        match self {
+            ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+            ImageSource::Url { url } => url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,7 +260,7 @@ fn user_turn(
                     ..ChatMessage::default()
                 });
             }
-            Block::Image {} | Block::Document {} => return Err(unsupported_block()),
+            Block::Image { .. } | Block::Document {} => return Err(unsupported_block()),
             _ => {}
         }
     }
@@ -267,7 +288,7 @@ fn assistant_turn(
                 let arguments = if input.is_null() { "{}".to_string() } else { input.to_string() };
                 message.tool_calls.push(ToolCall { id: id.clone(), name: name.clone(), arguments });
             }
-            Block::Image {} | Block::Document {} => return Err(unsupported_block()),
+            Block::Image { .. } | Block::Document {} => return Err(unsupported_block()),
             _ => {}
         }
     }
@@ -276,7 +297,10 @@ fn assistant_turn(
 }
 
 fn unsupported_block() -> ApiError {
-    ApiError::invalid("messages: image and document blocks are not supported yet; send text", Some("messages"))
+    ApiError::invalid(
+        "messages: document blocks, and image blocks outside user turns, are not supported; send text",
+        Some("messages"),
+    )
 }
 
 #[cfg(test)]
