@@ -7,7 +7,10 @@
 #        benches/gpu/device.sh models         check and join the GGUFs' parts (into $stage/models)
 #        benches/gpu/device.sh wait [SECS]    wait for the builds (at most SECS), show their logs
 #        benches/gpu/device.sh bench OUT MODEL.gguf [DRAFT.gguf]   llama.cpp against quorum
+#        benches/gpu/device.sh steps OUT MODEL.gguf   one stream's decode step: llama.cpp, quorum's timers
 #        benches/gpu/device.sh eval OUT MODEL.gguf [N]   the pipeline on the first N function tasks
+#        benches/gpu/device.sh eval-small OUT [N] [SECS]   the same on the small profile (at most SECS)
+#        benches/gpu/device.sh eval-repos OUT IDS [SECS]   the small profile on repository tasks IDS
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 stage="${QUORUM_GPU_STAGE:-$HOME/.cache/quorum-gpu}"
@@ -35,6 +38,12 @@ join() {
   cat "$stage/parts/$1".part-*
 }
 
+# The small profile names its preprocessor's Gemma, which eval does not load (no
+# rewrite_task), so an empty file may stand in for it.
+gemma_stand_in() {
+  [ -e "$stage/models/gemma-3-270m-q4_k_m.gguf" ] || : > "$stage/models/gemma-3-270m-q4_k_m.gguf"
+}
+
 case "${1:-}" in
 take)
   mkdir -p "$stage/parts"
@@ -48,6 +57,9 @@ build)
   join vendor.tar.zst | unzstd | tar -x -C "$stage"
   join llama.cpp.tar.zst | unzstd | tar -x -C "$stage"
   join wheels.tar | tar -x -C "$stage"
+  if [ -e "$stage/parts/repos.tar.zst.part-000" ]; then
+    join repos.tar.zst | unzstd | tar -x -C "$stage"
+  fi
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$stage/site" "$stage"/wheels/*.whl
   rustc --version
   # Both builds in the background (each in a session of its own, so they outlive this call).
@@ -95,8 +107,30 @@ eval)
   "$quorum" eval --tasks "$root/evals/tasks.jsonl" --mode pipeline --limit "$n" --model "all=$model" \
     --out "$out/eval" 2>&1 | tail -n 60 | tee "$out/eval.txt"
   ;;
+steps)
+  python3 "$root/benches/gpu/steps.py" --model "$3" --threads "$jobs" --llama-bin "$tools" --quorum "$quorum" \
+    2>&1 | tee "$2/steps-$(basename "$3" .gguf).txt"
+  ;;
+eval-small)
+  out="$2/eval-small"
+  gemma_stand_in
+  # At most SECS: results.json is written after each task, and summary.md drawn from it.
+  timeout "${4:-540}" "$quorum" eval --tasks "$root/evals/tasks.jsonl" --mode pipeline --limit "${3:-10}" \
+    --models-dir "$stage/models" --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
+  tail -n 20 "$out.log"
+  "$quorum" eval --report --out "$out"
+  ;;
+eval-repos)
+  out="$2/eval-repos"
+  gemma_stand_in
+  # repos.py reads the sources from $QUORUM_CACHE/repos (unpacked by build).
+  QUORUM_CACHE="$stage" timeout "${4:-540}" "$quorum" eval --repos "$root/evals/repos/tasks.jsonl" --only "$3" \
+    --mode pipeline --models-dir "$stage/models" --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
+  tail -n 20 "$out.log"
+  "$quorum" eval --report --out "$out"
+  ;;
 *)
-  sed -n '2,10p' "$0"
+  sed -n '2,13p' "$0"
   exit 2
   ;;
 esac

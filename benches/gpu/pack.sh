@@ -4,6 +4,7 @@
 # source, the benchmarks' Python clients and GGUFs, compressed and cut into parts small
 # enough for one call each of a tool that carries 64 MiB a call, with their sha256s.
 # Usage: benches/gpu/pack.sh OUT_DIR MODEL.gguf...   (then see benches/gpu/README.md)
+# PART_SIZE (split's -b, default 60M) sets the parts' size.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$1"
@@ -53,6 +54,12 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.11.0 sniffio==1.3.1 idna==3.10 certifi==2025.10.5 \
   typing_extensions==4.15.0 pytest==8.4.2 pluggy==1.6.0 iniconfig==2.1.0 packaging==25.0
 tar -C "$work" -cf "$work/wheels.tar" wheels
+
+# The repository tasks' sources (evals/repos/repos.py fetch), where they were fetched.
+if [ -d "$cache/repos" ]; then
+  echo "repository tasks' sources" >&2
+  tar -C "$cache" -cf - repos | zstd -q -T0 -10 -o "$work/repos.tar.zst"
+fi
 
 for model in "$@"; do
   cp -L "$model" "$work/$(basename "$model")"
