@@ -3,7 +3,7 @@
 //! behind an OpenAI-compatible API.
 //!
 //! Layers, each depending only on those below it:
-//! `cli -> app -> api -> pipeline -> {engine, state, tools, media} -> config -> models`;
+//! `cli -> app -> api -> spec -> pipeline -> {engine, state, tools, media} -> config -> models`;
 //! [`git`] is a leaf any layer may use.
 
 pub mod api;
@@ -17,5 +17,6 @@ pub mod media;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;
+pub mod spec;
 pub mod state;
 pub mod tools;

@@ -31,6 +31,17 @@ impl ApiError {
         }
     }
 
+    /// A failure of quorum's own (500).
+    pub fn server(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
     pub fn model_not_found(model: &str, available: &[String]) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,

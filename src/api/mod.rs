@@ -8,6 +8,7 @@ mod media;
 mod metrics;
 mod openai;
 mod responses;
+mod speckit;
 mod state;
 mod tasks;
 mod tools;

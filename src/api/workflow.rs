@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::speckit::{self, Said};
 use super::{media, workspace, AppState};
 use crate::pipeline::PipelineError;
 use crate::state::{Cancel, TaskEvent, TaskStatus};
@@ -38,13 +39,7 @@ impl From<PipelineError> for ApiError {
             }
             PipelineError::State(e) => e.into(),
             PipelineError::Tool(e) => e.into(),
-            other => ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: other.to_string(),
-                kind: "server_error",
-                param: None,
-                code: None,
-            },
+            other => ApiError::server(other.to_string()),
         }
     }
 }
@@ -88,11 +83,32 @@ pub async fn start(
     let tools = state.tools_for(workspace::requested(req.workspace.as_deref(), &headers)?.as_deref())?;
     let pipeline = state.pipeline()?;
     let text = media::task_text(&state, &tools, &req.task, req.audio.as_deref(), &req.images).await?;
+    if let Some((name, arguments)) = crate::spec::slash_command(&text) {
+        let first = SseEvent::default().event("speckit").data(json!({"command": name}).to_string());
+        let said = speckit::start(&state, tools, name, arguments, req.options)?;
+        return Ok(speckit_sse(first, said));
+    }
     let task = pipeline.create_on(&tools, &text, req.apply, req.options).await?;
     let events = pipeline.tasks().follow(task.id.clone(), 0);
     pipeline.start(&task.id).await?;
     let first = SseEvent::default().event("task").data(json!({"id": task.id}).to_string());
     Ok(sse(Some(first), events))
+}
+
+/// A spec-kit command's stream: `progress` lines, then its `report` (or `error`).
+fn speckit_sse(first: SseEvent, said: impl Stream<Item = Said> + Send + 'static) -> Response {
+    let events = said.map(|piece| {
+        let event = match piece {
+            Said::Progress(line) => SseEvent::default().event("progress").data(json!({"line": line}).to_string()),
+            Said::Done(Ok(report)) => {
+                SseEvent::default().event("report").data(serde_json::to_string(&report).expect("reports serialize"))
+            }
+            Said::Done(Err(e)) => SseEvent::default().event("error").data(json!({"message": e}).to_string()),
+        };
+        Ok::<_, Infallible>(event)
+    });
+    let stream = futures::stream::iter([Ok(first)]).chain(events);
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
 #[derive(Debug, Deserialize)]

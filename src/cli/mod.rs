@@ -6,6 +6,7 @@ mod mcp;
 mod models;
 mod run;
 mod serve;
+mod spec;
 mod tasks;
 
 use std::net::IpAddr;
@@ -45,6 +46,9 @@ pub enum Command {
     Mcp(mcp::McpArgs),
     /// List and inspect pipeline tasks in the state store.
     Tasks(tasks::TasksArgs),
+    /// spec-kit: `quorum spec init`, then `quorum spec COMMAND "arguments"` (specify,
+    /// clarify, plan, tasks, implement, analyze, ...).
+    Spec(spec::SpecArgs),
 }
 
 /// Which models to use; shared by every subcommand.
@@ -100,5 +104,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args, cli.config.as_ref()).await,
         Command::Mcp(args) => mcp::run(args, cli.config.as_ref()).await,
         Command::Tasks(args) => tasks::run(args, cli.config.as_ref()).await,
+        Command::Spec(args) => spec::run(args, cli.config.as_ref()).await,
     }
 }

@@ -80,7 +80,7 @@ pub async fn resume(id: String, config: &Config) -> anyhow::Result<()> {
 }
 
 /// The pipeline, its models loaded; `media` gets the vision model where there is one.
-async fn build(config: &Config, media: &Media) -> anyhow::Result<Pipeline> {
+pub(super) async fn build(config: &Config, media: &Media) -> anyhow::Result<Pipeline> {
     let workspaces = crate::app::workspaces(config)?;
     let tasks = crate::app::open_tasks(config).await?;
     let bar = ProgressBar::new_spinner().with_message("loading models…");

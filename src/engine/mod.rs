@@ -41,6 +41,8 @@ pub use request::{
     ChatMessage, Completion, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingParams, Speculation,
     ToolCall, ToolChoice, ToolRequest, ToolSpec,
 };
+/// The civil date and time (UTC), as chat templates and spec-kit documents print it.
+pub(crate) use template::now_utc;
 pub use template::ChatTemplate;
 pub use text::{Scan, StopMatcher, Utf8Stream};
 pub use tool_calls::{Parsed, ParsedCall, ToolFormat, ToolParser};
@@ -353,6 +355,11 @@ struct RoleInner {
 impl RoleHandle {
     pub fn role(&self) -> Role {
         self.0.role
+    }
+
+    /// The parameters of the role's model.
+    pub fn parameters(&self) -> u64 {
+        self.0.model.model.n_params()
     }
 
     pub fn spec(&self) -> &RoleSpec {

@@ -53,6 +53,10 @@ pub trait Models: Send + Sync {
     fn count_tokens(&self, role: Role, text: &str) -> usize;
     /// How many samples the role may draw at once (its `parallel`).
     fn parallel(&self, role: Role) -> u32;
+    /// The parameters of the role's model (0 where unknown).
+    fn parameters(&self, _role: Role) -> u64 {
+        0
+    }
 }
 
 /// The real engine.
@@ -91,6 +95,10 @@ impl Models for EngineModels {
 
     fn parallel(&self, role: Role) -> u32 {
         self.0.role(role).map(|h| h.spec().parallel).unwrap_or(1)
+    }
+
+    fn parameters(&self, role: Role) -> u64 {
+        self.0.role(role).map(|h| h.parameters()).unwrap_or(0)
     }
 }
 

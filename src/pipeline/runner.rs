@@ -39,6 +39,10 @@ impl Pipeline {
         &self.0.workspaces
     }
 
+    pub fn models(&self) -> &Arc<dyn Models> {
+        &self.0.models
+    }
+
     pub fn tasks(&self) -> &TaskStore {
         &self.0.tasks
     }

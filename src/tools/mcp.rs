@@ -1,5 +1,7 @@
 //! The MCP adapter over the tool registry (the official `rmcp` SDK): stdio for
-//! `quorum mcp`, and a Streamable HTTP service that the API mounts at `/mcp`.
+//! `quorum mcp`, and a Streamable HTTP service that the API mounts at `/mcp`. The
+//! workspace's spec-kit commands are its prompts (`speckit.plan`, ...), their templates
+//! filled with the client's `arguments`.
 //!
 //! Unknown tools are JSON-RPC errors (-32602); everything a tool reports, bad arguments
 //! included, comes back as a result with `isError: true`, which a model can read and act on.
@@ -11,20 +13,24 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, JsonObject, ListPromptsResult, ListToolsResult, PaginatedRequestParams, Prompt,
+    PromptArgument, PromptMessage, Role as MessageRole, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 
-use super::{ToolError, ToolInfo, Tools, Workspaces};
+use super::{speckit, ToolError, ToolInfo, Tools, Workspaces};
 
 const INSTRUCTIONS: &str = "Tools over a code workspace (the first of your roots that the server serves, \
 else its default one): analyze_codebase for a map, search_docs and \
 find_references to locate code, read_file to read it, git_diff for changes, run_tests to check them. \
 Paths are relative to the workspace root and cannot leave it.";
+
+/// The one argument of a spec-kit prompt.
+const PROMPT_ARGUMENT: &str = "arguments";
 
 /// How long a client may take to list its roots.
 const ROOTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -83,7 +89,7 @@ fn to_tool(info: &ToolInfo) -> Tool {
 
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().build())
             .with_server_info(Implementation::new("quorum", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
@@ -98,6 +104,40 @@ impl ServerHandler for Handler {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.workspaces.default_tools().list().iter().find(|t| t.name == name).map(to_tool)
+    }
+
+    /// The workspace's spec-kit commands, which clients offer as slash commands.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let tools = self.tools(&context.peer).await.map_err(|e| McpError::invalid_request(e.to_string(), None))?;
+        let commands =
+            speckit::list(tools.workspace().root()).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        let argument = PromptArgument::new(PROMPT_ARGUMENT).with_description("What the command's $ARGUMENTS get");
+        let prompts = commands
+            .iter()
+            .map(|c| {
+                Prompt::new(format!("speckit.{}", c.name), Some(c.description.clone()), Some(vec![argument.clone()]))
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    /// A command's template with its arguments filled in, for the client's model to carry out.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let tools = self.tools(&context.peer).await.map_err(|e| McpError::invalid_request(e.to_string(), None))?;
+        let command = speckit::find(tools.workspace().root(), &request.name)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let arguments = request.arguments.unwrap_or_default();
+        let text = arguments.get(PROMPT_ARGUMENT).and_then(|v| v.as_str()).unwrap_or_default();
+        let message = PromptMessage::new_text(MessageRole::User, command.fill(text));
+        Ok(GetPromptResult::new(vec![message]).with_description(command.description).into())
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {

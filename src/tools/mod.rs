@@ -17,6 +17,7 @@ pub mod read;
 pub mod references;
 pub mod run_tests;
 pub mod search;
+pub mod speckit;
 mod symbols;
 mod walk;
 mod workspace;

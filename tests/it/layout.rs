@@ -1,4 +1,4 @@
-//! The source's dependency arrows: layers point one way (api -> pipeline ->
+//! The source's dependency arrows: layers point one way (api -> spec -> pipeline ->
 //! engine/state/tools, never back), and the pipeline's own modules form no circle.
 //! Read from the source text (`use` paths and `crate::`/`super::` mentions), outside
 //! test modules.
@@ -78,14 +78,22 @@ fn lower_layers_never_reach_up() {
         let path = src().join(layer);
         for file in if path.is_file() { vec![path] } else { sources(&path) } {
             let text = code(&file);
-            for upper in ["crate::api", "crate::pipeline", "crate::cli", "crate::eval", "crate::app"] {
+            for upper in ["crate::api", "crate::spec", "crate::pipeline", "crate::cli", "crate::eval", "crate::app"] {
                 assert!(!text.contains(upper), "{} mentions {upper}", file.display());
             }
         }
     }
     for file in sources(&src().join("pipeline")) {
         let text = code(&file);
-        assert!(!text.contains("crate::api") && !text.contains("crate::cli"), "{} reaches up", file.display());
+        for upper in ["crate::api", "crate::spec", "crate::cli"] {
+            assert!(!text.contains(upper), "{} reaches up to {upper}", file.display());
+        }
+    }
+    for file in sources(&src().join("spec")) {
+        let text = code(&file);
+        for upper in ["crate::api", "crate::cli", "crate::app", "crate::eval"] {
+            assert!(!text.contains(upper), "{} reaches up to {upper}", file.display());
+        }
     }
 }
 

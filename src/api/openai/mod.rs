@@ -4,6 +4,7 @@
 mod fuzz;
 mod pipeline;
 mod respond;
+mod speckit;
 mod tools;
 mod types;
 

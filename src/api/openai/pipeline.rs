@@ -64,8 +64,12 @@ pub async fn chat(state: AppState, tools: Tools, mut req: ChatRequest) -> Result
         let planner = state.role(&Role::Planner.to_string())?;
         return respond::run(&planner, Kind::Chat, &req.model, Prompt::Chat(messages), &mut req.options, None).await;
     }
-    let pipeline = state.pipeline()?;
     let (options, detach) = detach(req.quorum_options.take())?;
+    if let Some((name, arguments)) = crate::spec::slash_command(&last) {
+        let said = crate::api::speckit::start(&state, tools, name, arguments, options)?;
+        return Ok(super::speckit::answer(said, req.model, req.options.stream).await);
+    }
+    let pipeline = state.pipeline()?;
     let task = pipeline.create_on(&tools, &last, false, options).await?;
     let events = pipeline.follow(&task.id, 0);
     pipeline.start(&task.id).await?;

@@ -166,7 +166,7 @@ fn write_python_json(v: &serde_json::Value, indent: Option<usize>, sort: bool, l
 }
 
 /// Seconds since the epoch, split into a civil date and time (UTC).
-fn now_utc() -> (i64, u32, u32, u32, u32, u32) {
+pub(crate) fn now_utc() -> (i64, u32, u32, u32, u32, u32) {
     let secs =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);

@@ -4,6 +4,8 @@
 
 mod jinja;
 
+pub(crate) use jinja::now_utc;
+
 use std::path::Path;
 
 use llama_cpp_2::model::params::LlamaModelParams;
