@@ -170,9 +170,19 @@ fn read_front_matter(front: &str, command: &mut SpecCommand) {
 
 fn key_value(line: &str) -> (&str, &str) {
     match line.split_once(':') {
-        Some((key, value)) => (key.trim(), value.trim().trim_matches('"').trim_matches('\'')),
+        Some((key, value)) => (key.trim(), unquote(value.trim())),
         None => (line.trim(), ""),
     }
+}
+
+/// A YAML scalar without the quotes around it (only where it is quoted as a whole).
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+            return &value[1..value.len() - 1];
+        }
+    }
+    value
 }
 
 /// The folder holding the workspace's command templates: the one `specify init`
