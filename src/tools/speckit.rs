@@ -1,8 +1,8 @@
 //! spec-kit's command templates as a workspace has them: the Markdown files that
 //! `specify init` installs (`speckit.specify.md`, `speckit.plan.md`, ...), read from the
 //! commands folder its integration recorded. quorum ships no template of its own: it reads
-//! whatever version the project has. MCP lists them as prompts; `crate::spec` carries them
-//! out.
+//! whatever version the project has. MCP lists them as prompts; the spec layer, above
+//! the pipeline, carries them out.
 
 use std::path::{Path, PathBuf};
 
