@@ -165,9 +165,8 @@ pub enum Speculative {
     /// Prompt lookup, and where it finds nothing, the role's draft model (a smaller model
     /// of the same vocabulary).
     Draft,
-    /// `draft` where llama.cpp offloads to a GPU and the role has a draft model, `lookup`
-    /// otherwise: on a CPU the draft model's own decodes cost more than they save
-    /// (`benches/RESULTS.md`).
+    /// `lookup`: on a CPU and on a GPU alike, the draft model's own decodes, one token at a
+    /// time, cost more than they save, and prompt lookup pays (`benches/RESULTS.md`).
     #[default]
     Auto,
 }

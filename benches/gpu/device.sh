@@ -72,7 +72,7 @@ build)
     -DCMAKE_CUDA_ARCHITECTURES=$arch -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > '$stage/llama-build.log' 2>&1 && \
     nice -n 15 cmake --build '$stage/llama.cpp/build' --target llama-bench llama-server llama-batched-bench -j $jobs \
-    >> '$stage/llama-build.log' 2>&1; echo \"exit \$?\" >> '$stage/llama-build.log'" < /dev/null &
+    >> '$stage/llama-build.log' 2>&1; echo \"exit \$?\" >> '$stage/llama-build.log'" < /dev/null > /dev/null 2>&1 &
   echo "builds started: $stage/quorum-build.log, $stage/llama-build.log"
   ;;
 models)

@@ -143,7 +143,7 @@ impl Engine {
             let started = std::time::Instant::now();
             let model = loaded.get(&file.path)?;
             let specs: Vec<(Role, &RoleSpec)> = file.roles.iter().map(|&r| (r, profile.role(r))).collect();
-            let draft = match draft_file(file, config.speculation, backend.supports_gpu_offload())? {
+            let draft = match draft_file(file, config.speculation)? {
                 Some(path) => {
                     if !loaded.0.contains_key(&path) {
                         on_event(LoadEvent::Loading { model: file_name(&path), roles: Vec::new() });
@@ -235,9 +235,8 @@ fn file_name(path: &std::path::Path) -> String {
 }
 
 /// The draft model `file`'s worker speculates with, if any: with `draft`, its roles' draft
-/// model (which must then exist); with `auto`, that model where it exists and decodes
-/// run on a GPU.
-fn draft_file(file: &ModelFile, speculation: Speculative, gpu: bool) -> Result<Option<PathBuf>, EngineError> {
+/// model (which must then exist); otherwise none.
+fn draft_file(file: &ModelFile, speculation: Speculative) -> Result<Option<PathBuf>, EngineError> {
     let Some(path) = &file.draft else { return Ok(None) };
     match speculation {
         Speculative::Draft if !path.exists() => Err(EngineError::Load {
@@ -245,7 +244,6 @@ fn draft_file(file: &ModelFile, speculation: Speculative, gpu: bool) -> Result<O
             message: "the draft model is not there; run `quorum models pull`".into(),
         }),
         Speculative::Draft => Ok(Some(path.clone())),
-        Speculative::Auto if gpu && path.exists() => Ok(Some(path.clone())),
         _ => Ok(None),
     }
 }

@@ -54,7 +54,9 @@ pub enum Event {
     },
     /// The tests a step's candidates run, run first on the tree they start from: what
     /// failed there already (excused), and the time limit it sets a candidate (none: that
-    /// run timed out, and the candidates are judged without tests).
+    /// run timed out or its runner is missing, and the candidates are judged without
+    /// tests). `error`: why the tests did not run there (then a candidate's run that stops
+    /// as early says nothing of it).
     Baseline {
         round: u32,
         subtask: usize,
@@ -63,6 +65,7 @@ pub enum Event {
         passed: Option<u64>,
         failing: Vec<String>,
         timeout_secs: Option<u64>,
+        error: Option<String>,
     },
     /// The time budget is running out: `cut` says what the pipeline leaves out.
     Budget {
@@ -218,12 +221,16 @@ impl Event {
                     None => format!("{head}: {} diff lines", c.diff_lines),
                 }
             }
-            Event::Baseline { tests, seconds, failing, timeout_secs, .. } => match timeout_secs {
-                Some(limit) => format!(
+            Event::Baseline { tests, seconds, failing, timeout_secs, error, .. } => match (timeout_secs, error) {
+                (Some(limit), None) => format!(
                     "  tests: {tests}, {seconds:.1} s before any change, {} failing already; {limit} s a candidate",
                     failing.len()
                 ),
-                None => format!("  tests: {tests} time out before any change: candidates go untested"),
+                (Some(limit), Some(error)) => format!(
+                    "  tests: {tests} stop before any test runs ({error}): a candidate's run counts where it gets further; {limit} s a candidate"
+                ),
+                (None, Some(error)) => format!("  tests: {tests} cannot run here ({error}): candidates go untested"),
+                (None, None) => format!("  tests: {tests} time out before any change: candidates go untested"),
             },
             Event::Budget { elapsed_secs, budget_secs, cut } => {
                 format!("  time budget: {elapsed_secs} of {budget_secs} s spent: {cut}")

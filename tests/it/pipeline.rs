@@ -661,6 +661,43 @@ async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_e
     assert_eq!(candidates[2]["tests"]["success"], false);
 }
 
+#[tokio::test]
+async fn tests_that_cannot_run_before_any_change_are_held_against_no_candidate() {
+    let (_dir, root) = calc_repo();
+    // Every run stops at the conftest, before any test: as `python3 -m pytest` does
+    // where pytest is not installed.
+    std::fs::write(root.join("tests/conftest.py"), "raise ImportError('the lab database driver is missing')\n")
+        .unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "a conftest that needs the lab"]);
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 5]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let (_state, p, task, done) = run_task(&root, models.clone(), edit_blocks()).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let baseline = events.iter().find(|e| e.kind == "baseline").expect("a baseline run");
+    let error = baseline.data["error"].as_str().unwrap_or_default();
+    assert!(error.contains("lab database driver"), "{}", baseline.data);
+    let candidates: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data).collect();
+    assert_eq!(candidates.len(), 5);
+    // Each candidate's run stopped where the baseline's did: no evidence either way.
+    assert!(candidates.iter().all(|c| c["tests"].is_null()), "{candidates:?}");
+    let review = models
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(r, a)| *r == Role::Reviewer && a.messages.iter().any(|m| m.content.contains(REVIEW)))
+        .map(|(_, a)| a.messages.last().unwrap().content.clone())
+        .unwrap();
+    assert!(!review.contains("Tests FAIL"), "{review}");
+}
+
 /// Scripted models whose reviews answer at the instant `1` (not before): a stage that
 /// runs long, ending when the test says whatever the machine's speed.
 struct SlowReview(ScriptedModels, tokio::time::Instant);

@@ -11,7 +11,7 @@ pub use self::selection::{Baseline, Selection};
 use self::worktree::Scratch;
 pub use super::record::TestOutcome;
 use crate::pipeline::{tuning, Ctx, PipelineError};
-use crate::tools::run_tests;
+use crate::tools::{run_tests, ToolError};
 
 /// Runs blocking work (git, files) on tokio's blocking pool.
 pub async fn blocking<T: Send + 'static>(
@@ -29,16 +29,36 @@ pub struct TestPlan {
     pub timeout_secs: u64,
 }
 
+/// Why a step's candidates go untested.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Untested {
+    /// The tests did not finish on the tree before any change.
+    TimedOut,
+    /// The runner is not installed.
+    NoRunner(String),
+}
+
+impl Untested {
+    /// What the step's event says (None: it timed out, which the event's missing time
+    /// limit says).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Untested::TimedOut => None,
+            Untested::NoRunner(message) => Some(message.clone()),
+        }
+    }
+}
+
 impl TestPlan {
     /// The selected tests run once on the tree of `layers` (the workspace, then earlier
-    /// steps' patches) before any candidate. None when the baseline timed out: tests that
-    /// cannot finish untouched say nothing about a candidate (the whole suite, when nothing
-    /// narrowed it down, gets [`tuning::WHOLE_SUITE_SECS`]).
+    /// steps' patches) before any candidate. Untested when that run timed out or its runner
+    /// is missing: tests that cannot run untouched say nothing about a candidate (the whole
+    /// suite, when nothing narrowed it down, gets [`tuning::WHOLE_SUITE_SECS`]).
     pub async fn prepare(
         ctx: &Ctx<'_>,
         layers: &[String],
         selection: Selection,
-    ) -> Result<Option<TestPlan>, PipelineError> {
+    ) -> Result<Result<TestPlan, Untested>, PipelineError> {
         let root = ctx.tools.workspace().root().to_path_buf();
         let layers = layers.to_vec();
         let scratch = blocking(move || {
@@ -56,31 +76,55 @@ impl TestPlan {
             Ok(())
         })
         .await?;
-        let out = ran?;
+        let out = match ran {
+            Err(PipelineError::Tool(ToolError::Unavailable(message))) => return Ok(Err(Untested::NoRunner(message))),
+            ran => ran?,
+        };
         let baseline = Baseline {
+            not_run: ran_nothing(&out).then(|| last_line(&out.output_tail)),
             failed_tests: out.failed_tests,
             passed: out.counts.passed,
             seconds: out.duration_ms as f64 / 1000.0,
             timed_out: out.timed_out,
         };
         if baseline.timed_out {
-            return Ok(None);
+            return Ok(Err(Untested::TimedOut));
         }
         let timeout_secs = baseline.timeout_secs(max);
-        Ok(Some(TestPlan { selection, baseline: Some(baseline), timeout_secs }))
+        Ok(Ok(TestPlan { selection, baseline: Some(baseline), timeout_secs }))
     }
 }
 
-/// A candidate's tests, as they ran: see [`excuse`] for failures that were already there.
-pub async fn run_tests(ctx: &Ctx<'_>, scratch: &Scratch, tests: &TestPlan) -> Result<TestOutcome, PipelineError> {
+/// A candidate's tests, as they ran (see [`excuse`] for failures that were already there).
+/// None when the run stopped before any test, as the baseline's did: that says nothing of
+/// the candidate (`python3 -m pytest` without pytest fails the same way for every one).
+pub async fn run_tests(
+    ctx: &Ctx<'_>,
+    scratch: &Scratch,
+    tests: &TestPlan,
+) -> Result<Option<TestOutcome>, PipelineError> {
     let out = run_selected(ctx, scratch, &tests.selection, tests.timeout_secs).await?;
-    Ok(TestOutcome {
+    let broken_before = tests.baseline.as_ref().is_some_and(|b| b.not_run.is_some());
+    if broken_before && ran_nothing(&out) {
+        return Ok(None);
+    }
+    Ok(Some(TestOutcome {
         success: out.success,
         passed: out.counts.passed,
         failed: out.counts.failed,
         output_tail: out.output_tail,
         failed_tests: out.failed_tests,
-    })
+    }))
+}
+
+/// A failed run that counted and named no test: it stopped before running any.
+fn ran_nothing(out: &run_tests::Output) -> bool {
+    !out.success && out.counts.passed.is_none() && out.counts.failed.is_none() && out.failed_tests.is_empty()
+}
+
+fn last_line(output: &str) -> String {
+    let line = output.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output");
+    line.chars().take(200).collect()
 }
 
 /// Runs that failed only where the baseline failed and no run of `outcomes` did better

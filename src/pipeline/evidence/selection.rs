@@ -142,6 +142,9 @@ pub struct Baseline {
     pub passed: Option<u64>,
     pub seconds: f64,
     pub timed_out: bool,
+    /// The run stopped before any test ran (a runner's module missing, a broken conftest, a
+    /// build that fails): its output's last line.
+    pub not_run: Option<String>,
 }
 
 impl Baseline {
@@ -235,6 +238,7 @@ mod tests {
             passed: Some(9),
             seconds: 4.0,
             timed_out: false,
+            not_run: None,
         };
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
         let (fixes, misses, breaks) = (

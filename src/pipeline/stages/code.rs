@@ -207,7 +207,7 @@ async fn test_plan(
     let tests = selection.describe();
     let plan = TestPlan::prepare(ctx, layers, selection).await?;
     let event = match &plan {
-        Some(TestPlan { baseline: Some(b), timeout_secs, .. }) => Event::Baseline {
+        Ok(TestPlan { baseline: Some(b), timeout_secs, .. }) => Event::Baseline {
             round,
             subtask,
             tests,
@@ -215,11 +215,31 @@ async fn test_plan(
             passed: b.passed,
             failing: b.failed_tests.clone(),
             timeout_secs: Some(*timeout_secs),
+            error: b.not_run.clone(),
         },
-        _ => Event::Baseline { round, subtask, tests, seconds: 0.0, passed: None, failing: vec![], timeout_secs: None },
+        Ok(_) => Event::Baseline {
+            round,
+            subtask,
+            tests,
+            seconds: 0.0,
+            passed: None,
+            failing: vec![],
+            timeout_secs: None,
+            error: None,
+        },
+        Err(untested) => Event::Baseline {
+            round,
+            subtask,
+            tests,
+            seconds: 0.0,
+            passed: None,
+            failing: vec![],
+            timeout_secs: None,
+            error: untested.reason(),
+        },
     };
     ctx.emit(Stage::Code, event).await?;
-    Ok(plan)
+    Ok(plan.ok())
 }
 
 /// What every batch of one sub-task's candidates shares.
@@ -258,7 +278,7 @@ impl Batch<'_> {
             return Ok((None, None));
         }
         let tests = match &self.tests {
-            Some(tests) => Some(run_tests(ctx, scratch, tests).await?),
+            Some(tests) => run_tests(ctx, scratch, tests).await?,
             None => None,
         };
         let behaviour = crate::pipeline::evidence::probes::observe(ctx, scratch, &self.plan.probes).await?;

@@ -78,8 +78,10 @@ async fn combined(
     let tests = match review_tests(ctx, task, &changed).await? {
         Some(plan) => {
             let mut outcome = run_tests(ctx, &scratch, &plan).await?;
-            excuse(&plan, task, &mut [&mut outcome]);
-            Some(outcome)
+            if let Some(outcome) = &mut outcome {
+                excuse(&plan, task, &mut [outcome]);
+            }
+            outcome
         }
         None => None,
     };
@@ -106,7 +108,7 @@ async fn review_tests(ctx: &Ctx<'_>, task: &str, changed: &[String]) -> Result<O
     })
     .await?;
     let Some((selection, patch)) = found else { return Ok(None) };
-    TestPlan::prepare(ctx, &[patch?], selection).await
+    Ok(TestPlan::prepare(ctx, &[patch?], selection).await?.ok())
 }
 
 /// `files` are the changed files after the change: a small reviewer misreads a diff alone
