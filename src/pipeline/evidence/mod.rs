@@ -25,7 +25,7 @@ pub async fn blocking<T: Send + 'static>(
 #[derive(Debug, Clone)]
 pub struct TestPlan {
     pub selection: Selection,
-    pub baseline: Option<Baseline>,
+    pub baseline: Baseline,
     pub timeout_secs: u64,
 }
 
@@ -91,7 +91,7 @@ impl TestPlan {
             return Ok(Err(Untested::TimedOut));
         }
         let timeout_secs = baseline.timeout_secs(max);
-        Ok(Ok(TestPlan { selection, baseline: Some(baseline), timeout_secs }))
+        Ok(Ok(TestPlan { selection, baseline, timeout_secs }))
     }
 }
 
@@ -104,8 +104,7 @@ pub async fn run_tests(
     tests: &TestPlan,
 ) -> Result<Option<TestOutcome>, PipelineError> {
     let out = run_selected(ctx, scratch, &tests.selection, tests.timeout_secs).await?;
-    let broken_before = tests.baseline.as_ref().is_some_and(|b| b.not_run.is_some());
-    if broken_before && ran_nothing(&out) {
+    if tests.baseline.not_run.is_some() && ran_nothing(&out) {
         return Ok(None);
     }
     Ok(Some(TestOutcome {
@@ -132,7 +131,7 @@ fn last_line(output: &str) -> String {
 /// A failing test the task names ("so test_add fails") is what the task is for: never
 /// excused.
 pub fn excuse(tests: &TestPlan, task: &str, outcomes: &mut [&mut TestOutcome]) {
-    let Some(baseline) = &tests.baseline else { return };
+    let baseline = &tests.baseline;
     let mut stubborn = baseline.stubborn(outcomes.iter().map(|o| o.failed_tests.as_slice()));
     stubborn.retain(|test| !selection::named_by(task, test));
     for outcome in outcomes.iter_mut() {

@@ -193,6 +193,8 @@ mod tests {
             ("first([[]])[0]", "raises IndexError"),
             // Arguments are shown without using up the iterators in them.
             ("firsts([iter([7])])", "[7]"),
+            // The module's own name reaches it, as a task writes the call.
+            ("m.first([5])", "5"),
         ];
         let probes = Probes { modules: vec!["m".into()], calls: calls.iter().map(|(c, _)| c.to_string()).collect() };
         std::fs::write(dir.path().join(FILE), script(&probes)).unwrap();

@@ -207,7 +207,7 @@ async fn test_plan(
     let tests = selection.describe();
     let plan = TestPlan::prepare(ctx, layers, selection).await?;
     let event = match &plan {
-        Ok(TestPlan { baseline: Some(b), timeout_secs, .. }) => Event::Baseline {
+        Ok(TestPlan { baseline: b, timeout_secs, .. }) => Event::Baseline {
             round,
             subtask,
             tests,
@@ -216,16 +216,6 @@ async fn test_plan(
             failing: b.failed_tests.clone(),
             timeout_secs: Some(*timeout_secs),
             error: b.not_run.clone(),
-        },
-        Ok(_) => Event::Baseline {
-            round,
-            subtask,
-            tests,
-            seconds: 0.0,
-            passed: None,
-            failing: vec![],
-            timeout_secs: None,
-            error: None,
         },
         Err(untested) => Event::Baseline {
             round,
