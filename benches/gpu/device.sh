@@ -10,7 +10,8 @@
 #        benches/gpu/device.sh steps OUT MODEL.gguf   one stream's decode step: llama.cpp, quorum's timers
 #        benches/gpu/device.sh eval OUT MODEL.gguf [N]   the pipeline on the first N function tasks
 #        benches/gpu/device.sh eval-small OUT [N] [SECS]   the same on the small profile (at most SECS)
-#        benches/gpu/device.sh eval-repos OUT IDS [SECS]   the small profile on repository tasks IDS
+#        benches/gpu/device.sh eval-repos OUT IDS [SECS] [MODE]   the small profile on repository tasks IDS
+#        (QUORUM_GPU_TOOLS=0 before build: quorum's build alone, for runs that need no llama.cpp tool)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 stage="${QUORUM_GPU_STAGE:-$HOME/.cache/quorum-gpu}"
@@ -68,6 +69,7 @@ build)
   setsid bash -c "cd '$root' && cargo build --release --locked --offline --features cuda \
     --config 'source.crates-io.replace-with=\"vendored\"' --config 'source.vendored.directory=\"$stage/vendor\"' \
     > '$stage/quorum-build.log' 2>&1; echo \"exit \$?\" >> '$stage/quorum-build.log'; \
+    [ '${QUORUM_GPU_TOOLS:-1}' = 0 ] && { echo 'exit 0 (not built)' > '$stage/llama-build.log'; exit; }; \
     nice -n 15 cmake -S '$stage/llama.cpp' -B '$stage/llama.cpp/build' -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=$arch -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > '$stage/llama-build.log' 2>&1 && \
@@ -123,11 +125,12 @@ eval-small)
   "$quorum" eval --report --out "$out"
   ;;
 eval-repos)
-  out="$2/eval-repos"
+  mode="${5:-pipeline}"
+  out="$2/eval-repos-$mode"
   gemma_stand_in
   # repos.py reads the sources from $QUORUM_CACHE/repos (unpacked by build).
   QUORUM_CACHE="$stage" timeout "${4:-540}" "$quorum" eval --repos "$root/evals/repos/tasks.jsonl" --only "$3" \
-    --mode pipeline --models-dir "$stage/models" --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
+    --mode "$mode" --models-dir "$stage/models" --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
   tail -n 20 "$out.log"
   "$quorum" eval --report --out "$out"
   ;;

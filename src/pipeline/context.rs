@@ -1,12 +1,14 @@
 //! The code the models see: the context the plan gathers with the codebase tools (the
 //! analyze_codebase summary, then the files the task names and the files that define or
 //! use the symbols it names, most relevant first), and files fitted to a token budget
-//! (counted with the planner's own tokenizer), cut at a line where they do not fit whole.
+//! (counted with the planner's own tokenizer), cut to the blocks the task names where they
+//! do not fit whole ([`excerpt`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use super::excerpt::Focus;
 pub use super::record::{Context, ContextFile};
-use super::{heuristics, Ctx, PipelineError};
+use super::{excerpt, heuristics, Ctx, PipelineError};
 use crate::models::Role;
 use crate::tools::{analyze, is_generated, read, references, search, Tools, Workspace};
 
@@ -30,7 +32,7 @@ pub async fn gather(ctx: &Ctx<'_>, task: &str, extra_files: &[String]) -> Result
         // would draw the plan into them).
         paths = analysis.entry_points.into_iter().filter(|p| !is_generated(p)).collect();
     }
-    let files = fit_files(ctx, ctx.tools.workspace(), &paths, ctx.options.context_tokens);
+    let files = fit_files(ctx, ctx.tools.workspace(), &paths, ctx.options.context_tokens, &task_focus(task));
     Ok(Context { summary, files })
 }
 
@@ -47,7 +49,14 @@ pub async fn retrieve(tools: &Tools, task: &str, extra_files: &[String]) -> Vec<
             *score.entry(found.path).or_default() += 20;
         }
     }
-    let weighted = terms.symbols.iter().map(|s| (s, 5, 1)).chain(terms.words.iter().take(MAX_WORDS).map(|w| (w, 2, 0)));
+    // A qualifier (`pkg` of `pkg.func`) counts where it is defined (a class), not where
+    // it is used: every import of the package would.
+    let weighted = terms
+        .symbols
+        .iter()
+        .map(|s| (s, 5, 1))
+        .chain(terms.qualifiers.iter().map(|q| (q, 5, 0)))
+        .chain(terms.words.iter().take(MAX_WORDS).map(|w| (w, 2, 0)));
     for (symbol, defines, uses) in weighted {
         let args = references::Args { symbol: symbol.clone(), max_results: Some(500), ..Default::default() };
         let Ok(found) = tools.references(args).await else { continue };
@@ -92,9 +101,30 @@ fn is_code(path: &str) -> bool {
 /// Plain words of a task looked up as definitions, at most.
 const MAX_WORDS: usize = 12;
 
+/// What a task names: code names, plain words and quoted messages. A dotted name's
+/// qualifier is not among them: `inflection` of `inflection.ordinalize` is in every
+/// block of a file that loops `for inflection in ...`.
+pub fn task_focus(task: &str) -> Focus {
+    let terms = heuristics::terms(task);
+    Focus { names: terms.symbols.into_iter().chain(terms.words).chain(terms.phrases).collect(), lines: Vec::new() }
+}
+
+/// What a task names, and the lines `diff` adds: the blocks a reviewer must see.
+pub fn change_focus(task: &str, diff: &str) -> Focus {
+    let lines = diff
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .map(|l| l[1..].trim().to_string())
+        .filter(|l| l.len() >= 8)
+        .collect();
+    Focus { lines, ..task_focus(task) }
+}
+
 /// Reads `paths` from `tree` in order while `budget` tokens last; a file that does not
-/// fit whole is cut at a line. Unreadable, binary and missing files are skipped.
-pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usize) -> Vec<ContextFile> {
+/// fit whole is cut to what `focus` names ([`excerpt::fit`]). Unreadable, binary and
+/// missing files are skipped.
+pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usize, focus: &Focus) -> Vec<ContextFile> {
+    let count = |s: &str| ctx.models.count_tokens(Role::Planner, s);
     let mut left = budget;
     let mut files = Vec::new();
     for path in paths {
@@ -109,10 +139,7 @@ pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usiz
         // One long file may not take the whole budget while others wait: the next ones
         // (often the small module that defines what the task names) get a share.
         let share = if files.is_empty() && paths.len() > 1 { left * 3 / 5 } else { left };
-        let (content, tokens) = fit(ctx, &content, share);
-        if tokens == 0 {
-            continue;
-        }
+        let Some((content, tokens)) = excerpt::fit(&content, share, focus, &count) else { continue };
         // A cut file may come out a few tokens over (its last line): never below zero.
         left = left.saturating_sub(tokens);
         files.push(ContextFile { path: tree.relative(&full), content, tokens });
@@ -120,38 +147,9 @@ pub fn fit_files(ctx: &Ctx<'_>, tree: &Workspace, paths: &[String], budget: usiz
     files
 }
 
-/// The line that ends a file cut to fit its budget.
-const CUT: &str = "...";
-
 /// Whether the file is shown whole, not cut to fit its budget.
 pub fn is_whole(file: &ContextFile) -> bool {
-    !file.content.lines().last().is_some_and(|l| l.starts_with(CUT) && l.ends_with("more lines not shown)"))
-}
-
-/// The longest prefix of whole lines of `content` within `budget` tokens.
-fn fit(ctx: &Ctx<'_>, content: &str, budget: usize) -> (String, usize) {
-    let count = |s: &str| ctx.models.count_tokens(Role::Planner, s);
-    let whole = count(content);
-    if whole <= budget {
-        return (content.to_string(), whole);
-    }
-    let lines: Vec<&str> = content.lines().collect();
-    let (mut lo, mut hi) = (0, lines.len());
-    // Binary search on the number of lines: token counts grow with the prefix.
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if count(&lines[..mid].join("\n")) + 10 <= budget {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    if lo == 0 {
-        return (String::new(), 0);
-    }
-    let text = format!("{}\n{CUT} ({} more lines not shown)\n", lines[..lo].join("\n"), lines.len() - lo);
-    let tokens = count(&text);
-    (text, tokens)
+    !excerpt::is_cut(&file.content)
 }
 
 pub fn render_files(files: &[ContextFile]) -> String {
@@ -160,7 +158,8 @@ pub fn render_files(files: &[ContextFile]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_whole, retrieve, ContextFile, CUT};
+    use super::{is_whole, retrieve, ContextFile};
+    use crate::pipeline::excerpt::CUT;
     use crate::tools::{Tools, Workspace};
 
     #[tokio::test]

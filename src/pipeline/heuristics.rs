@@ -42,8 +42,11 @@ pub struct Terms {
     /// Words that look like file paths.
     pub paths: Vec<String>,
     /// Words that look like code: snake_case or camelCase, a call (`name(`), in backticks,
-    /// or a part of a dotted name (`pkg.func`).
+    /// or the last part of a dotted name (`func` of `pkg.func`).
     pub symbols: Vec<String>,
+    /// The other parts of dotted names (`pkg`): a module or a class, which much code
+    /// names without being about the task (a loop variable, an import).
+    pub qualifiers: Vec<String>,
     /// Other words of four letters or more that are not common English: only a definition
     /// of one of these counts (users name functions in plain words: "windowed", "camelize").
     pub words: Vec<String>,
@@ -77,7 +80,13 @@ pub fn terms(task: &str) -> Terms {
             continue;
         }
         let called = after.starts_with('(');
-        for part in word.split('.').filter(|p| is_identifier(p) && p.len() >= 3) {
+        let parts: Vec<&str> = word.split('.').collect();
+        if dotted_code {
+            let (_, qualifiers) = parts.split_last().expect("a dotted name has parts");
+            found.qualifiers.extend(qualifiers.iter().filter(|q| q.len() >= 3).map(|q| q.to_string()));
+        }
+        let named = if dotted_code { &parts[parts.len() - 1..] } else { &parts[..] };
+        for part in named.iter().copied().filter(|p| is_identifier(p) && p.len() >= 3) {
             let codey = part.contains('_')
                 || (part.chars().skip(1).any(char::is_uppercase) && part.chars().any(char::is_lowercase));
             if codey || called || quoted || dotted_code {
@@ -87,11 +96,12 @@ pub fn terms(task: &str) -> Terms {
             }
         }
     }
-    for list in [&mut found.paths, &mut found.symbols, &mut found.words] {
+    for list in [&mut found.paths, &mut found.symbols, &mut found.qualifiers, &mut found.words] {
         let mut seen = std::collections::HashSet::new();
         list.retain(|w| seen.insert(w.clone()));
     }
-    found.words.retain(|w| !found.symbols.contains(w));
+    found.qualifiers.retain(|q| !found.symbols.contains(q));
+    found.words.retain(|w| !found.symbols.contains(w) && !found.qualifiers.contains(w));
     found.phrases = phrases(task);
     found
 }
@@ -101,8 +111,14 @@ pub fn terms(task: &str) -> Terms {
 pub fn concrete_details(text: &str) -> Vec<String> {
     let found = terms(text);
     let numbers = text.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).map(str::to_string);
-    let mut details: Vec<String> =
-        found.paths.into_iter().chain(found.symbols).chain(found.phrases).chain(numbers).collect();
+    let mut details: Vec<String> = found
+        .paths
+        .into_iter()
+        .chain(found.symbols)
+        .chain(found.qualifiers)
+        .chain(found.phrases)
+        .chain(numbers)
+        .collect();
     let mut seen = std::collections::HashSet::new();
     details.retain(|d| seen.insert(d.clone()));
     details
@@ -320,6 +336,141 @@ pub fn names_exception(task: &str, exception: &str) -> bool {
     task.contains(exception)
 }
 
+/// The calls a task writes with literal arguments (`ordinalize(11) gives '11st'`): the
+/// inputs a user saw go wrong, which tell candidates apart better than any a model invents.
+pub fn example_calls(task: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (call, _) in calls_written(task) {
+        // `ordinalize(11)` after `inflection.ordinalize(11)` is the same call.
+        if !found.iter().any(|f| f == &call || f.ends_with(&format!(".{call}"))) {
+            found.push(call);
+        }
+    }
+    found
+}
+
+/// What a bug report says its calls return (`ordinalize(11) gives '11st'`, the value as
+/// Python would print it), when it also says something is wrong ("should", "instead"): a
+/// candidate whose call still returns that has not fixed it.
+pub fn reported_values(task: &str) -> Vec<(String, String)> {
+    const VERBS: &[&str] =
+        &["gives", "returns", "yields", "outputs", "produces", "prints", "gave", "returned", "==", "->"];
+    const WRONG: &[&str] = &["should", "expected", "instead", "wrong", "incorrect", " bug", "but "];
+    let lower = task.to_lowercase();
+    if !WRONG.iter().any(|w| lower.contains(w)) {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for (call, end) in calls_written(task) {
+        let rest = task[end..].trim_start();
+        let Some(verb) = VERBS.iter().find(|v| rest.starts_with(*v)) else { continue };
+        if let Some(value) = python_literal(rest[verb.len()..].trim_start()) {
+            found.push((call, value));
+        }
+    }
+    found
+}
+
+/// Whether a probe's printed value is `reported` ([`reported_values`]): alike but for spaces.
+pub fn same_value(seen: &str, reported: &str) -> bool {
+    let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    squeeze(seen) == squeeze(reported)
+}
+
+/// The literal `text` starts with, as Python prints it: a quoted string, a number, a
+/// constant or a bracketed literal.
+fn python_literal(text: &str) -> Option<String> {
+    let first = text.chars().next()?;
+    if first == '\'' || first == '"' {
+        let inner = &text[1..text[1..].find(first)? + 1];
+        return Some(if inner.contains('\'') && !inner.contains('"') {
+            format!("\"{inner}\"")
+        } else {
+            format!("'{inner}'")
+        });
+    }
+    if matches!(first, '[' | '(' | '{') {
+        let close = closing(text)?;
+        return Some(text[..=close].to_string());
+    }
+    let word: String = text.chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_')).collect();
+    let word = word.trim_end_matches('.');
+    let number = word.trim_start_matches('-');
+    let numeric = !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.starts_with(|c: char| c.is_ascii_digit());
+    (numeric || matches!(word, "True" | "False" | "None")).then(|| word.to_string())
+}
+
+/// Each call with literal arguments the task writes, and where it ends in the text.
+fn calls_written(task: &str) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    for (open, _) in task.match_indices('(') {
+        let name_start =
+            task[..open].rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map_or(0, |i| i + 1);
+        let name = task[name_start..open].trim_start_matches('.');
+        if !name.split('.').all(is_identifier) {
+            continue;
+        }
+        let Some(close) = closing(&task[open..]).filter(|&i| task[open + i..].starts_with(')')) else { continue };
+        let call = format!("{name}{}", &task[open..open + close + 1]);
+        let arguments = &call[name.len() + 1..call.len() - 1];
+        // `add()` with nothing in it names a function ("fix add() in calc.py").
+        if !arguments.trim().is_empty() && literal_arguments(arguments) {
+            found.push((call, open + close + 1));
+        }
+    }
+    found
+}
+
+/// Where the bracket opening `text` closes, counting nested ones, outside quotes.
+fn closing(text: &str) -> Option<usize> {
+    let (mut depth, mut quote) = (0usize, None);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether a call's arguments are literals only: quoted text, numbers, brackets and the
+/// constants (no names a probe could not resolve).
+fn literal_arguments(args: &str) -> bool {
+    let mut outside = String::new();
+    let mut quote = None;
+    for c in args.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => outside.push(c),
+        }
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let names_only_literals = outside.match_indices(|c: char| c.is_alphabetic() || c == '_').all(|(at, _)| {
+        if outside[..at].ends_with(is_word) {
+            return true;
+        }
+        let rest = &outside[at..];
+        let word = &rest[..rest.find(|c: char| !is_word(c)).unwrap_or(rest.len())];
+        let after = rest[word.len()..].trim_start();
+        // A keyword argument's name (`n=2`), or a constant.
+        (after.starts_with('=') && !after.starts_with("==")) || matches!(word, "True" | "False" | "None")
+    });
+    quote.is_none() && names_only_literals
+}
+
 // ---- The models' habits
 
 /// Item 3: unless the task is about tests, steps that would only edit test files go (small
@@ -358,6 +509,35 @@ pub fn merge_same_files(plan: Plan) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bug_report_says_what_its_calls_return_wrongly() {
+        let task = "inflection.ordinalize(11) gives '11st' and ordinalize(112) gives \"112nd\". Numbers ending in 11 \
+                    should get 'th'. chunked([1, 2], 3) returns [[1, 2], []], len(x) returns 3, f(-1) == -2.0, g(0) gives None.";
+        let found = reported_values(task);
+        let want = [
+            ("inflection.ordinalize(11)", "'11st'"),
+            ("ordinalize(112)", "'112nd'"),
+            ("chunked([1, 2], 3)", "[[1, 2], []]"),
+            ("f(-1)", "-2.0"),
+            ("g(0)", "None"),
+        ];
+        assert_eq!(found, want.map(|(c, v)| (c.to_string(), v.to_string())));
+        assert!(same_value("[[1, 2], []]", "[[1,2],[]]") && !same_value("'11th'", "'11st'"));
+        assert!(reported_values("ordinalize(11) gives '11th', as documented.").is_empty(), "nothing is said wrong");
+        assert!(reported_values("ordinalize(11) should give '11th'").is_empty(), "what it should give");
+    }
+
+    #[test]
+    fn the_calls_a_task_writes_with_literal_arguments_are_its_examples() {
+        let task = "inflection.ordinalize(11) gives '11st' and ordinalize(112) gives '112nd'; \
+                    windowed([1, (2, 3)], n=2) is wrong, f(x) is not literal, nor is g(, and (1) is no call. \
+                    ordinalize(11) again, parse('a(b') too; fix h() in h.py.";
+        assert_eq!(
+            example_calls(task),
+            ["inflection.ordinalize(11)", "ordinalize(112)", "windowed([1, (2, 3)], n=2)", "parse('a(b')"]
+        );
+    }
 
     fn step(description: &str, files: &[&str]) -> Subtask {
         Subtask {
@@ -438,9 +618,10 @@ mod tests {
              The `key` of topk(2, x) and windowed items should work; click.style too.",
         );
         assert!(found.paths.is_empty(), "{:?}", found.paths);
-        for symbol in ["inflection", "ordinalize", "sqlparse", "format", "keyword_case", "key", "topk", "style"] {
+        for symbol in ["ordinalize", "format", "keyword_case", "key", "topk", "style"] {
             assert!(found.symbols.iter().any(|s| s == symbol), "{symbol} in {:?}", found.symbols);
         }
+        assert_eq!(found.qualifiers, ["inflection", "sqlparse", "click"]);
         assert!(found.words.iter().any(|w| w == "windowed"), "{:?}", found.words);
         assert!(!found.words.iter().any(|w| w == "should" || w == "gives"), "{:?}", found.words);
         let found = terms("format(x, n=2) raises SQLParseError 'Invalid value for truncate_strings: 2'.");

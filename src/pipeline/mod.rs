@@ -15,6 +15,7 @@ pub mod ballot;
 mod context;
 mod event;
 mod evidence;
+mod excerpt;
 mod heuristics;
 mod models;
 mod options;

@@ -53,7 +53,8 @@ pub struct PipelineOptions {
     /// Tokens of code the planner and the coders see (the planner's tokenizer counts).
     pub context_tokens: usize,
     /// A candidate longer than this is red-flagged (plus the files' length when the coder
-    /// writes them whole).
+    /// writes them whole, or the longest definition shown, at most as much again, when it
+    /// writes edit blocks).
     pub coder_max_tokens: u32,
     /// The coder writes files up to this many lines whole, and edits longer ones with
     /// search/replace blocks; 0 means always blocks.

@@ -26,6 +26,10 @@ pub enum RedFlag {
     /// It could not be judged (git failed on its worktree).
     #[error("could not be judged: {detail}")]
     Unjudged { detail: String },
+    /// A call the task writes as its example still returns what the task reports as the
+    /// bug, or crashes.
+    #[error("{call}, the task's own example, {seen}")]
+    FailsExample { call: String, seen: String },
 }
 
 impl RedFlag {
@@ -38,6 +42,7 @@ impl RedFlag {
             RedFlag::NoChange => "changes nothing",
             RedFlag::DoesNotParse { .. } => "breaks the build",
             RedFlag::Unjudged { .. } => "not judged",
+            RedFlag::FailsExample { .. } => "fails the task's example",
         }
     }
 }

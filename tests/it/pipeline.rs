@@ -334,6 +334,44 @@ async fn a_candidate_that_crashes_on_a_probe_cannot_stand_against_one_that_does_
 }
 
 #[tokio::test]
+async fn a_candidate_that_still_gives_what_the_task_reports_or_nothing_is_red_flagged() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    // The task's own call comes first; the reviewer's after it.
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": ["add(0, 0)"]}"#]);
+    models.script(
+        Role::Coder,
+        [
+            block("    return a - b\n", "    return a - b  # the sum\n"),
+            block("    return a - b\n", "    return None if a == 2 else a + b\n"),
+            block("    return a - b\n", "    return a + b\n"),
+        ],
+    );
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { candidates: 3, probes: 2, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create("add(2, 3) returns -1 in calc.py, but should return 5.", false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let probes = events.iter().find(|e| e.kind == "probes").unwrap();
+    assert_eq!(probes.data["calls"], json!(["add(2, 3)", "add(0, 0)"]));
+    let flags: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data["red_flag"]).collect();
+    assert_eq!(
+        flags,
+        [
+            &json!("add(2, 3), the task's own example, still returns -1, as the task reports of the bug"),
+            &json!("add(2, 3), the task's own example, returns None"),
+            &Value::Null
+        ]
+    );
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+}
+
+#[tokio::test]
 async fn while_no_candidate_passes_another_batch_is_sampled_hotter() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());

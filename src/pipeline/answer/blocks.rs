@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use crate::pipeline::excerpt;
 use crate::tools::Workspace;
 
 pub const SEARCH: &str = "<<<<<<< SEARCH";
@@ -132,7 +133,14 @@ pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
         if lines[i + 1..divider].iter().any(|l| l.trim_end() == SEARCH) {
             return Err(EditError::Malformed(format!("nested SEARCH in the block for {path}")));
         }
-        let join = |part: &[&str]| if part.is_empty() { String::new() } else { format!("{}\n", part.join("\n")) };
+        let join = |part: &[&str]| {
+            let part = without_markers(part);
+            if part.is_empty() {
+                String::new()
+            } else {
+                format!("{}\n", part.join("\n"))
+            }
+        };
         let edit = Edit { path, search: join(&lines[i + 1..divider]), replace: join(&lines[divider + 1..end]) };
         // Small models often say the same block again; applying it twice would fail.
         if !edits.contains(&edit) {
@@ -144,6 +152,20 @@ pub fn parse(text: &str) -> Result<Vec<Edit>, EditError> {
         return Err(EditError::Malformed("no SEARCH/REPLACE block".into()));
     }
     Ok(edits)
+}
+
+/// `part` without the lines that stood for code not shown ([`excerpt`]), which small
+/// models copy from the excerpt they were shown, and without the blank lines before such a
+/// line at the end.
+fn without_markers<'a>(part: &[&'a str]) -> Vec<&'a str> {
+    let ends_cut = part.iter().rev().find(|l| !l.trim().is_empty()).is_some_and(|l| excerpt::is_marker(l));
+    let mut kept: Vec<&str> = part.iter().copied().filter(|l| !excerpt::is_marker(l)).collect();
+    if ends_cut {
+        while kept.last().is_some_and(|l| l.trim().is_empty()) {
+            kept.pop();
+        }
+    }
+    kept
 }
 
 /// The complete blocks of an answer cut off by its token limit, when what was cut off
@@ -267,6 +289,15 @@ mod tests {
         assert_eq!(edits[1], Edit { path: "src/new.py".into(), search: String::new(), replace: "x = 1\n".into() });
         let block = "FILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
         assert_eq!(parse(&block.repeat(3)).unwrap(), vec![edits[0].clone()], "a repeated block counts once");
+    }
+
+    #[test]
+    fn the_lines_that_stood_for_code_not_shown_are_not_written() {
+        let text =
+            "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n=======\ndef f():\n    return 1\n... (lines 3-9 not shown)\n    \
+                    return 2\n\n\n... (167 more lines not shown)\n>>>>>>> REPLACE\n";
+        let edits = parse(text).unwrap();
+        assert_eq!(edits[0].replace, "def f():\n    return 1\n    return 2\n");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::pipeline::excerpt::mentions;
 use crate::pipeline::heuristics;
 use crate::tools::{is_test_file, test_commands, TestCommand};
 
@@ -91,16 +92,6 @@ fn module_name(path: &str) -> Option<String> {
     let last = stem.rsplit('/').next()?;
     let name = if last == "__init__" { stem.rsplit('/').nth(1)? } else { last };
     (name.len() >= 3).then(|| name.to_string())
-}
-
-/// Whether `text` has `word` as a whole identifier.
-fn mentions(text: &str, word: &str) -> bool {
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    text.match_indices(word).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + word.len()..].chars().next();
-        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
-    })
 }
 
 /// The package of the nearest Cargo.toml above a Rust file that names one.

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use crate::models::Role;
 use crate::pipeline::answer::{self, blocks, whole_files, EditBlocks, Refused, WholeFiles};
 use crate::pipeline::ballot::{self, Entry};
-use crate::pipeline::context::{fit_files, is_whole, render_files, ContextFile};
+use crate::pipeline::context::{fit_files, is_whole, render_files, task_focus, ContextFile};
 use crate::pipeline::event::{CandidateEvent, TestSummary};
 use crate::pipeline::evidence::outcome::Outcome;
 use crate::pipeline::evidence::worktree::{self, Scratch};
@@ -58,13 +58,12 @@ pub async fn run(
     let mut paths: Vec<String> = step.files.clone();
     paths.extend(plan.context.files.iter().map(|f| f.path.clone()));
     paths.dedup();
-    let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens);
+    let files = fit_files(ctx, &tree, &paths, ctx.options.context_tokens, &task_focus(task));
     // The step's own files decide the format; whole files may be written only for them.
     let targets = heuristics::editable(task, if step.files.is_empty() { &paths } else { &step.files });
     let form = Form::choose(ctx, &tree, &files, &targets);
 
-    let mut user =
-        format!("Task:\n{task}\n\nStep {} of {}: {}\n", subtask + 1, plan.plan.subtasks.len(), step.description);
+    let mut user = format!("Task:\n{task}\n\n{}\n", step_line(plan, subtask));
     if !plan.plan.verify.is_empty() {
         user.push_str(&format!("Check: {}\n", plan.plan.verify));
     }
@@ -92,10 +91,12 @@ pub async fn run(
             let max_tokens = (ctx.options.coder_max_tokens as usize + tokens).min(tuning::MAX_WHOLE_TOKENS) as u32;
             (Arc::new(WholeFiles { targets: targets.clone() }), max_tokens)
         }
-        Form::EditBlocks => {
-            let paths = heuristics::editable(task, &paths);
-            (Arc::new(EditBlocks { paths, max_blocks: tuning::EDIT_BLOCKS }), ctx.options.coder_max_tokens)
-        }
+        // Only the step's files: the other files shown are there to read (a small coder
+        // that may edit them rewrites a docs config it was shown for an import).
+        Form::EditBlocks => (
+            Arc::new(EditBlocks { paths: targets.clone(), max_blocks: tuning::EDIT_BLOCKS }),
+            edit_tokens(ctx, &files, &targets),
+        ),
     };
     user.push_str(&format!("\n{}", format.request()));
     let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
@@ -137,6 +138,33 @@ pub async fn run(
         extra += 1;
     }
     Ok(CodeOutput { round, subtask, patches, candidates })
+}
+
+/// The token limit of an edit-blocks answer: `coder_max_tokens`, plus what rewriting the
+/// longest definition shown in a file it may change costs (a rewrite quotes it whole, as
+/// a whole-files answer writes its files again), at most as much again.
+fn edit_tokens(ctx: &Ctx<'_>, shown: &[ContextFile], targets: &[String]) -> u32 {
+    let count = |s: &str| ctx.models.count_tokens(Role::Coder, s);
+    let longest = shown
+        .iter()
+        .filter(|f| targets.contains(&f.path))
+        .map(|f| crate::pipeline::excerpt::longest_block(&f.content, &count))
+        .max()
+        .unwrap_or(0);
+    let base = ctx.options.coder_max_tokens;
+    base + (longest as u32).min(base)
+}
+
+/// What the coder is told of its step. A plan of one step is the task itself: the
+/// planner's restatement of it is left out (a small planner's adds work the task did not
+/// ask for, "update the egg-info", which candidates then do), and only its files are said.
+fn step_line(plan: &PlanOutput, subtask: usize) -> String {
+    let steps = &plan.plan.subtasks;
+    let step = &steps[subtask];
+    if steps.len() > 1 || step.files.is_empty() {
+        return format!("Step {} of {}: {}", subtask + 1, steps.len(), step.description);
+    }
+    format!("Files to change: {}", step.files.join(", "))
 }
 
 /// Whether a step is passed over: a later one whose every candidate changes nothing was
@@ -257,6 +285,38 @@ impl Batch<'_> {
         }
     }
 
+    /// The flag of a candidate that fails a call the task writes itself: it still returns
+    /// what the task reports as the bug, or None where the task reports a value, or it
+    /// crashes (as [`crate::pipeline::evidence::probes::faults`] counts crashes). Only at
+    /// the plan's last step: before it, a later step may be what fixes it.
+    fn fails_example(&self, behaviour: Option<&[Outcome]>) -> Option<RedFlag> {
+        if !self.plan.plan.is_last(self.subtask) {
+            return None;
+        }
+        let examples = heuristics::example_calls(self.task);
+        let reported = heuristics::reported_values(self.task);
+        self.plan.probes.calls.iter().zip(behaviour?).find_map(|(call, seen)| {
+            let seen = match seen {
+                Outcome::Returned { value, .. } => {
+                    let (_, wrong) = reported.iter().find(|(c, _)| c == call)?;
+                    if heuristics::same_value(value, wrong) {
+                        Some(format!("still returns {value}, as the task reports of the bug"))
+                    } else {
+                        // A function that gave a wrong value now gives none at all.
+                        (value == "None" && wrong != "None").then(|| "returns None".to_string())
+                    }
+                }
+                Outcome::Raised { exception, crash: true }
+                    if examples.contains(call) && !heuristics::names_exception(self.task, exception) =>
+                {
+                    Some(format!("raises {exception}"))
+                }
+                Outcome::Raised { .. } => None,
+            }?;
+            Some(RedFlag::FailsExample { call: call.clone(), seen })
+        })
+    }
+
     /// A candidate's test outcome and what the probes saw (neither for a red-flagged one).
     async fn evidence(
         &self,
@@ -310,7 +370,7 @@ impl Batch<'_> {
         for (offset, ((sample, verdict), found)) in judged.into_iter().zip(evidence).enumerate() {
             let (tests, behaviour) = found?;
             let (diff, red_flag) = match verdict {
-                Ok(diff) => (diff, None),
+                Ok(diff) => (diff, self.fails_example(behaviour.as_deref())),
                 Err(flag) => (String::new(), Some(flag)),
             };
             let index = first + offset;

@@ -1,6 +1,7 @@
-//! Probes, after the plan and logged under its stage: the reviewer model writes calls of
-//! the code under change with edge-case inputs, never their results; every candidate
-//! runs them later ([`crate::pipeline::evidence::probes`]).
+//! Probes, after the plan and logged under its stage: the calls the task writes itself,
+//! then calls of the code under change with edge-case inputs that the reviewer model
+//! writes, never their results; every candidate runs them later
+//! ([`crate::pipeline::evidence::probes`]).
 
 use serde_json::json;
 
@@ -8,7 +9,7 @@ use crate::models::Role;
 use crate::pipeline::context::Context;
 use crate::pipeline::evidence::probes::{module, Probes};
 use crate::pipeline::record::Plan;
-use crate::pipeline::{tuning, Ctx, Event, PipelineError};
+use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
 use crate::tools::TestCommand;
 
@@ -64,7 +65,12 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> R
         }
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    let probes = Probes { modules, calls };
+    // The task's own examples first: the model is asked for the cases they do not show.
+    let mut all = heuristics::example_calls(task);
+    all.retain(|c| c.len() <= 120);
+    all.extend(calls.into_iter().filter(|c| !all.contains(c)).collect::<Vec<_>>());
+    all.truncate(n as usize);
+    let probes = Probes { modules, calls: all };
     ctx.emit(Stage::Plan, Event::Probes { modules: probes.modules.clone(), calls: probes.calls.clone(), error })
         .await?;
     Ok(probes)

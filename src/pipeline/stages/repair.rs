@@ -1,7 +1,8 @@
 //! What a small planner gets wrong about the workspace, put right before anything runs:
 //! a file named that does not exist is mapped to the file it meant (`pkg.py` for a
-//! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name)
-//! or kept as a new file when the plan or the task declares it; otherwise it goes. A
+//! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name,
+//! `pkg/unique.py` for the one file that defines the `unique` the task names) or kept as
+//! a new file when the plan or the task declares it; otherwise it goes. A
 //! verify command for another language than the plan's files is replaced by the runner
 //! of theirs. Each repair is said in the plan's event.
 
@@ -26,6 +27,11 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
             } else if let Some(meant) = meant(&path, files) {
                 repairs.push(format!("{path} does not exist: {meant} is meant"));
                 kept.push(meant);
+            } else if let Some(definer) =
+                (!creating && !named.contains(&path)).then(|| definer(&path, task, root, files)).flatten()
+            {
+                repairs.push(format!("{path} does not exist: {definer} defines what it is named after"));
+                kept.push(definer);
             } else if step.new_files.contains(&path) || named.contains(&path) || creating {
                 // The user's own path for the file, where the task names one (`util.py`,
                 // which a planner makes `src/util.py`).
@@ -92,6 +98,26 @@ fn meant(path: &str, files: &[String]) -> Option<String> {
     let mut same: Vec<&String> = files.iter().filter(|f| f.rsplit('/').next() == Some(name)).collect();
     same.retain(|f| !crate::tools::is_generated(f));
     (same.len() == 1).then(|| same[0].clone())
+}
+
+/// The one file that defines what a missing `path` is named after, when the task names
+/// it as code: a planner makes `pkg/unique.py` of `pkg.unique`, which `pkg/itertoolz.py`
+/// defines.
+fn definer(path: &str, task: &str, root: &Path, files: &[String]) -> Option<String> {
+    let (stem, ext) = path.rsplit('/').next()?.rsplit_once('.')?;
+    if !heuristics::terms(task).symbols.iter().any(|s| s == stem) {
+        return None;
+    }
+    let heads = [format!("def {stem}("), format!("class {stem}"), format!("fn {stem}")];
+    let mut defining = files.iter().filter(|f| {
+        f.ends_with(&format!(".{ext}"))
+            && !crate::tools::is_generated(f)
+            && !crate::tools::is_test_file(f)
+            && std::fs::read_to_string(root.join(f.as_str()))
+                .is_ok_and(|text| text.lines().any(|l| heads.iter().any(|h| l.trim_start().starts_with(h.as_str()))))
+    });
+    let first = defining.next()?;
+    defining.next().is_none().then(|| first.clone())
 }
 
 /// The runner of the languages of `files`, when the workspace has it and they agree.
@@ -165,6 +191,18 @@ mod tests {
         let (fixed, repairs) =
             repair(plan(&["src/util.py"], "pytest"), "Add is_even(n) to a new file util.py", dir.path(), &files);
         assert_eq!(fixed.subtasks[0].files, ["util.py"], "{repairs:?}");
+    }
+
+    #[test]
+    fn a_file_named_after_what_the_task_names_is_the_file_that_defines_it() {
+        let (dir, files) = workspace(&["toolz/__init__.py", "toolz/itertoolz.py", "toolz/tests/test_itertoolz.py"]);
+        std::fs::write(dir.path().join("toolz/itertoolz.py"), "def unique(seq):\n    return seq\n").unwrap();
+        std::fs::write(dir.path().join("toolz/tests/test_itertoolz.py"), "def unique(x):\n    pass\n").unwrap();
+        let task = "Add a `key` keyword to toolz.unique";
+        let (fixed, repairs) = repair(plan(&["toolz/unique.py"], "pytest"), task, dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["toolz/itertoolz.py"], "{repairs:?}");
+        let (fixed, _) = repair(plan(&["toolz/windowed.py"], "pytest"), task, dir.path(), &files);
+        assert!(fixed.subtasks[0].files.is_empty(), "the task does not name windowed");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::models::Role;
-use crate::pipeline::context::{fit_files, render_files, ContextFile};
+use crate::pipeline::context::{change_focus, fit_files, render_files, ContextFile};
 use crate::pipeline::evidence::worktree::{self, Scratch};
 use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
 use crate::pipeline::{tuning, Ctx, Event, PipelineError};
@@ -74,7 +74,7 @@ async fn combined(
         .await?
     };
     let tree = Workspace::new(scratch.path()).map_err(PipelineError::Tool)?;
-    let files = fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2);
+    let files = fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2, &change_focus(task, &diff));
     let tests = match review_tests(ctx, task, &changed).await? {
         Some(plan) => {
             let mut outcome = run_tests(ctx, &scratch, &plan).await?;
