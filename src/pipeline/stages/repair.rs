@@ -54,6 +54,15 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
         step.new_files.retain(|f| kept.contains(f) && !root.join(f).is_file());
         step.files = kept;
     }
+    // A new file the task asks for by name is what the plan changes, whatever existing
+    // files the planner chose (the entry points it was shown): "changes nothing else".
+    let asked: Vec<String> = named.iter().filter(|p| creating && !root.join(p.as_str()).exists()).cloned().collect();
+    let planned = plan.subtasks.iter().any(|s| s.files.iter().any(|f| asked.contains(f)));
+    if let (Some(step), false) = (plan.subtasks.first_mut(), asked.is_empty() || planned) {
+        repairs.push(format!("the task asks for {}: {} left out", asked.join(", "), step.files.join(", ")));
+        step.files = asked.clone();
+        step.new_files = asked;
+    }
     let touched: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).collect();
     match runner_for(&touched, &crate::tools::test_commands(root)) {
         Some(fitting) if !fits(&plan.verify, fitting) => {
@@ -203,6 +212,19 @@ mod tests {
         assert_eq!(fixed.subtasks[0].files, ["toolz/itertoolz.py"], "{repairs:?}");
         let (fixed, _) = repair(plan(&["toolz/windowed.py"], "pytest"), task, dir.path(), &files);
         assert!(fixed.subtasks[0].files.is_empty(), "the task does not name windowed");
+    }
+
+    #[test]
+    fn a_new_file_the_task_asks_for_is_what_the_plan_changes() {
+        let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs", "src/main.rs"]);
+        let task = "Add a function is_even(n) to a new file util.py";
+        let (fixed, repairs) = repair(plan(&["src/lib.rs", "src/main.rs"], "cargo test"), task, dir.path(), &files);
+        assert_eq!(
+            (&fixed.subtasks[0].files, &fixed.subtasks[0].new_files),
+            (&vec!["util.py".to_string()], &vec!["util.py".to_string()])
+        );
+        assert!(repairs[0].contains("src/lib.rs, src/main.rs left out"), "{repairs:?}");
+        assert_eq!(fixed.verify, "", "cargo test does not fit a Python file, which has no runner here");
     }
 
     #[test]
