@@ -2,7 +2,8 @@
 //! a file named that does not exist is mapped to the file it meant (`pkg.py` for a
 //! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name,
 //! `pkg/unique.py` for the one file that defines the `unique` the task names) or kept as
-//! a new file when the plan or the task declares it; otherwise it goes. A
+//! a new file when the plan or the task declares it; otherwise it goes. A new file the
+//! task asks for by name replaces the existing files the planner chose. A
 //! verify command for another language than the plan's files is replaced by the runner
 //! of theirs. Each repair is said in the plan's event.
 
