@@ -11,6 +11,7 @@
 #        benches/gpu/device.sh eval OUT MODEL.gguf [N]   the pipeline on the first N function tasks
 #        benches/gpu/device.sh eval-small OUT [N] [SECS]   the same on the small profile (at most SECS)
 #        benches/gpu/device.sh eval-repos OUT IDS [SECS] [MODE]   the small profile on repository tasks IDS
+#        (QUORUM_EVAL_OPTIONS: pipeline options as JSON, eval's --options)
 #        (QUORUM_GPU_TOOLS=0 before build: quorum's build alone, for runs that need no llama.cpp tool)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -130,7 +131,8 @@ eval-repos)
   gemma_stand_in
   # repos.py reads the sources from $QUORUM_CACHE/repos (unpacked by build).
   QUORUM_CACHE="$stage" timeout "${4:-540}" "$quorum" eval --repos "$root/evals/repos/tasks.jsonl" --only "$3" \
-    --mode "$mode" --models-dir "$stage/models" --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
+    --mode "$mode" --models-dir "$stage/models" ${QUORUM_EVAL_OPTIONS:+--options "$QUORUM_EVAL_OPTIONS"} \
+    --out "$out" > "$out.log" 2>&1 || echo "eval ended with $?"
   tail -n 20 "$out.log"
   "$quorum" eval --report --out "$out"
   ;;

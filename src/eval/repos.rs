@@ -205,6 +205,7 @@ pub async fn run_single(
         sampling: SamplingParams {
             max_tokens: Some(max_tokens),
             grammar: Some(format.grammar()),
+            stop: format.stops().iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         },
         n: 1,

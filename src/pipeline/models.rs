@@ -10,20 +10,21 @@ use super::PipelineError;
 use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
 use crate::models::Role;
 
-/// One request to a role: a chat, `n` samples from one prefill (a temperature each), and
-/// an optional grammar the output must follow.
+/// One request to a role: a chat, `n` samples from one prefill (a temperature each), an
+/// optional grammar the output must follow and strings that end it (not kept in the text).
 #[derive(Debug, Clone)]
 pub struct Ask {
     pub messages: Vec<ChatMessage>,
     pub temperatures: Vec<f32>,
     pub max_tokens: u32,
     pub grammar: Option<String>,
+    pub stop: Vec<String>,
 }
 
 impl Ask {
     pub fn new(system: &str, user: String, max_tokens: u32) -> Ask {
         let messages = vec![ChatMessage::new("system", system.trim().to_string()), ChatMessage::new("user", user)];
-        Ask { messages, temperatures: vec![0.0], max_tokens, grammar: None }
+        Ask { messages, temperatures: vec![0.0], max_tokens, grammar: None, stop: Vec::new() }
     }
 
     pub fn samples(mut self, temperatures: Vec<f32>) -> Ask {
@@ -33,6 +34,11 @@ impl Ask {
 
     pub fn grammar(mut self, grammar: String) -> Ask {
         self.grammar = Some(grammar);
+        self
+    }
+
+    pub fn stop(mut self, stop: &[&str]) -> Ask {
+        self.stop = stop.iter().map(|s| s.to_string()).collect();
         self
     }
 }
@@ -73,6 +79,7 @@ impl Models for EngineModels {
                 max_tokens: Some(ask.max_tokens),
                 temperatures: ask.temperatures,
                 grammar: ask.grammar,
+                stop: ask.stop,
                 ..Default::default()
             },
             n,

@@ -61,9 +61,31 @@ impl super::Format for EditBlocks {
         grammar(&self.paths, self.max_blocks)
     }
 
+    /// A line that starts with a fence or an excerpt's marker cannot be code the block
+    /// writes: a small coder that reaches one has finished its definition and goes on to
+    /// copy the rest of what it was shown, until its token limit.
+    fn stops(&self) -> &'static [&'static str] {
+        &["\n```", "\n... ("]
+    }
+
     fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), super::Refused> {
-        let text = if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)? } else { answer };
-        Ok(apply(root, &parse(text)?)?)
+        let text =
+            if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)?.into() } else { closed(answer) };
+        Ok(apply(root, &parse(&text)?)?)
+    }
+}
+
+/// The answer with its last block closed where it stopped inside that block's REPLACE
+/// part (at one of [`EditBlocks`]' stop strings: its grammar ends nowhere else).
+fn closed(answer: &str) -> std::borrow::Cow<'_, str> {
+    let open = answer.rfind(SEARCH).is_some_and(|start| {
+        let rest = &answer[start..];
+        rest.lines().any(|l| l.trim_end() == DIVIDER) && !rest.lines().any(|l| l.trim_end() == REPLACE)
+    });
+    if open {
+        format!("{}\n{REPLACE}\n", answer.trim_end_matches('\n')).into()
+    } else {
+        answer.into()
     }
 }
 
@@ -313,6 +335,22 @@ mod tests {
         assert_eq!(before_repetition(&block[..40]), None, "no complete block");
         assert_eq!(before_repetition(&format!("{block}\nFILE: a.py\n")), None, "too little to tell");
         assert_eq!(before_repetition(block), None, "cut off after a block: more may have been meant");
+    }
+
+    #[test]
+    fn a_block_stopped_at_a_fence_or_marker_ends_there() {
+        use crate::pipeline::answer::Format;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "def f():\n    return 1\n\n\ndef g():\n    return 2\n").unwrap();
+        let format = EditBlocks { paths: vec!["a.py".into()], max_blocks: 2 };
+        // What the coder wrote before the stop string `\n... (` ended it.
+        let stopped = "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n=======\ndef f():\n    return 3\n\n";
+        assert!(format.stops().iter().all(|s| !stopped.contains(s)));
+        format.apply(dir.path(), stopped, false).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("a.py")).unwrap();
+        assert_eq!(text, "def f():\n    return 3\n\n\ndef g():\n    return 2\n");
+        // Still open before its divider: nothing to close.
+        assert!(format.apply(dir.path(), "FILE: a.py\n<<<<<<< SEARCH\ndef g():\n", false).is_err());
     }
 
     #[test]

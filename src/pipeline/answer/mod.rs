@@ -34,6 +34,10 @@ pub trait Format: Send + Sync {
     fn request(&self) -> &'static str;
     /// A GBNF grammar that every answer in the format matches, and that ends.
     fn grammar(&self) -> String;
+    /// Where an answer ends although its grammar would go on.
+    fn stops(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Applies `answer` to the tree at `root`. A `cut_off` answer (it hit the token limit)
     /// counts only where what was cut only repeats what came before.
     fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), Refused>;

@@ -100,7 +100,7 @@ pub async fn run(
     };
     user.push_str(&format!("\n{}", format.request()));
     let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
-    let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar());
+    let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar()).stop(format.stops());
     let batch = Batch { task, round, subtask, format, plan, tests };
 
     let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;

@@ -3,7 +3,8 @@
 //! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name,
 //! `pkg/unique.py` for the one file that defines the `unique` the task names) or kept as
 //! a new file when the plan or the task declares it; otherwise it goes. A new file the
-//! task asks for by name replaces the existing files the planner chose. A
+//! task asks for by name replaces the existing files the planner chose; one it does not
+//! ask for goes where the step has existing files to change. A
 //! verify command for another language than the plan's files is replaced by the runner
 //! of theirs. Each repair is said in the plan's event.
 
@@ -52,6 +53,17 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
             }
         }
         kept.dedup();
+        // A new file beside existing ones, in a task that asks for none: a small planner
+        // invents a module from a docstring's words, and every candidate then edits it.
+        if !creating && kept.iter().any(|f| root.join(f).is_file()) {
+            kept.retain(|f| {
+                let invented = !root.join(f).exists() && !named.contains(f);
+                if invented {
+                    repairs.push(format!("{f} would be new, and the task asks for no new file: left out"));
+                }
+                !invented
+            });
+        }
         step.new_files.retain(|f| kept.contains(f) && !root.join(f).is_file());
         step.files = kept;
     }
@@ -226,6 +238,28 @@ mod tests {
         );
         assert!(repairs[0].contains("src/lib.rs, src/main.rs left out"), "{repairs:?}");
         assert_eq!(fixed.verify, "", "cargo test does not fit a Python file, which has no runner here");
+    }
+
+    #[test]
+    fn a_new_file_the_task_does_not_ask_for_goes_beside_existing_ones() {
+        let (dir, files) = workspace(&["inflection/__init__.py", "test_inflection.py"]);
+        let invented = || {
+            let mut p = plan(&["inflection/__init__.py", "inflection/translate.py"], "pytest");
+            p.subtasks[0].new_files = vec!["inflection/translate.py".into()];
+            p
+        };
+        let task = "inflection.parameterize(\"Donald E. Knuth\") returns 'donald_e_knuth'";
+        let (fixed, repairs) = repair(invented(), task, dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["inflection/__init__.py"], "{repairs:?}");
+        assert!(fixed.subtasks[0].new_files.is_empty());
+        // Asked for, it stays.
+        let (fixed, _) = repair(invented(), "Move transliterate to a new module", dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files.len(), 2);
+        // Alone in its step, it is the step's work.
+        let mut alone = plan(&["inflection/translate.py"], "pytest");
+        alone.subtasks[0].new_files = vec!["inflection/translate.py".into()];
+        let (fixed, _) = repair(alone, task, dir.path(), &files);
+        assert_eq!(fixed.subtasks[0].files, ["inflection/translate.py"]);
     }
 
     #[test]
