@@ -103,7 +103,8 @@ fn small() -> Vec<(Role, RoleSpec)> {
     vec![
         (Role::Preprocessor, pre),
         (Role::Planner, spec(small_coder.clone(), 4096, 0.2, 512)),
-        (Role::Coder, drafted(spec(coder.clone(), 4096, 0.5, 1024), small_coder.clone())),
+        // Five candidates forked from one prompt share its cells, not the room to answer.
+        (Role::Coder, drafted(spec(coder.clone(), 8192, 0.5, 1024), small_coder.clone())),
         (Role::Voter, spec(small_coder.clone(), 4096, 0.7, 8)),
         (Role::Reviewer, drafted(spec(coder, 4096, 0.2, 512), small_coder)),
     ]

@@ -167,6 +167,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_profiles_coder_has_room_for_a_round_of_edit_answers() {
+        // The engine gives each of a request's samples (context - prompt) / n tokens at most,
+        // and an edit answer may take twice `coder_max_tokens` (a rewritten definition).
+        let options = PipelineOptions::default();
+        let prompt = options.context_tokens + 1000;
+        for name in crate::models::PROFILE_NAMES {
+            let profile = crate::models::Profile::builtin(name).unwrap();
+            let context = profile.role(crate::models::Role::Coder).context as usize;
+            let room = (context - prompt) / options.candidates as usize;
+            assert!(room >= 2 * options.coder_max_tokens as usize, "{name}: {room} tokens a candidate");
+        }
+    }
+
+    #[test]
     fn retry_rounds_sample_hotter_up_to_a_cap() {
         let options = PipelineOptions::default();
         let close = |a: Vec<f32>, b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
