@@ -107,7 +107,7 @@ def test_the_pipeline_model_does_not_take_plain_completions(client):
 
 
 def test_context_length_exceeded_is_400(client):
-    long = "word " * 5000
+    long = "word " * 10000
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="coder", messages=[{"role": "user", "content": long}])
     assert e.value.body["code"] == "context_length_exceeded"
