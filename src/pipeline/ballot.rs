@@ -22,6 +22,9 @@ pub struct Entry {
     pub behaviour: Option<Vec<Outcome>>,
     /// On how many probes it crashed or changed its arguments, where the probes ran.
     pub faults: Option<usize>,
+    /// Whether it does on every call the task writes as its example what the code did
+    /// before any change, where that is known.
+    pub unchanged: Option<bool>,
 }
 
 /// One choice on the ballot: a letter for one or more identical (or alike-behaving)
@@ -72,7 +75,8 @@ enum Key<'a> {
 }
 
 /// Candidates without a red flag and with a non-empty diff; where some pass the tests,
-/// only those; of those, where the probes ran on all, the ones with the fewest faults.
+/// only those; of those, where the probes ran on all, the ones with the fewest faults;
+/// of those, where some change what the task's own example does, the others drop out.
 fn eligible(entries: &[Entry]) -> Vec<usize> {
     let standing: Vec<usize> =
         (0..entries.len()).filter(|&i| !entries[i].red_flagged && !normalize(&entries[i].diff).is_empty()).collect();
@@ -83,11 +87,20 @@ fn eligible(entries: &[Entry]) -> Vec<usize> {
     // another candidate returns a value marks a bug, even when the crashing ones agree.
     // In the eval's records, the only correct candidate among five stood against four
     // that agreed on raising KeyError for a node missing from the graph.
-    let Some(faults) = passing.iter().map(|&i| entries[i].faults).collect::<Option<Vec<usize>>>() else {
-        return passing;
+    let fewest = match passing.iter().map(|&i| entries[i].faults).collect::<Option<Vec<usize>>>() {
+        Some(faults) => {
+            let least = faults.iter().copied().min().unwrap_or(0);
+            passing.into_iter().zip(faults).filter(|&(_, f)| f == least).map(|(i, _)| i).collect()
+        }
+        None => passing,
     };
-    let fewest = faults.iter().copied().min().unwrap_or(0);
-    passing.into_iter().zip(faults).filter(|&(_, f)| f == fewest).map(|(i, _)| i).collect()
+    // Relative too: where some candidates change what the task's own example does, those
+    // that leave it as it was did not do the task (in toolz/0 of the repository set, three
+    // of four agreed on the very output the bug report quoted, and won by agreement).
+    if fewest.iter().any(|&i| entries[i].unchanged == Some(false)) {
+        return fewest.into_iter().filter(|&i| entries[i].unchanged != Some(true)).collect();
+    }
+    fewest
 }
 
 /// Whether the candidates so far settle the choice (first-to-ahead-by-k over candidates):
@@ -330,6 +343,29 @@ mod tests {
         let mut unrun = entries.clone();
         unrun[0] = Entry { faults: None, behaviour: None, ..unrun[0].clone() };
         assert_eq!(ballot(&unrun).len(), 4);
+    }
+
+    #[test]
+    fn candidates_that_leave_the_tasks_example_as_it_was_drop_out_where_others_change_it() {
+        let probed = |diff: &str, seen: &str, unchanged: bool| Entry {
+            behaviour: Some(vec![seen.into()]),
+            unchanged: Some(unchanged),
+            ..entry(diff)
+        };
+        // Three agree on what the bug report quotes; the one that changed it stands alone.
+        let entries = vec![
+            probed("-a\n+b", "iter[20, 40]", true),
+            probed("-a\n+c", "iter[20, 40]", true),
+            probed("-a\n+d", "iter[10, 30, 50]", false),
+            probed("-a\n+e", "iter[20, 40]", true),
+        ];
+        assert_eq!(ballot(&entries), vec![Choice { letter: 'A', candidates: vec![2] }]);
+        assert!(!settled(&entries, 2, false), "one alone does not lead by two");
+        // Where none changes it (or it is not known), the rule leaves the ballot alone.
+        let alike: Vec<Entry> = entries.iter().map(|e| Entry { unchanged: Some(true), ..e.clone() }).collect();
+        assert_eq!(ballot(&alike).len(), 2);
+        let unknown: Vec<Entry> = entries.iter().map(|e| Entry { unchanged: None, ..e.clone() }).collect();
+        assert_eq!(ballot(&unknown).len(), 2);
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct CodeOutput {
     /// The winning patches of the earlier sub-tasks of this round, in order.
     pub patches: Vec<String>,
     pub candidates: Vec<Candidate>,
+    /// What the plan's probes did on the tree before any candidate's change, where they
+    /// ran (the plan's last step only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Vec<Outcome>>,
 }
 
 /// What the coder is told about earlier rounds.

@@ -212,17 +212,16 @@ impl Run {
         passed.or_else(|| reviewed().last()).map(|v| v.diff.clone()).unwrap_or_default()
     }
 
-    /// The change to show when the run ends without an approval: [`Run::best_reviewed`],
-    /// else the last vote's winner when it is the whole change (a one-step plan).
-    pub fn best_change(&self) -> String {
+    /// The change to show when the run ends without an approval, as patches to apply in
+    /// order: [`Run::best_reviewed`], else what the current round chose so far (a one-step
+    /// plan's winner, or the steps before the one the time budget cut short).
+    pub fn best_change(&self) -> Vec<String> {
         let reviewed = self.best_reviewed();
         if !reviewed.is_empty() {
-            return reviewed;
+            return vec![reviewed];
         }
-        match self.vote() {
-            Some(vote) if vote.winner.is_some() && vote.patches.len() == 1 => vote.patches[0].clone(),
-            _ => String::new(),
-        }
+        let Some(step) = self.current() else { return Vec::new() };
+        step.vote.as_ref().map_or(&step.code.patches, |v| &v.patches).clone()
     }
 
     /// What the coders are told after a rejection.
@@ -347,7 +346,7 @@ mod tests {
     }
 
     fn code(round: u32, subtask: usize) -> CodeOutput {
-        CodeOutput { round, subtask, patches: Vec::new(), candidates: Vec::new() }
+        CodeOutput { round, subtask, patches: Vec::new(), candidates: Vec::new(), before: None }
     }
 
     fn vote(round: u32, subtask: usize, patches: &[&str]) -> VoteOutput {
@@ -423,6 +422,23 @@ mod tests {
         assert_eq!(run.store(&mut task, Stage::Review)["problems"], serde_json::json!(["fourth"]));
         assert_eq!(task.reviews.len(), 4);
         assert_eq!(Run::load(&task).unwrap(), run, "the saved run loads as it was");
+    }
+
+    #[test]
+    fn the_best_change_of_a_round_cut_short_is_the_steps_it_chose() {
+        let mut run = Run { version: RUN_VERSION, text: Some("task".into()), ..Run::default() };
+        run.add_plan(plan(3, 0, 0));
+        assert!(run.best_change().is_empty());
+        run.add_code(code(1, 0));
+        run.set_vote(vote(1, 0, &["p0"]));
+        assert_eq!(run.best_change(), ["p0"]);
+        // The next step's candidates are in, its vote is not: what was chosen before it.
+        run.add_code(CodeOutput { patches: vec!["p0".into()], ..code(1, 1) });
+        assert_eq!(run.best_change(), ["p0"]);
+        run.set_vote(vote(1, 1, &["p0", "p1"]));
+        assert_eq!(run.best_change(), ["p0", "p1"]);
+        run.set_verdict(verdict(1, false, "wrong"));
+        assert_eq!(run.best_change(), ["diff 1"], "a reviewed change comes first");
     }
 
     #[test]

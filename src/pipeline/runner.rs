@@ -319,11 +319,23 @@ async fn take_step(
     Ok(failed)
 }
 
-/// Past 70% of the budget, a rejected round ends the task with what it has instead of
-/// another round or plan.
+/// Past 70% of the budget, a round's later steps are left out (the steps done so far are
+/// reviewed), and a rejected round ends the task with what it has instead of another
+/// round or plan.
 async fn within_budget(ctx: &Ctx<'_>, run: &Run, step: &Step) -> Result<Option<Step>, PipelineError> {
+    if !ctx.budget.spent(BUDGET_LAST_ROUND) {
+        return Ok(None);
+    }
+    if matches!(step, Step::Code { subtask: 1.., patches, .. } if !patches.is_empty()) {
+        ctx.emit(
+            Stage::Code,
+            ctx.budget.cut("the plan's later steps are left out: the steps done so far are reviewed"),
+        )
+        .await?;
+        return Ok(Some(Step::Review));
+    }
     let again = matches!(step, Step::Code { subtask: 0, .. } | Step::Plan { .. }) && run.verdicts().count() > 0;
-    if !again || !ctx.budget.spent(BUDGET_LAST_ROUND) {
+    if !again {
         return Ok(None);
     }
     let problems: Vec<String> = run.verdicts().last().map(|v| v.problems.clone()).unwrap_or_default();

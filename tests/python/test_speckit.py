@@ -193,8 +193,11 @@ def test_implement_does_the_first_task_and_ticks_it(repo, documents):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"- [X] {first}" in tasks_file.read_text()
     assert re.search(r"^- \[ \] T002 ", tasks_file.read_text(), re.M) or "T002" not in tasks_file.read_text()
-    changed = subprocess.run(["git", "diff", "--name-only"], cwd=repo, capture_output=True, text=True).stdout.split()
-    assert any(name.endswith(".py") for name in changed), changed
+    # A task may create its module: new files count as well as changed ones.
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                            capture_output=True, text=True).stdout
+    changed = [line[3:] for line in status.splitlines()]
+    assert any(name.endswith(".py") for name in changed), f"{first}\n{status}\n{done.stdout}"
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=repo,
                            capture_output=True, text=True)
     assert tests.returncode == 0, tests.stdout

@@ -64,6 +64,16 @@ pub fn apply_to(root: &Path, patch: &str) -> Result<(), PipelineError> {
     Ok(())
 }
 
+/// `patches`, each made against the tree of the ones before it, applied in order to a
+/// scratch worktree of the workspace as it is now: its diff is them as one change.
+pub fn combine(root: &Path, patches: &[String]) -> Result<Scratch, PipelineError> {
+    let scratch = Scratch::create(root, &[&workspace_patch(root)?])?;
+    for patch in patches {
+        scratch.apply(patch)?;
+    }
+    Ok(scratch)
+}
+
 pub struct Scratch {
     repo: PathBuf,
     path: PathBuf,

@@ -17,6 +17,7 @@ use crate::pipeline::ballot::{self, Entry};
 use crate::pipeline::context::{fit_files, is_whole, render_files, task_focus, ContextFile};
 use crate::pipeline::event::{CandidateEvent, TestSummary};
 use crate::pipeline::evidence::outcome::Outcome;
+use crate::pipeline::evidence::probes::{self, Probes};
 use crate::pipeline::evidence::worktree::{self, Scratch};
 use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
 use crate::pipeline::models::Ask;
@@ -51,6 +52,10 @@ pub async fn run(
         .await?
     };
     let tests = test_plan(ctx, task, step_files(step, plan), &layers, round, subtask).await?;
+    let before = match plan.plan.is_last(subtask) {
+        true => observe_before(ctx, &root, &layers, &plan.probes).await?,
+        false => None,
+    };
     let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
     // The files as they are now (after earlier sub-tasks), the step's own first.
@@ -117,7 +122,7 @@ pub async fn run(
     while round_in_plan == 1
         && evidence
         && candidates.len() < cap
-        && !ballot::settled(&entries(&candidates, task, must_pass), ctx.options.k, must_pass)
+        && !ballot::settled(&entries(&candidates, task, plan, subtask, before.as_deref()), ctx.options.k, must_pass)
     {
         if passed_over(subtask, &candidates) {
             break;
@@ -137,7 +142,7 @@ pub async fn run(
         candidates.extend(more);
         extra += 1;
     }
-    Ok(CodeOutput { round, subtask, patches, candidates })
+    Ok(CodeOutput { round, subtask, patches, candidates, before })
 }
 
 /// The token limit of an edit-blocks answer: `coder_max_tokens`, plus what rewriting the
@@ -174,12 +179,29 @@ pub fn passed_over(subtask: usize, candidates: &[Candidate]) -> bool {
 }
 
 /// What the ballot needs of each candidate; `task` says which exceptions are asked for.
-/// Faults count at the plan's last step only: before it, code that a later step changes
-/// may crash on the probes whatever this step does.
-pub fn entries(candidates: &[Candidate], task: &str, last_step: bool) -> Vec<Entry> {
+/// Faults and an unchanged example count at the plan's last step only: before it, code
+/// that a later step changes may crash on the probes, or still do what the task reports,
+/// whatever this step does. `before` is what the probes did before any change.
+pub fn entries(
+    candidates: &[Candidate],
+    task: &str,
+    plan: &PlanOutput,
+    subtask: usize,
+    before: Option<&[Outcome]>,
+) -> Vec<Entry> {
+    let last_step = plan.plan.is_last(subtask);
+    let examples = heuristics::example_calls(task);
+    let asked: Vec<usize> =
+        plan.probes.calls.iter().enumerate().filter(|(_, call)| examples.contains(call)).map(|(i, _)| i).collect();
+    let before = before.filter(|_| last_step && !asked.is_empty());
     candidates
         .iter()
         .map(|c| Entry {
+            unchanged: c
+                .behaviour
+                .as_deref()
+                .zip(before)
+                .map(|(seen, before)| seen.len() == before.len() && asked.iter().all(|&i| seen[i] == before[i])),
             diff: c.diff.clone(),
             red_flagged: c.red_flag.is_some(),
             tests_passed: c.tests.as_ref().map(|t| t.success),
@@ -202,6 +224,26 @@ async fn scratch_trees(root: &std::path::Path, layers: &[String], n: usize) -> R
         (0..n).map(|_| Scratch::create(&root, &layers)).collect::<Result<Vec<_>, _>>()
     })
     .await
+}
+
+/// What the probes do on the tree of `layers`, before any candidate's change.
+async fn observe_before(
+    ctx: &Ctx<'_>,
+    root: &std::path::Path,
+    layers: &[String],
+    probes: &Probes,
+) -> Result<Option<Vec<Outcome>>, PipelineError> {
+    if probes.is_empty() {
+        return Ok(None);
+    }
+    let scratch = scratch_trees(root, layers, 1).await?.remove(0);
+    let seen = probes::observe(ctx, &scratch, probes).await?;
+    blocking(move || {
+        drop(scratch);
+        Ok(())
+    })
+    .await?;
+    Ok(seen)
 }
 
 /// The files a step's tests are chosen for: its own, or the plan's context.
@@ -331,7 +373,7 @@ impl Batch<'_> {
             Some(tests) => run_tests(ctx, scratch, tests).await?,
             None => None,
         };
-        let behaviour = crate::pipeline::evidence::probes::observe(ctx, scratch, &self.plan.probes).await?;
+        let behaviour = probes::observe(ctx, scratch, &self.plan.probes).await?;
         Ok((tests, behaviour))
     }
 
@@ -460,4 +502,43 @@ fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answe
         }
     }
     Ok(diff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(seen: &[&str]) -> Candidate {
+        let behaviour = Some(seen.iter().map(|s| Outcome::from(*s)).collect());
+        Candidate {
+            index: 0,
+            temperature: 0.5,
+            tokens: 1,
+            text: String::new(),
+            diff: "-a\n+b".into(),
+            red_flag: None,
+            tests: None,
+            behaviour,
+        }
+    }
+
+    #[test]
+    fn a_candidate_is_unchanged_when_the_tasks_own_calls_do_what_they_did_before() {
+        let task = "take_nth(2, [10, 20, 30]) yields 20 but should start with the first item";
+        let plan: PlanOutput = serde_json::from_value(serde_json::json!({
+            "plan": {"subtasks": [{"description": "fix", "files": ["t.py"]}, {"description": "fix", "files": ["t.py"]}]},
+            "context": {"summary": "", "files": []}, "fallback": false, "round_start": 0, "replans": 0,
+            "probes": {"modules": ["t"], "calls": ["take_nth(2, [10, 20, 30])", "take_nth(0, [])"]}
+        }))
+        .unwrap();
+        let before: Vec<Outcome> = vec!["iter[20]".into(), "raises ValueError".into()];
+        // Only the task's own call counts: the invented one changing is not enough.
+        let candidates = [candidate(&["iter[20]", "iter[]"]), candidate(&["iter[10, 30]", "raises ValueError"])];
+        let unchanged = |subtask| -> Vec<Option<bool>> {
+            entries(&candidates, task, &plan, subtask, Some(&before)).iter().map(|e| e.unchanged).collect()
+        };
+        assert_eq!(unchanged(1), [Some(true), Some(false)]);
+        assert_eq!(unchanged(0), [None, None], "before the last step a later one may make the change");
+        assert!(entries(&candidates, task, &plan, 1, None).iter().all(|e| e.unchanged.is_none()));
+    }
 }

@@ -5,6 +5,7 @@
 use crate::pipeline::record::{Output, PlanOutput, Verdict};
 use serde_json::json;
 
+use crate::pipeline::evidence::{blocking, worktree};
 use crate::pipeline::run::Run;
 use crate::pipeline::{Ctx, Event, PipelineError};
 use crate::state::Stage;
@@ -28,6 +29,15 @@ pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&st
     text
 }
 
+/// `patches` as one diff against the workspace (one is that already).
+async fn combined_diff(ctx: &Ctx<'_>, mut patches: Vec<String>) -> Result<String, PipelineError> {
+    if patches.len() <= 1 {
+        return Ok(patches.pop().unwrap_or_default());
+    }
+    let root = ctx.tools.workspace().root().to_path_buf();
+    blocking(move || worktree::combine(&root, &patches)?.diff()).await
+}
+
 /// The output of `run`, failed when `failure` says why.
 pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>) -> Result<Output, PipelineError> {
     let plan = run.plan().ok_or_else(|| PipelineError::Invalid("the output stage needs a plan".into()))?;
@@ -36,13 +46,13 @@ pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>)
     let verdict = run.verdicts().last().cloned();
     let diff = match (&failure, &verdict) {
         (None, Some(v)) => v.diff.clone(),
-        _ => run.best_change(),
+        _ => combined_diff(ctx, run.best_change()).await?,
     };
     let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
     let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;
     if apply && failure.is_none() && !diff.trim().is_empty() {
-        crate::pipeline::evidence::worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
+        worktree::apply_to(ctx.tools.workspace().root(), &diff)?;
         applied = true;
     }
     let event = Event::Diff { diff: diff.clone(), explanation: explanation.clone(), applied };

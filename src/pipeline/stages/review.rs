@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::models::Role;
 use crate::pipeline::context::{change_focus, fit_files, render_files, ContextFile};
-use crate::pipeline::evidence::worktree::{self, Scratch};
+use crate::pipeline::evidence::worktree;
 use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
 use crate::pipeline::{tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
@@ -64,10 +64,7 @@ async fn combined(
     let (scratch, diff, changed) = {
         let patches = patches.to_vec();
         blocking(move || {
-            let scratch = Scratch::create(&root, &[&worktree::workspace_patch(&root)?])?;
-            for patch in &patches {
-                scratch.apply(patch)?;
-            }
+            let scratch = worktree::combine(&root, &patches)?;
             let (diff, changed) = (scratch.diff()?, scratch.changed()?);
             Ok((scratch, diff, changed))
         })

@@ -18,8 +18,8 @@ use crate::state::Stage;
 /// The vote on the candidates of one of `plan`'s sub-tasks.
 pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &PlanOutput, code: &CodeOutput) -> Result<VoteOutput, PipelineError> {
     let step = plan.plan.subtasks.get(code.subtask).map(|s| s.description.as_str()).unwrap_or_default();
-    let last_step = plan.plan.is_last(code.subtask);
-    let entries = crate::pipeline::stages::code::entries(&code.candidates, task, last_step);
+    let entries =
+        crate::pipeline::stages::code::entries(&code.candidates, task, plan, code.subtask, code.before.as_deref());
     let standing = ballot::ballot(&entries);
     // Behaviour most candidates agree on wins outright; the voters only break a tie.
     let agreed = ballot::most_agreed(&entries, &standing);
