@@ -349,15 +349,40 @@ pub fn example_calls(task: &str) -> Vec<String> {
     found
 }
 
+/// Verbs by which a bug report says what a call returns.
+const VERBS: &[&str] = &["gives", "returns", "yields", "outputs", "produces", "prints", "gave", "returned", "==", "->"];
+/// Words by which a task says that what it reports is wrong.
+const WRONG: &[&str] = &["should", "expected", "instead", "wrong", "incorrect", " bug", "but "];
+
+fn says_wrong(task: &str) -> bool {
+    let lower = task.to_lowercase();
+    WRONG.iter().any(|w| lower.contains(w))
+}
+
+/// The calls a bug report says go wrong: written with literal arguments and followed by
+/// what they do (`ordinalize(11) gives '11st'`, `format('x', case='capitalize') raises
+/// SQLParseError`), in a task that says something is wrong. A candidate after which each
+/// does what it did before has not fixed the bug.
+pub fn reported_calls(task: &str) -> Vec<String> {
+    const RAISING: &[&str] = &["raises", "fails", "throws", "crashes"];
+    if !says_wrong(task) {
+        return Vec::new();
+    }
+    let mut found: Vec<String> = Vec::new();
+    for (call, end) in calls_written(task) {
+        let rest = task[end..].trim_start();
+        if VERBS.iter().chain(RAISING).any(|v| rest.starts_with(v)) && !found.contains(&call) {
+            found.push(call);
+        }
+    }
+    found
+}
+
 /// What a bug report says its calls return (`ordinalize(11) gives '11st'`, the value as
 /// Python would print it), when it also says something is wrong ("should", "instead"): a
 /// candidate whose call still returns that has not fixed it.
 pub fn reported_values(task: &str) -> Vec<(String, String)> {
-    const VERBS: &[&str] =
-        &["gives", "returns", "yields", "outputs", "produces", "prints", "gave", "returned", "==", "->"];
-    const WRONG: &[&str] = &["should", "expected", "instead", "wrong", "incorrect", " bug", "but "];
-    let lower = task.to_lowercase();
-    if !WRONG.iter().any(|w| lower.contains(w)) {
+    if !says_wrong(task) {
         return Vec::new();
     }
     let mut found = Vec::new();
@@ -526,6 +551,14 @@ mod tests {
         assert!(same_value("[[1, 2], []]", "[[1,2],[]]") && !same_value("'11th'", "'11st'"));
         assert!(reported_values("ordinalize(11) gives '11th', as documented.").is_empty(), "nothing is said wrong");
         assert!(reported_values("ordinalize(11) should give '11th'").is_empty(), "what it should give");
+    }
+
+    #[test]
+    fn the_calls_a_bug_report_says_go_wrong_are_those_it_says_something_of() {
+        let task = "sqlparse.format('x', keyword_case='capitalize') raises SQLParseError, although documented. \
+                    It should give 'X'; take_nth(2, [1, 2]) yields 2; peek(3) is fine.";
+        assert_eq!(reported_calls(task), ["sqlparse.format('x', keyword_case='capitalize')", "take_nth(2, [1, 2])"]);
+        assert!(reported_calls("f(1) returns 2, as documented").is_empty(), "nothing is said wrong");
     }
 
     #[test]

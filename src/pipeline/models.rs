@@ -59,6 +59,10 @@ pub trait Models: Send + Sync {
     fn count_tokens(&self, role: Role, text: &str) -> usize;
     /// How many samples the role may draw at once (its `parallel`).
     fn parallel(&self, role: Role) -> u32;
+    /// The role's context in tokens: a prompt and its answer must fit it.
+    fn context_size(&self, _role: Role) -> usize {
+        usize::MAX
+    }
     /// The parameters of the role's model (0 where unknown).
     fn parameters(&self, _role: Role) -> u64 {
         0
@@ -102,6 +106,10 @@ impl Models for EngineModels {
 
     fn parallel(&self, role: Role) -> u32 {
         self.0.role(role).map(|h| h.spec().parallel).unwrap_or(1)
+    }
+
+    fn context_size(&self, role: Role) -> usize {
+        self.0.role(role).map_or(usize::MAX, |h| h.context_size() as usize)
     }
 
     fn parameters(&self, role: Role) -> u64 {

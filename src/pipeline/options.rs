@@ -67,9 +67,10 @@ pub struct PipelineOptions {
     pub test_timeout_secs: u64,
     /// Seconds a task should take, counted from when it starts running (0: no budget).
     /// Past half of it no further candidate batches are sampled and no probes planned;
-    /// past 70% a rejected round ends the task with the best change so far instead of
-    /// another round or plan; at its end the running stage is stopped and the task fails
-    /// with the best change so far (the voted one, unreviewed, if none was reviewed).
+    /// past 70% a plan's later steps are left out (the steps done are reviewed) and a
+    /// rejected round ends the task with the best change so far instead of another round
+    /// or plan; at its end the running stage is stopped and the task fails with the best
+    /// change so far (the steps voted so far, unreviewed, if none was reviewed).
     /// Each cut is an event.
     pub time_budget_secs: u64,
     /// The task ends after its plan (the steps, the files each changes, how it is

@@ -194,6 +194,11 @@ impl Run {
         self.plans.iter().flat_map(|p| &p.rounds)
     }
 
+    /// How many of its plan's steps round `round` went through.
+    pub fn steps_of(&self, round: u32) -> usize {
+        self.rounds().filter(|r| r.steps.first().is_some_and(|s| s.code.round == round)).map(|r| r.steps.len()).sum()
+    }
+
     /// Every verdict, oldest first.
     pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
         self.rounds().filter_map(|r| r.verdict.as_ref())
@@ -439,6 +444,7 @@ mod tests {
         assert_eq!(run.best_change(), ["p0", "p1"]);
         run.set_verdict(verdict(1, false, "wrong"));
         assert_eq!(run.best_change(), ["diff 1"], "a reviewed change comes first");
+        assert_eq!(run.steps_of(1), 2, "the third step was not coded");
     }
 
     #[test]

@@ -52,9 +52,12 @@ pub async fn run(
         .await?
     };
     let tests = test_plan(ctx, task, step_files(step, plan), &layers, round, subtask).await?;
-    let before = match plan.plan.is_last(subtask) {
-        true => observe_before(ctx, &root, &layers, &plan.probes).await?,
-        false => None,
+    // Before any change: the workspace alone, not earlier steps' patches (a step that fixed
+    // the example already is part of the change).
+    let before = if plan.plan.is_last(subtask) && !ctx.budget.spent(tuning::BUDGET_NO_MORE) {
+        observe_before(ctx, &root, &layers[..1], &plan.probes).await?
+    } else {
+        None
     };
     let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
@@ -106,7 +109,7 @@ pub async fn run(
     user.push_str(&format!("\n{}", format.request()));
     let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
     let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar()).stop(format.stops());
-    let batch = Batch { task, round, subtask, format, plan, tests };
+    let batch = Batch { task, round, subtask, format, plan, tests, before };
 
     let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;
     // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
@@ -122,7 +125,11 @@ pub async fn run(
     while round_in_plan == 1
         && evidence
         && candidates.len() < cap
-        && !ballot::settled(&entries(&candidates, task, plan, subtask, before.as_deref()), ctx.options.k, must_pass)
+        && !ballot::settled(
+            &entries(&candidates, task, plan, subtask, batch.before.as_deref()),
+            ctx.options.k,
+            must_pass,
+        )
     {
         if passed_over(subtask, &candidates) {
             break;
@@ -142,7 +149,7 @@ pub async fn run(
         candidates.extend(more);
         extra += 1;
     }
-    Ok(CodeOutput { round, subtask, patches, candidates, before })
+    Ok(CodeOutput { round, subtask, patches, candidates, before: batch.before })
 }
 
 /// The token limit of an edit-blocks answer: `coder_max_tokens`, plus what rewriting the
@@ -201,16 +208,12 @@ pub fn entries(
                 .behaviour
                 .as_deref()
                 .zip(before)
-                .map(|(seen, before)| seen.len() == before.len() && asked.iter().all(|&i| seen[i] == before[i])),
+                .map(|(seen, before)| asked.iter().all(|&i| seen.get(i) == before.get(i))),
             diff: c.diff.clone(),
             red_flagged: c.red_flag.is_some(),
             tests_passed: c.tests.as_ref().map(|t| t.success),
             behaviour: c.behaviour.clone(),
-            faults: c
-                .behaviour
-                .as_deref()
-                .filter(|_| last_step)
-                .map(|seen| crate::pipeline::evidence::probes::faults(seen, task)),
+            faults: c.behaviour.as_deref().filter(|_| last_step).map(|seen| probes::faults(seen, task)),
         })
         .collect()
 }
@@ -226,7 +229,7 @@ async fn scratch_trees(root: &std::path::Path, layers: &[String], n: usize) -> R
     .await
 }
 
-/// What the probes do on the tree of `layers`, before any candidate's change.
+/// What the probes do on the tree of `layers`.
 async fn observe_before(
     ctx: &Ctx<'_>,
     root: &std::path::Path,
@@ -310,6 +313,8 @@ struct Batch<'a> {
     format: Arc<dyn answer::Format>,
     plan: &'a PlanOutput,
     tests: Option<TestPlan>,
+    /// What the probes did before any change, where they ran.
+    before: Option<Vec<Outcome>>,
 }
 
 impl Batch<'_> {
@@ -327,13 +332,17 @@ impl Batch<'_> {
         }
     }
 
-    /// The flag of a candidate that fails a call the task writes itself: it still returns
+    /// The flag of a candidate that fails a call the task writes itself: every call the
+    /// bug report says goes wrong does what it did before the change, or one still returns
     /// what the task reports as the bug, or None where the task reports a value, or it
-    /// crashes (as [`crate::pipeline::evidence::probes::faults`] counts crashes). Only at
-    /// the plan's last step: before it, a later step may be what fixes it.
+    /// crashes (as [`probes::faults`] counts crashes). Only at the plan's last step:
+    /// before it, a later step may be what fixes it.
     fn fails_example(&self, behaviour: Option<&[Outcome]>) -> Option<RedFlag> {
         if !self.plan.plan.is_last(self.subtask) {
             return None;
+        }
+        if let Some(flag) = self.as_before(behaviour?) {
+            return Some(flag);
         }
         let examples = heuristics::example_calls(self.task);
         let reported = heuristics::reported_values(self.task);
@@ -356,6 +365,21 @@ impl Batch<'_> {
                 Outcome::Raised { .. } => None,
             }?;
             Some(RedFlag::FailsExample { call: call.clone(), seen })
+        })
+    }
+
+    /// The flag of a candidate after which every call the bug report says goes wrong does
+    /// what it did before the change (the report's own outcome need not be quoted as
+    /// Python prints it: "yields 20, 40", "raises SQLParseError").
+    fn as_before(&self, seen: &[Outcome]) -> Option<RedFlag> {
+        let (before, calls) = (self.before.as_deref()?, &self.plan.probes.calls);
+        let reported = heuristics::reported_calls(self.task);
+        let at: Vec<usize> = (0..calls.len()).filter(|&i| reported.contains(&calls[i])).collect();
+        let first = *at.first()?;
+        let same = at.iter().all(|&i| seen.get(i).is_some() && seen.get(i) == before.get(i));
+        same.then(|| RedFlag::FailsExample {
+            call: calls[first].clone(),
+            seen: format!("still does what it did before the change ({})", seen[first]),
         })
     }
 
@@ -520,6 +544,35 @@ mod tests {
             tests: None,
             behaviour,
         }
+    }
+
+    #[test]
+    fn a_bug_reports_call_that_does_what_it_did_before_flags_the_candidate() {
+        let task = "format('x', case='cap') raises SQLParseError, although documented. It should give 'X'.";
+        let plan: PlanOutput = serde_json::from_value(serde_json::json!({
+            "plan": {"subtasks": [{"description": "fix", "files": ["f.py"]}]},
+            "context": {"summary": "", "files": []}, "fallback": false, "round_start": 0, "replans": 0,
+            "probes": {"modules": ["f"], "calls": ["format('', case='cap')", "format('x', case='cap')"]}
+        }))
+        .unwrap();
+        let batch = Batch {
+            task,
+            round: 1,
+            subtask: 0,
+            format: Arc::new(EditBlocks { paths: vec!["f.py".into()], max_blocks: 1 }),
+            plan: &plan,
+            tests: None,
+            before: Some(vec!["''".into(), "raises SQLParseError".into()]),
+        };
+        let seen = |s: &[&str]| s.iter().map(|o| Outcome::from(*o)).collect::<Vec<_>>();
+        let flag = batch.fails_example(Some(&seen(&["'y'", "raises SQLParseError"])));
+        assert!(
+            matches!(&flag, Some(RedFlag::FailsExample { call, seen }) if call == "format('x', case='cap')" && seen.contains("raises SQLParseError")),
+            "{flag:?}"
+        );
+        assert_eq!(batch.fails_example(Some(&seen(&["''", "'X'"]))), None, "the reported call changed");
+        let unknown = Batch { before: None, ..batch };
+        assert_eq!(unknown.fails_example(Some(&seen(&["''", "raises SQLParseError"]))), None);
     }
 
     #[test]

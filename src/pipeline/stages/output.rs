@@ -10,13 +10,21 @@ use crate::pipeline::run::Run;
 use crate::pipeline::{Ctx, Event, PipelineError};
 use crate::state::Stage;
 
-pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&str>) -> String {
+/// What the output says of the run; `done` is how many of the plan's steps the change
+/// went through (fewer where the time budget left the later ones out, or a step's vote
+/// failed).
+pub fn explain(plan: &PlanOutput, done: usize, verdict: Option<&Verdict>, failure: Option<&str>) -> String {
     let mut text = String::new();
     if let Some(why) = failure {
         text.push_str(&format!("Not approved: {why}\n\nThe best candidate is below.\n\n"));
     }
-    let steps: Vec<String> = plan.plan.subtasks.iter().map(|s| format!("- {}", s.description.trim())).collect();
-    text.push_str(&format!("Plan:\n{}\n", steps.join("\n")));
+    let line = |s: &crate::pipeline::record::Subtask| format!("- {}", s.description.trim());
+    let (coded, left) = plan.plan.subtasks.split_at(done.min(plan.plan.subtasks.len()));
+    text.push_str(&format!("Plan:\n{}\n", coded.iter().map(line).collect::<Vec<_>>().join("\n")));
+    if !left.is_empty() {
+        let left: Vec<String> = left.iter().map(line).collect();
+        text.push_str(&format!("Not in this change:\n{}\n", left.join("\n")));
+    }
     if !plan.plan.verify.trim().is_empty() {
         text.push_str(&format!("Check: {}\n", plan.plan.verify.trim()));
     }
@@ -29,13 +37,19 @@ pub fn explain(plan: &PlanOutput, verdict: Option<&Verdict>, failure: Option<&st
     text
 }
 
-/// `patches` as one diff against the workspace (one is that already).
-async fn combined_diff(ctx: &Ctx<'_>, mut patches: Vec<String>) -> Result<String, PipelineError> {
+/// `patches` as one diff against the workspace (one is that already). Where they no
+/// longer combine (the workspace changed under the task), the first, which applies to
+/// the workspace as the task found it.
+async fn combined_diff(ctx: &Ctx<'_>, patches: Vec<String>) -> String {
     if patches.len() <= 1 {
-        return Ok(patches.pop().unwrap_or_default());
+        return patches.into_iter().next().unwrap_or_default();
     }
     let root = ctx.tools.workspace().root().to_path_buf();
-    blocking(move || worktree::combine(&root, &patches)?.diff()).await
+    let first = patches[0].clone();
+    blocking(move || worktree::combine(&root, &patches)?.diff()).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the steps' patches do not combine; the output is the first");
+        first
+    })
 }
 
 /// The output of `run`, failed when `failure` says why.
@@ -46,9 +60,13 @@ pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>)
     let verdict = run.verdicts().last().cloned();
     let diff = match (&failure, &verdict) {
         (None, Some(v)) => v.diff.clone(),
-        _ => combined_diff(ctx, run.best_change()).await?,
+        _ => combined_diff(ctx, run.best_change()).await,
     };
-    let explanation = explain(plan, verdict.as_ref(), failure.as_deref());
+    let done = match &verdict {
+        Some(v) => run.steps_of(v.round),
+        None => run.current().map_or(0, |step| step.code.subtask + 1),
+    };
+    let explanation = explain(plan, done, verdict.as_ref(), failure.as_deref());
     let tally = vote.map(|v| json!({"ballot": v.ballot, "choices": v.choices, "counts": v.counts, "decided_by": v.decided_by, "winner": v.winner})).unwrap_or(json!(null));
     let mut applied = false;
     if apply && failure.is_none() && !diff.trim().is_empty() {
@@ -58,4 +76,21 @@ pub async fn run(ctx: &Ctx<'_>, run: &Run, apply: bool, failure: Option<String>)
     let event = Event::Diff { diff: diff.clone(), explanation: explanation.clone(), applied };
     ctx.emit(Stage::Output, event).await?;
     Ok(Output { diff, explanation, tally, review: verdict, applied, failure })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_the_change_did_not_go_through_are_said_apart() {
+        let plan: PlanOutput = serde_json::from_value(json!({
+            "plan": {"subtasks": [{"description": "fix formatter"}, {"description": "validate engine"}], "verify": "pytest"},
+            "context": {"summary": "", "files": []}, "fallback": false, "round_start": 0, "replans": 0
+        }))
+        .unwrap();
+        let text = explain(&plan, 1, None, None);
+        assert!(text.contains("Plan:\n- fix formatter\nNot in this change:\n- validate engine\n"), "{text}");
+        assert!(!explain(&plan, 2, None, None).contains("Not in this change"));
+    }
 }

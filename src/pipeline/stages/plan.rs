@@ -66,12 +66,15 @@ pub async fn run(
     });
     let (plan, repairs) = {
         let (root, task) = (ctx.tools.workspace().root().to_path_buf(), task.to_string());
+        let shown: Vec<String> = context.files.iter().map(|f| f.path.clone()).collect();
         blocking(move || {
             let files = crate::pipeline::evidence::worktree::workspace_files(&root);
-            Ok(repair::repair(plan, &task, &root, &files))
+            Ok(repair::repair(plan, &task, &root, &files, &shown))
         })
         .await?
     };
+    // Repairs may leave neighbouring steps on the same files.
+    let plan = heuristics::merge_same_files(plan);
     ctx.emit(Stage::Plan, Event::Plan { plan: plan.clone(), fallback, repairs }).await?;
     Ok(PlanOutput { plan, context, fallback, round_start, replans, probes: Default::default() })
 }

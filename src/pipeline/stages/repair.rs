@@ -4,22 +4,27 @@
 //! `pkg/unique.py` for the one file that defines the `unique` the task names) or kept as
 //! a new file when the plan or the task declares it; otherwise it goes. A new file the
 //! task asks for by name replaces the existing files the planner chose; one it does not
-//! ask for goes where the step has existing files to change. A
-//! verify command for another language than the plan's files is replaced by the runner
-//! of theirs. Each repair is said in the plan's event.
+//! ask for goes where the step has existing files to change. A step that changes only
+//! files the planner was not shown and the task does not name goes, where another step
+//! remains. A verify command for another language than the plan's files is replaced by
+//! the runner of theirs. Each repair is said in the plan's event.
 
 use std::path::Path;
 
+use crate::pipeline::evidence::probes::module;
 use crate::pipeline::heuristics;
-use crate::pipeline::record::Plan;
+use crate::pipeline::record::{Plan, Subtask};
 use crate::tools::TestCommand;
 
 /// The plan with its files and verify command made to fit the workspace at `root`
-/// (whose files, relative, are `files`), and what was changed.
-pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Plan, Vec<String>) {
+/// (whose files, relative, are `files`; the planner was shown `shown`), and what was
+/// changed.
+pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String], shown: &[String]) -> (Plan, Vec<String>) {
     let mut repairs = Vec::new();
     let named = heuristics::terms(task).paths;
     let creating = heuristics::asks_for_new_file(task);
+    // Files put in for others: the planner did not see them, but meant them.
+    let mut mapped = Vec::new();
     for step in &mut plan.subtasks {
         let mut kept = Vec::new();
         for path in step.files.drain(..) {
@@ -28,11 +33,13 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
                 kept.push(path);
             } else if let Some(meant) = meant(&path, files) {
                 repairs.push(format!("{path} does not exist: {meant} is meant"));
+                mapped.push(meant.clone());
                 kept.push(meant);
             } else if let Some(definer) =
                 (!creating && !named.contains(&path)).then(|| definer(&path, task, root, files)).flatten()
             {
                 repairs.push(format!("{path} does not exist: {definer} defines what it is named after"));
+                mapped.push(definer.clone());
                 kept.push(definer);
             } else if step.new_files.contains(&path) || named.contains(&path) || creating {
                 // The user's own path for the file, where the task names one (`util.py`,
@@ -76,6 +83,8 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
         step.files = asked.clone();
         step.new_files = asked;
     }
+    let known: Vec<String> = shown.iter().chain(&mapped).cloned().collect();
+    without_unseen_steps(&mut plan, task, root, &known, &mut repairs);
     let touched: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).collect();
     match runner_for(&touched, &crate::tools::test_commands(root)) {
         Some(fitting) if !fits(&plan.verify, fitting) => {
@@ -92,6 +101,36 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String]) -> (Pla
         _ => {}
     }
     (plan, repairs)
+}
+
+/// Drops the steps that change only existing files the planner was not shown (`known`
+/// holds those and the ones repairs put in) and the task does not name (as a path, a file
+/// name or a dotted module), where a step with files remains: a small planner pads a
+/// one-line fix with guesses at files it never read ("validate the options" in
+/// `engine/__init__.py` beside the fix in `formatter.py`), and each step costs a batch
+/// of candidates.
+fn without_unseen_steps(plan: &mut Plan, task: &str, root: &Path, known: &[String], repairs: &mut Vec<String>) {
+    let paths = heuristics::terms(task).paths;
+    let named = |path: &str| {
+        paths.iter().any(|p| same_name(p, path))
+            || module(path).is_some_and(|m| m.contains('.') && task.contains(m.as_str()))
+    };
+    let unseen = |step: &Subtask| {
+        !step.files.is_empty() && step.files.iter().all(|f| root.join(f).is_file() && !known.contains(f) && !named(f))
+    };
+    if !plan.subtasks.iter().any(|s| !s.files.is_empty() && !unseen(s)) {
+        return;
+    }
+    plan.subtasks.retain(|step| {
+        let guessed = unseen(step);
+        if guessed {
+            repairs.push(format!(
+                "{}: not shown to the planner nor named by the task; step left out",
+                step.files.join(", ")
+            ));
+        }
+        !guessed
+    });
 }
 
 fn same_name(a: &str, b: &str) -> bool {
@@ -176,7 +215,6 @@ fn runners_named(verify: &str) -> Vec<TestCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::record::Subtask;
 
     fn plan(files: &[&str], verify: &str) -> Plan {
         Plan {
@@ -203,15 +241,20 @@ mod tests {
     fn missing_files_are_mapped_kept_as_new_or_left_out() {
         let (dir, files) = workspace(&["pkg/__init__.py", "pkg/core.py", "tests/test_core.py", "pyproject.toml"]);
         let (fixed, repairs) =
-            repair(plan(&["pkg.py", "core.py", "imagined.py"], "pytest"), "Fix the bug", dir.path(), &files);
+            repair(plan(&["pkg.py", "core.py", "imagined.py"], "pytest"), "Fix the bug", dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files, ["pkg/__init__.py", "pkg/core.py"]);
         assert_eq!(repairs.len(), 3, "{repairs:?}");
         // A file the task names is new, not a mistake, and where the task says.
-        let (fixed, _) = repair(plan(&["util.py"], "pytest"), "Add is_even to util.py", dir.path(), &files);
+        let (fixed, _) = repair(plan(&["util.py"], "pytest"), "Add is_even to util.py", dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files, ["util.py"]);
         assert_eq!(fixed.subtasks[0].new_files, ["util.py"]);
-        let (fixed, repairs) =
-            repair(plan(&["src/util.py"], "pytest"), "Add is_even(n) to a new file util.py", dir.path(), &files);
+        let (fixed, repairs) = repair(
+            plan(&["src/util.py"], "pytest"),
+            "Add is_even(n) to a new file util.py",
+            dir.path(),
+            &files,
+            &files,
+        );
         assert_eq!(fixed.subtasks[0].files, ["util.py"], "{repairs:?}");
     }
 
@@ -221,9 +264,9 @@ mod tests {
         std::fs::write(dir.path().join("toolz/itertoolz.py"), "def unique(seq):\n    return seq\n").unwrap();
         std::fs::write(dir.path().join("toolz/tests/test_itertoolz.py"), "def unique(x):\n    pass\n").unwrap();
         let task = "Add a `key` keyword to toolz.unique";
-        let (fixed, repairs) = repair(plan(&["toolz/unique.py"], "pytest"), task, dir.path(), &files);
+        let (fixed, repairs) = repair(plan(&["toolz/unique.py"], "pytest"), task, dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files, ["toolz/itertoolz.py"], "{repairs:?}");
-        let (fixed, _) = repair(plan(&["toolz/windowed.py"], "pytest"), task, dir.path(), &files);
+        let (fixed, _) = repair(plan(&["toolz/windowed.py"], "pytest"), task, dir.path(), &files, &files);
         assert!(fixed.subtasks[0].files.is_empty(), "the task does not name windowed");
     }
 
@@ -231,7 +274,8 @@ mod tests {
     fn a_new_file_the_task_asks_for_is_what_the_plan_changes() {
         let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs", "src/main.rs"]);
         let task = "Add a function is_even(n) to a new file util.py";
-        let (fixed, repairs) = repair(plan(&["src/lib.rs", "src/main.rs"], "cargo test"), task, dir.path(), &files);
+        let (fixed, repairs) =
+            repair(plan(&["src/lib.rs", "src/main.rs"], "cargo test"), task, dir.path(), &files, &files);
         assert_eq!(
             (&fixed.subtasks[0].files, &fixed.subtasks[0].new_files),
             (&vec!["util.py".to_string()], &vec!["util.py".to_string()])
@@ -249,34 +293,78 @@ mod tests {
             p
         };
         let task = "inflection.parameterize(\"Donald E. Knuth\") returns 'donald_e_knuth'";
-        let (fixed, repairs) = repair(invented(), task, dir.path(), &files);
+        let (fixed, repairs) = repair(invented(), task, dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files, ["inflection/__init__.py"], "{repairs:?}");
         assert!(fixed.subtasks[0].new_files.is_empty());
         // Asked for, it stays.
-        let (fixed, _) = repair(invented(), "Move transliterate to a new module", dir.path(), &files);
+        let (fixed, _) = repair(invented(), "Move transliterate to a new module", dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files.len(), 2);
         // Alone in its step, it is the step's work.
         let mut alone = plan(&["inflection/translate.py"], "pytest");
         alone.subtasks[0].new_files = vec!["inflection/translate.py".into()];
-        let (fixed, _) = repair(alone, task, dir.path(), &files);
+        let (fixed, _) = repair(alone, task, dir.path(), &files, &files);
         assert_eq!(fixed.subtasks[0].files, ["inflection/translate.py"]);
+    }
+
+    #[test]
+    fn a_step_on_files_the_planner_never_saw_goes_where_another_remains() {
+        let (dir, files) =
+            workspace(&["sqlparse/formatter.py", "sqlparse/engine/__init__.py", "sqlparse/sql.py", "sqlparse/cli.py"]);
+        let steps = |files: &[&[&str]]| Plan {
+            subtasks: files
+                .iter()
+                .map(|f| Subtask {
+                    description: "d".into(),
+                    files: f.iter().map(|p| p.to_string()).collect(),
+                    new_files: Vec::new(),
+                })
+                .collect(),
+            verify: "pytest".into(),
+        };
+        let shown = vec!["sqlparse/formatter.py".to_string()];
+        let task = "Rename strip_quotes and update its callers in sqlparse.sql";
+        let padded = steps(&[&["sqlparse/formatter.py"], &["sqlparse/engine/__init__.py"], &["sqlparse/sql.py"]]);
+        let (fixed, repairs) = repair(padded, task, dir.path(), &files, &shown);
+        let kept: Vec<&[String]> = fixed.subtasks.iter().map(|s| s.files.as_slice()).collect();
+        assert_eq!(kept, [&["sqlparse/formatter.py".to_string()][..], &["sqlparse/sql.py".to_string()][..]]);
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        // The task names it by path: it stays.
+        let (fixed, _) = repair(
+            steps(&[&["sqlparse/formatter.py"], &["sqlparse/cli.py"]]),
+            "Fix sqlparse/cli.py",
+            dir.path(),
+            &files,
+            &shown,
+        );
+        assert_eq!(fixed.subtasks.len(), 2);
+        let (fixed, _) = repair(
+            steps(&[&["sqlparse/formatter.py"], &["sqlparse/cli.py"]]),
+            "Fix cli.py",
+            dir.path(),
+            &files,
+            &shown,
+        );
+        assert_eq!(fixed.subtasks.len(), 2, "a file name is a name too");
+        // Every step unseen: the plan keeps them (nothing better to go on).
+        let (fixed, _) = repair(steps(&[&["sqlparse/cli.py"]]), "Fix the options", dir.path(), &files, &shown);
+        assert_eq!(fixed.subtasks.len(), 1);
     }
 
     #[test]
     fn a_verify_command_of_another_language_is_replaced() {
         let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs", "tests/test_x.py", "app.py"]);
-        let (fixed, repairs) = repair(plan(&["app.py"], "cargo test"), "Fix app", dir.path(), &files);
+        let (fixed, repairs) = repair(plan(&["app.py"], "cargo test"), "Fix app", dir.path(), &files, &files);
         assert_eq!(fixed.verify, "pytest");
         assert_eq!(repairs.len(), 1);
-        let (fixed, repairs) = repair(plan(&["src/lib.rs"], "cargo test"), "Fix lib", dir.path(), &files);
+        let (fixed, repairs) = repair(plan(&["src/lib.rs"], "cargo test"), "Fix lib", dir.path(), &files, &files);
         assert_eq!(fixed.verify, "cargo test");
         assert!(repairs.is_empty());
         // Words that name no runner stand.
-        let (fixed, _) = repair(plan(&["app.py"], "the function returns 4"), "Fix app", dir.path(), &files);
+        let (fixed, _) = repair(plan(&["app.py"], "the function returns 4"), "Fix app", dir.path(), &files, &files);
         assert_eq!(fixed.verify, "the function returns 4");
         // A Python file in a workspace with cargo tests only: cargo test goes, nothing replaces it.
         let (dir, files) = workspace(&["Cargo.toml", "src/lib.rs"]);
-        let (fixed, repairs) = repair(plan(&["util.py"], "cargo test"), "Add util.py", dir.path(), &files);
+        let (fixed, repairs) = repair(plan(&["util.py"], "cargo test"), "Add util.py", dir.path(), &files, &files);
         assert_eq!((fixed.verify.as_str(), repairs.len()), ("", 1), "{repairs:?}");
     }
 }

@@ -91,6 +91,69 @@ async fn combined(
     Ok((diff, files, tests))
 }
 
+/// What the reviewer is shown, fitted to its context: the change, the changed files after
+/// it and the tests' outcome; where that is too long, without the files, then with the
+/// diff's first lines only (a rename's diff can outgrow the reviewer's context).
+fn fitted_prompt(ctx: &Ctx<'_>, task: &str, diff: &str, files: &[ContextFile], tests: Option<&TestOutcome>) -> String {
+    let room = ctx.models.context_size(Role::Reviewer).saturating_sub(tuning::REVIEW_TOKENS as usize + PROMPT_MARGIN);
+    let count = |user: &str| {
+        ctx.models.count_tokens(Role::Reviewer, ctx.prompt(Role::Reviewer))
+            + ctx.models.count_tokens(Role::Reviewer, user)
+    };
+    let whole = prompt(task, diff, files, tests);
+    if count(&whole) <= room {
+        return whole;
+    }
+    let lean = prompt(task, diff, &[], tests);
+    if count(&lean) <= room {
+        return lean;
+    }
+    let left = room.saturating_sub(count(&prompt(task, "", &[], tests)));
+    let shown = first_lines(diff, left, |line| ctx.models.count_tokens(Role::Reviewer, line));
+    prompt(task, &shown, &[], tests)
+}
+
+/// The first lines of `diff` that cost at most `room` tokens (a line costs `count` of it
+/// and its newline), and a line saying how many were left out.
+fn first_lines(diff: &str, room: usize, count: impl Fn(&str) -> usize) -> String {
+    let lines: Vec<&str> = diff.lines().collect();
+    let mut shown = String::new();
+    let mut used = CUT_LINE_TOKENS;
+    for (i, line) in lines.iter().enumerate() {
+        used += count(line) + 1;
+        if used > room {
+            shown.push_str(&format!("... ({} more lines of the diff not shown)\n", lines.len() - i));
+            break;
+        }
+        shown.push_str(line);
+        shown.push('\n');
+    }
+    shown
+}
+
+/// Tokens kept free beside the prompt's count for the chat template's own.
+const PROMPT_MARGIN: usize = 64;
+/// What the line saying how much of a diff was cut costs.
+const CUT_LINE_TOKENS: usize = 16;
+
+fn prompt(task: &str, diff: &str, files: &[ContextFile], tests: Option<&TestOutcome>) -> String {
+    let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
+    if !files.is_empty() {
+        user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(files)));
+    }
+    match tests {
+        Some(t) => user.push_str(&format!(
+            "\nTests {} (passed {}, failed {}). Output tail:\n```\n{}\n```\n",
+            if t.success { "pass" } else { "FAIL" },
+            t.passed.map(|n| n.to_string()).unwrap_or("?".into()),
+            t.failed.map(|n| n.to_string()).unwrap_or("?".into()),
+            t.tail(15)
+        )),
+        None => user.push_str("\nThe workspace has no tests to run.\n"),
+    }
+    user
+}
+
 /// The tests of the changed files, with a baseline on the workspace as it is (so the
 /// reviewer is not shown failures the change did not cause).
 async fn review_tests(ctx: &Ctx<'_>, task: &str, changed: &[String]) -> Result<Option<TestPlan>, PipelineError> {
@@ -118,20 +181,7 @@ async fn review(
     files: Vec<ContextFile>,
     tests: Option<TestOutcome>,
 ) -> Result<Verdict, PipelineError> {
-    let mut user = format!("Task:\n{task}\n\nChange:\n```diff\n{diff}```\n");
-    if !files.is_empty() {
-        user.push_str(&format!("\nThe changed files after the change:\n{}", render_files(&files)));
-    }
-    match &tests {
-        Some(t) => user.push_str(&format!(
-            "\nTests {} (passed {}, failed {}). Output tail:\n```\n{}\n```\n",
-            if t.success { "pass" } else { "FAIL" },
-            t.passed.map(|n| n.to_string()).unwrap_or("?".into()),
-            t.failed.map(|n| n.to_string()).unwrap_or("?".into()),
-            t.tail(15)
-        )),
-        None => user.push_str("\nThe workspace has no tests to run.\n"),
-    }
+    let user = fitted_prompt(ctx, task, &diff, &files, tests.as_ref());
     let answer = ctx.ask_json(Role::Reviewer, &schema(), user, tuning::REVIEW_TOKENS).await?;
     let (approved, problems) = match serde_json::from_str::<Answer>(&answer) {
         // A reviewer that lists problems has not approved, whatever the flag says.
@@ -146,4 +196,21 @@ async fn review(
         Event::Verdict { round, approved: verdict.approved, problems: verdict.problems.clone(), skipped: false };
     ctx.emit(Stage::Review, event).await?;
     Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_too_long_for_the_reviewer_is_cut_at_a_line_and_says_so() {
+        let diff: String = (0..100).map(|i| format!("+line {i}\n")).collect();
+        let words = |s: &str| s.split_whitespace().count();
+        assert_eq!(first_lines(&diff, 1000, words), diff, "it fits whole");
+        let cut = first_lines(&diff, CUT_LINE_TOKENS + 30, words);
+        assert!(
+            cut.starts_with("+line 0\n") && cut.ends_with("+line 9\n... (90 more lines of the diff not shown)\n"),
+            "{cut}"
+        );
+    }
 }
