@@ -30,6 +30,10 @@ pub enum RedFlag {
     /// bug, or crashes.
     #[error("{call}, the task's own example, {seen}")]
     FailsExample { call: String, seen: String },
+    /// At the plan's last step, none of the tests that passed before passes: the code no
+    /// longer imports or builds.
+    #[error("breaks every test: none of the {before} that passed before passes")]
+    BreaksTests { before: u64 },
 }
 
 impl RedFlag {
@@ -43,6 +47,7 @@ impl RedFlag {
             RedFlag::DoesNotParse { .. } => "breaks the build",
             RedFlag::Unjudged { .. } => "not judged",
             RedFlag::FailsExample { .. } => "fails the task's example",
+            RedFlag::BreaksTests { .. } => "breaks every test",
         }
     }
 }

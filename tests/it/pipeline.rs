@@ -594,6 +594,9 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
 #[tokio::test]
 async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach() {
     let (_dir, root) = calc_repo();
+    std::fs::write(root.join("README.md"), "# calc\n").unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "readme"]);
     let models = Arc::new(ScriptedModels::default());
     let plan = r#"{"subtasks": [
         {"description": "Make add() in calc.py return the sum", "files": ["calc.py"]},
@@ -736,34 +739,51 @@ async fn tests_that_cannot_run_before_any_change_are_held_against_no_candidate()
     assert!(!review.contains("Tests FAIL"), "{review}");
 }
 
-/// Scripted models whose reviews answer at the instant `1` (not before): a stage that
-/// runs long, ending when the test says whatever the machine's speed.
-struct SlowReview(ScriptedModels, tokio::time::Instant);
+/// Scripted models whose answers to the asks `slow` picks come at the instant `until`
+/// (not before): a stage that runs long, ending when the test says whatever the machine's
+/// speed.
+struct Delayed {
+    models: ScriptedModels,
+    until: tokio::time::Instant,
+    slow: fn(Role, &Ask) -> bool,
+}
+
+impl Delayed {
+    fn review(until: tokio::time::Instant) -> Delayed {
+        let slow =
+            |role: Role, ask: &Ask| role == Role::Reviewer && ask.messages.iter().any(|m| m.content.contains(REVIEW));
+        Delayed { models: ScriptedModels::default(), until, slow }
+    }
+
+    fn coder(until: tokio::time::Instant) -> Delayed {
+        Delayed { models: ScriptedModels::default(), until, slow: |role, _| role == Role::Coder }
+    }
+}
 
 #[async_trait]
-impl Models for SlowReview {
+impl Models for Delayed {
     async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
-        if role == Role::Reviewer && ask.messages.iter().any(|m| m.content.contains(REVIEW)) {
-            tokio::time::sleep_until(self.1).await;
+        if (self.slow)(role, &ask) {
+            tokio::time::sleep_until(self.until).await;
         }
-        self.0.ask(role, ask).await
+        self.models.ask(role, ask).await
     }
     fn count_tokens(&self, role: Role, text: &str) -> usize {
-        self.0.count_tokens(role, text)
+        self.models.count_tokens(role, text)
     }
     fn parallel(&self, role: Role) -> u32 {
-        self.0.parallel(role)
+        self.models.parallel(role)
     }
 }
 
 /// A round that fixes calc.py and whose review rejects it, `review` from now.
-fn slow_round(review: std::time::Duration) -> Arc<SlowReview> {
-    let models = SlowReview(ScriptedModels::default(), tokio::time::Instant::now() + review);
-    models.0.script(Role::Planner, [PLAN]);
+fn slow_round(review: std::time::Duration) -> Arc<Delayed> {
+    let models = Delayed::review(tokio::time::Instant::now() + review);
+    models.models.script(Role::Planner, [PLAN]);
     let fix = block("    return a - b\n", "    return a + b\n");
-    models.0.script(Role::Coder, std::iter::repeat_n(fix, 5));
-    models.0.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
-    models.0.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    models.models.script(Role::Coder, std::iter::repeat_n(fix, 5));
+    models.models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["add() needs a docstring"]}"#]);
+    models.models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
     Arc::new(models)
 }
 
@@ -799,6 +819,82 @@ async fn the_end_of_the_budget_stops_the_stage_it_falls_in() {
     // A review that would take a minute, in a task of twenty seconds: the voted change,
     // unreviewed, is the answer.
     slow_review_under_budget(60, 20, "review stopped", "time budget is spent in review").await;
+}
+
+#[tokio::test]
+async fn past_most_of_the_budget_a_plans_later_steps_are_left_out_and_the_steps_done_reviewed() {
+    let (_dir, root) = calc_repo();
+    std::fs::write(root.join("README.md"), "# calc\n").unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "readme"]);
+    // The first step's candidates arrive at 72% of a 100 s budget: its tests and vote have
+    // the rest, however busy the machine.
+    let models = Delayed::coder(tokio::time::Instant::now() + std::time::Duration::from_secs(72));
+    let plan = r#"{"subtasks": [
+        {"description": "Make add() in calc.py return the sum", "files": ["calc.py"]},
+        {"description": "Describe add() in the README", "files": ["calc.py", "README.md"]}], "verify": "pytest"}"#;
+    models.models.script(Role::Planner, [plan]);
+    models.models.script(Role::Coder, std::iter::repeat_n(block("    return a - b\n", "    return a + b\n"), 5));
+    models.models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let options = PipelineOptions { time_budget_secs: 100, ..edit_blocks() };
+    let (_state, p, task, done) = run_task(&root, Arc::new(models), options).await;
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert_eq!(kinds(&events), ["preprocess", "plan", "code", "vote", "review", "output"]);
+    let cuts = budget_cuts(&events);
+    assert!(cuts.iter().any(|c| c.contains("later steps are left out")), "{cuts:?}");
+    let output = &done.outputs[&Stage::Output];
+    assert!(output["diff"].as_str().unwrap().contains("+    return a + b"), "{output}");
+    let explanation = output["explanation"].as_str().unwrap();
+    assert!(explanation.contains("Not in this change:\n- Describe add() in the README"), "{explanation}");
+}
+
+#[tokio::test]
+async fn failures_an_earlier_step_brought_are_not_excused_at_the_next() {
+    let (_dir, root) = calc_repo();
+    std::fs::write(root.join("calc.py"), "def add(a, b):\n    return a + b\n").unwrap();
+    std::fs::write(root.join("app.py"), "from calc import add\n\n\ndef total(xs):\n    return sum(xs)\n").unwrap();
+    std::fs::write(root.join("tests/test_calc.py"), "").unwrap();
+    std::fs::write(
+        root.join("tests/test_app.py"),
+        "from app import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
+    )
+    .unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "app"]);
+    let models = Arc::new(ScriptedModels::default());
+    let plan = r#"{"subtasks": [
+        {"description": "Rename add to plus in calc.py", "files": ["calc.py"]},
+        {"description": "Update the import in app.py", "files": ["app.py"]}], "verify": "pytest"}"#;
+    models.script(Role::Planner, [plan]);
+    models.script(Role::Coder, vec![block("def add(a, b):\n", "def plus(a, b):\n"); 5]);
+    // None fixes app.py's import: every one fails the tests the first step broke, which
+    // no candidate is excused, though the tree they start from failed them too.
+    let idle = "FILE: app.py\n<<<<<<< SEARCH\ndef total(xs):\n=======\ndef total(xs):  # the sum\n>>>>>>> REPLACE\n";
+    models.script(Role::Coder, vec![idle; 5]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": false, "problems": ["app.py still imports add"]}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    // One round: the review's rejection ends the task.
+    let options = PipelineOptions { max_rounds: 1, replans: 0, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create("Rename calc.add to plus and update its caller in app.py", false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let baselines: Vec<&Value> = events.iter().filter(|e| e.kind == "baseline").map(|e| &e.data).collect();
+    assert_eq!(baselines[1]["subtask"], 1);
+    assert_eq!(baselines[1]["failing"], json!([]), "the first step broke the import: {}", baselines[1]);
+    let step: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.kind == "candidate" && e.data["subtask"] == 1 && e.data["round"] == 1)
+        .map(|e| &e.data)
+        .collect();
+    assert_eq!(step.len(), 5);
+    assert!(step.iter().all(|c| c["tests"]["success"] == false), "{step:?}");
+    assert!(done.error.is_some(), "the review rejected it");
 }
 
 #[tokio::test]

@@ -53,36 +53,31 @@ impl TestPlan {
     /// The selected tests run once on the tree of `layers` (the workspace, then earlier
     /// steps' patches) before any candidate. Untested when that run timed out or its runner
     /// is missing: tests that cannot run untouched say nothing about a candidate (the whole
-    /// suite, when nothing narrowed it down, gets [`tuning::WHOLE_SUITE_SECS`]).
+    /// suite, when nothing narrowed it down, gets [`tuning::WHOLE_SUITE_SECS`]). Failures
+    /// that earlier steps' patches brought (a rename that breaks its importers) are not
+    /// already there: they are the later step's to fix, and no candidate is excused them.
     pub async fn prepare(
         ctx: &Ctx<'_>,
         layers: &[String],
         selection: Selection,
     ) -> Result<Result<TestPlan, Untested>, PipelineError> {
-        let root = ctx.tools.workspace().root().to_path_buf();
-        let layers = layers.to_vec();
-        let scratch = blocking(move || {
-            let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
-            Scratch::create(&root, &layers)
-        })
-        .await?;
         let max = ctx.options.test_timeout_secs;
         // The whole suite serves only when it is quick: a long one says nothing specific
         // about the change, and would hold every candidate for its length.
         let limit = if selection.is_whole() { max.min(tuning::WHOLE_SUITE_SECS) } else { max };
-        let ran = run_selected(ctx, &scratch, &selection, limit).await;
-        blocking(move || {
-            drop(scratch);
-            Ok(())
-        })
-        .await?;
-        let out = match ran {
+        let out = match run_on(ctx, layers, &selection, limit).await {
             Err(PipelineError::Tool(ToolError::Unavailable(message))) => return Ok(Err(Untested::NoRunner(message))),
             ran => ran?,
         };
+        let not_run = ran_nothing(&out).then(|| last_line(&out.output_tail));
+        let mut failed_tests = out.failed_tests;
+        if layers.len() > 1 && !failed_tests.is_empty() {
+            let before = run_on(ctx, &layers[..1], &selection, limit).await?;
+            failed_tests.retain(|t| before.failed_tests.contains(t));
+        }
         let baseline = Baseline {
-            not_run: ran_nothing(&out).then(|| last_line(&out.output_tail)),
-            failed_tests: out.failed_tests,
+            not_run,
+            failed_tests,
             passed: out.counts.passed,
             seconds: out.duration_ms as f64 / 1000.0,
             timed_out: out.timed_out,
@@ -93,6 +88,28 @@ impl TestPlan {
         let timeout_secs = baseline.timeout_secs(max);
         Ok(Ok(TestPlan { selection, baseline, timeout_secs }))
     }
+}
+
+/// The selected tests on a scratch tree of `layers`, killed after `timeout_secs`.
+async fn run_on(
+    ctx: &Ctx<'_>,
+    layers: &[String],
+    selection: &Selection,
+    timeout_secs: u64,
+) -> Result<run_tests::Output, PipelineError> {
+    let (root, layers) = (ctx.tools.workspace().root().to_path_buf(), layers.to_vec());
+    let scratch = blocking(move || {
+        let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+        Scratch::create(&root, &layers)
+    })
+    .await?;
+    let ran = run_selected(ctx, &scratch, selection, timeout_secs).await;
+    blocking(move || {
+        drop(scratch);
+        Ok(())
+    })
+    .await?;
+    ran
 }
 
 /// A candidate's tests, as they ran (see [`excuse`] for failures that were already there).

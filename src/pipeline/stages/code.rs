@@ -341,12 +341,12 @@ impl Batch<'_> {
         if !self.plan.plan.is_last(self.subtask) {
             return None;
         }
-        if let Some(flag) = self.as_before(behaviour?) {
-            return Some(flag);
-        }
+        let behaviour = behaviour?;
         let examples = heuristics::example_calls(self.task);
         let reported = heuristics::reported_values(self.task);
-        self.plan.probes.calls.iter().zip(behaviour?).find_map(|(call, seen)| {
+        // What the report says of a call names the fault best; where it quotes no value
+        // as Python prints it ("yields 20, 40"), the call doing as before still tells.
+        let found = self.plan.probes.calls.iter().zip(behaviour).find_map(|(call, seen)| {
             let seen = match seen {
                 Outcome::Returned { value, .. } => {
                     let (_, wrong) = reported.iter().find(|(c, _)| c == call)?;
@@ -365,7 +365,8 @@ impl Batch<'_> {
                 Outcome::Raised { .. } => None,
             }?;
             Some(RedFlag::FailsExample { call: call.clone(), seen })
-        })
+        });
+        found.or_else(|| self.as_before(behaviour))
     }
 
     /// The flag of a candidate after which every call the bug report says goes wrong does
@@ -381,6 +382,14 @@ impl Batch<'_> {
             call: calls[first].clone(),
             seen: format!("still does what it did before the change ({})", seen[first]),
         })
+    }
+
+    /// The flag of a candidate after which, at the plan's last step, none of the tests
+    /// that passed before any change passes.
+    fn breaks_tests(&self, ran: Option<&TestOutcome>) -> Option<RedFlag> {
+        let before = self.tests.as_ref()?.baseline.passed?;
+        (self.plan.plan.is_last(self.subtask) && breaks_every_test(before, ran?))
+            .then_some(RedFlag::BreaksTests { before })
     }
 
     /// A candidate's test outcome and what the probes saw (neither for a red-flagged one).
@@ -436,7 +445,9 @@ impl Batch<'_> {
         for (offset, ((sample, verdict), found)) in judged.into_iter().zip(evidence).enumerate() {
             let (tests, behaviour) = found?;
             let (diff, red_flag) = match verdict {
-                Ok(diff) => (diff, self.fails_example(behaviour.as_deref())),
+                Ok(diff) => {
+                    (diff, self.fails_example(behaviour.as_deref()).or_else(|| self.breaks_tests(tests.as_ref())))
+                }
                 Err(flag) => (String::new(), Some(flag)),
             };
             let index = first + offset;
@@ -507,6 +518,12 @@ impl Form {
     }
 }
 
+/// Whether a run passes none of the `before` tests that passed before the change (where
+/// some did), and failed: a module that no longer imports fails every test file at once.
+pub fn breaks_every_test(before: u64, ran: &TestOutcome) -> bool {
+    before > 0 && !ran.success && ran.passed.unwrap_or(0) == 0
+}
+
 /// The candidate's diff, or the red flag that disqualifies it.
 fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answer::Format) -> Result<String, RedFlag> {
     format.apply(scratch.path(), &sample.text, sample.hit_limit).map_err(|refused| match refused {
@@ -573,6 +590,22 @@ mod tests {
         assert_eq!(batch.fails_example(Some(&seen(&["''", "'X'"]))), None, "the reported call changed");
         let unknown = Batch { before: None, ..batch };
         assert_eq!(unknown.fails_example(Some(&seen(&["''", "raises SQLParseError"]))), None);
+    }
+
+    #[test]
+    fn a_run_that_passes_none_of_the_tests_that_passed_before_breaks_every_test() {
+        let ran = |success: bool, passed: Option<u64>| TestOutcome {
+            success,
+            passed,
+            failed: Some(2),
+            output_tail: String::new(),
+            failed_tests: Vec::new(),
+        };
+        assert!(breaks_every_test(749, &ran(false, Some(0))));
+        assert!(breaks_every_test(749, &ran(false, None)));
+        assert!(!breaks_every_test(749, &ran(false, Some(434))), "some still pass: the vote weighs it");
+        assert!(!breaks_every_test(0, &ran(false, Some(0))), "none passed before either");
+        assert!(!breaks_every_test(749, &ran(true, Some(0))), "its failures were excused");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String], shown: 
     let mut repairs = Vec::new();
     let named = heuristics::terms(task).paths;
     let creating = heuristics::asks_for_new_file(task);
-    // Files put in for others: the planner did not see them, but meant them.
+    // Files put in for what the task names: the planner did not see them, but meant them.
     let mut mapped = Vec::new();
     for step in &mut plan.subtasks {
         let mut kept = Vec::new();
@@ -33,7 +33,6 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String], shown: 
                 kept.push(path);
             } else if let Some(meant) = meant(&path, files) {
                 repairs.push(format!("{path} does not exist: {meant} is meant"));
-                mapped.push(meant.clone());
                 kept.push(meant);
             } else if let Some(definer) =
                 (!creating && !named.contains(&path)).then(|| definer(&path, task, root, files)).flatten()
@@ -104,11 +103,11 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String], shown: 
 }
 
 /// Drops the steps that change only existing files the planner was not shown (`known`
-/// holds those and the ones repairs put in) and the task does not name (as a path, a file
-/// name or a dotted module), where a step with files remains: a small planner pads a
-/// one-line fix with guesses at files it never read ("validate the options" in
-/// `engine/__init__.py` beside the fix in `formatter.py`), and each step costs a batch
-/// of candidates.
+/// holds those, and the files found to define what the task names) and the task does not
+/// name (as a path, a file name or a dotted module), where a step with files remains: a
+/// small planner pads a one-line fix with guesses at files it never read ("validate the
+/// options" in `engine.py`, which is `engine/__init__.py`, beside the fix in
+/// `formatter.py`), and each step costs a batch of candidates.
 fn without_unseen_steps(plan: &mut Plan, task: &str, root: &Path, known: &[String], repairs: &mut Vec<String>) {
     let paths = heuristics::terms(task).paths;
     let named = |path: &str| {
@@ -323,11 +322,12 @@ mod tests {
         };
         let shown = vec!["sqlparse/formatter.py".to_string()];
         let task = "Rename strip_quotes and update its callers in sqlparse.sql";
-        let padded = steps(&[&["sqlparse/formatter.py"], &["sqlparse/engine/__init__.py"], &["sqlparse/sql.py"]]);
+        // `engine.py` is `engine/__init__.py`, which the planner never saw either.
+        let padded = steps(&[&["sqlparse/formatter.py"], &["sqlparse/engine.py"], &["sqlparse/sql.py"]]);
         let (fixed, repairs) = repair(padded, task, dir.path(), &files, &shown);
         let kept: Vec<&[String]> = fixed.subtasks.iter().map(|s| s.files.as_slice()).collect();
         assert_eq!(kept, [&["sqlparse/formatter.py".to_string()][..], &["sqlparse/sql.py".to_string()][..]]);
-        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert_eq!(repairs.len(), 2, "{repairs:?}");
         // The task names it by path: it stays.
         let (fixed, _) = repair(
             steps(&[&["sqlparse/formatter.py"], &["sqlparse/cli.py"]]),
