@@ -45,6 +45,13 @@ fn git(root: &Path, args: &[&str]) {
     assert!(ok, "git {args:?}");
 }
 
+/// A README beside calc.py, committed: a second file a plan's step may change.
+fn commit_readme(root: &Path) {
+    std::fs::write(root.join("README.md"), "# calc\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-qm", "readme"]);
+}
+
 fn block(search: &str, replace: &str) -> String {
     format!("FILE: calc.py\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n")
 }
@@ -594,9 +601,7 @@ async fn an_interrupted_task_resumes_after_its_last_completed_stage() {
 #[tokio::test]
 async fn a_later_step_that_changes_nothing_is_passed_and_tests_stay_out_of_reach() {
     let (_dir, root) = calc_repo();
-    std::fs::write(root.join("README.md"), "# calc\n").unwrap();
-    git(&root, &["add", "."]);
-    git(&root, &["commit", "-qm", "readme"]);
+    commit_readme(&root);
     let models = Arc::new(ScriptedModels::default());
     let plan = r#"{"subtasks": [
         {"description": "Make add() in calc.py return the sum", "files": ["calc.py"]},
@@ -824,9 +829,7 @@ async fn the_end_of_the_budget_stops_the_stage_it_falls_in() {
 #[tokio::test]
 async fn past_most_of_the_budget_a_plans_later_steps_are_left_out_and_the_steps_done_reviewed() {
     let (_dir, root) = calc_repo();
-    std::fs::write(root.join("README.md"), "# calc\n").unwrap();
-    git(&root, &["add", "."]);
-    git(&root, &["commit", "-qm", "readme"]);
+    commit_readme(&root);
     // The first step's candidates arrive at 72% of a 100 s budget: its tests and vote have
     // the rest, however busy the machine.
     let models = Delayed::coder(tokio::time::Instant::now() + std::time::Duration::from_secs(72));
