@@ -33,10 +33,11 @@ def start(cmd, ready_url, env=None):
 
 def start_quorum(binary, model, port, *flags):
     """quorum serving MODEL for every role, with its prompt cache off so that every request
-    prefills in full, as llama-bench does (and llama-server with cache_prompt: false).
-    Returns the process and its URL."""
+    prefills in full, as llama-bench does (and llama-server with cache_prompt: false), and
+    without speculation, which llama-bench and llama-server do not do either (speculation.py
+    measures it). Returns the process and its URL."""
     cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    cfg.write("prompt_cache = false\n")
+    cfg.write('prompt_cache = false\nspeculation = "off"\n')
     cfg.close()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,10 +74,21 @@ def concurrent(url, model, k):
     return time.perf_counter() - t
 
 
+def counter(url, name):
+    """One of quorum's /metrics series, summed over its models."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
 def shared_tokens(url):
     """quorum's count of tokens sampled from a forked sibling's row (no decode of their own)."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("quorum_shared_tokens_total{"))
+    return int(counter(url, "quorum_shared_tokens_total"))
+
+
+def engine_seconds(url):
+    """quorum's own time in llama_decode and sampling (the sampler's read of the logits waits
+    for the device's work): what llama-bench times, without HTTP, the template or the queue."""
+    return counter(url, "quorum_decode_seconds_total") + counter(url, "quorum_sampling_seconds_total")
 
 
 def fork(url, model):
@@ -114,22 +126,28 @@ def batched_bench(bin_dir, model, threads, n_prompt):
 
 
 def quorum_speed(url, n_prompt):
-    """Single-stream decode (tokens after the first, streamed) and prefill of ~n_prompt tokens."""
+    """Single-stream decode (tokens after the first, streamed) and prefill of ~n_prompt tokens
+    (through HTTP: the time to the answer), then both from quorum's engine timers."""
     body = {"model": "coder", "prompt": "Once upon a time", "max_tokens": 128, "temperature": 0,
             "ignore_eos": True, "stream": True}
     stamps = []
+    engine = engine_seconds(url)
     with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=600) as r:
         for line in r.iter_lines():
             if line.startswith("data: {") and json.loads(line[6:])["choices"]:
                 stamps.append(time.perf_counter())
     decode = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # 128 steps: the 4-token prompt's with the first token, then 127.
+    decode_engine = len(stamps) / (engine_seconds(url) - engine)
     words = ("the quick brown fox jumps over the lazy dog " * 200).split()
     text = " ".join(words[: n_prompt - 1])
+    engine = engine_seconds(url)
     t = time.perf_counter()
     r = httpx.post(f"{url}/v1/completions", json={"model": "coder", "prompt": text, "max_tokens": 1}, timeout=600)
     elapsed = time.perf_counter() - t
+    prefill_engine = engine_seconds(url) - engine
     tokens = r.json()["usage"]["prompt_tokens"]
-    return decode, tokens / elapsed, tokens
+    return decode, tokens / elapsed, decode_engine, tokens / prefill_engine
 
 
 def llama_bench(bin_dir, model, threads):
@@ -159,7 +177,7 @@ def main():
         f"http://127.0.0.1:{l_port}/health",
     )
     l_url = f"http://127.0.0.1:{l_port}"
-    results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "ls_5", "q_5", "q_fork", "q_single",
+    results = {k: [] for k in ("lb_tg", "lb_pp", "q_tg", "q_pp", "q_tg_engine", "q_pp_engine", "ls_5", "q_5", "q_fork", "q_single",
                                 "bb_single", "bb_fork", "bb_5", "q_shared")}
     version = "?"
     try:
@@ -168,9 +186,11 @@ def main():
             version = f"build {build} ({commit})"
             results["lb_tg"].append(tg)
             results["lb_pp"].append(pp)
-            q_tg, q_pp, _ = quorum_speed(q_url, 512)
+            q_tg, q_pp, q_tg_engine, q_pp_engine = quorum_speed(q_url, 512)
             results["q_tg"].append(q_tg)
             results["q_pp"].append(q_pp)
+            results["q_tg_engine"].append(q_tg_engine)
+            results["q_pp_engine"].append(q_pp_engine)
             results["ls_5"].append(concurrent(l_url, "any", 5))
             results["q_5"].append(concurrent(q_url, "coder", 5))
             q_fork, shared = fork(q_url, "coder")
@@ -199,6 +219,8 @@ def main():
     print("|---|---|---|---|---|")
     print(f"| decode tok/s (tg128) | {med['lb_tg']:.1f} | {med['q_tg']:.1f} | {med['q_tg'] / med['lb_tg']:.2f} | >= 0.95 |")
     print(f"| prefill tok/s (pp512) | {med['lb_pp']:.1f} | {med['q_pp']:.1f} | {med['q_pp'] / med['lb_pp']:.2f} | >= 0.95 |")
+    print(f"| decode tok/s, engine timers | {med['lb_tg']:.1f} | {med['q_tg_engine']:.1f} | {med['q_tg_engine'] / med['lb_tg']:.2f} | >= 0.95 |")
+    print(f"| prefill tok/s, engine timers | {med['lb_pp']:.1f} | {med['q_pp_engine']:.1f} | {med['q_pp_engine'] / med['lb_pp']:.2f} | >= 0.95 |")
     agg_l, agg_q = 640 / med["ls_5"], 640 / med["q_5"]
     print(f"| 5 concurrent requests, aggregate tok/s | {agg_l:.1f} | {agg_q:.1f} | {agg_q / agg_l:.2f} | >= 1.0 |")
     print(f"| 5 concurrent requests, wall s | {med['ls_5']:.1f} | {med['q_5']:.1f} | {med['q_5'] / med['ls_5']:.2f} | |")

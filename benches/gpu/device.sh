@@ -13,6 +13,7 @@
 #        benches/gpu/device.sh eval-repos OUT IDS [SECS] [MODE]   the small profile on repository tasks IDS
 #        (QUORUM_EVAL_OPTIONS: pipeline options as JSON, eval's --options)
 #        (QUORUM_GPU_TOOLS=0 before build: quorum's build alone, for runs that need no llama.cpp tool)
+#        benches/gpu/device.sh tools          then the tools' build, in the background
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 stage="${QUORUM_GPU_STAGE:-$HOME/.cache/quorum-gpu}"
@@ -71,12 +72,23 @@ build)
     --config 'source.crates-io.replace-with=\"vendored\"' --config 'source.vendored.directory=\"$stage/vendor\"' \
     > '$stage/quorum-build.log' 2>&1; echo \"exit \$?\" >> '$stage/quorum-build.log'; \
     [ '${QUORUM_GPU_TOOLS:-1}' = 0 ] && { echo 'exit 0 (not built)' > '$stage/llama-build.log'; exit; }; \
-    nice -n 15 cmake -S '$stage/llama.cpp' -B '$stage/llama.cpp/build' -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=$arch -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
-    -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > '$stage/llama-build.log' 2>&1 && \
-    nice -n 15 cmake --build '$stage/llama.cpp/build' --target llama-bench llama-server llama-batched-bench -j $jobs \
-    >> '$stage/llama-build.log' 2>&1; echo \"exit \$?\" >> '$stage/llama-build.log'" < /dev/null > /dev/null 2>&1 &
+    '$0' tools-now 15" < /dev/null > /dev/null 2>&1 &
   echo "builds started: $stage/quorum-build.log, $stage/llama-build.log"
+  ;;
+tools)
+  # After a build with QUORUM_GPU_TOOLS=0, once quorum has been measured alone.
+  : > "$stage/llama-build.log"
+  setsid "$0" tools-now 0 < /dev/null > /dev/null 2>&1 &
+  echo "tools' build started: $stage/llama-build.log"
+  ;;
+tools-now)
+  {
+    nice -n "$2" cmake -S "$stage/llama.cpp" -B "$stage/llama.cpp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+      -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF &&
+      nice -n "$2" cmake --build "$stage/llama.cpp/build" --target llama-bench llama-server llama-batched-bench -j "$jobs"
+    echo "exit $?"
+  } > "$stage/llama-build.log" 2>&1
   ;;
 models)
   (cd "$stage/parts" && grep '\.gguf\.' SHA256SUMS | sha256sum --quiet -c -)
@@ -137,7 +149,7 @@ eval-repos)
   "$quorum" eval --report --out "$out"
   ;;
 *)
-  sed -n '2,13p' "$0"
+  sed -n '2,14p' "$0"
   exit 2
   ;;
 esac

@@ -71,21 +71,33 @@ impl Sampling {
         if p.any() {
             stages.push(LlamaSampler::penalties(n_vocab, PENALTY_WINDOW, p.repeat, p.frequency, p.presence));
         }
+        // With nothing before the draw, the draw's top-k can be taken off the logits first.
+        let top_k = (stages.is_empty() && self.temperature > 0.0 && (1..=MAX_TOP_K).contains(&self.top_k))
+            .then_some(self.top_k as usize);
         if self.temperature <= 0.0 {
             stages.push(LlamaSampler::greedy());
         } else {
-            stages.extend([
-                LlamaSampler::top_k(self.top_k as i32),
-                LlamaSampler::top_p(self.top_p, 1),
-                LlamaSampler::temp(self.temperature),
-                LlamaSampler::dist(self.seed),
-            ]);
+            stages.extend(self.draw());
         }
         let argmax = stages.len() == 1 && self.temperature <= 0.0;
         let chain = if stages.len() == 1 { stages.remove(0) } else { LlamaSampler::chain_simple(stages) };
-        Ok(SeqSampler { grammar, chain, argmax, eos: model.vocab().eos() })
+        Ok(SeqSampler { grammar, chain, argmax, top_k, eos: model.vocab().eos() })
+    }
+
+    /// The seeded draw: top-k, top-p, temperature, then the distribution.
+    fn draw(&self) -> [LlamaSampler; 4] {
+        [
+            LlamaSampler::top_k(self.top_k as i32),
+            LlamaSampler::top_p(self.top_p, 1),
+            LlamaSampler::temp(self.temperature),
+            LlamaSampler::dist(self.seed),
+        ]
     }
 }
+
+/// The largest top-k that is taken off the logits before the chain (a pass that keeps the
+/// best k in order costs up to k moves per kept token).
+const MAX_TOP_K: u32 = 256;
 
 /// A sequence's sampler. The grammar is checked against the drawn token only, and applied
 /// to the whole vocabulary just when that token breaks it (llama.cpp's common sampler does
@@ -98,6 +110,9 @@ pub struct SeqSampler {
     /// The chain is greedy alone: the most likely token is read off the logits, without
     /// the vocabulary-sized candidate array llama.cpp's sampler builds for each token.
     argmax: bool,
+    /// The chain is the draw alone: its candidates are the top k logits, taken in one pass,
+    /// not the whole vocabulary (the same draw: top-k leaves the chain these, in this order).
+    top_k: Option<usize>,
     eos: LlamaToken,
 }
 
@@ -108,9 +123,16 @@ impl SeqSampler {
             if self.argmax {
                 return argmax(ctx.get_logits_ith(idx));
             }
-            return self.chain.sample(ctx, idx);
+            if self.top_k.is_none() {
+                return self.chain.sample(ctx, idx);
+            }
+            let mut candidates = candidates(self.top_k, ctx, idx);
+            candidates.apply_sampler(&mut self.chain);
+            let token = candidates.selected_token().unwrap_or(self.eos);
+            self.chain.accept(token);
+            return token;
         };
-        let mut candidates = ctx.token_data_array_ith(idx);
+        let mut candidates = candidates(self.top_k, ctx, idx);
         candidates.apply_sampler(&mut self.chain);
         let drawn = candidates.selected_token();
         let allowed = drawn.is_some_and(|token| {
@@ -140,6 +162,28 @@ impl SeqSampler {
     }
 }
 
+/// What a chain draws from: the top k logits, or the whole vocabulary.
+fn candidates(top: Option<usize>, ctx: &LlamaContext<'_>, idx: i32) -> LlamaTokenDataArray {
+    match top {
+        Some(k) => LlamaTokenDataArray::new(top_k(ctx.get_logits_ith(idx), k), true),
+        None => ctx.token_data_array_ith(idx),
+    }
+}
+
+/// The `k` highest logits, highest first (the first of equal ones first), in one pass.
+fn top_k(logits: &[f32], k: usize) -> Vec<LlamaTokenData> {
+    let mut top: Vec<LlamaTokenData> = Vec::with_capacity(k + 1);
+    for (i, &logit) in logits.iter().enumerate() {
+        if top.len() == k && logit.partial_cmp(&top[k - 1].logit()) != Some(std::cmp::Ordering::Greater) {
+            continue;
+        }
+        let at = top.partition_point(|t| t.logit() >= logit);
+        top.insert(at, LlamaTokenData::new(LlamaToken(i as i32), logit, 0.0));
+        top.truncate(k);
+    }
+    top
+}
+
 /// The first token of the highest logit, as llama.cpp's greedy sampler picks it.
 fn argmax(logits: &[f32]) -> LlamaToken {
     let mut best = 0;
@@ -153,6 +197,61 @@ fn argmax(logits: &[f32]) -> LlamaToken {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Logits with few ties, from a fixed linear congruential sequence.
+    fn logits(n: usize) -> Vec<f32> {
+        let mut x: u64 = 12345;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 40) as f32 / 1_000_000.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn top_k_keeps_the_highest_logits_in_order() {
+        let all = logits(5000);
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let top: Vec<f32> = top_k(&all, 40).iter().map(|t| t.logit()).collect();
+        assert_eq!(top, sorted[..40]);
+        assert_eq!(top_k(&[1.0, 3.0, 3.0, 2.0], 2).iter().map(|t| t.id().0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(top_k(&[1.0], 4).len(), 1);
+    }
+
+    #[test]
+    fn drawing_from_the_top_k_draws_what_the_whole_vocabulary_draws() {
+        let all = logits(20_000);
+        let mut drawn = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let sampling = Sampling {
+                temperature: 0.7,
+                top_p: 0.95,
+                top_k: 40,
+                seed,
+                grammar: None,
+                triggers: Vec::new(),
+                penalties: Penalties::default(),
+                logit_bias: Vec::new(),
+            };
+            let draw = |candidates: &mut LlamaTokenDataArray| {
+                candidates.apply_sampler(&mut LlamaSampler::chain_simple(sampling.draw()));
+                candidates.selected_token()
+            };
+            let whole = draw(&mut LlamaTokenDataArray::from_iter(
+                all.iter().enumerate().map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+                false,
+            ));
+            let first = draw(&mut LlamaTokenDataArray::new(top_k(&all, 40), true));
+            assert!(whole.is_some());
+            assert_eq!(whole, first, "seed {seed}");
+            drawn.insert(first);
+        }
+        assert!(drawn.len() > 1, "every seed drew the same token: {drawn:?}");
+    }
+
     #[test]
     fn argmax_takes_the_first_of_equal_maxima() {
         assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]).0, 1);

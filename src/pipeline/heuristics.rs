@@ -349,8 +349,10 @@ pub fn example_calls(task: &str) -> Vec<String> {
     found
 }
 
-/// Verbs by which a bug report says what a call returns.
-const VERBS: &[&str] = &["gives", "returns", "yields", "outputs", "produces", "prints", "gave", "returned", "==", "->"];
+/// Verbs by which a bug report says what a call returns (`==` says what it should).
+const VERBS: &[&str] = &["gives", "returns", "yields", "outputs", "produces", "prints", "gave", "returned", "->"];
+/// Words after which a bug report writes what its call should give.
+const SHOULD: &[&str] = &["instead of", "should give", "should return", "should yield", "should be"];
 /// Words by which a task says that what it reports is wrong.
 const WRONG: &[&str] = &["should", "expected", "instead", "wrong", "incorrect", " bug", "but "];
 
@@ -394,6 +396,52 @@ pub fn reported_values(task: &str) -> Vec<(String, String)> {
         }
     }
     found
+}
+
+/// What a task says its calls should give, as Python would print it: each call written
+/// `== value` (`camelize("device_type", False) == "deviceType"`), and in a bug report about
+/// one call, the value after "instead of", "should give" and the like, or after the colon
+/// of the sentence that says "should" (`yields 20, 40 but should start with the first
+/// item: [10, 30, 50]`). With several calls reported, which value is whose is not told.
+pub fn expected_values(task: &str) -> Vec<(String, String)> {
+    let written = calls_written(task);
+    let mut found: Vec<(String, String)> = written
+        .iter()
+        .filter_map(|(call, end)| {
+            let value = task[*end..].trim_start().strip_prefix("==")?;
+            Some((call.clone(), python_literal(value.trim_start())?))
+        })
+        .collect();
+    if let [call] = reported_calls(task).as_slice() {
+        let end = written.iter().find(|(c, _)| c == call).map_or(0, |(_, end)| *end);
+        // Its sentence and the next ("... raises SQLParseError. It should give 'X'.").
+        let rest = &task[end..];
+        let near = rest.match_indices(". ").nth(1).map_or(rest, |(at, _)| &rest[..at]);
+        if let Some(value) = found.iter().all(|(c, _)| c != call).then(|| should_give(near)).flatten() {
+            found.push((call.clone(), value));
+        }
+    }
+    found
+}
+
+/// The first value written after one of [`SHOULD`], else after the colon in the sentence
+/// that says "should".
+fn should_give(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let after = |at: usize| python_literal(text[at..].trim_start());
+    let marked = SHOULD.iter().filter_map(|m| lower.find(m).map(|at| at + m.len())).filter_map(after).next();
+    marked.or_else(|| {
+        let at = lower.find("should")?;
+        let sentence = text[at..].find(". ").map_or(&text[at..], |end| &text[at..at + end]);
+        after(at + sentence.find(':')? + 1)
+    })
+}
+
+/// Whether a probe's printed value is what the task says it should be: alike but for
+/// spaces, an iterator's items as the list written.
+pub fn gives(seen: &str, expected: &str) -> bool {
+    let items = seen.strip_prefix("iter").filter(|_| expected.starts_with('['));
+    same_value(items.unwrap_or(seen), expected)
 }
 
 /// Whether a probe's printed value is `reported` ([`reported_values`]): alike but for spaces.
@@ -538,7 +586,7 @@ mod tests {
     #[test]
     fn a_bug_report_says_what_its_calls_return_wrongly() {
         let task = "inflection.ordinalize(11) gives '11st' and ordinalize(112) gives \"112nd\". Numbers ending in 11 \
-                    should get 'th'. chunked([1, 2], 3) returns [[1, 2], []], len(x) returns 3, f(-1) == -2.0, g(0) gives None.";
+                    should get 'th'. chunked([1, 2], 3) returns [[1, 2], []], len(x) returns 3, f(-1) -> -2.0, g(0) gives None.";
         let found = reported_values(task);
         let want = [
             ("inflection.ordinalize(11)", "'11st'"),
@@ -551,6 +599,37 @@ mod tests {
         assert!(same_value("[[1, 2], []]", "[[1,2],[]]") && !same_value("'11th'", "'11st'"));
         assert!(reported_values("ordinalize(11) gives '11th', as documented.").is_empty(), "nothing is said wrong");
         assert!(reported_values("ordinalize(11) should give '11th'").is_empty(), "what it should give");
+    }
+
+    #[test]
+    fn a_task_says_what_its_calls_should_give() {
+        let pairs = |task: &str| -> Vec<(String, String)> { expected_values(task) };
+        let one = |call: &str, value: &str| vec![(call.to_string(), value.to_string())];
+        assert_eq!(
+            pairs("take_nth(2, [10, 20, 30]) yields 20 but should start with the first item: [10, 30]."),
+            one("take_nth(2, [10, 20, 30])", "[10, 30]")
+        );
+        assert_eq!(pairs("f(1) gives [2] instead of [1]; so does f(3)."), one("f(1)", "[1]"));
+        assert_eq!(
+            pairs("remove_quotes('`a`') returns '`a`'. It should give 'a' as for quotes."),
+            one("remove_quotes('`a`')", "'a'")
+        );
+        assert_eq!(
+            pairs(r#"Add a flag: camelize("a_b", False) == "aB" and camelize("C", False) == 'c'."#),
+            [("camelize(\"a_b\", False)", "'aB'"), ("camelize(\"C\", False)", "'c'")]
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+        );
+        assert_eq!(
+            pairs("split('a;', strip=True) == ['a']. The stack should take the option."),
+            one("split('a;', strip=True)", "['a']"),
+            "`==` says what it should give, in a task that says `should` too"
+        );
+        assert!(pairs("get_in(['y'], {}) returns None instead of raising KeyError.").is_empty(), "no value");
+        assert!(pairs("f(1) gives 'a' and f(2) gives 'b'; both should be 'c'.").is_empty(), "whose is not told");
+        assert!(pairs("f(1) gives 2. Numbers should get one more. Note: 3 is fine.").is_empty(), "another sentence");
+        assert!(pairs("f(1) gives 2. So it is. The docs say g should give 5.").is_empty(), "two sentences on");
+        assert!(gives("iter[10, 30]", "[10, 30]") && gives("(1, 2)", "(1,2)"));
+        assert!(!gives("iter[30]", "[10, 30]") && !gives("iter[1]", "'iter[1]'"));
     }
 
     #[test]

@@ -371,7 +371,7 @@ async fn a_candidate_that_still_gives_what_the_task_reports_or_nothing_is_red_fl
         flags,
         [
             &json!("add(2, 3), the task's own example, still returns -1, as the task reports of the bug"),
-            &json!("add(2, 3), the task's own example, returns None"),
+            &json!("add(2, 3), the task's own example, returns None where the task says it should give 5"),
             &Value::Null
         ]
     );

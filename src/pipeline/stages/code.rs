@@ -334,8 +334,9 @@ impl Batch<'_> {
 
     /// The flag of a candidate that fails a call the task writes itself: every call the
     /// bug report says goes wrong does what it did before the change, or one still returns
-    /// what the task reports as the bug, or None where the task reports a value, or it
-    /// crashes (as [`probes::faults`] counts crashes). Only at the plan's last step:
+    /// what the task reports as the bug, or other than what the task says it should give,
+    /// or None where the task reports a value, or it crashes (as [`probes::faults`] counts
+    /// crashes). Only at the plan's last step:
     /// before it, a later step may be what fixes it.
     fn fails_example(&self, behaviour: Option<&[Outcome]>) -> Option<RedFlag> {
         if !self.plan.plan.is_last(self.subtask) {
@@ -344,17 +345,21 @@ impl Batch<'_> {
         let behaviour = behaviour?;
         let examples = heuristics::example_calls(self.task);
         let reported = heuristics::reported_values(self.task);
+        let expected = heuristics::expected_values(self.task);
         // What the report says of a call names the fault best; where it quotes no value
         // as Python prints it ("yields 20, 40"), the call doing as before still tells.
         let found = self.plan.probes.calls.iter().zip(behaviour).find_map(|(call, seen)| {
             let seen = match seen {
                 Outcome::Returned { value, .. } => {
-                    let (_, wrong) = reported.iter().find(|(c, _)| c == call)?;
-                    if heuristics::same_value(value, wrong) {
+                    let wrong = reported.iter().find(|(c, _)| c == call).map(|(_, v)| v);
+                    let right = expected.iter().find(|(c, _)| c == call).map(|(_, v)| v);
+                    if wrong.is_some_and(|wrong| heuristics::same_value(value, wrong)) {
                         Some(format!("still returns {value}, as the task reports of the bug"))
+                    } else if let Some(right) = right.filter(|right| !heuristics::gives(value, right)) {
+                        Some(format!("returns {value} where the task says it should give {right}"))
                     } else {
                         // A function that gave a wrong value now gives none at all.
-                        (value == "None" && wrong != "None").then(|| "returns None".to_string())
+                        wrong.filter(|w| value == "None" && *w != "None").map(|_| "returns None".to_string())
                     }
                 }
                 Outcome::Raised { exception, crash: true }
@@ -588,6 +593,11 @@ mod tests {
             "{flag:?}"
         );
         assert_eq!(batch.fails_example(Some(&seen(&["''", "'X'"]))), None, "the reported call changed");
+        let flag = batch.fails_example(Some(&seen(&["''", "'x'"])));
+        assert!(
+            matches!(&flag, Some(RedFlag::FailsExample { seen, .. }) if seen == "returns 'x' where the task says it should give 'X'"),
+            "changed, but not to what the task says: {flag:?}"
+        );
         let unknown = Batch { before: None, ..batch };
         assert_eq!(unknown.fails_example(Some(&seen(&["''", "raises SQLParseError"]))), None);
     }

@@ -2,7 +2,8 @@
 //! a file named that does not exist is mapped to the file it meant (`pkg.py` for a
 //! package laid out as `pkg/__init__.py`, a bare file name for the one file of that name,
 //! `pkg/unique.py` for the one file that defines the `unique` the task names) or kept as
-//! a new file when the plan or the task declares it; otherwise it goes. A new file the
+//! a new file when the plan or the task declares it; otherwise it goes. A function the
+//! task calls that no planned file defines brings in the one file that does. A new file the
 //! task asks for by name replaces the existing files the planner chose; one it does not
 //! ask for goes where the step has existing files to change. A step that changes only
 //! files the planner was not shown and the task does not name goes, where another step
@@ -81,6 +82,15 @@ pub fn repair(mut plan: Plan, task: &str, root: &Path, files: &[String], shown: 
         repairs.push(format!("the task asks for {}: {} left out", asked.join(", "), step.files.join(", ")));
         step.files = asked.clone();
         step.new_files = asked;
+    }
+    // A function the task calls that no planned file defines: a small planner picks the
+    // package's `__init__.py`, which imports it, and every candidate then changes nothing.
+    if let Some((name, definer)) = called_definer(&plan, task, root, files) {
+        repairs.push(format!("{definer} defines {name}, which the task calls and no planned file defines: added"));
+        mapped.push(definer.clone());
+        if let Some(step) = plan.subtasks.first_mut() {
+            step.files.insert(0, definer);
+        }
     }
     let known: Vec<String> = shown.iter().chain(&mapped).cloned().collect();
     without_unseen_steps(&mut plan, task, root, &known, &mut repairs);
@@ -168,16 +178,41 @@ fn definer(path: &str, task: &str, root: &Path, files: &[String]) -> Option<Stri
     if !heuristics::terms(task).symbols.iter().any(|s| s == stem) {
         return None;
     }
-    let heads = [format!("def {stem}("), format!("class {stem}"), format!("fn {stem}")];
+    only_definer(stem, ext, root, files)
+}
+
+/// A function the task calls with literal arguments (`get_in(['y'], {})`) and the one
+/// file that defines it, where none of the plan's files (of that file's language)
+/// defines any function the task calls.
+fn called_definer(plan: &Plan, task: &str, root: &Path, files: &[String]) -> Option<(String, String)> {
+    let planned: Vec<&String> = plan.subtasks.iter().flat_map(|s| &s.files).collect();
+    let ext = planned.first()?.rsplit_once('.')?.1;
+    let calls = heuristics::example_calls(task);
+    let names: Vec<&str> = calls.iter().filter_map(|c| c.split('(').next()?.rsplit('.').next()).collect();
+    let defined = |f: &String, name: &str| defines(root, f, name);
+    if planned.iter().any(|f| names.iter().any(|n| defined(f, n))) {
+        return None;
+    }
+    names.iter().find_map(|n| Some((n.to_string(), only_definer(n, ext, root, files)?)))
+}
+
+/// The one source file with extension `ext` (not a test, not generated) that defines `name`.
+fn only_definer(name: &str, ext: &str, root: &Path, files: &[String]) -> Option<String> {
     let mut defining = files.iter().filter(|f| {
         f.ends_with(&format!(".{ext}"))
             && !crate::tools::is_generated(f)
             && !crate::tools::is_test_file(f)
-            && std::fs::read_to_string(root.join(f.as_str()))
-                .is_ok_and(|text| text.lines().any(|l| heads.iter().any(|h| l.trim_start().starts_with(h.as_str()))))
+            && defines(root, f, name)
     });
     let first = defining.next()?;
     defining.next().is_none().then(|| first.clone())
+}
+
+/// Whether the file at `path` under `root` has a line that starts a definition of `name`.
+fn defines(root: &Path, path: &str, name: &str) -> bool {
+    let heads = [format!("def {name}("), format!("class {name}"), format!("fn {name}")];
+    std::fs::read_to_string(root.join(path))
+        .is_ok_and(|text| text.lines().any(|l| heads.iter().any(|h| l.trim_start().starts_with(h.as_str()))))
 }
 
 /// The runner of the languages of `files`, when the workspace has it and they agree.
@@ -267,6 +302,22 @@ mod tests {
         assert_eq!(fixed.subtasks[0].files, ["toolz/itertoolz.py"], "{repairs:?}");
         let (fixed, _) = repair(plan(&["toolz/windowed.py"], "pytest"), task, dir.path(), &files, &files);
         assert!(fixed.subtasks[0].files.is_empty(), "the task does not name windowed");
+    }
+
+    #[test]
+    fn the_file_that_defines_a_function_the_task_calls_joins_a_plan_without_it() {
+        let (dir, files) = workspace(&["toolz/__init__.py", "toolz/dicttoolz.py", "toolz/tests/test_dicttoolz.py"]);
+        std::fs::write(dir.path().join("toolz/__init__.py"), "from .dicttoolz import get_in\n").unwrap();
+        std::fs::write(dir.path().join("toolz/dicttoolz.py"), "def get_in(keys, coll):\n    pass\n").unwrap();
+        std::fs::write(dir.path().join("toolz/tests/test_dicttoolz.py"), "def get_in(x):\n    pass\n").unwrap();
+        let task = "get_in(['y'], {}, no_default=True) returns None instead of raising KeyError";
+        let (fixed, repairs) = repair(plan(&["toolz/__init__.py"], "pytest"), task, dir.path(), &files, &files);
+        assert_eq!(fixed.subtasks[0].files, ["toolz/dicttoolz.py", "toolz/__init__.py"], "{repairs:?}");
+        let (fixed, repairs) = repair(plan(&["toolz/dicttoolz.py"], "pytest"), task, dir.path(), &files, &files);
+        assert_eq!(fixed.subtasks[0].files, ["toolz/dicttoolz.py"], "a planned file defines it: {repairs:?}");
+        let (fixed, _) =
+            repair(plan(&["toolz/__init__.py"], "pytest"), "assoc({}, 'a', 1) is wrong", dir.path(), &files, &files);
+        assert_eq!(fixed.subtasks[0].files, ["toolz/__init__.py"], "no file defines assoc");
     }
 
     #[test]
