@@ -106,7 +106,7 @@ const MAX_WORDS: usize = 12;
 /// block of a file that loops `for inflection in ...`.
 pub fn task_focus(task: &str) -> Focus {
     let terms = heuristics::terms(task);
-    Focus { names: terms.symbols.into_iter().chain(terms.words).chain(terms.phrases).collect(), lines: Vec::new() }
+    Focus { names: terms.symbols.into_iter().chain(terms.phrases).collect(), words: terms.words, lines: Vec::new() }
 }
 
 /// What a task names, and the lines `diff` adds: the blocks a reviewer must see.

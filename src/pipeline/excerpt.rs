@@ -19,6 +19,11 @@ const SPLIT_LINES: usize = 40;
 pub struct Focus {
     /// Code names and messages the task names: a block that defines one ranks first.
     pub names: Vec<String>,
+    /// Plain words of the task, which count only where a block defines them ("windowed"):
+    /// a report about "classes" would otherwise rank every `class` line with the code it
+    /// is about, shown before it in file order, and a small coder edits the first code it
+    /// is shown.
+    pub words: Vec<String>,
     /// Lines a change wrote: the blocks holding them are what a reviewer must see.
     pub lines: Vec<String>,
 }
@@ -207,8 +212,9 @@ fn indentation(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-/// Each unit's score: defining a focus name 10, naming one 3 (once per name), holding a
-/// line of the change 10; then 5 for defining a name that a named definition calls.
+/// Each unit's score: a focus name in its first line 10, elsewhere 3 (once per name); a
+/// focus word it defines 10 (not its `class` keyword); holding a line of the change 10;
+/// then 5 for defining a name that a named definition calls.
 fn scores(lines: &[&str], units: &[Unit], focus: &Focus) -> Vec<u32> {
     let text = |u: &Unit| &lines[u.lines.clone()];
     let mut scores: Vec<u32> = units
@@ -221,7 +227,8 @@ fn scores(lines: &[&str], units: &[Unit], focus: &Focus) -> Vec<u32> {
                 .iter()
                 .filter(|n| body.iter().any(|l| mentions(l, n)))
                 .map(|n| if mentions(signature, n) { 10 } else { 3 })
-                .sum();
+                .sum::<u32>()
+                + 10 * focus.words.iter().filter(|w| defines(signature, w)).count() as u32;
             let changed = focus.lines.iter().any(|f| body.iter().any(|l| l.trim() == f));
             named + if changed { 10 } else { 0 }
         })
@@ -283,7 +290,7 @@ mod tests {
     }
 
     fn names(names: &[&str]) -> Focus {
-        Focus { names: names.iter().map(|n| n.to_string()).collect(), lines: Vec::new() }
+        Focus { names: names.iter().map(|n| n.to_string()).collect(), ..Focus::default() }
     }
 
     fn module() -> String {
@@ -311,6 +318,26 @@ mod tests {
         assert!(shown.ends_with("... (2 more lines not shown)\n"), "{shown}");
         assert!(is_cut(&shown));
         assert!(!is_cut(&text));
+    }
+
+    #[test]
+    fn a_plain_word_of_the_task_counts_only_where_a_block_defines_it() {
+        let mut text =
+            String::from("import re\n\n\nclass Descr:\n    def __init__(self, name):\n        self.name = name\n\n");
+        for i in 0..30 {
+            text.push_str(&format!("def filler_{i}(x):\n    return x + {i} + {i} + {i}\n\n"));
+        }
+        text.push_str("def add_metaclass(metaclass):\n    return metaclass\n");
+        let focus = |words: &[&str]| Focus {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            ..names(&["add_metaclass"])
+        };
+        // six/0's report says "class": every `class` line mentions it.
+        let (shown, _) = fit(&text, 40, &focus(&["class", "slot"]), &count).unwrap();
+        assert!(shown.contains("def add_metaclass(metaclass):"), "{shown}");
+        assert!(!shown.contains("class Descr"), "a block that only uses the word: {shown}");
+        let (shown, _) = fit(&text, 40, &focus(&["Descr"]), &count).unwrap();
+        assert!(shown.contains("class Descr:\n    def __init__(self, name):"), "a block that defines it: {shown}");
     }
 
     #[test]
@@ -348,7 +375,7 @@ mod tests {
     #[test]
     fn a_reviewer_sees_the_blocks_a_change_wrote() {
         let text = module();
-        let focus = Focus { names: Vec::new(), lines: vec!["return x + 7 + 7 + 7".into()] };
+        let focus = Focus { lines: vec!["return x + 7 + 7 + 7".into()], ..Focus::default() };
         let (shown, _) = fit(&text, 30, &focus, &count).unwrap();
         assert!(shown.contains("def filler_7(x):"), "{shown}");
     }

@@ -340,3 +340,25 @@ fn grammar_constrains_the_output() {
     let err = engine().role(Role::Voter).unwrap().submit(chat("hi", bad, 1)).unwrap_err();
     assert!(matches!(err, EngineError::Grammar(_)), "{err}");
 }
+
+#[test]
+fn edit_blocks_cannot_quote_an_excerpt_marker() {
+    use quorum::pipeline::{AnswerFormat, EditBlocks};
+    let _serial = serial();
+    // Blocks that quote a marker line, as a small coder copies what it was shown: the
+    // model's own continuation quotes it again.
+    let block = "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n... (lines 3-9 not shown)\n=======\ndef f():\n    return 1\n>>>>>>> REPLACE\n";
+    let prompt = block.repeat(4);
+    let complete = |grammar: Option<String>| {
+        let sampling = SamplingParams { grammar, ..greedy(24) };
+        let req = GenerateRequest { prompt: Prompt::Text(prompt.clone()), sampling, n: 1 };
+        run(Role::Coder, req).remove(0).text
+    };
+    let search = |text: &str| text.split("=======").next().unwrap_or_default().to_string();
+    let free = complete(None);
+    assert!(search(&free).contains("\n... ("), "the prompt leads the model to quote the marker: {free:?}");
+    let format = EditBlocks { paths: vec!["a.py".into()], max_blocks: 1 };
+    let held = complete(Some(format.grammar()));
+    assert!(held.starts_with("FILE: a.py\n<<<<<<< SEARCH\n"), "{held:?}");
+    assert!(!search(&held).contains("\n..."), "{held:?}");
+}

@@ -93,13 +93,19 @@ fn closed(answer: &str) -> std::borrow::Cow<'_, str> {
 /// none are given), so that even a small model's answer is always well-formed and ends.
 /// The price: a line inside a block cannot start with two of `<`, `=`, `>` (no marker-free
 /// code line in the languages we target does at column 0).
+///
+/// A SEARCH line cannot start with `...` at column 0 either: that is how an excerpt's
+/// marker for lines not shown starts, and a small coder quoting what it was shown copies
+/// one into its SEARCH, where the stop string for it would end the answer inside a block
+/// that says nothing to replace.
 pub fn grammar(paths: &[String], max_blocks: u32) -> String {
     let more = max_blocks.saturating_sub(1);
     [
         format!(r#"root ::= block ("\n"? block){{0,{more}}}"#),
-        format!(r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" line{{0,{SEARCH_LINES}}} "=======\n" line* ">>>>>>> REPLACE\n""#),
+        format!(r#"block ::= "FILE: " path "\n<<<<<<< SEARCH\n" quoted{{0,{SEARCH_LINES}}} "=======\n" line* ">>>>>>> REPLACE\n""#),
         format!("path ::= {}", path_rule(paths)),
         r#"line ::= "\n" | [^<=>\n] [^\n]* "\n" | [<=>] [^<=>\n] [^\n]* "\n""#.to_string(),
+        r#"quoted ::= "\n" | [^<=>.\n] [^\n]* "\n" | [<=>] [^<=>\n] [^\n]* "\n" | "." ("." [^.\n] | [^.\n]) [^\n]* "\n" | "." "."? "\n""#.to_string(),
     ]
     .join("\n")
 }
@@ -264,8 +270,10 @@ fn create_inside(root: &Path, path: &Path, text: &str) -> Result<(), String> {
     file.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
 
-/// Replaces the one place `search` occurs: exactly, or else ignoring trailing whitespace
-/// on each line (models often drop or add it).
+/// Replaces the one place `search` occurs: exactly, else ignoring trailing whitespace on
+/// each line (models often drop or add it), else with every line's indentation shifted by
+/// one amount (a small coder quoting a method often drops its class's indentation); the
+/// REPLACE text is shifted by the same amount.
 fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, String> {
     match text.matches(search).count() {
         1 => return Ok(text.replacen(search, replace, 1)),
@@ -274,16 +282,30 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
     }
     let lines: Vec<&str> = text.lines().collect();
     let wanted: Vec<&str> = search.lines().map(str::trim_end).collect();
-    if wanted.is_empty() {
+    if wanted.iter().all(|l| l.is_empty()) {
         return Err("the SEARCH text is blank".into());
     }
-    let starts: Vec<usize> = (0..lines.len().saturating_sub(wanted.len() - 1))
-        .filter(|&i| lines[i..i + wanted.len()].iter().map(|l| l.trim_end()).eq(wanted.iter().copied()))
-        .collect();
-    match starts.as_slice() {
-        [start] => {
+    let starts = |shifted: bool| -> Vec<(usize, Shift)> {
+        (0..lines.len().saturating_sub(wanted.len() - 1))
+            .filter_map(|i| {
+                let window = &lines[i..i + wanted.len()];
+                let same = window.iter().map(|l| l.trim_end()).eq(wanted.iter().copied());
+                match (same, shifted) {
+                    (true, false) => Some((i, Shift::default())),
+                    (_, true) => Shift::between(window, &wanted).map(|shift| (i, shift)),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let found = match starts(false).as_slice() {
+        [] => starts(true),
+        found => found.to_vec(),
+    };
+    match found.as_slice() {
+        [(start, shift)] => {
             let mut out: Vec<String> = lines[..*start].iter().map(|l| l.to_string()).collect();
-            out.extend(replace.lines().map(str::to_string));
+            out.extend(replace.lines().map(|l| shift.apply(l)));
             out.extend(lines[start + wanted.len()..].iter().map(|l| l.to_string()));
             let mut joined = out.join("\n");
             if text.ends_with('\n') {
@@ -293,6 +315,51 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
         }
         [] => Err("the SEARCH text is not in the file".into()),
         many => Err(format!("the SEARCH text occurs {} times; include more lines to make it unique", many.len())),
+    }
+}
+
+/// How much more (or less) indentation the file's lines have than a quote of them; none
+/// when `indentation` is empty.
+#[derive(Debug, Clone, Default)]
+struct Shift {
+    indentation: String,
+    more: bool,
+}
+
+impl Shift {
+    /// The one shift other than none that turns every non-blank `quoted` line into its
+    /// `window` line, if there is one.
+    fn between(window: &[&str], quoted: &[&str]) -> Option<Shift> {
+        let (file, quote) = window.iter().zip(quoted).find(|(_, q)| !q.trim().is_empty())?;
+        let file = file.trim_end();
+        let shift = match file.strip_suffix(*quote) {
+            Some(extra) => Shift { indentation: extra.to_string(), more: true },
+            None => Shift { indentation: quote.strip_suffix(file)?.to_string(), more: false },
+        };
+        if shift.indentation.is_empty() || !shift.indentation.chars().all(|c| c == ' ' || c == '\t') {
+            return None;
+        }
+        let fits = window.iter().zip(quoted).all(|(f, q)| {
+            if q.trim().is_empty() {
+                f.trim().is_empty()
+            } else {
+                f.trim_end() == shift.apply(q)
+            }
+        });
+        fits.then_some(shift)
+    }
+
+    /// `line` shifted (a line without the indentation to remove is left as it is).
+    fn apply(&self, line: &str) -> String {
+        if self.indentation.is_empty() {
+            line.to_string()
+        } else if !self.more {
+            line.strip_prefix(self.indentation.as_str()).unwrap_or(line).to_string()
+        } else if line.trim().is_empty() {
+            String::new()
+        } else {
+            format!("{}{line}", self.indentation)
+        }
     }
 }
 
@@ -421,5 +488,26 @@ mod tests {
         );
         assert!(replace_once(text, "    return 5\n", "").unwrap_err().contains("not in the file"));
         assert!(replace_once("a\na\n", "a\n", "b\n").unwrap_err().contains("2 times"));
+    }
+
+    #[test]
+    fn a_quote_indented_by_another_amount_matches_and_its_replacement_follows() {
+        let text = "class A:\n    def f(self):\n        if x:\n            return 1\n\n        return 2\n";
+        // The method's body quoted without the class's indentation.
+        let out = replace_once(text, "    if x:\n        return 1\n\n    return 2\n", "    return 3\n").unwrap();
+        assert_eq!(out, "class A:\n    def f(self):\n        return 3\n");
+        // Quoted with more indentation than the file has.
+        let out = replace_once(
+            "def g():\n    return 1\n",
+            "    def g():\n        return 1\n",
+            "    def g():\n        return 5\n",
+        )
+        .unwrap();
+        assert_eq!(out, "def g():\n    return 5\n");
+        // Lines shifted by different amounts are not the file's.
+        assert!(replace_once(text, "if x:\n  return 1\n", "").unwrap_err().contains("not in the file"));
+        // Two places fit once shifted: which one is meant cannot be told.
+        let twice = "def f():\n    return 1\n\nclass B:\n    def f():\n        return 1\n";
+        assert!(replace_once(twice, "  def f():\n      return 1\n", "").unwrap_err().contains("2 times"));
     }
 }

@@ -537,7 +537,7 @@ fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answe
     })?;
     let unjudged = |e: PipelineError| RedFlag::Unjudged { detail: e.to_string() };
     let diff = scratch.diff().map_err(unjudged)?;
-    if crate::pipeline::ballot::normalize(&diff).is_empty() {
+    if crate::pipeline::ballot::normalize(&diff).is_empty() || blank_lines_only(&diff) {
         return Err(RedFlag::NoChange);
     }
     for path in scratch.changed().map_err(unjudged)? {
@@ -550,9 +550,26 @@ fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answe
     Ok(diff)
 }
 
+/// Whether every line a diff adds or removes is blank: a candidate that only drops an
+/// empty line changes nothing the task asked for, and would stand beside ones that do.
+fn blank_lines_only(diff: &str) -> bool {
+    diff.lines()
+        .filter(|l| (l.starts_with('+') && !l.starts_with("+++")) || (l.starts_with('-') && !l.starts_with("---")))
+        .all(|l| l[1..].trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diff_of_blank_lines_changes_nothing() {
+        let blank = "diff --git a/six.py b/six.py\n--- a/six.py\n+++ b/six.py\n@@ -142,7 +142,6 @@\n \n class M:\n-\n     def f(self):\n";
+        assert!(blank_lines_only(blank));
+        assert!(!blank_lines_only(&blank.replace("-\n", "-    x = 1\n")));
+        // Indentation is code in Python: a line indented again is a change.
+        assert!(!blank_lines_only("--- a/a.py\n+++ b/a.py\n-    return 1\n+        return 1\n"));
+    }
 
     fn candidate(seen: &[&str]) -> Candidate {
         let behaviour = Some(seen.iter().map(|s| Outcome::from(*s)).collect());
