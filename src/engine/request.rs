@@ -181,11 +181,28 @@ pub struct Completion {
 
 impl Generation {
     /// Waits for every choice to finish.
-    pub async fn collect(mut self) -> Result<Vec<Completion>, super::EngineError> {
+    pub async fn collect(self) -> Result<Vec<Completion>, super::EngineError> {
+        self.collect_until(None).await
+    }
+
+    /// Waits for every choice to finish, or until `deadline`: then the choices still
+    /// running end with the text they have so far and no finish reason, and the
+    /// generation is dropped, which frees their sequences.
+    pub async fn collect_until(
+        mut self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Vec<Completion>, super::EngineError> {
         let mut out = vec![Completion::default(); self.n as usize];
         let mut open = self.n;
         while open > 0 {
-            match self.events.recv().await {
+            let next = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(out),
+                },
+                None => self.events.recv().await,
+            };
+            match next {
                 Some(Event::Text { choice, text }) => out[choice as usize].text.push_str(&text),
                 Some(Event::Done { choice, finish, completion_tokens, speculation }) => {
                     let c = &mut out[choice as usize];

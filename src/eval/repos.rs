@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{EvalError, TaskResult};
 use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, SamplingParams};
 use crate::models::Role;
-use crate::pipeline::{retrieve, AnswerFormat, EditBlocks};
+use crate::pipeline::{retrieve, AnswerFormat, EditBlocks, Ending};
 use crate::tools::{Tools, Workspace};
 
 /// Files a `single` answer is shown, at most.
@@ -213,7 +213,8 @@ pub async fn run_single(
     let generation = coder.start(request).await.map_err(|e| EvalError::Run(e.to_string()))?;
     let answer = generation.collect().await.map_err(|e| EvalError::Run(e.to_string()))?.remove(0);
     let cut_off = answer.finish == Some(FinishReason::Length);
-    let applied = format.apply(&prepared.root, &answer.text, cut_off);
+    let ending = if cut_off { Ending::TokenLimit } else { Ending::Finished };
+    let applied = format.apply(&prepared.root, &answer.text, ending);
     let seconds = started.elapsed().as_secs_f64();
     let (passed, error) = match applied {
         Ok(()) => {

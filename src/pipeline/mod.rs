@@ -32,7 +32,7 @@ pub use self::answer::{EditBlocks, Format as AnswerFormat};
 pub use self::context::retrieve;
 pub use self::event::{Event, Logged};
 pub use self::heuristics::is_auxiliary_request;
-pub use self::models::{Ask, EngineModels, Models, Sample, ScriptedModels};
+pub use self::models::{Ask, Ending, EngineModels, Models, Sample, ScriptedModels};
 pub use self::options::PipelineOptions;
 pub use self::red_flag::RedFlag;
 pub use self::runner::Pipeline;
@@ -121,6 +121,15 @@ impl Budget {
     /// Whether at least `share` of the budget is spent (never without a budget).
     pub fn spent(&self, share: f64) -> bool {
         self.secs > 0 && self.started.elapsed().as_secs_f64() >= self.secs as f64 * share
+    }
+
+    /// When work must end to keep `share` of the budget and `reserve` after it (None
+    /// without a budget); work that would get less than half of the time left gets that
+    /// half.
+    pub fn deadline(&self, share: f64, reserve: std::time::Duration) -> Option<tokio::time::Instant> {
+        let left = self.left()?;
+        let kept = std::time::Duration::from_secs_f64(self.secs as f64 * share) + reserve;
+        Some(tokio::time::Instant::now() + left.saturating_sub(kept).max(left / 2))
     }
 
     /// The time left (None without a budget; zero once spent).

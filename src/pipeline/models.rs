@@ -11,7 +11,8 @@ use crate::engine::{ChatMessage, Engine, FinishReason, GenerateRequest, Prompt, 
 use crate::models::Role;
 
 /// One request to a role: a chat, `n` samples from one prefill (a temperature each), an
-/// optional grammar the output must follow and strings that end it (not kept in the text).
+/// optional grammar the output must follow, strings that end it (not kept in the text),
+/// and a time by which the samples still running end where they are.
 #[derive(Debug, Clone)]
 pub struct Ask {
     pub messages: Vec<ChatMessage>,
@@ -19,12 +20,13 @@ pub struct Ask {
     pub max_tokens: u32,
     pub grammar: Option<String>,
     pub stop: Vec<String>,
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Ask {
     pub fn new(system: &str, user: String, max_tokens: u32) -> Ask {
         let messages = vec![ChatMessage::new("system", system.trim().to_string()), ChatMessage::new("user", user)];
-        Ask { messages, temperatures: vec![0.0], max_tokens, grammar: None, stop: Vec::new() }
+        Ask { messages, temperatures: vec![0.0], max_tokens, grammar: None, stop: Vec::new(), deadline: None }
     }
 
     pub fn samples(mut self, temperatures: Vec<f32>) -> Ask {
@@ -41,13 +43,28 @@ impl Ask {
         self.stop = stop.iter().map(|s| s.to_string()).collect();
         self
     }
+
+    pub fn until(mut self, deadline: Option<tokio::time::Instant>) -> Ask {
+        self.deadline = deadline;
+        self
+    }
+}
+
+/// How a sample ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// By itself: the end of generation, a stop string, the end of its grammar.
+    Finished,
+    /// At the ask's `max_tokens`.
+    TokenLimit,
+    /// At the ask's deadline, still going.
+    Deadline,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub text: String,
-    /// Stopped at `max_tokens` rather than by itself.
-    pub hit_limit: bool,
+    pub ending: Ending,
     pub tokens: u32,
 }
 
@@ -89,13 +106,17 @@ impl Models for EngineModels {
             n,
         };
         let generation = handle.start(request).await.map_err(|e| PipelineError::Model(e.to_string()))?;
-        let done = generation.collect().await.map_err(|e| PipelineError::Model(e.to_string()))?;
+        let done = generation.collect_until(ask.deadline).await.map_err(|e| PipelineError::Model(e.to_string()))?;
         Ok(done
             .into_iter()
-            .map(|c| Sample {
-                text: c.text,
-                hit_limit: c.finish == Some(FinishReason::Length),
-                tokens: c.completion_tokens,
+            .map(|c| match c.finish {
+                // Cut at the deadline: the engine counted nothing yet.
+                None => Sample { tokens: handle.count_tokens(&c.text) as u32, text: c.text, ending: Ending::Deadline },
+                Some(finish) => Sample {
+                    text: c.text,
+                    ending: if finish == FinishReason::Length { Ending::TokenLimit } else { Ending::Finished },
+                    tokens: c.completion_tokens,
+                },
             })
             .collect())
     }
@@ -119,7 +140,8 @@ impl Models for EngineModels {
 
 /// A fake for tests: answers by what is asked, from scripted texts per role and needle (a
 /// text the prompt contains), and records what it was asked. Tokens are counted as
-/// whitespace-separated words.
+/// whitespace-separated words; an answer holding `<<LIMIT>>` ends at the token limit, one
+/// holding `<<DEADLINE>>` at the deadline.
 #[derive(Default)]
 pub struct ScriptedModels {
     rules: Mutex<Vec<Rule>>,
@@ -172,7 +194,11 @@ impl Models for ScriptedModels {
             .into_iter()
             .map(|text| Sample {
                 tokens: text.split_whitespace().count() as u32,
-                hit_limit: text.contains("<<LIMIT>>"),
+                ending: match () {
+                    _ if text.contains("<<LIMIT>>") => Ending::TokenLimit,
+                    _ if text.contains("<<DEADLINE>>") => Ending::Deadline,
+                    _ => Ending::Finished,
+                },
                 text,
             })
             .collect())

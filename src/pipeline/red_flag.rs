@@ -11,6 +11,9 @@ pub enum RedFlag {
     /// Cut off at its token limit with no complete answer before it.
     #[error("exceeds its token limit ({tokens} tokens)")]
     TokenLimit { tokens: u32 },
+    /// Cut at the time budget's deadline before its first edit was complete.
+    #[error("cut by the time budget before its first edit was complete ({tokens} tokens)")]
+    Unfinished { tokens: u32 },
     /// The answer does not follow its format.
     #[error("malformed: {detail}")]
     Malformed { detail: String },
@@ -41,6 +44,7 @@ impl RedFlag {
     pub fn reason(&self) -> &'static str {
         match self {
             RedFlag::TokenLimit { .. } => "token limit",
+            RedFlag::Unfinished { .. } => "cut by the time budget",
             RedFlag::Malformed { .. } => "malformed",
             RedFlag::DoesNotApply { .. } => "does not apply",
             RedFlag::NoChange => "changes nothing",

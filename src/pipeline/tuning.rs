@@ -33,6 +33,10 @@ pub const WHOLE_SUITE_SECS: u64 = 60;
 /// The share of a task's time budget after which no further batches or probes start.
 pub const BUDGET_NO_MORE: f64 = 0.5;
 
+/// The share of a task's time budget kept after the coder's answers, beside their tests:
+/// for the probes, the vote and a review.
+pub const BUDGET_AFTER_ANSWERS: f64 = 0.15;
+
 /// Candidates whose tests run at once: one per core (the coder is idle while they run).
 pub fn test_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)

@@ -161,6 +161,29 @@ fn dropping_a_generation_frees_its_sequence() {
 }
 
 #[test]
+fn a_deadline_ends_the_choices_still_running_with_their_text_so_far() {
+    let _serial = serial();
+    let handle = engine().role(Role::Coder).unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let request = chat("Write a long essay about the sea.", greedy(4000), 2);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+        let done = handle.submit(request).unwrap().collect_until(Some(deadline)).await.unwrap();
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(5), "returned at the deadline");
+        assert_eq!(done.len(), 2);
+        for choice in &done {
+            assert_eq!(choice.finish, None, "still running at the deadline");
+            assert!(!choice.text.is_empty(), "its text so far is kept");
+        }
+        let freed = Instant::now() + Duration::from_secs(10);
+        while handle.metrics().running != 0 {
+            assert!(Instant::now() < freed, "sequences still running after the deadline");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[test]
 fn a_full_queue_refuses_instead_of_growing() {
     let mut config = smollm_config();
     config.profile.roles.values_mut().for_each(|spec| spec.parallel = 1);

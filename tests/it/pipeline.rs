@@ -693,7 +693,7 @@ async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_e
 
     let events = p.tasks().events(&task.id, 0).await.unwrap();
     let baseline = events.iter().find(|e| e.kind == "baseline").expect("a baseline run");
-    assert_eq!(baseline.data["tests"], "pytest on 2 test file(s)", "{}", baseline.data);
+    assert_eq!(baseline.data["tests"], "pytest on 2 test(s) and file(s)", "{}", baseline.data);
     let failing: Vec<&str> = baseline.data["failing"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(failing, ["tests/test_calc.py::test_add", "tests/test_env.py::test_needs_network"]);
     assert!(baseline.data["timeout_secs"].as_u64().unwrap() >= 30);
@@ -852,6 +852,37 @@ async fn past_most_of_the_budget_a_plans_later_steps_are_left_out_and_the_steps_
     assert!(output["diff"].as_str().unwrap().contains("+    return a + b"), "{output}");
     let explanation = output["explanation"].as_str().unwrap();
     assert!(explanation.contains("Not in this change:\n- Describe add() in the README"), "{explanation}");
+}
+
+#[tokio::test]
+async fn answers_cut_at_the_coders_deadline_are_judged_by_their_complete_blocks() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    let unfinished = "FILE: calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a +<<DEADLINE>>";
+    let with_more = format!("{fix}\nFILE: calc.py\n<<<<<<< SEARCH\n    return a<<DEADLINE>>");
+    models.script(Role::Coder, [with_more.clone(), with_more.clone(), with_more, fix, unfinished.to_string()]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let started = tokio::time::Instant::now();
+    let options = PipelineOptions { time_budget_secs: 200, ..edit_blocks() };
+    let (_state, p, task, done) = run_task(&root, models.clone(), options).await;
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    assert!(done.outputs[&Stage::Output]["diff"].as_str().unwrap().contains("+    return a + b"));
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let cuts = budget_cuts(&events);
+    assert!(cuts.iter().any(|c| c.contains("4 of 5 answers cut short")), "{cuts:?}");
+    let flags: Vec<Value> =
+        events.iter().filter(|e| e.kind == "candidate").map(|e| e.data["red_flag"].clone()).collect();
+    assert_eq!(flags[..4], [Value::Null, Value::Null, Value::Null, Value::Null]);
+    assert!(flags[4].as_str().unwrap().contains("cut by the time budget"), "{flags:?}");
+    // The answers end early enough that the budget's last share is left after them.
+    let asked = models.asked.lock().unwrap();
+    let deadline = asked.iter().find(|(r, _)| *r == Role::Coder).and_then(|(_, a)| a.deadline).unwrap();
+    let end = started + std::time::Duration::from_secs(200);
+    assert!(deadline > started && deadline + std::time::Duration::from_secs(30) <= end, "{:?}", end - deadline);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use crate::pipeline::excerpt;
+use crate::pipeline::models::Ending;
 use crate::tools::Workspace;
 
 pub const SEARCH: &str = "<<<<<<< SEARCH";
@@ -68,9 +69,12 @@ impl super::Format for EditBlocks {
         &["\n```", "\n... ("]
     }
 
-    fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), super::Refused> {
-        let text =
-            if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)?.into() } else { closed(answer) };
+    fn apply(&self, root: &Path, answer: &str, ending: Ending) -> Result<(), super::Refused> {
+        let text = match ending {
+            Ending::Finished => closed(answer),
+            Ending::TokenLimit => before_repetition(answer).ok_or(super::Refused::CutOff)?.into(),
+            Ending::Deadline => complete_blocks(answer).ok_or(super::Refused::Unfinished)?.into(),
+        };
         Ok(apply(root, &parse(&text)?)?)
     }
 }
@@ -205,6 +209,11 @@ pub fn before_repetition(text: &str) -> Option<&str> {
     let tail = tail.trim();
     // Past a block's header, so that it is known to copy one.
     (tail.lines().count() >= 3 && done.contains(tail)).then_some(done)
+}
+
+/// The blocks of an answer up to the end of its last complete one (None before any).
+fn complete_blocks(text: &str) -> Option<&str> {
+    text.rfind(REPLACE).map(|at| &text[..at + REPLACE.len()])
 }
 
 /// Applies edits to the tree at `root`; paths cannot leave it. All or nothing per file
@@ -405,6 +414,22 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_cut_at_the_deadline_counts_by_its_complete_blocks() {
+        use crate::pipeline::answer::{Format, Refused};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "def f():\n    return 1\n\n\ndef g():\n    return 2\n").unwrap();
+        let format = EditBlocks { paths: vec!["a.py".into()], max_blocks: 2 };
+        let first = "FILE: a.py\n<<<<<<< SEARCH\n    return 1\n=======\n    return 3\n>>>>>>> REPLACE\n";
+        let second = "FILE: a.py\n<<<<<<< SEARCH\n    return 2\n=======\n    return";
+        let refused = format.apply(dir.path(), second, Ending::Deadline);
+        assert!(matches!(refused, Err(Refused::Unfinished)), "{refused:?}");
+        // The same text ended by a stop string would have been closed and applied.
+        format.apply(dir.path(), &format!("{first}{second}"), Ending::Deadline).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("a.py")).unwrap();
+        assert_eq!(text, "def f():\n    return 3\n\n\ndef g():\n    return 2\n");
+    }
+
+    #[test]
     fn a_block_stopped_at_a_fence_or_marker_ends_there() {
         use crate::pipeline::answer::Format;
         let dir = tempfile::tempdir().unwrap();
@@ -413,11 +438,11 @@ mod tests {
         // What the coder wrote before the stop string `\n... (` ended it.
         let stopped = "FILE: a.py\n<<<<<<< SEARCH\ndef f():\n=======\ndef f():\n    return 3\n\n";
         assert!(format.stops().iter().all(|s| !stopped.contains(s)));
-        format.apply(dir.path(), stopped, false).unwrap();
+        format.apply(dir.path(), stopped, Ending::Finished).unwrap();
         let text = std::fs::read_to_string(dir.path().join("a.py")).unwrap();
         assert_eq!(text, "def f():\n    return 3\n\n\ndef g():\n    return 2\n");
         // Still open before its divider: nothing to close.
-        assert!(format.apply(dir.path(), "FILE: a.py\n<<<<<<< SEARCH\ndef g():\n", false).is_err());
+        assert!(format.apply(dir.path(), "FILE: a.py\n<<<<<<< SEARCH\ndef g():\n", Ending::Finished).is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod whole_files;
 
 use std::path::Path;
 
+use crate::pipeline::models::Ending;
+
 pub use self::blocks::{EditBlocks, EditError};
 pub use self::whole_files::WholeFiles;
 
@@ -18,6 +20,8 @@ pub use self::whole_files::WholeFiles;
 pub enum Refused {
     /// It hit the token limit with nothing whole to salvage before the cut.
     CutOff,
+    /// The deadline cut it before its first edit was complete.
+    Unfinished,
     Edit(EditError),
 }
 
@@ -38,7 +42,9 @@ pub trait Format: Send + Sync {
     fn stops(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Applies `answer` to the tree at `root`. A `cut_off` answer (it hit the token limit)
-    /// counts only where what was cut only repeats what came before.
-    fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), Refused>;
+    /// Applies `answer`, which ended as `ending` says, to the tree at `root`. An answer
+    /// that hit the token limit counts only where what was cut only repeats what came
+    /// before; one cut at the deadline, by its complete edits (the model may have been
+    /// about to write more, but what it wrote whole stands on its own).
+    fn apply(&self, root: &Path, answer: &str, ending: Ending) -> Result<(), Refused>;
 }

@@ -18,6 +18,7 @@
 use std::path::Path;
 
 use crate::pipeline::answer::blocks::{self as edits, EditError};
+use crate::pipeline::models::Ending;
 use crate::tools::{ToolError, Workspace};
 
 const FENCE: &str = "```";
@@ -48,8 +49,14 @@ impl super::Format for WholeFiles {
         grammar(&self.targets, self.targets.len() as u32)
     }
 
-    fn apply(&self, root: &Path, answer: &str, cut_off: bool) -> Result<(), super::Refused> {
-        let files = if cut_off { before_repetition(answer).ok_or(super::Refused::CutOff)? } else { parse(answer)? };
+    fn apply(&self, root: &Path, answer: &str, ending: Ending) -> Result<(), super::Refused> {
+        let files = match ending {
+            Ending::Finished => parse(answer)?,
+            Ending::TokenLimit => before_repetition(answer).ok_or(super::Refused::CutOff)?,
+            Ending::Deadline => {
+                Some(scan(answer).0).filter(|files| !files.is_empty()).ok_or(super::Refused::Unfinished)?
+            }
+        };
         Ok(apply(root, &self.targets, &files)?)
     }
 }

@@ -27,10 +27,12 @@ impl Selection {
     }
 
     pub fn describe(&self) -> String {
+        let nodes = self.paths.iter().filter(|p| p.contains("::")).count();
         match (&self.package, self.paths.len()) {
             (Some(p), _) => format!("{} -p {p}", self.command.label()),
             (None, 0) => format!("{} (the whole suite)", self.command.label()),
-            (None, n) => format!("{} on {n} test file(s)", self.command.label()),
+            (None, n) if nodes == 0 => format!("{} on {n} test file(s)", self.command.label()),
+            (None, n) => format!("{} on {n} test(s) and file(s)", self.command.label()),
         }
     }
 }
@@ -57,13 +59,18 @@ pub fn select(root: &Path, step_files: &[String], task: &str, files: &[String]) 
     Some(selection)
 }
 
+/// The test files that mention what the task names in the step's files, narrowed to their
+/// tests that do ([`test_nodes`]); naming nothing there, the files that mention the
+/// step's modules.
 fn python_tests(root: &Path, step_files: &[String], task: &str, files: &[String]) -> Vec<String> {
     let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
     let sources: Vec<String> = step_files.iter().filter(|f| f.ends_with(".py")).map(|f| read(f)).collect();
     let terms = heuristics::terms(task);
-    let mut names: Vec<String> =
-        terms.symbols.into_iter().chain(terms.words).filter(|n| sources.iter().any(|s| mentions(s, n))).collect();
-    if names.is_empty() {
+    let in_sources = |n: &String| sources.iter().any(|s| mentions(s, n));
+    let symbols: Vec<String> = terms.symbols.into_iter().filter(in_sources).collect();
+    let mut names: Vec<String> = symbols.iter().cloned().chain(terms.words.into_iter().filter(in_sources)).collect();
+    let named = !names.is_empty();
+    if !named {
         names = step_files.iter().filter_map(|f| module_name(f)).collect();
     }
     if names.is_empty() {
@@ -83,7 +90,76 @@ fn python_tests(root: &Path, step_files: &[String], task: &str, files: &[String]
     if tests.len() > MAX_TEST_FILES {
         tests.clear();
     }
-    tests
+    // A module's name is in its test files' imports, not in their tests.
+    if !named {
+        return tests;
+    }
+    // The task's identifiers pick tests better than its plain words, which many mention.
+    let by = if symbols.is_empty() { &names } else { &symbols };
+    let nodes: Vec<String> = tests.iter().flat_map(|path| test_nodes(path, &read(path), by)).collect();
+    if nodes.len() > MAX_TEST_NODES {
+        return tests;
+    }
+    nodes
+}
+
+/// Tests selected by pytest node id, at most (beyond it, their files run whole).
+const MAX_TEST_NODES: usize = 200;
+
+/// The tests of the test file `path` that mention one of `names`, as pytest node ids: its
+/// top-level test functions, and its classes that pytest collects (named `Test*`, or
+/// derived from a base and holding `test` methods). The file itself where none of them
+/// does (it was chosen by its imports) or where it has none to tell apart.
+fn test_nodes(path: &str, text: &str, names: &[String]) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let top = statements(&lines);
+    let mut nodes = Vec::new();
+    let mut tests = 0;
+    for (k, &start) in top.iter().enumerate() {
+        let end = top.get(k + 1).copied().unwrap_or(lines.len());
+        let body = &lines[start..end];
+        let Some(name) = collected(body) else { continue };
+        tests += 1;
+        if body.iter().any(|line| names.iter().any(|n| mentions(line, n))) {
+            nodes.push(format!("{path}::{name}"));
+        }
+    }
+    if nodes.is_empty() || nodes.len() == tests {
+        return vec![path.to_string()];
+    }
+    nodes
+}
+
+/// The lines that start top-level statements (decorators belong to what follows them),
+/// outside triple-quoted strings, whose lines may start at column 0 too.
+fn statements(lines: &[&str]) -> Vec<usize> {
+    let mut in_string = false;
+    let mut starts = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !in_string && line.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+            starts.push(i);
+        }
+        let quotes = line.matches("\"\"\"").count() + line.matches("'''").count();
+        in_string ^= quotes % 2 == 1;
+    }
+    starts
+}
+
+/// The name of the test a top-level block defines, where pytest collects it.
+fn collected<'a>(block: &[&'a str]) -> Option<&'a str> {
+    fn name_of(rest: &str) -> Option<&str> {
+        rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().filter(|n| !n.is_empty())
+    }
+    let head = block[0];
+    if let Some(rest) = head.strip_prefix("def ").or_else(|| head.strip_prefix("async def ")) {
+        return name_of(rest).filter(|n| n.starts_with("test"));
+    }
+    let rest = head.strip_prefix("class ")?;
+    let name = name_of(rest)?;
+    let derived = rest[name.len()..].trim_start().starts_with("(") && !rest.contains("(object)");
+    let has_tests =
+        block.iter().any(|l| l.trim_start().starts_with("def test") || l.trim_start().starts_with("async def test"));
+    (name.starts_with("Test") || (derived && has_tests)).then_some(name)
 }
 
 /// The name a Python file is imported by (its package's for `__init__.py`).
@@ -204,6 +280,32 @@ mod tests {
         // Naming nothing in the file, the module's name decides.
         let chosen = select(dir.path(), &["pkg/core.py".into()], "Make it faster", &files).unwrap();
         assert!(chosen.paths.is_empty(), "no test mentions `core`: {:?}", chosen.paths);
+    }
+
+    #[test]
+    fn of_the_selected_files_only_the_tests_that_mention_the_named_function_run() {
+        let more = "from pkg import topk, take\n\n\nclass TopkTests(TestCase):\n    def test_two(self):\n        \
+                    sql = \"\"\"\nselect take\n\"\"\"\n        assert topk(2, [1]) == [1]\n\n\nclass TakeTests(TestCase):\n    \
+                    def test_one(self):\n        assert take(1, [1]) == [1]\n\n\nclass Helper(object):\n    \
+                    def topk(self):\n        pass\n\n\n@mark.slow\ndef test_topk_empty():\n    \
+                    assert topk(0, []) == []\n\n\ndef test_take():\n    assert take(0, []) == []\n";
+        let (dir, files) = tree(&[
+            ("pyproject.toml", ""),
+            ("pkg/__init__.py", "from .core import topk, take\n"),
+            ("pkg/core.py", "def topk(k, seq):\n    pass\n\ndef take(n, seq):\n    pass\n"),
+            ("tests/test_more.py", more),
+            ("tests/test_topk.py", "from pkg import topk\n\n\ndef test_it():\n    assert topk(1, [2]) == [2]\n"),
+        ]);
+        let chosen = select(dir.path(), &["pkg/core.py".into()], "topk(2, x) is wrong", &files).unwrap();
+        assert_eq!(
+            chosen.paths,
+            ["tests/test_more.py::TopkTests", "tests/test_more.py::test_topk_empty", "tests/test_topk.py"],
+            "the string in TopkTests does not end it; Helper is not collected; a file all of whose tests mention it runs whole"
+        );
+        assert_eq!(chosen.describe(), "pytest on 3 test(s) and file(s)");
+        // The module's name picks files by their imports, which no test mentions: whole.
+        let chosen = select(dir.path(), &["pkg/core.py".into()], "Make it faster", &files).unwrap();
+        assert!(chosen.paths.is_empty(), "{:?}", chosen.paths);
     }
 
     #[test]

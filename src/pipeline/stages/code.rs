@@ -20,7 +20,7 @@ use crate::pipeline::evidence::outcome::Outcome;
 use crate::pipeline::evidence::probes::{self, Probes};
 use crate::pipeline::evidence::worktree::{self, Scratch};
 use crate::pipeline::evidence::{blocking, excuse, run_tests, selection, TestOutcome, TestPlan};
-use crate::pipeline::models::Ask;
+use crate::pipeline::models::{Ask, Ending};
 use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
 use crate::pipeline::red_flag::RedFlag;
 use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
@@ -397,6 +397,15 @@ impl Batch<'_> {
             .then_some(RedFlag::BreaksTests { before })
     }
 
+    /// When `n` answers must end for their tests (in waves of [`tuning::test_jobs`], each
+    /// as long as the baseline run and a half), the probes, the vote and a review to fit
+    /// the time budget.
+    fn deadline(&self, ctx: &Ctx<'_>, n: usize) -> Option<tokio::time::Instant> {
+        let waves = n.div_ceil(tuning::test_jobs()) as f64;
+        let tests = self.tests.as_ref().map_or(0.0, |t| waves * (t.baseline.seconds * 1.5 + 1.0));
+        ctx.budget.deadline(tuning::BUDGET_AFTER_ANSWERS, std::time::Duration::from_secs_f64(tests))
+    }
+
     /// A candidate's test outcome and what the probes saw (neither for a red-flagged one).
     async fn evidence(
         &self,
@@ -425,7 +434,16 @@ impl Batch<'_> {
         first: usize,
     ) -> Result<Vec<Candidate>, PipelineError> {
         let temperatures = ask.temperatures.clone();
+        let ask = ask.until(self.deadline(ctx, temperatures.len()));
         let samples = ctx.models.ask(Role::Coder, ask).await?;
+        let cut = samples.iter().filter(|s| s.ending == Ending::Deadline).count();
+        if cut > 0 {
+            let what = format!(
+                "{cut} of {} answers cut short for their tests; their complete edits are judged",
+                samples.len()
+            );
+            ctx.emit(Stage::Code, ctx.budget.cut(&what)).await?;
+        }
         let format = self.format.clone();
         let (scratches, judged) = blocking(move || {
             let judged: Vec<Result<String, RedFlag>> =
@@ -531,8 +549,9 @@ pub fn breaks_every_test(before: u64, ran: &TestOutcome) -> bool {
 
 /// The candidate's diff, or the red flag that disqualifies it.
 fn judge(sample: &crate::pipeline::Sample, scratch: &Scratch, format: &dyn answer::Format) -> Result<String, RedFlag> {
-    format.apply(scratch.path(), &sample.text, sample.hit_limit).map_err(|refused| match refused {
+    format.apply(scratch.path(), &sample.text, sample.ending).map_err(|refused| match refused {
         Refused::CutOff => RedFlag::TokenLimit { tokens: sample.tokens },
+        Refused::Unfinished => RedFlag::Unfinished { tokens: sample.tokens },
         Refused::Edit(e) => RedFlag::from(e),
     })?;
     let unjudged = |e: PipelineError| RedFlag::Unjudged { detail: e.to_string() };

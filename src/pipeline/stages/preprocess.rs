@@ -5,7 +5,7 @@
 //! before the pipeline (transcripts, OCR), at the edge that received them.
 
 use crate::models::Role;
-use crate::pipeline::models::Ask;
+use crate::pipeline::models::{Ask, Ending};
 use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
 use crate::state::{Stage, TaskInput};
 
@@ -38,7 +38,7 @@ async fn rewrite(ctx: &Ctx<'_>, text: &str) -> Result<String, PipelineError> {
         }
         Err(e) => return Err(e),
     };
-    let rewritten = answer.as_ref().filter(|a| !a.hit_limit).map(|a| a.text.trim()).unwrap_or_default();
+    let rewritten = answer.as_ref().filter(|a| a.ending == Ending::Finished).map(|a| a.text.trim()).unwrap_or_default();
     let missing: Vec<String> =
         heuristics::concrete_details(text).into_iter().filter(|d| !rewritten.contains(d.as_str())).collect();
     if rewritten.is_empty() || !missing.is_empty() {
