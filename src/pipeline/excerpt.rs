@@ -214,6 +214,8 @@ fn indentation(line: &str) -> usize {
 
 /// Each unit's score: a focus name in its first line 10, elsewhere 3 (once per name); a
 /// focus word it defines 10 (not its `class` keyword); holding a line of the change 10;
+/// 4 more for a part of a long definition that ranks 10 (the body of the function the
+/// task names, before the lines elsewhere that only mention it, such as an `__all__`);
 /// then 5 for defining a name that a named definition calls.
 fn scores(lines: &[&str], units: &[Unit], focus: &Focus) -> Vec<u32> {
     let text = |u: &Unit| &lines[u.lines.clone()];
@@ -233,6 +235,13 @@ fn scores(lines: &[&str], units: &[Unit], focus: &Focus) -> Vec<u32> {
             named + if changed { 10 } else { 0 }
         })
         .collect();
+    let named_headers: Vec<usize> =
+        units.iter().zip(&scores).filter(|(u, &s)| s >= 10 && u.lines.len() == 1).map(|(u, _)| u.lines.start).collect();
+    for (unit, score) in units.iter().zip(scores.iter_mut()) {
+        if unit.header.is_some_and(|h| named_headers.contains(&h)) {
+            *score += 4;
+        }
+    }
     let called: Vec<&str> = units
         .iter()
         .zip(&scores)
@@ -338,6 +347,29 @@ mod tests {
         assert!(!shown.contains("class Descr"), "a block that only uses the word: {shown}");
         let (shown, _) = fit(&text, 40, &focus(&["Descr"]), &count).unwrap();
         assert!(shown.contains("class Descr:\n    def __init__(self, name):"), "a block that defines it: {shown}");
+    }
+
+    #[test]
+    fn the_body_of_a_long_named_function_comes_before_lines_that_only_mention_it() {
+        // more-itertools/2: `__all__` named `windowed`, and the excerpt showed it whole and
+        // `def windowed` with only its docstring's first lines.
+        let mut text = String::from("__all__ = [\n");
+        for i in 0..40 {
+            text.push_str(&format!("    'name_{i}',\n"));
+        }
+        text.push_str("    'windowed',\n]\n\n\n");
+        for i in 0..10 {
+            text.push_str(&format!("def filler_{i}(x):\n    return x + {i} + {i} + {i}\n\n"));
+        }
+        text.push_str("def windowed(seq, n, step=2):\n    \"\"\"Windows of *n*: windowed([1, 2], 1).\n\n");
+        for i in 0..40 {
+            text.push_str(&format!("    Line {i} of the docs.\n"));
+        }
+        text.push_str("    \"\"\"\n\n    if n < 0:\n        raise ValueError('n')\n\n    return iter(seq[::step])\n");
+        let (shown, _) = fit(&text, 90, &names(&["windowed"]), &count).unwrap();
+        assert!(shown.contains("def windowed(seq, n, step=2):"), "{shown}");
+        assert!(shown.contains("    return iter(seq[::step])"), "the body: {shown}");
+        assert!(!shown.contains("'name_0'"), "{shown}");
     }
 
     #[test]

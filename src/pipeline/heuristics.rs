@@ -310,17 +310,28 @@ const COMMON: &[&str] = &[
 ];
 
 /// The paths a candidate may edit: tests stay out of reach unless the task is about them
-/// (item 3).
+/// (item 3), and type stubs unless it changes an interface (a stub says what a function
+/// takes and gives, not what it does: a small coder asked to fix a bug rewrites the stub
+/// it may edit). Where that leaves nothing, all of them.
 pub fn editable(task: &str, paths: &[String]) -> Vec<String> {
-    if about_tests(task) {
-        return paths.to_vec();
-    }
-    let code: Vec<String> = paths.iter().filter(|p| !crate::tools::is_test_file(p)).cloned().collect();
-    if code.is_empty() {
+    let kept: Vec<String> = paths
+        .iter()
+        .filter(|p| about_tests(task) || !crate::tools::is_test_file(p))
+        .filter(|p| changes_interface(task) || !p.ends_with(".pyi"))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
         paths.to_vec()
     } else {
-        code
+        kept
     }
+}
+
+/// Whether a task changes what its code takes or is called: a new option or parameter, a
+/// rename, a signature.
+fn changes_interface(task: &str) -> bool {
+    let lower = task.to_lowercase();
+    ["option", "parameter", "argument", "rename", "signature", "keyword", "stub"].iter().any(|w| lower.contains(w))
 }
 
 /// Whether the task asks for work in place: then a call that changes its arguments is no
@@ -475,14 +486,16 @@ fn python_literal(text: &str) -> Option<String> {
     (numeric || matches!(word, "True" | "False" | "None")).then(|| word.to_string())
 }
 
-/// Each call with literal arguments the task writes, and where it ends in the text.
+/// Each call with literal arguments the task writes, and where it ends in the text:
+/// past the brackets of builtins it is wrapped in (`list(split_at(...))`), whose calls
+/// are not the code under change.
 fn calls_written(task: &str) -> Vec<(String, usize)> {
     let mut found = Vec::new();
     for (open, _) in task.match_indices('(') {
         let name_start =
             task[..open].rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map_or(0, |i| i + 1);
         let name = task[name_start..open].trim_start_matches('.');
-        if !name.split('.').all(is_identifier) {
+        if !name.split('.').all(is_identifier) || PYTHON_BUILTINS.contains(&name) {
             continue;
         }
         let Some(close) = closing(&task[open..]).filter(|&i| task[open + i..].starts_with(')')) else { continue };
@@ -490,11 +503,47 @@ fn calls_written(task: &str) -> Vec<(String, usize)> {
         let arguments = &call[name.len() + 1..call.len() - 1];
         // `add()` with nothing in it names a function ("fix add() in calc.py").
         if !arguments.trim().is_empty() && literal_arguments(arguments) {
-            found.push((call, open + close + 1));
+            let wrappers = task[open + close + 1..].chars().take_while(|&c| c == ')').count();
+            found.push((call, open + close + 1 + wrappers));
         }
     }
     found
 }
+
+/// Python's builtins that tasks call in their examples (`list(split_at(range(10), ...))`).
+pub const PYTHON_BUILTINS: &[&str] = &[
+    "all",
+    "any",
+    "bool",
+    "bytes",
+    "dict",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "getattr",
+    "int",
+    "isinstance",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "print",
+    "range",
+    "repr",
+    "reversed",
+    "set",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "type",
+    "zip",
+];
 
 /// Where the bracket opening `text` closes, counting nested ones, outside quotes.
 fn closing(text: &str) -> Option<usize> {
@@ -517,8 +566,8 @@ fn closing(text: &str) -> Option<usize> {
     None
 }
 
-/// Whether a call's arguments are literals only: quoted text, numbers, brackets and the
-/// constants (no names a probe could not resolve).
+/// Whether a call's arguments are literals only: quoted text, numbers, brackets, the
+/// constants, builtins' calls and lambdas (no names a probe could not resolve).
 fn literal_arguments(args: &str) -> bool {
     let mut outside = String::new();
     let mut quote = None;
@@ -531,6 +580,12 @@ fn literal_arguments(args: &str) -> bool {
         }
     }
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    // A lambda's parameters are bound in its body.
+    let parameters: Vec<&str> = outside
+        .match_indices("lambda")
+        .filter_map(|(at, _)| outside[at + "lambda".len()..].split(':').next())
+        .flat_map(|names| names.split(',').map(str::trim))
+        .collect();
     let names_only_literals = outside.match_indices(|c: char| c.is_alphabetic() || c == '_').all(|(at, _)| {
         if outside[..at].ends_with(is_word) {
             return true;
@@ -538,8 +593,11 @@ fn literal_arguments(args: &str) -> bool {
         let rest = &outside[at..];
         let word = &rest[..rest.find(|c: char| !is_word(c)).unwrap_or(rest.len())];
         let after = rest[word.len()..].trim_start();
-        // A keyword argument's name (`n=2`), or a constant.
-        (after.starts_with('=') && !after.starts_with("==")) || matches!(word, "True" | "False" | "None")
+        // A keyword argument's name (`n=2`), a constant, a builtin's call or a lambda.
+        (after.starts_with('=') && !after.starts_with("=="))
+            || matches!(word, "True" | "False" | "None" | "lambda")
+            || (PYTHON_BUILTINS.contains(&word) && after.starts_with('('))
+            || parameters.contains(&word)
     });
     quote.is_none() && names_only_literals
 }
@@ -599,6 +657,20 @@ mod tests {
         assert!(same_value("[[1, 2], []]", "[[1,2],[]]") && !same_value("'11th'", "'11st'"));
         assert!(reported_values("ordinalize(11) gives '11th', as documented.").is_empty(), "nothing is said wrong");
         assert!(reported_values("ordinalize(11) should give '11th'").is_empty(), "what it should give");
+    }
+
+    #[test]
+    fn a_call_in_a_builtin_with_a_lambda_is_an_example_and_its_value_follows_the_wrapper() {
+        let task = "split_at stops one split early: list(split_at(range(10), lambda n: n % 2 == 1, maxsplit=2)) \
+                    gives [[0], [2, 3]] instead of [[0], [2], [3]].";
+        let call = "split_at(range(10), lambda n: n % 2 == 1, maxsplit=2)";
+        assert_eq!(example_calls(task), [call], "neither list() nor range() is the code under change");
+        assert_eq!(reported_values(task), [(call.to_string(), "[[0], [2, 3]]".to_string())]);
+        assert_eq!(expected_values(task), [(call.to_string(), "[[0], [2], [3]]".to_string())]);
+        assert!(gives("iter[[0], [2, 3]]", "[[0], [2, 3]]"), "a generator's items are what list() gives");
+        assert!(example_calls("f(lambda n: m)").is_empty(), "a name the lambda does not bind");
+        assert!(example_calls("f(sorted)").is_empty());
+        assert_eq!(example_calls("f(g(1))"), ["g(1)"], "a call of another function is no literal");
     }
 
     #[test]
@@ -694,6 +766,14 @@ mod tests {
                 step("Use it.", &["a.py"])
             ]
         );
+    }
+
+    #[test]
+    fn type_stubs_are_edited_only_where_the_task_changes_an_interface() {
+        let paths = ["pkg/more.py".to_string(), "pkg/more.pyi".to_string()];
+        assert_eq!(editable("split_at stops one split early", &paths), ["pkg/more.py"]);
+        assert_eq!(editable("Give split_at a keep_separator option", &paths), paths);
+        assert_eq!(editable("fix a typo", &paths[1..]), ["pkg/more.pyi"], "nothing else to edit");
     }
 
     #[test]

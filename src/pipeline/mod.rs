@@ -132,6 +132,12 @@ impl Budget {
         Some(tokio::time::Instant::now() + left.saturating_sub(kept).max(left / 2))
     }
 
+    /// The time until `share` of the budget is spent (None without a budget; zero past it).
+    pub fn until(&self, share: f64) -> Option<std::time::Duration> {
+        let at = std::time::Duration::from_secs_f64(self.secs as f64 * share);
+        (self.secs > 0).then(|| at.saturating_sub(self.started.elapsed()))
+    }
+
     /// The time left (None without a budget; zero once spent).
     pub fn left(&self) -> Option<std::time::Duration> {
         let total = std::time::Duration::from_secs(self.secs);

@@ -37,6 +37,9 @@ pub const BUDGET_NO_MORE: f64 = 0.5;
 /// for the probes, the vote and a review.
 pub const BUDGET_AFTER_ANSWERS: f64 = 0.15;
 
+/// The share of a task's time budget by which candidates' test runs end.
+pub const BUDGET_TESTS_END: f64 = 0.9;
+
 /// Candidates whose tests run at once: one per core (the coder is idle while they run).
 pub fn test_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)

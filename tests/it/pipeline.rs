@@ -886,6 +886,32 @@ async fn answers_cut_at_the_coders_deadline_are_judged_by_their_complete_blocks(
 }
 
 #[tokio::test]
+async fn under_a_time_budget_the_tasks_own_examples_are_the_probes() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 5]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    let state = tempfile::tempdir().unwrap();
+    let options = PipelineOptions { time_budget_secs: 600, ..edit_blocks() };
+    let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
+    let task = p.create("add(2, 3) gives -1 instead of 5: fix add() in calc.py.", false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let probes = events.iter().find(|e| e.kind == "probes").expect("probes");
+    assert_eq!(probes.data["calls"], serde_json::json!(["add(2, 3)"]));
+    assert!(budget_cuts(&events).iter().any(|c| c.contains("example calls are the probes")));
+    let asked = models.asked.lock().unwrap();
+    let probes_asked =
+        asked.iter().any(|(r, a)| *r == Role::Reviewer && a.messages.iter().any(|m| m.content.contains(PROBES)));
+    assert!(!probes_asked, "the reviewer was not asked for more calls");
+    let candidate = events.iter().find(|e| e.kind == "candidate").unwrap();
+    assert_eq!(candidate.data["behaviour"], serde_json::json!(["5"]), "{}", candidate.data);
+}
+
+#[tokio::test]
 async fn failures_an_earlier_step_brought_are_not_excused_at_the_next() {
     let (_dir, root) = calc_repo();
     std::fs::write(root.join("calc.py"), "def add(a, b):\n    return a + b\n").unwrap();

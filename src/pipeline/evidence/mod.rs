@@ -115,13 +115,17 @@ async fn run_on(
 /// A candidate's tests, as they ran (see [`excuse`] for failures that were already there).
 /// None when the run stopped before any test, as the baseline's did: that says nothing of
 /// the candidate (`python3 -m pytest` without pytest fails the same way for every one).
+/// Under a time budget a run ends before its last tenth, so that the stage does not end
+/// with it; one stopped there says nothing of the candidate either.
 pub async fn run_tests(
     ctx: &Ctx<'_>,
     scratch: &Scratch,
     tests: &TestPlan,
 ) -> Result<Option<TestOutcome>, PipelineError> {
-    let out = run_selected(ctx, scratch, &tests.selection, tests.timeout_secs).await?;
-    if tests.baseline.not_run.is_some() && ran_nothing(&out) {
+    let left = ctx.budget.until(tuning::BUDGET_TESTS_END).map(|d| d.as_secs().max(1));
+    let limit = left.map_or(tests.timeout_secs, |left| left.min(tests.timeout_secs));
+    let out = run_selected(ctx, scratch, &tests.selection, limit).await?;
+    if (tests.baseline.not_run.is_some() && ran_nothing(&out)) || (out.timed_out && limit < tests.timeout_secs) {
         return Ok(None);
     }
     Ok(Some(TestOutcome {

@@ -67,7 +67,9 @@ fn python_tests(root: &Path, step_files: &[String], task: &str, files: &[String]
     let sources: Vec<String> = step_files.iter().filter(|f| f.ends_with(".py")).map(|f| read(f)).collect();
     let terms = heuristics::terms(task);
     let in_sources = |n: &String| sources.iter().any(|s| mentions(s, n));
-    let symbols: Vec<String> = terms.symbols.into_iter().filter(in_sources).collect();
+    // Builtins the task's examples call (`list`, `range`): nearly every test mentions them.
+    let builtin = |s: &String| heuristics::PYTHON_BUILTINS.contains(&s.as_str());
+    let symbols: Vec<String> = terms.symbols.into_iter().filter(|s| !builtin(s)).filter(in_sources).collect();
     let mut names: Vec<String> = symbols.iter().cloned().chain(terms.words.into_iter().filter(in_sources)).collect();
     let named = !names.is_empty();
     if !named {
@@ -292,15 +294,17 @@ mod tests {
         let (dir, files) = tree(&[
             ("pyproject.toml", ""),
             ("pkg/__init__.py", "from .core import topk, take\n"),
-            ("pkg/core.py", "def topk(k, seq):\n    pass\n\ndef take(n, seq):\n    pass\n"),
+            ("pkg/core.py", "def topk(k, seq):\n    return list(seq)[:k]\n\ndef take(n, seq):\n    pass\n"),
             ("tests/test_more.py", more),
             ("tests/test_topk.py", "from pkg import topk\n\n\ndef test_it():\n    assert topk(1, [2]) == [2]\n"),
+            ("tests/test_listed.py", "def test_list():\n    assert list(range(1)) == [0]\n"),
         ]);
-        let chosen = select(dir.path(), &["pkg/core.py".into()], "topk(2, x) is wrong", &files).unwrap();
+        let chosen = select(dir.path(), &["pkg/core.py".into()], "list(topk(2, range(3))) is wrong", &files).unwrap();
         assert_eq!(
             chosen.paths,
             ["tests/test_more.py::TopkTests", "tests/test_more.py::test_topk_empty", "tests/test_topk.py"],
-            "the string in TopkTests does not end it; Helper is not collected; a file all of whose tests mention it runs whole"
+            "the string in TopkTests does not end it; Helper is not collected; a file all of whose tests mention it runs \
+             whole; the builtins the example calls pick nothing"
         );
         assert_eq!(chosen.describe(), "pytest on 3 test(s) and file(s)");
         // The module's name picks files by their imports, which no test mentions: whole.

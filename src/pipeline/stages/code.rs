@@ -4,7 +4,8 @@
 //! candidates do not settle the choice ([`ballot::settled`]). The coder writes short
 //! files whole and edits long ones with blocks (the [`answer::Format`]s).
 //! Red flags (MAKER): malformed output, an edit that does not apply, a candidate that hit
-//! its token limit, changes nothing, or leaves a file that no longer parses; a
+//! its token limit (or the time budget's deadline for answers before a complete edit),
+//! changes nothing, or leaves a file that no longer parses; a
 //! red-flagged candidate never reaches the vote, and the reason is recorded.
 
 use std::sync::Arc;
@@ -353,7 +354,7 @@ impl Batch<'_> {
                 Outcome::Returned { value, .. } => {
                     let wrong = reported.iter().find(|(c, _)| c == call).map(|(_, v)| v);
                     let right = expected.iter().find(|(c, _)| c == call).map(|(_, v)| v);
-                    if wrong.is_some_and(|wrong| heuristics::same_value(value, wrong)) {
+                    if wrong.is_some_and(|wrong| heuristics::gives(value, wrong)) {
                         Some(format!("still returns {value}, as the task reports of the bug"))
                     } else if let Some(right) = right.filter(|right| !heuristics::gives(value, right)) {
                         Some(format!("returns {value} where the task says it should give {right}"))
@@ -398,11 +399,12 @@ impl Batch<'_> {
     }
 
     /// When `n` answers must end for their tests (in waves of [`tuning::test_jobs`], each
-    /// as long as the baseline run and a half), the probes, the vote and a review to fit
-    /// the time budget.
+    /// as long as the baseline run), the probes, the vote and a review to fit the time
+    /// budget. A run longer than its wave's share still ends before the budget does
+    /// ([`run_tests`]).
     fn deadline(&self, ctx: &Ctx<'_>, n: usize) -> Option<tokio::time::Instant> {
         let waves = n.div_ceil(tuning::test_jobs()) as f64;
-        let tests = self.tests.as_ref().map_or(0.0, |t| waves * (t.baseline.seconds * 1.5 + 1.0));
+        let tests = self.tests.as_ref().map_or(0.0, |t| waves * (t.baseline.seconds + 1.0));
         ctx.budget.deadline(tuning::BUDGET_AFTER_ANSWERS, std::time::Duration::from_secs_f64(tests))
     }
 

@@ -37,6 +37,16 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> R
     }
     let modules: Vec<String> = shown.iter().filter_map(|f| module(&f.path)).collect();
     let n = ctx.options.probes;
+    // The task's own examples first: the model is asked for the cases they do not show.
+    let mut all = heuristics::example_calls(task);
+    all.retain(|c| c.len() <= 120);
+    // Under a time budget, a task's own examples are enough: they tell candidates apart
+    // best, and the model's calls cost a reviewer's answer before any candidate.
+    if !all.is_empty() && ctx.budget.left().is_some() {
+        all.truncate(n as usize);
+        ctx.emit(Stage::Plan, ctx.budget.cut("the task's own example calls are the probes")).await?;
+        return emitted(ctx, Probes { modules, calls: all }, None).await;
+    }
     let user = format!(
         "Task:\n{task}\n\nCode:\n{}\nWrite {n} calls of the functions this task is about, each a Python expression with literal \
          arguments such as `name(...)`, that probe the cases the text describes in words but its examples do not show: empty \
@@ -65,12 +75,13 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> R
         }
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    // The task's own examples first: the model is asked for the cases they do not show.
-    let mut all = heuristics::example_calls(task);
-    all.retain(|c| c.len() <= 120);
     all.extend(calls.into_iter().filter(|c| !all.contains(c)).collect::<Vec<_>>());
     all.truncate(n as usize);
-    let probes = Probes { modules, calls: all };
+    emitted(ctx, Probes { modules, calls: all }, error).await
+}
+
+/// `probes`, once their event is logged.
+async fn emitted(ctx: &Ctx<'_>, probes: Probes, error: Option<String>) -> Result<Probes, PipelineError> {
     ctx.emit(Stage::Plan, Event::Probes { modules: probes.modules.clone(), calls: probes.calls.clone(), error })
         .await?;
     Ok(probes)
