@@ -1,6 +1,7 @@
 //! Probes, after the plan and logged under its stage: the calls the task writes itself,
 //! then calls of the code under change with edge-case inputs that the reviewer model
-//! writes, never their results; every candidate runs them later
+//! writes (not under a time budget, where the task writes calls itself), never their
+//! results; every candidate runs them later
 //! ([`crate::pipeline::evidence::probes`]).
 
 use serde_json::json;
