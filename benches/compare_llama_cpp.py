@@ -86,9 +86,9 @@ def shared_tokens(url):
 
 
 def engine_seconds(url):
-    """quorum's own time in llama_decode and sampling (the sampler's read of the logits waits
-    for the device's work): what llama-bench times, without HTTP, the template or the queue."""
-    return counter(url, "quorum_decode_seconds_total") + counter(url, "quorum_sampling_seconds_total")
+    """quorum's own time in llama_decode, the wait for the device and sampling: what
+    llama-bench times, without HTTP, the template or the queue."""
+    return sum(counter(url, f"quorum_{name}_seconds_total") for name in ("decode", "device_wait", "sampling"))
 
 
 def fork(url, model):

@@ -1,7 +1,7 @@
 """Where a decode step's time goes, one stream at a time: llama-bench's tg128, then one
 streamed completion of TOKENS tokens (greedy, then at temperature 0.7) from llama-server
 and from quorum (`speculation = "off"`, prompt cache off), with quorum's /metrics read
-before and after each (llama_decode calls and their time, sampling time). Once with
+before and after each (llama_decode calls and their time, the wait for the device, sampling time). Once with
 llama.cpp's CUDA graphs as built, once with GGML_CUDA_DISABLE_GRAPHS=1 for every process.
 Run by benches/gpu/device.sh steps."""
 
@@ -15,7 +15,8 @@ import time
 
 import httpx
 
-SERIES = ("quorum_decode_steps_total", "quorum_decode_seconds_total", "quorum_sampling_seconds_total",
+SERIES = ("quorum_decode_steps_total", "quorum_decode_seconds_total", "quorum_device_wait_seconds_total",
+          "quorum_sampling_seconds_total",
           "quorum_drafting_seconds_total", "quorum_generated_tokens_total")
 
 
@@ -75,8 +76,8 @@ def main():
     print(f"model: {pathlib.Path(a.model).name}, {a.tokens} tokens a stream, ms a token after the first")
     print()
     print("| CUDA graphs | llama-bench tg128 | server | temperature | ms/token | llama_decode ms/step | "
-          "sampling ms/token | rest ms/token | decode steps |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "device wait ms/step | sampling ms/token | rest ms/token | decode steps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for graphs in ("on", "off"):
         env = dict(os.environ)
         if graphs == "off":
@@ -100,15 +101,17 @@ def main():
                     before = metrics(url) if name == "quorum" else None
                     secs, n = stream(url, "coder", a.tokens, temperature)
                     per = secs / (n - 1) * 1e3
-                    cells = ["", "", "", ""]
+                    cells = ["", "", "", "", ""]
                     if before:
                         d = {k: v - before[k] for k, v in metrics(url).items()}
                         steps = d["quorum_decode_steps_total"] or 1
                         gen = d["quorum_generated_tokens_total"] or 1
                         dec = d["quorum_decode_seconds_total"] / steps * 1e3
+                        wait = d["quorum_device_wait_seconds_total"] / steps * 1e3
                         smp = d["quorum_sampling_seconds_total"] / gen * 1e3
-                        rest = per - dec * steps / gen - smp
-                        cells = [f"{dec:.3f}", f"{smp:.3f}", f"{rest:.3f}", f"{steps:.0f} for {gen:.0f} tokens"]
+                        rest = per - (dec + wait) * steps / gen - smp
+                        cells = [f"{dec:.3f}", f"{wait:.3f}", f"{smp:.3f}", f"{rest:.3f}",
+                                 f"{steps:.0f} for {gen:.0f} tokens"]
                         print("metrics delta:", json.dumps({k: round(v, 6) for k, v in d.items()}), flush=True)
                     print(f"| {graphs} | {tg:.1f} tok/s ({1e3 / tg:.3f} ms) | {name} | {temperature} | {per:.3f} | "
                           + " | ".join(cells) + " |", flush=True)

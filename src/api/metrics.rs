@@ -6,7 +6,7 @@ use crate::engine::MetricsSnapshot;
 
 type Getter = fn(&MetricsSnapshot) -> f64;
 
-const SERIES: [(&str, &str, &str, Getter); 17] = [
+const SERIES: [(&str, &str, &str, Getter); 18] = [
     ("quorum_prompt_tokens_total", "counter", "Prompt tokens decoded (prompt-cache hits excluded).", |m| {
         m.prompt_tokens as f64
     }),
@@ -29,6 +29,9 @@ const SERIES: [(&str, &str, &str, Getter); 17] = [
     }),
     ("quorum_decode_steps_total", "counter", "llama_decode calls.", |m| m.decode_steps as f64),
     ("quorum_decode_seconds_total", "counter", "Time in llama_decode.", |m| seconds(m.decode_nanos)),
+    ("quorum_device_wait_seconds_total", "counter", "Time waiting for the device to finish a decode.", |m| {
+        seconds(m.wait_nanos)
+    }),
     ("quorum_sampling_seconds_total", "counter", "Time sampling tokens and releasing their text.", |m| {
         seconds(m.sample_nanos)
     }),

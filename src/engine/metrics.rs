@@ -13,6 +13,7 @@ pub struct ModelMetrics {
     accepted_tokens: AtomicU64,
     decode_steps: AtomicU64,
     decode_nanos: AtomicU64,
+    wait_nanos: AtomicU64,
     sample_nanos: AtomicU64,
     draft_nanos: AtomicU64,
     running: AtomicU64,
@@ -35,8 +36,10 @@ pub(super) struct StepCounts {
     pub shared: u64,
     pub drafted: u64,
     pub accepted: u64,
-    /// Time in `llama_decode`, in sampling and judging the tokens, and in making drafts.
+    /// Time in `llama_decode`, waiting for the device to finish it, in sampling and
+    /// judging the tokens, and in making drafts.
     pub decode_nanos: u64,
+    pub wait_nanos: u64,
     pub sample_nanos: u64,
     pub draft_nanos: u64,
 }
@@ -53,9 +56,12 @@ pub struct MetricsSnapshot {
     pub drafted_tokens: u64,
     pub accepted_tokens: u64,
     pub decode_steps: u64,
-    /// Where a step's time went: `llama_decode`, sampling and judging tokens, drafting
-    /// (lookup and the draft model's decodes). The rest is the scheduler and channels.
+    /// Where a step's time went: `llama_decode`, the wait for the device to finish it
+    /// (none on the CPU, where the decode is done when it returns), sampling and judging
+    /// tokens, drafting (lookup and the draft model's decodes). The rest is the scheduler
+    /// and channels.
     pub decode_nanos: u64,
+    pub wait_nanos: u64,
     pub sample_nanos: u64,
     pub draft_nanos: u64,
     pub running: u64,
@@ -105,6 +111,7 @@ impl ModelMetrics {
         self.drafted_tokens.fetch_add(c.drafted, Relaxed);
         self.accepted_tokens.fetch_add(c.accepted, Relaxed);
         self.decode_nanos.fetch_add(c.decode_nanos, Relaxed);
+        self.wait_nanos.fetch_add(c.wait_nanos, Relaxed);
         self.sample_nanos.fetch_add(c.sample_nanos, Relaxed);
         self.draft_nanos.fetch_add(c.draft_nanos, Relaxed);
     }
@@ -125,6 +132,7 @@ impl ModelMetrics {
             accepted_tokens: self.accepted_tokens.load(Relaxed),
             decode_steps: self.decode_steps.load(Relaxed),
             decode_nanos: self.decode_nanos.load(Relaxed),
+            wait_nanos: self.wait_nanos.load(Relaxed),
             sample_nanos: self.sample_nanos.load(Relaxed),
             draft_nanos: self.draft_nanos.load(Relaxed),
             running: self.running.load(Relaxed),

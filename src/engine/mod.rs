@@ -10,6 +10,7 @@ mod backend;
 mod draft;
 mod guard;
 mod metrics;
+pub mod pick;
 mod request;
 mod sampling;
 mod scheduler;

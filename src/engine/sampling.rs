@@ -8,6 +8,8 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
+use super::pick;
+
 /// Resolved sampling settings of one sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampling {
@@ -121,7 +123,7 @@ impl SeqSampler {
     pub fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
         let Some(grammar) = self.grammar.as_mut() else {
             if self.argmax {
-                return argmax(ctx.get_logits_ith(idx));
+                return pick::argmax(ctx.get_logits_ith(idx));
             }
             if self.top_k.is_none() {
                 return self.chain.sample(ctx, idx);
@@ -165,61 +167,15 @@ impl SeqSampler {
 /// What a chain draws from: the top k logits, or the whole vocabulary.
 fn candidates(top: Option<usize>, ctx: &LlamaContext<'_>, idx: i32) -> LlamaTokenDataArray {
     match top {
-        Some(k) => LlamaTokenDataArray::new(top_k(ctx.get_logits_ith(idx), k), true),
+        Some(k) => LlamaTokenDataArray::new(pick::top_k(ctx.get_logits_ith(idx), k), true),
         None => ctx.token_data_array_ith(idx),
     }
-}
-
-/// The `k` highest logits, highest first (the first of equal ones first), in one pass.
-fn top_k(logits: &[f32], k: usize) -> Vec<LlamaTokenData> {
-    let mut top: Vec<LlamaTokenData> = Vec::with_capacity(k + 1);
-    for (i, &logit) in logits.iter().enumerate() {
-        if top.len() == k && logit.partial_cmp(&top[k - 1].logit()) != Some(std::cmp::Ordering::Greater) {
-            continue;
-        }
-        let at = top.partition_point(|t| t.logit() >= logit);
-        top.insert(at, LlamaTokenData::new(LlamaToken(i as i32), logit, 0.0));
-        top.truncate(k);
-    }
-    top
-}
-
-/// The first token of the highest logit, as llama.cpp's greedy sampler picks it.
-fn argmax(logits: &[f32]) -> LlamaToken {
-    let mut best = 0;
-    for (i, &logit) in logits.iter().enumerate() {
-        if logit > logits[best] {
-            best = i;
-        }
-    }
-    LlamaToken(best as i32)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Logits with few ties, from a fixed linear congruential sequence.
-    fn logits(n: usize) -> Vec<f32> {
-        let mut x: u64 = 12345;
-        (0..n)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (x >> 40) as f32 / 1_000_000.0
-            })
-            .collect()
-    }
-
-    #[test]
-    fn top_k_keeps_the_highest_logits_in_order() {
-        let all = logits(5000);
-        let mut sorted = all.clone();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let top: Vec<f32> = top_k(&all, 40).iter().map(|t| t.logit()).collect();
-        assert_eq!(top, sorted[..40]);
-        assert_eq!(top_k(&[1.0, 3.0, 3.0, 2.0], 2).iter().map(|t| t.id().0).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(top_k(&[1.0], 4).len(), 1);
-    }
+    use crate::engine::pick::{tests::logits, top_k};
 
     #[test]
     fn drawing_from_the_top_k_draws_what_the_whole_vocabulary_draws() {
@@ -250,12 +206,5 @@ mod tests {
             drawn.insert(first);
         }
         assert!(drawn.len() > 1, "every seed drew the same token: {drawn:?}");
-    }
-
-    #[test]
-    fn argmax_takes_the_first_of_equal_maxima() {
-        assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]).0, 1);
-        assert_eq!(super::argmax(&[f32::NEG_INFINITY, -3.0]).0, 1);
-        assert_eq!(super::argmax(&[7.0]).0, 0);
     }
 }

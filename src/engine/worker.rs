@@ -354,10 +354,16 @@ fn step(
         ctx.decode(batch).map_err(|e| e.to_string())?;
     }
     let decode_nanos = nanos(decode_started);
+    // On a GPU `llama_decode` returns once the work is queued; waiting for it here, not in
+    // the first read of the logits, keeps the device's time out of the sampling timer.
+    let wait_started = Instant::now();
+    ctx.synchronize();
+    let wait_nanos = nanos(wait_started);
     let sampling_started = Instant::now();
 
     let vocab = model.vocab();
-    let mut counts = StepCounts { prompt: prompt_tokens as u64, decode_nanos, draft_nanos, ..StepCounts::default() };
+    let mut counts =
+        StepCounts { prompt: prompt_tokens as u64, decode_nanos, wait_nanos, draft_nanos, ..StepCounts::default() };
     // Events go out after the counters are updated, so that a caller holding its answer sees them.
     let mut outbox: Vec<(usize, Event)> = Vec::new();
     let mut finished = Vec::new();

@@ -33,10 +33,15 @@ pub enum RedFlag {
     /// bug, or crashes.
     #[error("{call}, the task's own example, {seen}")]
     FailsExample { call: String, seen: String },
-    /// At the plan's last step, none of the tests that passed before passes: the code no
-    /// longer imports or builds.
-    #[error("breaks every test: none of the {before} that passed before passes")]
-    BreaksTests { before: u64 },
+    /// At the plan's last step, fewer than half of the tests that passed before pass: the
+    /// code no longer imports or builds, or the change undoes what most of them check.
+    #[error("breaks most tests: {passed} of the {before} that passed before pass")]
+    BreaksTests {
+        before: u64,
+        /// Absent from records written when only a change that broke every test was flagged.
+        #[serde(default)]
+        passed: u64,
+    },
 }
 
 impl RedFlag {
@@ -51,7 +56,7 @@ impl RedFlag {
             RedFlag::DoesNotParse { .. } => "breaks the build",
             RedFlag::Unjudged { .. } => "not judged",
             RedFlag::FailsExample { .. } => "fails the task's example",
-            RedFlag::BreaksTests { .. } => "breaks every test",
+            RedFlag::BreaksTests { .. } => "breaks most tests",
         }
     }
 }

@@ -151,6 +151,7 @@ def test_metrics_are_prometheus_text(server, client):
         assert f"# TYPE {name} counter" in text
         assert sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{")) > 0, name
     assert "quorum_drafting_seconds_total{" in text
+    assert "quorum_device_wait_seconds_total{" in text
 
 
 def metric(server, name):
