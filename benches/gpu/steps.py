@@ -107,10 +107,10 @@ def main():
                         steps = d["quorum_decode_steps_total"] or 1
                         gen = d["quorum_generated_tokens_total"] or 1
                         dec = d["quorum_decode_seconds_total"] / steps * 1e3
-                        wait = d["quorum_device_wait_seconds_total"] / steps * 1e3
+                        waited = d["quorum_device_wait_seconds_total"] / steps * 1e3
                         smp = d["quorum_sampling_seconds_total"] / gen * 1e3
-                        rest = per - (dec + wait) * steps / gen - smp
-                        cells = [f"{dec:.3f}", f"{wait:.3f}", f"{smp:.3f}", f"{rest:.3f}",
+                        rest = per - (dec + waited) * steps / gen - smp
+                        cells = [f"{dec:.3f}", f"{waited:.3f}", f"{smp:.3f}", f"{rest:.3f}",
                                  f"{steps:.0f} for {gen:.0f} tokens"]
                         print("metrics delta:", json.dumps({k: round(v, 6) for k, v in d.items()}), flush=True)
                     print(f"| {graphs} | {tg:.1f} tok/s ({1e3 / tg:.3f} ms) | {name} | {temperature} | {per:.3f} | "

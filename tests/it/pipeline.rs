@@ -887,12 +887,12 @@ async fn answers_cut_at_the_coders_deadline_are_judged_by_their_complete_blocks(
 }
 
 #[tokio::test]
-async fn under_a_time_budget_the_tasks_own_examples_are_the_probes() {
+async fn under_a_time_budget_the_tasks_own_calls_are_the_only_probes() {
     let (_dir, root) = calc_repo();
     let models = Arc::new(ScriptedModels::default());
-    models.script(Role::Planner, [PLAN]);
-    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 5]);
-    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.script(Role::Planner, [PLAN, PLAN]);
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 10]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#; 2]);
     let state = tempfile::tempdir().unwrap();
     let options = PipelineOptions { time_budget_secs: 600, ..edit_blocks() };
     let p = pipeline(&root, models.clone(), &state.path().join("s.redb"), options).await;
@@ -904,12 +904,23 @@ async fn under_a_time_budget_the_tasks_own_examples_are_the_probes() {
     let probes = events.iter().find(|e| e.kind == "probes").expect("probes");
     assert_eq!(probes.data["calls"], serde_json::json!(["add(2, 3)"]));
     assert!(budget_cuts(&events).iter().any(|c| c.contains("example calls are the probes")));
-    let asked = models.asked.lock().unwrap();
-    let probes_asked =
-        asked.iter().any(|(r, a)| *r == Role::Reviewer && a.messages.iter().any(|m| m.content.contains(PROBES)));
-    assert!(!probes_asked, "the reviewer was not asked for more calls");
+    let probes_asked = || {
+        let asked = models.asked.lock().unwrap();
+        asked.iter().any(|(r, a)| *r == Role::Reviewer && a.messages.iter().any(|m| m.content.contains(PROBES)))
+    };
+    assert!(!probes_asked(), "the reviewer was not asked for more calls");
     let candidate = events.iter().find(|e| e.kind == "candidate").unwrap();
     assert_eq!(candidate.data["behaviour"], serde_json::json!(["5"]), "{}", candidate.data);
+
+    // A task that writes no call gets no probes: the reviewer is not asked for them.
+    let task =
+        p.create("add() in calc.py subtracts its arguments; it should add them.", false, Value::Null).await.unwrap();
+    let done = p.run(&task.id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert!(!events.iter().any(|e| e.kind == "probes"), "no probes");
+    assert!(budget_cuts(&events).iter().any(|c| c.contains("no probes: the task writes no calls")));
+    assert!(!probes_asked(), "the reviewer was not asked for calls");
 }
 
 #[tokio::test]

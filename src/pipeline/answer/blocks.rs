@@ -322,8 +322,40 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
             }
             Ok(joined)
         }
-        [] => Err("the SEARCH text is not in the file".into()),
+        [] => Err(format!("the SEARCH text is not in the file: {}", nearest(&lines, &wanted))),
         many => Err(format!("the SEARCH text occurs {} times; include more lines to make it unique", many.len())),
+    }
+}
+
+/// Where a quote that is not in the file parts from it: the longest run of its lines found
+/// there (indentation aside), and the first line after it, so that a task record says
+/// what the coder misquoted.
+fn nearest(lines: &[&str], wanted: &[&str]) -> String {
+    let quoted: Vec<&str> = wanted.iter().map(|l| l.trim()).collect();
+    let first = quoted.iter().position(|l| !l.is_empty()).unwrap_or(0);
+    let run = |start: usize| {
+        let file = lines[start..].iter().map(|l| l.trim());
+        file.zip(&quoted[first..]).take_while(|(f, q)| f == *q).count()
+    };
+    let best = (0..lines.len())
+        .map(|start| (run(start), start))
+        .filter(|&(n, _)| n > 0)
+        .max_by_key(|&(n, start)| (n, std::cmp::Reverse(start)));
+    let shown = |line: &str| line.trim().chars().take(80).collect::<String>();
+    match best {
+        None => format!("no line of it is `{}`", shown(quoted[first])),
+        Some((n, start)) => {
+            let (quote, file) = (quoted.get(first + n), lines.get(start + n));
+            match (quote, file) {
+                (Some(quote), Some(file)) => format!(
+                    "its first {n} line(s) are at line {}, then it has `{}` where the file has `{}`",
+                    start + 1,
+                    shown(quote),
+                    shown(file)
+                ),
+                _ => format!("its first {n} line(s) are at line {}, where the file ends", start + 1),
+            }
+        }
     }
 }
 
@@ -513,6 +545,20 @@ mod tests {
         );
         assert!(replace_once(text, "    return 5\n", "").unwrap_err().contains("not in the file"));
         assert!(replace_once("a\na\n", "a\n", "b\n").unwrap_err().contains("2 times"));
+    }
+
+    #[test]
+    fn a_misquote_is_shown_where_it_parts_from_the_file() {
+        let text = "def f(x):\n    if x is None:\n        return x\n    return x[1:-1]\n";
+        let why = replace_once(text, "def f(x):\n    if x is None:\n        return None\n", "").unwrap_err();
+        assert!(
+            why.ends_with("its first 2 line(s) are at line 1, then it has `return None` where the file has `return x`"),
+            "{why}"
+        );
+        let why = replace_once(text, "def g(y):\n    pass\n", "").unwrap_err();
+        assert!(why.ends_with("no line of it is `def g(y):`"), "{why}");
+        let why = replace_once(text, "    return x[1:-1]\n    return 2\n", "").unwrap_err();
+        assert!(why.ends_with("its first 1 line(s) are at line 4, where the file ends"), "{why}");
     }
 
     #[test]

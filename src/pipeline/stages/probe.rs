@@ -1,7 +1,6 @@
 //! Probes, after the plan and logged under its stage: the calls the task writes itself,
 //! then calls of the code under change with edge-case inputs that the reviewer model
-//! writes (not under a time budget, where the task writes calls itself), never their
-//! results; every candidate runs them later
+//! writes (not under a time budget), never their results; every candidate runs them later
 //! ([`crate::pipeline::evidence::probes`]).
 
 use serde_json::json;
@@ -41,9 +40,14 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, plan: &Plan, context: &Context) -> R
     // The task's own examples first: the model is asked for the cases they do not show.
     let mut all = heuristics::example_calls(task);
     all.retain(|c| c.len() <= 120);
-    // Under a time budget, a task's own examples are enough: they tell candidates apart
-    // best, and the model's calls cost a reviewer's answer before any candidate.
-    if !all.is_empty() && ctx.budget.left().is_some() {
+    // Under a time budget the task's own examples are the probes, or there are none: they
+    // tell candidates apart best, and the model's calls cost a reviewer's answer before
+    // any candidate is written.
+    if ctx.budget.left().is_some() {
+        if all.is_empty() {
+            ctx.emit(Stage::Plan, ctx.budget.cut("no probes: the task writes no calls")).await?;
+            return Ok(Probes::default());
+        }
         all.truncate(n as usize);
         ctx.emit(Stage::Plan, ctx.budget.cut("the task's own example calls are the probes")).await?;
         return emitted(ctx, Probes { modules, calls: all }, None).await;
