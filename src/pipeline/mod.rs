@@ -104,6 +104,8 @@ pub(crate) struct Ctx<'a> {
     pub options: &'a PipelineOptions,
     pub task_id: &'a str,
     pub budget: Budget,
+    /// What the run's tests and probes did on the trees they ran on.
+    pub seen: evidence::Seen,
 }
 
 /// A task's time budget (`time_budget_secs`), from when this run of it started.
@@ -116,6 +118,11 @@ pub(crate) struct Budget {
 impl Budget {
     pub fn new(secs: u64) -> Budget {
         Budget { started: std::time::Instant::now(), secs }
+    }
+
+    /// Whether the task has a time budget.
+    pub fn is_set(&self) -> bool {
+        self.secs > 0
     }
 
     /// Whether at least `share` of the budget is spent (never without a budget).

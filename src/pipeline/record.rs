@@ -165,7 +165,7 @@ impl TestOutcome {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Hash)]
 pub struct Probes {
     /// The modules the calls see (`from module import *`, underscored names too).
     pub modules: Vec<String>,

@@ -228,6 +228,7 @@ impl Pipeline {
             options,
             task_id: &id,
             budget: Budget::new(options.time_budget_secs),
+            seen: Default::default(),
         };
         let tasks = &shared.tasks;
         let mut run = Run::load(task)?;

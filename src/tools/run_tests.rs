@@ -43,6 +43,11 @@ pub struct Args {
     pub timeout_secs: Option<u64>,
     /// Bytes of output to return from the end (default 16384).
     pub max_output_bytes: Option<usize>,
+    /// pytest only, for quorum's own test files: neither the installed plugins nor the
+    /// project's `addopts` (an ML environment's plugins add a second to every start).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub bare: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
@@ -52,7 +57,7 @@ pub struct Counts {
     pub skipped: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Output {
     pub command: Vec<String>,
     pub directory: String,
@@ -89,6 +94,10 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         }
     }
     let mut argv = argv(command, args.filter.as_deref());
+    let bare = args.bare && command == TestCommand::Pytest;
+    if bare {
+        argv.extend(["-o".into(), "addopts=".into()]);
+    }
     argv.extend(selection(command, &args.paths, args.package.as_deref())?);
     let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(DEFAULT_TIMEOUT).clamp(1, MAX_TIMEOUT));
     let max_output = args.max_output_bytes.unwrap_or(DEFAULT_OUTPUT).clamp(256, 1024 * 1024);
@@ -97,7 +106,7 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
     let shared_target =
         (command == TestCommand::Cargo && args.worktree.is_some() && std::env::var_os("CARGO_TARGET_DIR").is_none())
             .then(|| ws.root().join("target"));
-    execute(command, argv, &dir, shared_target, timeout, max_output).map(|mut out| {
+    execute(command, argv, &dir, shared_target, bare, timeout, max_output).map(|mut out| {
         out.directory = if args.worktree.is_some() { dir.display().to_string() } else { ".".into() };
         out
     })
@@ -231,6 +240,7 @@ fn execute(
     argv: Vec<String>,
     dir: &Path,
     target_dir: Option<PathBuf>,
+    bare: bool,
     timeout: Duration,
     max: usize,
 ) -> Result<Output, ToolError> {
@@ -238,6 +248,9 @@ fn execute(
     let mut cmd = Command::new(&argv[0]);
     if command == TestCommand::Pytest {
         cmd.env("PYTHONPATH", python_path(dir));
+    }
+    if bare {
+        cmd.env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1");
     }
     if let Some(target) = target_dir {
         cmd.env("CARGO_TARGET_DIR", target);

@@ -745,6 +745,44 @@ async fn tests_that_cannot_run_before_any_change_are_held_against_no_candidate()
     assert!(!review.contains("Tests FAIL"), "{review}");
 }
 
+#[tokio::test]
+async fn a_tree_tested_once_is_not_tested_again_and_the_baseline_runs_while_the_coders_answer() {
+    let (dir, root) = calc_repo();
+    // Each pytest run of the workspace or a scratch worktree of it leaves a line.
+    let runs = dir.path().join("runs.log");
+    std::fs::write(root.join("conftest.py"), format!("open({:?}, 'a').write('run\\n')\n", runs.to_str().unwrap()))
+        .unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "count the runs"]);
+    let models = Arc::new(Delayed::coder(tokio::time::Instant::now()));
+    models.models.script(Role::Planner, [PLAN]);
+    let fix = block("    return a - b\n", "    return a + b\n");
+    let wrong = block("    return a - b\n", "    return a * b\n");
+    models.models.script(Role::Coder, [fix.clone(), fix.clone(), wrong, fix.clone(), fix.clone()]);
+    models.models.script(Role::Coder, vec![fix; 5]);
+    let reject = r#"{"approved": false, "problems": ["add() needs a docstring"]}"#;
+    models.models.answer(Role::Reviewer, REVIEW, [reject, r#"{"approved": true, "problems": []}"#]);
+    models.models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let (_state, p, task, done) =
+        run_task(&root, models.clone(), PipelineOptions { max_rounds: 2, ..edit_blocks() }).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let baselines: Vec<&quorum::state::TaskEvent> = events.iter().filter(|e| e.kind == "baseline").collect();
+    assert_eq!(baselines.len(), 2, "each round says what its tests did before any change");
+    assert_eq!(baselines[0].data["failing"], baselines[1].data["failing"]);
+    let passed: Vec<bool> =
+        events.iter().filter(|e| e.kind == "candidate").map(|e| e.data["tests"]["success"] == true).collect();
+    assert_eq!(passed, [true, true, false, true, true, true, true, true, true, true]);
+    // The untouched tree, then the two changes round 1 wrote. Not again: round 2's
+    // baseline, the reviews' baselines and runs of the winner, the same fix in round 2.
+    let lines = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(lines, 3, "pytest ran {lines} times");
+    // The coders were asked before the untouched tree's tests ended.
+    let asked = models.first_asked.lock().unwrap().expect("the coder was asked");
+    assert!(asked <= baselines[0].at, "asked at {asked}, baseline logged at {}", baselines[0].at);
+}
+
 /// Scripted models whose answers to the asks `slow` picks come at the instant `until`
 /// (not before): a stage that runs long, ending when the test says whatever the machine's
 /// speed.
@@ -752,17 +790,20 @@ struct Delayed {
     models: ScriptedModels,
     until: tokio::time::Instant,
     slow: fn(Role, &Ask) -> bool,
+    /// When the first slow ask came (Unix milliseconds).
+    first_asked: std::sync::Mutex<Option<u64>>,
 }
 
 impl Delayed {
     fn review(until: tokio::time::Instant) -> Delayed {
         let slow =
             |role: Role, ask: &Ask| role == Role::Reviewer && ask.messages.iter().any(|m| m.content.contains(REVIEW));
-        Delayed { models: ScriptedModels::default(), until, slow }
+        Delayed { models: ScriptedModels::default(), until, slow, first_asked: Default::default() }
     }
 
     fn coder(until: tokio::time::Instant) -> Delayed {
-        Delayed { models: ScriptedModels::default(), until, slow: |role, _| role == Role::Coder }
+        let slow = |role, _: &Ask| role == Role::Coder;
+        Delayed { models: ScriptedModels::default(), until, slow, first_asked: Default::default() }
     }
 }
 
@@ -770,6 +811,8 @@ impl Delayed {
 impl Models for Delayed {
     async fn ask(&self, role: Role, ask: Ask) -> Result<Vec<Sample>, PipelineError> {
         if (self.slow)(role, &ask) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+            self.first_asked.lock().unwrap().get_or_insert(now);
             tokio::time::sleep_until(self.until).await;
         }
         self.models.ask(role, ask).await
@@ -966,7 +1009,10 @@ async fn failures_an_earlier_step_brought_are_not_excused_at_the_next() {
         .collect();
     assert_eq!(step.len(), 5);
     assert!(step.iter().all(|c| c["tests"]["success"] == false), "{step:?}");
-    assert!(done.error.is_some(), "the review rejected it");
+    // test_total passed before any change, and passes after none of them.
+    let flag = "breaks most tests: 0 of the 1 that passed before pass";
+    assert!(step.iter().all(|c| c["red_flag"] == flag), "{step:?}");
+    assert!(done.error.is_some(), "no candidate of the last step stood");
 }
 
 #[tokio::test]

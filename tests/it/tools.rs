@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use quorum::api::{self, AppState};
-use quorum::tools::{ToolError, Tools, Workspace};
+use quorum::tools::{run_tests, TestCommand, ToolError, Tools, Workspace};
 use serde_json::{json, Value};
 
 use super::support::{smollm_config, temp_tasks};
@@ -430,6 +430,25 @@ async fn run_tests_runs_an_allowed_runner_and_counts() {
     let tail = call(&t, "run_tests", json!({"command": "pytest", "max_output_bytes": 300})).await;
     assert!(tail["output_tail"].as_str().unwrap().len() <= 300);
     assert_eq!(tail["truncated"], true);
+}
+
+#[tokio::test]
+async fn a_bare_pytest_run_loads_no_installed_plugin_and_reads_no_addopts() {
+    require_pytest();
+    let (_dir, root) = fixture();
+    // An installed plugin that breaks every run that loads it, and an option only it knows.
+    let dist = root.join("boom-1.0.dist-info");
+    std::fs::create_dir(&dist).unwrap();
+    std::fs::write(dist.join("METADATA"), "Metadata-Version: 2.1\nName: boom\nVersion: 1.0\n").unwrap();
+    std::fs::write(dist.join("entry_points.txt"), "[pytest11]\nboom = boom_plugin\n").unwrap();
+    std::fs::write(root.join("boom_plugin.py"), "raise RuntimeError('the boom plugin was loaded')\n").unwrap();
+    std::fs::write(root.join("pytest.ini"), "[pytest]\naddopts = --boom-only-option\n").unwrap();
+    let t = tools(&root);
+    let args = |bare| run_tests::Args { command: Some(TestCommand::Pytest), bare, ..Default::default() };
+    let full = t.run_tests(args(false)).await.unwrap();
+    assert!(!full.success && full.output_tail.contains("boom plugin was loaded"), "{}", full.output_tail);
+    let bare = t.run_tests(args(true)).await.unwrap();
+    assert_eq!((bare.counts.passed, bare.counts.failed), (Some(2), Some(1)), "{}", bare.output_tail);
 }
 
 /// A pytest test that starts a long-lived child and writes its pid to `pid_file`.

@@ -1,12 +1,15 @@
 //! Evidence about candidates: scratch worktrees to try them in ([`worktree`]), the
-//! workspace's tests run on them, and behaviour probes ([`probes`]). Git and the file
-//! system block: that work runs on tokio's blocking pool.
+//! workspace's tests run on them, and behaviour probes ([`probes`]), each run once a tree
+//! for a task ([`memo`]). Git and the file system block: that work runs on tokio's
+//! blocking pool.
 
+pub mod memo;
 pub mod outcome;
 pub mod probes;
 pub mod selection;
 pub mod worktree;
 
+use self::memo::{Memo, TreeId};
 pub use self::selection::{Baseline, Selection};
 use self::worktree::Scratch;
 pub use super::record::TestOutcome;
@@ -18,6 +21,14 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
 ) -> Result<T, PipelineError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PipelineError::Workspace(format!("a worktree job failed: {e}")))?
+}
+
+/// What a task's run has seen on its trees: test runs by tree and selection, what the
+/// probes did by tree and probes.
+#[derive(Default)]
+pub struct Seen {
+    pub tests: Memo<run_tests::Output>,
+    pub probes: Memo<Option<Vec<outcome::Outcome>>>,
 }
 
 /// How a step's candidates are tested: the selected tests, what they did on the tree
@@ -71,14 +82,17 @@ impl TestPlan {
         };
         let not_run = ran_nothing(&out).then(|| last_line(&out.output_tail));
         let mut failed_tests = out.failed_tests;
+        let mut passed_untouched = None;
         if layers.len() > 1 && !failed_tests.is_empty() {
             let before = run_on(ctx, &layers[..1], &selection, limit).await?;
             failed_tests.retain(|t| before.failed_tests.contains(t));
+            passed_untouched = before.counts.passed;
         }
         let baseline = Baseline {
             not_run,
             failed_tests,
             passed: out.counts.passed,
+            passed_untouched,
             seconds: out.duration_ms as f64 / 1000.0,
             timed_out: out.timed_out,
         };
@@ -90,7 +104,8 @@ impl TestPlan {
     }
 }
 
-/// The selected tests on a scratch tree of `layers`, killed after `timeout_secs`.
+/// The selected tests on a scratch tree of `layers`, killed after `timeout_secs` (or as
+/// they ran on that tree before).
 async fn run_on(
     ctx: &Ctx<'_>,
     layers: &[String],
@@ -98,21 +113,35 @@ async fn run_on(
     timeout_secs: u64,
 ) -> Result<run_tests::Output, PipelineError> {
     let (root, layers) = (ctx.tools.workspace().root().to_path_buf(), layers.to_vec());
-    let scratch = blocking(move || {
-        let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
-        Scratch::create(&root, &layers)
-    })
-    .await?;
-    let ran = run_selected(ctx, &scratch, selection, timeout_secs).await;
-    blocking(move || {
-        drop(scratch);
-        Ok(())
-    })
-    .await?;
-    ran
+    let tree = {
+        let (root, layers) = (root.clone(), layers.clone());
+        blocking(move || worktree::tree_of(&root, &layers)).await?
+    };
+    let run = || async {
+        let scratch = blocking(move || {
+            let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+            Scratch::create(&root, &layers)
+        })
+        .await?;
+        let ran = run_selected(ctx, &scratch, selection, timeout_secs, false).await;
+        blocking(move || {
+            drop(scratch);
+            Ok(())
+        })
+        .await?;
+        ran
+    };
+    ctx.seen.tests.get_or_make((tree, selection), |out| within(out, timeout_secs), run).await
 }
 
-/// A candidate's tests, as they ran (see [`excuse`] for failures that were already there).
+/// Whether a run that was kept tells what one limited to `timeout_secs` would: it ended
+/// within that limit (one that was killed may have ended with more time).
+fn within(out: &run_tests::Output, timeout_secs: u64) -> bool {
+    !out.timed_out && out.duration_ms <= timeout_secs * 1000
+}
+
+/// A candidate's tests, as they ran on `tree` (the scratch's files: a tree run before is
+/// not run again; see [`excuse`] for failures that were already there).
 /// None when the run stopped before any test, as the baseline's did: that says nothing of
 /// the candidate (`python3 -m pytest` without pytest fails the same way for every one).
 /// Under a time budget a run ends before its last tenth, so that the stage does not end
@@ -120,11 +149,13 @@ async fn run_on(
 pub async fn run_tests(
     ctx: &Ctx<'_>,
     scratch: &Scratch,
+    tree: TreeId,
     tests: &TestPlan,
 ) -> Result<Option<TestOutcome>, PipelineError> {
     let left = ctx.budget.until(tuning::BUDGET_TESTS_END).map(|d| d.as_secs().max(1));
     let limit = left.map_or(tests.timeout_secs, |left| left.min(tests.timeout_secs));
-    let out = run_selected(ctx, scratch, &tests.selection, limit).await?;
+    let run = || run_selected(ctx, scratch, &tests.selection, limit, false);
+    let out = ctx.seen.tests.get_or_make((tree, &tests.selection), |out| within(out, limit), run).await?;
     if (tests.baseline.not_run.is_some() && ran_nothing(&out)) || (out.timed_out && limit < tests.timeout_secs) {
         return Ok(None);
     }
@@ -162,12 +193,14 @@ pub fn excuse(tests: &TestPlan, task: &str, outcomes: &mut [&mut TestOutcome]) {
     }
 }
 
-/// The selected tests in `scratch`, killed after `timeout_secs`.
+/// The selected tests in `scratch`, killed after `timeout_secs`; `bare` for quorum's own
+/// test files ([`run_tests::Args::bare`]).
 pub async fn run_selected(
     ctx: &Ctx<'_>,
     scratch: &Scratch,
     selection: &Selection,
     timeout_secs: u64,
+    bare: bool,
 ) -> Result<run_tests::Output, PipelineError> {
     let args = run_tests::Args {
         command: Some(selection.command),
@@ -176,6 +209,7 @@ pub async fn run_selected(
         worktree: Some(scratch.path().display().to_string()),
         timeout_secs: Some(timeout_secs),
         max_output_bytes: Some(4000),
+        bare,
         ..Default::default()
     };
     Ok(ctx.tools.run_tests(args).await?)

@@ -13,13 +13,15 @@
 //! The calls are Python expressions, so probes run only in workspaces whose tests run
 //! under pytest; they run as a pytest test through `run_tests`, which bounds their time.
 
+use crate::pipeline::evidence::memo::TreeId;
 use crate::pipeline::evidence::worktree::Scratch;
 use crate::pipeline::evidence::Selection;
 pub use crate::pipeline::record::{Outcome, Probes};
 use crate::pipeline::{heuristics, tuning, Ctx, PipelineError};
 use crate::tools::TestCommand;
 
-/// The probe test, written into a candidate's worktree after its own tests ran.
+/// The probe test, written into a candidate's worktree (after its own tests ran where
+/// those are the whole suite, which would collect it).
 const FILE: &str = "test_quorum_probes.py";
 const PROBE_TEST: &str = include_str!("probe.py");
 /// Where the probe test leaves what each call returned.
@@ -105,13 +107,23 @@ fn script(probes: &Probes) -> String {
         .replace("__CALL_SECS__", &tuning::PROBE_CALL_SECS.to_string())
 }
 
-/// What each probe returns with the candidate in `scratch`; None when the probes could not
-/// run (a module that does not import, a hang in native code, a test layout pytest does
-/// not collect the probe file from, a file of that name already there).
-pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<Outcome>>, PipelineError> {
+/// What each probe returns with the candidate in `scratch`, whose files are `tree` (a tree
+/// probed before is not probed again); None when the probes could not run (a module that
+/// does not import, a hang in native code, a test layout pytest does not collect the probe
+/// file from, a file of that name already there).
+pub async fn observe(
+    ctx: &Ctx<'_>,
+    scratch: &Scratch,
+    tree: TreeId,
+    probes: &Probes,
+) -> Result<Option<Vec<Outcome>>, PipelineError> {
     if probes.is_empty() {
         return Ok(None);
     }
+    ctx.seen.probes.get_or_make((tree, probes), |_| true, || run(ctx, scratch, probes)).await
+}
+
+async fn run(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option<Vec<Outcome>>, PipelineError> {
     let (file, out) = (scratch.path().join(FILE), scratch.path().join(OUT));
     // The file system blocks: off the async threads, as the worktrees are.
     let written = {
@@ -132,7 +144,7 @@ pub async fn observe(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Resul
     // code) ends here, not at the tests' own limit.
     let timeout = tuning::PROBE_SETUP_SECS + tuning::PROBE_CALL_SECS * probes.calls.len() as u64;
     let only_probes = Selection { command: TestCommand::Pytest, paths: vec![FILE.to_string()], package: None };
-    let ran = crate::pipeline::evidence::run_selected(ctx, scratch, &only_probes, timeout).await;
+    let ran = crate::pipeline::evidence::run_selected(ctx, scratch, &only_probes, timeout, true).await;
     let seen = crate::pipeline::evidence::blocking(move || {
         let seen = std::fs::read_to_string(&out).ok().and_then(|s| parse(&s));
         // The worktree's diff is taken already; the files go so that nothing else sees them.

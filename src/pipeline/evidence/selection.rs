@@ -13,7 +13,7 @@ const MAX_TEST_FILES: usize = 60;
 
 /// The tests a step's candidates run: a runner, and the files (pytest) or the package
 /// (cargo) they are limited to; none means the whole suite.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Selection {
     pub command: TestCommand,
     pub paths: Vec<String>,
@@ -209,6 +209,9 @@ fn package_name(manifest: &str) -> Option<String> {
 pub struct Baseline {
     pub failed_tests: Vec<String>,
     pub passed: Option<u64>,
+    /// Where earlier steps' patches are part of the tree and some tests fail on it: how
+    /// many passed on the workspace alone (an earlier step may break what the last mends).
+    pub passed_untouched: Option<u64>,
     pub seconds: f64,
     pub timed_out: bool,
     /// The run stopped before any test ran (a runner's module missing, a broken conftest, a
@@ -333,6 +336,7 @@ mod tests {
         let base = Baseline {
             failed_tests: vec!["t.py::bug".into(), "t.py::flaky_env".into()],
             passed: Some(9),
+            passed_untouched: None,
             seconds: 4.0,
             timed_out: false,
             not_run: None,

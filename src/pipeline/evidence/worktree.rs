@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::memo::TreeId;
 use crate::pipeline::PipelineError;
 
 fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, PipelineError> {
@@ -67,11 +68,17 @@ pub fn apply_to(root: &Path, patch: &str) -> Result<(), PipelineError> {
 /// `patches`, each made against the tree of the ones before it, applied in order to a
 /// scratch worktree of the workspace as it is now: its diff is them as one change.
 pub fn combine(root: &Path, patches: &[String]) -> Result<Scratch, PipelineError> {
-    let scratch = Scratch::create(root, &[&workspace_patch(root)?])?;
+    let mut scratch = Scratch::create(root, &[&workspace_patch(root)?])?;
     for patch in patches {
         scratch.apply(patch)?;
     }
     Ok(scratch)
+}
+
+/// What a scratch worktree of `root` with `layers` applied is made of, without making it.
+pub fn tree_of(root: &Path, layers: &[String]) -> Result<TreeId, PipelineError> {
+    let head = git(root, &["rev-parse", "--verify", "HEAD"], None)?;
+    Ok(layers.iter().fold(TreeId::at(&head), |tree, layer| tree.then(layer)))
 }
 
 pub struct Scratch {
@@ -79,6 +86,8 @@ pub struct Scratch {
     path: PathBuf,
     /// The tree the candidate's diff is taken against.
     base: String,
+    /// What the tree is made of: HEAD and the patches applied with [`Scratch::apply`].
+    id: TreeId,
     _dir: tempfile::TempDir,
 }
 
@@ -92,25 +101,34 @@ impl Scratch {
         let path = dir.path().join("tree");
         let path_str = path.to_string_lossy().into_owned();
         git(repo, &["worktree", "add", "--detach", "-q", &path_str, "HEAD"], None)?;
-        let mut scratch = Scratch { repo: repo.to_path_buf(), path, base: String::new(), _dir: dir };
-        for patch in patches.iter().filter(|p| !p.trim().is_empty()) {
-            git(&scratch.path, &["apply", "--binary", "-"], Some(patch))?;
+        let head = git(&path, &["rev-parse", "HEAD"], None)?;
+        let mut scratch =
+            Scratch { repo: repo.to_path_buf(), path, base: String::new(), id: TreeId::at(&head), _dir: dir };
+        for patch in patches {
+            scratch.apply(patch)?;
         }
         git(&scratch.path, &["add", "-A"], None)?;
         scratch.base = git(&scratch.path, &["write-tree"], None)?.trim().to_string();
         Ok(scratch)
     }
 
-    /// Applies a patch on top of the base (the diff then includes it).
-    pub fn apply(&self, patch: &str) -> Result<(), PipelineError> {
+    /// Applies a patch (on top of the base, once it is taken: the diff then includes it).
+    pub fn apply(&mut self, patch: &str) -> Result<(), PipelineError> {
         if patch.trim().is_empty() {
             return Ok(());
         }
-        git(&self.path, &["apply", "--binary", "-"], Some(patch)).map(|_| ())
+        git(&self.path, &["apply", "--binary", "-"], Some(patch))?;
+        self.id = self.id.then(patch);
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the tree is made of, changes written to its files since excepted.
+    pub fn id(&self) -> TreeId {
+        self.id
     }
 
     /// Everything changed since the base, new files included, as a unified diff.
@@ -167,6 +185,7 @@ mod tests {
         assert_eq!(read("run.log"), None, "ignored files stay out");
         assert!(!scratch.path().join("big.bin").exists(), "large untracked files stay out");
         assert_eq!(scratch.diff().unwrap(), "", "the workspace's own state is the candidates' base");
+        assert_eq!(scratch.id(), tree_of(&root, &[patch]).unwrap());
         assert_eq!(status(), before, "the user's index is untouched");
         assert!(before.contains("?? pkg/"), "{before}");
     }

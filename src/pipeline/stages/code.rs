@@ -26,7 +26,7 @@ use crate::pipeline::record::{Candidate, CodeOutput, Feedback, PlanOutput};
 use crate::pipeline::red_flag::RedFlag;
 use crate::pipeline::{heuristics, tuning, Ctx, Event, PipelineError};
 use crate::state::Stage;
-use crate::tools::Workspace;
+use crate::tools::{TestCommand, Workspace};
 
 pub async fn run(
     ctx: &Ctx<'_>,
@@ -51,14 +51,6 @@ pub async fn run(
                 .collect::<Vec<String>>())
         })
         .await?
-    };
-    let tests = test_plan(ctx, task, step_files(step, plan), &layers, round, subtask).await?;
-    // Before any change: the workspace alone, not earlier steps' patches (a step that fixed
-    // the example already is part of the change).
-    let before = if plan.plan.is_last(subtask) && !ctx.budget.spent(tuning::BUDGET_NO_MORE) {
-        observe_before(ctx, &root, &layers[..1], &plan.probes).await?
-    } else {
-        None
     };
     let scratches = scratch_trees(&root, &layers, temperatures.len()).await?;
 
@@ -110,9 +102,32 @@ pub async fn run(
     user.push_str(&format!("\n{}", format.request()));
     let system = format!("{}\n\n{}", ctx.prompt(Role::Coder), format.instructions());
     let ask = Ask::new(&system, user, max_tokens).grammar(format.grammar()).stop(format.stops());
+    let evidence_before = async {
+        let tests = test_plan(ctx, task, step_files(step, plan), &layers, round, subtask);
+        // Before any change: the workspace alone, not earlier steps' patches (a step that
+        // fixed the example already is part of the change).
+        let probed = plan.plan.is_last(subtask) && !ctx.budget.spent(tuning::BUDGET_NO_MORE);
+        let before = async {
+            if probed {
+                observe_before(ctx, &root, &layers[..1], &plan.probes).await
+            } else {
+                Ok(None)
+            }
+        };
+        tokio::try_join!(tests, before)
+    };
+    let first = ask.clone().samples(temperatures.clone());
+    let ((tests, before), samples) = if ctx.budget.is_set() {
+        // Under a time budget the baseline's length says when the answers must end.
+        let (tests, before) = evidence_before.await?;
+        let samples = answers(ctx, first, deadline(ctx, tests.as_ref(), temperatures.len())).await?;
+        ((tests, before), samples)
+    } else {
+        // Without one, the tree before any change is tested while the coders answer.
+        tokio::try_join!(evidence_before, answers(ctx, first, None))?
+    };
     let batch = Batch { task, round, subtask, format, plan, tests, before };
-
-    let mut candidates = batch.sample(ctx, ask.clone().samples(temperatures), scratches, 0).await?;
+    let mut candidates = batch.judge(ctx, samples, &temperatures, scratches, 0).await?;
     // First-to-ahead-by-k over candidates (MAKER's rule for votes): while no choice stands
     // for k more candidates than any other, sample another batch, hotter, from the same
     // prompt (the scheduler's prompt cache keeps its prefill). Only in a plan's first
@@ -241,7 +256,7 @@ async fn observe_before(
         return Ok(None);
     }
     let scratch = scratch_trees(root, layers, 1).await?.remove(0);
-    let seen = probes::observe(ctx, &scratch, probes).await?;
+    let seen = probes::observe(ctx, &scratch, scratch.id(), probes).await?;
     blocking(move || {
         drop(scratch);
         Ok(())
@@ -393,42 +408,40 @@ impl Batch<'_> {
     /// The flag of a candidate after which, at the plan's last step, fewer than half of
     /// the tests that passed before any change pass.
     fn breaks_tests(&self, ran: Option<&TestOutcome>) -> Option<RedFlag> {
-        let before = self.tests.as_ref()?.baseline.passed?;
+        let baseline = &self.tests.as_ref()?.baseline;
+        let before = baseline.passed_untouched.or(baseline.passed)?;
         let ran = ran?;
         (self.plan.plan.is_last(self.subtask) && breaks_most_tests(before, ran))
             .then(|| RedFlag::BreaksTests { before, passed: ran.passed.unwrap_or(0) })
     }
 
-    /// When `n` answers must end for their tests (in waves of [`tuning::test_jobs`], each
-    /// as long as the baseline run), the probes, the vote and a review to fit the time
-    /// budget. A run longer than its wave's share still ends before the budget does
-    /// ([`run_tests`]).
-    fn deadline(&self, ctx: &Ctx<'_>, n: usize) -> Option<tokio::time::Instant> {
-        let waves = n.div_ceil(tuning::test_jobs()) as f64;
-        let tests = self.tests.as_ref().map_or(0.0, |t| waves * (t.baseline.seconds + 1.0));
-        ctx.budget.deadline(tuning::BUDGET_AFTER_ANSWERS, std::time::Duration::from_secs_f64(tests))
-    }
-
-    /// A candidate's test outcome and what the probes saw (neither for a red-flagged one).
+    /// A candidate's test outcome and what the probes saw, on its scratch tree changed by
+    /// `diff` (neither for a red-flagged one, which has none).
     async fn evidence(
         &self,
         ctx: &Ctx<'_>,
         scratch: &Scratch,
-        judged: bool,
+        diff: Option<&str>,
     ) -> Result<(Option<TestOutcome>, Option<Vec<Outcome>>), PipelineError> {
-        if !judged {
-            return Ok((None, None));
-        }
-        let tests = match &self.tests {
-            Some(tests) => run_tests(ctx, scratch, tests).await?,
-            None => None,
+        let Some(diff) = diff else { return Ok((None, None)) };
+        let tree = scratch.id().then(diff);
+        let tests = async {
+            match &self.tests {
+                Some(tests) => run_tests(ctx, scratch, tree, tests).await,
+                None => Ok(None),
+            }
         };
-        let behaviour = probes::observe(ctx, scratch, &self.plan.probes).await?;
-        Ok((tests, behaviour))
+        let behaviour = probes::observe(ctx, scratch, tree, &self.plan.probes);
+        // The whole pytest suite would collect the probes' file: they wait for it.
+        let whole = |t: &TestPlan| t.selection.is_whole() && t.selection.command == TestCommand::Pytest;
+        if self.tests.as_ref().is_some_and(whole) {
+            let tests = tests.await?;
+            return Ok((tests, behaviour.await?));
+        }
+        tokio::try_join!(tests, behaviour)
     }
 
-    /// Samples `ask` (a sample per temperature) and applies each to its scratch worktree,
-    /// then tests and probes it; candidates are numbered from `first`.
+    /// Samples `ask` (a sample per temperature), then [`Batch::judge`]s the answers.
     async fn sample(
         &self,
         ctx: &Ctx<'_>,
@@ -437,16 +450,20 @@ impl Batch<'_> {
         first: usize,
     ) -> Result<Vec<Candidate>, PipelineError> {
         let temperatures = ask.temperatures.clone();
-        let ask = ask.until(self.deadline(ctx, temperatures.len()));
-        let samples = ctx.models.ask(Role::Coder, ask).await?;
-        let cut = samples.iter().filter(|s| s.ending == Ending::Deadline).count();
-        if cut > 0 {
-            let what = format!(
-                "{cut} of {} answers cut short for their tests; their complete edits are judged",
-                samples.len()
-            );
-            ctx.emit(Stage::Code, ctx.budget.cut(&what)).await?;
-        }
+        let samples = answers(ctx, ask, deadline(ctx, self.tests.as_ref(), temperatures.len())).await?;
+        self.judge(ctx, samples, &temperatures, scratches, first).await
+    }
+
+    /// Applies each sample (drawn at `temperatures`) to its scratch worktree, then tests and
+    /// probes it; candidates are numbered from `first`.
+    async fn judge(
+        &self,
+        ctx: &Ctx<'_>,
+        samples: Vec<crate::pipeline::Sample>,
+        temperatures: &[f32],
+        scratches: Vec<Scratch>,
+        first: usize,
+    ) -> Result<Vec<Candidate>, PipelineError> {
         let format = self.format.clone();
         let (scratches, judged) = blocking(move || {
             let judged: Vec<Result<String, RedFlag>> =
@@ -459,7 +476,7 @@ impl Batch<'_> {
         let evidence: Vec<_> = judged
             .iter()
             .zip(&scratches)
-            .map(|((_, verdict), scratch)| self.evidence(ctx, scratch, verdict.is_ok()))
+            .map(|((_, verdict), scratch)| self.evidence(ctx, scratch, verdict.as_ref().ok().map(String::as_str)))
             .collect();
         let mut evidence: Vec<_> = futures::stream::iter(evidence).buffered(tuning::test_jobs()).collect().await;
         if let Some(tests) = &self.tests {
@@ -498,6 +515,31 @@ impl Batch<'_> {
         .await?;
         Ok(candidates)
     }
+}
+
+/// The coder's answers to `ask`, ended at `deadline` (the time budget's).
+async fn answers(
+    ctx: &Ctx<'_>,
+    ask: Ask,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Vec<crate::pipeline::Sample>, PipelineError> {
+    let samples = ctx.models.ask(Role::Coder, ask.until(deadline)).await?;
+    let cut = samples.iter().filter(|s| s.ending == Ending::Deadline).count();
+    if cut > 0 {
+        let what =
+            format!("{cut} of {} answers cut short for their tests; their complete edits are judged", samples.len());
+        ctx.emit(Stage::Code, ctx.budget.cut(&what)).await?;
+    }
+    Ok(samples)
+}
+
+/// When `n` answers must end for their tests (in waves of [`tuning::test_jobs`], each as
+/// long as the baseline run), the probes, the vote and a review to fit the time budget. A
+/// run longer than its wave's share still ends before the budget does ([`run_tests`]).
+fn deadline(ctx: &Ctx<'_>, tests: Option<&TestPlan>, n: usize) -> Option<tokio::time::Instant> {
+    let waves = n.div_ceil(tuning::test_jobs()) as f64;
+    let tests = tests.map_or(0.0, |t| waves * (t.baseline.seconds + 1.0));
+    ctx.budget.deadline(tuning::BUDGET_AFTER_ANSWERS, std::time::Duration::from_secs_f64(tests))
 }
 
 /// How the coders answer: whole files when every file the step may change is short

@@ -74,7 +74,7 @@ async fn combined(
     let files = fit_files(ctx, &tree, &changed, ctx.options.context_tokens / 2, &change_focus(task, &diff));
     let tests = match review_tests(ctx, task, &changed).await? {
         Some(plan) => {
-            let mut outcome = run_tests(ctx, &scratch, &plan).await?;
+            let mut outcome = run_tests(ctx, &scratch, scratch.id(), &plan).await?;
             if let Some(outcome) = &mut outcome {
                 excuse(&plan, task, &mut [outcome]);
             }
