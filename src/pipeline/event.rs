@@ -92,7 +92,8 @@ pub enum Event {
         round: u32,
         approved: bool,
         problems: Vec<String>,
-        /// Nothing was reviewed: the round failed at the vote.
+        /// Nothing was reviewed: the round failed at the vote, or its change was rejected
+        /// before.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         skipped: bool,
     },

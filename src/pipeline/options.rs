@@ -48,7 +48,8 @@ pub struct PipelineOptions {
     pub retry_heat: f32,
     /// Code-vote-review rounds per plan.
     pub max_rounds: u32,
-    /// Re-plans after `max_rounds` rejections before the task fails.
+    /// Re-plans after `max_rounds` rejections, or after a round that wrote a change
+    /// rejected before, before the task fails.
     pub replans: u32,
     /// Tokens of code the planner and the coders see (the planner's tokenizer counts).
     pub context_tokens: usize,

@@ -116,7 +116,9 @@ pub fn next_step(run: &Run, options: &PipelineOptions) -> Step {
     };
     if verdict.approved {
         Step::Output { failure: None }
-    } else if plan.rounds.len() < options.max_rounds as usize {
+    } else if plan.rounds.len() < options.max_rounds as usize && run.rejected_before(verdict).is_none() {
+        // A coder that wrote a rejected change again would write it once more: the
+        // plan's rounds end there.
         Step::Code { round: verdict.round + 1, subtask: 0, patches: Vec::new(), feedback: run.feedback(verdict) }
     } else if plan.plan.replans < options.replans {
         let learned = run.verdicts().flat_map(|v| v.problems.iter().cloned()).collect();
@@ -202,6 +204,20 @@ impl Run {
     /// Every verdict, oldest first.
     pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
         self.rounds().filter_map(|r| r.verdict.as_ref())
+    }
+
+    /// The earlier verdict that rejected the change `verdict` judges, if a round before
+    /// it was rejected with the same change.
+    pub fn rejected_before(&self, verdict: &Verdict) -> Option<&Verdict> {
+        if verdict.diff.is_empty() {
+            return None;
+        }
+        self.rejected().find(|v| v.round < verdict.round && v.diff == verdict.diff)
+    }
+
+    /// Every verdict that rejected a change, oldest first.
+    pub fn rejected(&self) -> impl Iterator<Item = &Verdict> {
+        self.verdicts().filter(|v| !v.approved)
     }
 
     /// The latest vote.
@@ -445,6 +461,35 @@ mod tests {
         run.set_verdict(verdict(1, false, "wrong"));
         assert_eq!(run.best_change(), ["diff 1"], "a reviewed change comes first");
         assert_eq!(run.steps_of(1), 2, "the third step was not coded");
+    }
+
+    #[test]
+    fn a_change_rejected_again_ends_its_plans_rounds() {
+        let options = PipelineOptions { max_rounds: 3, replans: 1, ..Default::default() };
+        let mut run = Run { version: RUN_VERSION, text: Some("task".into()), ..Run::default() };
+        run.add_plan(plan(1, 0, 0));
+        let again = |round, diff: &str| Verdict { diff: diff.into(), ..verdict(round, false, "wrong") };
+        for (round, diff) in [(1, "d"), (2, "e")] {
+            run.add_code(code(round, 0));
+            run.set_vote(vote(round, 0, &["p"]));
+            run.set_verdict(again(round, diff));
+            assert!(run.rejected_before(&again(round, diff)).is_none());
+            assert!(matches!(next_step(&run, &options), Step::Code { .. }), "round {round} was a new change");
+        }
+        run.add_code(code(3, 0));
+        run.set_vote(vote(3, 0, &["p"]));
+        // Round 3 would be the plan's last anyway; with max_rounds 4 it is still the end.
+        run.set_verdict(again(3, "d"));
+        assert_eq!(run.rejected_before(&again(3, "d")).map(|v| v.round), Some(1));
+        let options = PipelineOptions { max_rounds: 4, ..options };
+        assert!(matches!(next_step(&run, &options), Step::Plan { replans: 1, .. }));
+        run.add_plan(plan(1, 3, 1));
+        run.add_code(code(4, 0));
+        run.set_vote(vote(4, 0, &["p"]));
+        run.set_verdict(again(4, "e"));
+        assert_eq!(next_step(&run, &options), Step::Output { failure: Some("wrong".into()) });
+        // A round that changed nothing repeats no change.
+        assert!(run.rejected_before(&again(5, "")).is_none());
     }
 
     #[test]

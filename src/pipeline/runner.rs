@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::models::Models;
+use super::record::Verdict;
 use super::run::{next_step, Run, Step};
 use super::stages::{code, output, plan, preprocess, probe, review, vote};
 use super::{Budget, Ctx, Event, Logged, PipelineError, PipelineOptions, Setup, Shared};
@@ -308,7 +309,8 @@ async fn take_step(
         }
         Step::Review => {
             let vote = run.current().and_then(|s| s.vote.as_ref()).ok_or_else(|| missing("a vote"))?;
-            let verdict = review::run(ctx, &text, vote).await?;
+            let rejected: Vec<&Verdict> = run.rejected().collect();
+            let verdict = review::run(ctx, &text, vote, &rejected).await?;
             run.set_verdict(verdict);
         }
         Step::Output { failure } => {

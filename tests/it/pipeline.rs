@@ -758,8 +758,9 @@ async fn a_tree_tested_once_is_not_tested_again_and_the_baseline_runs_while_the_
     models.models.script(Role::Planner, [PLAN]);
     let fix = block("    return a - b\n", "    return a + b\n");
     let wrong = block("    return a - b\n", "    return a * b\n");
-    models.models.script(Role::Coder, [fix.clone(), fix.clone(), wrong, fix.clone(), fix.clone()]);
-    models.models.script(Role::Coder, vec![fix; 5]);
+    models.models.script(Role::Coder, [fix.clone(), fix.clone(), wrong, fix.clone(), fix]);
+    // Round 2 writes another fix: the rejected one again would end the plan unreviewed.
+    models.models.script(Role::Coder, vec![block("    return a - b\n", "    return b + a\n"); 5]);
     let reject = r#"{"approved": false, "problems": ["add() needs a docstring"]}"#;
     models.models.answer(Role::Reviewer, REVIEW, [reject, r#"{"approved": true, "problems": []}"#]);
     models.models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
@@ -774,13 +775,56 @@ async fn a_tree_tested_once_is_not_tested_again_and_the_baseline_runs_while_the_
     let passed: Vec<bool> =
         events.iter().filter(|e| e.kind == "candidate").map(|e| e.data["tests"]["success"] == true).collect();
     assert_eq!(passed, [true, true, false, true, true, true, true, true, true, true]);
-    // The untouched tree, then the two changes round 1 wrote. Not again: round 2's
-    // baseline, the reviews' baselines and runs of the winner, the same fix in round 2.
+    // The untouched tree, the two changes round 1 wrote and round 2's. Not again: round
+    // 2's baseline, the reviews' baselines and runs of the winners, a change written twice.
     let lines = std::fs::read_to_string(&runs).unwrap().lines().count();
-    assert_eq!(lines, 3, "pytest ran {lines} times");
+    assert_eq!(lines, 4, "pytest ran {lines} times");
     // The coders were asked before the untouched tree's tests ended.
     let asked = models.first_asked.lock().unwrap().expect("the coder was asked");
     assert!(asked <= baselines[0].at, "asked at {asked}, baseline logged at {}", baselines[0].at);
+}
+
+#[tokio::test]
+async fn a_change_rejected_before_is_not_reviewed_again_and_ends_its_plans_rounds() {
+    let (_dir, root) = calc_repo();
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN, PLAN]);
+    // The coder writes the same fix whatever it is told.
+    models.script(Role::Coder, vec![block("    return a - b\n", "    return a + b\n"); 15]);
+    let reject = r#"{"approved": false, "problems": ["add() needs a docstring"]}"#;
+    models.answer(Role::Reviewer, REVIEW, [reject, reject, reject]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#, r#"{"calls": []}"#]);
+    let options = PipelineOptions { max_rounds: 3, replans: 1, ..edit_blocks() };
+    let (_state, p, task, done) = run_task(&root, models.clone(), options).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    let error = done.error.as_deref().unwrap();
+    assert!(error.contains("the change rejected in round 1 again; add() needs a docstring"), "{error}");
+    // Round 2 wrote round 1's change: no round 3 of that plan. The new plan's first round
+    // wrote it too: the task ends.
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        [
+            "preprocess",
+            "plan",
+            "code",
+            "vote",
+            "review",
+            "code",
+            "vote",
+            "review",
+            "plan",
+            "code",
+            "vote",
+            "review",
+            "output"
+        ]
+    );
+    let skipped: Vec<bool> = events.iter().filter(|e| e.kind == "verdict").map(|e| e.data["skipped"] == true).collect();
+    assert_eq!(skipped, [false, true, true]);
+    let asked = models.asked.lock().unwrap();
+    let reviews = asked.iter().filter(|(r, a)| *r == Role::Reviewer && a.messages[0].content.contains(REVIEW));
+    assert_eq!(reviews.count(), 1, "the reviewer judged the change once");
 }
 
 /// Scripted models whose answers to the asks `slow` picks come at the instant `until`

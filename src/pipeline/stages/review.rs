@@ -33,8 +33,14 @@ struct Answer {
     problems: Vec<String>,
 }
 
-/// The verdict on the round that `vote` ended.
-pub async fn run(ctx: &Ctx<'_>, task: &str, vote: &VoteOutput) -> Result<Verdict, PipelineError> {
+/// The verdict on the round that `vote` ended; a change that one of the `rejected`
+/// verdicts judged keeps that verdict, unreviewed.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    task: &str,
+    vote: &VoteOutput,
+    rejected: &[&Verdict],
+) -> Result<Verdict, PipelineError> {
     if let (None, Some(reason)) = (vote.winner, &vote.reason) {
         let verdict = Verdict {
             round: vote.round,
@@ -50,6 +56,13 @@ pub async fn run(ctx: &Ctx<'_>, task: &str, vote: &VoteOutput) -> Result<Verdict
         return Ok(verdict);
     }
     let (diff, files, tests) = combined(ctx, task, &vote.patches).await?;
+    if let Some(earlier) = rejected.iter().find(|v| v.diff == diff) {
+        let mut problems = vec![format!("the change rejected in round {} again", earlier.round)];
+        problems.extend(earlier.problems.iter().filter(|p| !p.starts_with("the change rejected in")).cloned());
+        let event = Event::Verdict { round: vote.round, approved: false, problems: problems.clone(), skipped: true };
+        ctx.emit(Stage::Review, event).await?;
+        return Ok(Verdict { round: vote.round, approved: false, problems, diff, files, tests });
+    }
     review(ctx, task, vote.round, diff, files, tests).await
 }
 
