@@ -37,6 +37,9 @@ pub struct Args {
     pub paths: Vec<String>,
     /// cargo only: the package whose tests run (`cargo test -p NAME`).
     pub package: Option<String>,
+    /// cargo only: the tests whose names contain one of these run (`cargo test -- A B`).
+    #[serde(default)]
+    pub names: Vec<String>,
     /// A git worktree of the workspace to run in (a path), instead of the workspace itself.
     pub worktree: Option<String>,
     /// Seconds before the run is killed (default 600, at most 3600).
@@ -99,6 +102,7 @@ pub fn run(ws: &Workspace, args: Args) -> Result<Output, ToolError> {
         argv.extend(["-o".into(), "addopts=".into()]);
     }
     argv.extend(selection(command, &args.paths, args.package.as_deref())?);
+    argv.extend(test_names(command, &args.names, args.filter.is_some())?);
     let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(DEFAULT_TIMEOUT).clamp(1, MAX_TIMEOUT));
     let max_output = args.max_output_bytes.unwrap_or(DEFAULT_OUTPUT).clamp(256, 1024 * 1024);
     // A worktree's build shares the workspace's target directory: its dependencies are
@@ -145,6 +149,28 @@ fn selection(command: TestCommand, paths: &[String], package: Option<&str>) -> R
         args.extend(["-p".to_string(), package.to_string()]);
     }
     Ok(args)
+}
+
+/// libtest's filters after `--`: test names (a path's words joined by `::`), never options.
+fn test_names(command: TestCommand, names: &[String], filtered: bool) -> Result<Vec<String>, ToolError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if command != TestCommand::Cargo || filtered {
+        return Err(ToolError::invalid("names select cargo tests, without a filter beside them"));
+    }
+    if names.len() > 500 {
+        return Err(ToolError::invalid("at most 500 names"));
+    }
+    let valid = |n: &String| {
+        !n.is_empty()
+            && n.len() <= 200
+            && n.split("::").all(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'))
+    };
+    if let Some(bad) = names.iter().find(|n| !valid(n)) {
+        return Err(ToolError::invalid(format!("`{bad}` is not a test name")));
+    }
+    Ok(std::iter::once("--".to_string()).chain(names.iter().cloned()).collect())
 }
 
 /// The program and arguments for a runner: fixed, plus a filter that cannot be an option.
@@ -434,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn a_selection_is_test_paths_for_pytest_and_a_package_for_cargo_never_an_option() {
+    fn a_selection_is_test_paths_for_pytest_and_a_package_and_names_for_cargo_never_an_option() {
         let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             selection(TestCommand::Pytest, &paths(&["tests/t.py::test_x"]), None).unwrap(),
@@ -447,6 +473,14 @@ mod tests {
         assert!(selection(TestCommand::Cargo, &paths(&["t.py"]), None).is_err());
         assert!(selection(TestCommand::Cargo, &[], Some("--config=x")).is_err());
         assert!(selection(TestCommand::Pytest, &[], Some("pkg")).is_err());
+        let names = paths(&["doubles_two", "tests::halves"]);
+        assert_eq!(test_names(TestCommand::Cargo, &names, false).unwrap(), ["--", "doubles_two", "tests::halves"]);
+        assert!(test_names(TestCommand::Cargo, &[], true).unwrap().is_empty());
+        for bad in ["--exact", "a b", "", "x::"] {
+            assert!(test_names(TestCommand::Cargo, &paths(&[bad]), false).is_err(), "{bad}");
+        }
+        assert!(test_names(TestCommand::Pytest, &names, false).is_err());
+        assert!(test_names(TestCommand::Cargo, &names, true).is_err(), "a filter beside names is refused");
     }
 
     fn parse(command: TestCommand, output: &str) -> Counts {

@@ -127,6 +127,41 @@ fn eval_single_runs_and_reports() {
 }
 
 #[test]
+fn eval_runs_the_repository_set_in_single_and_plan_modes_and_reports() {
+    let _turn = super::engine::serial();
+    let qwen = repo_root().join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(quorum_bin())
+        .args(["eval", "--mode", "single,plan", "--only", "inflection/4", "--max-tokens", "100", "--repos"])
+        .arg(repo_root().join("evals/repos/tasks.jsonl"))
+        .arg("--out")
+        .arg(out.path())
+        .arg("--model")
+        .arg(format!("all={}", qwen.display()))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let all = results(&out);
+    for mode in ["single", "plan"] {
+        let results = all[mode]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{mode}: {results:?}");
+        let r = &results[0];
+        assert_eq!(r["task_id"], "inflection/4");
+        assert!(r["passed"].is_boolean() && r["seconds"].as_f64().unwrap() > 0.0, "{r}");
+        // Recall and precision of the files shown (single) or planned (plan) against the
+        // reference change's, which touches inflection/__init__.py alone.
+        let (recall, precision) = (r["files"]["recall"].as_f64().unwrap(), r["files"]["precision"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&recall) && (0.0..=1.0).contains(&precision), "{r}");
+        assert!(r["passed"] == true || !r["error"].as_str().unwrap_or_default().is_empty(), "a failure says why: {r}");
+    }
+    assert!(all["single"]["results"][0]["stages"]["code"].as_f64().unwrap() > 0.0);
+    assert_eq!(all["single"]["results"][0]["files"]["recall"], 1.0, "the search for the task's words finds the file");
+    let table = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(table.contains("| single | 1 |") && table.contains("| plan | 1 |"), "{table}");
+    assert!(is_png(&out.path().join("chart.png")));
+}
+
+#[test]
 fn eval_vote_samples_candidates_votes_and_reports_the_oracle() {
     let _turn = super::engine::serial();
     let (_run, out) = eval_first(2, "vote", "all", &[]);

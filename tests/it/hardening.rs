@@ -290,36 +290,47 @@ async fn a_chat_client_that_goes_away_cancels_its_task_unless_detached() {
     let (_repo, tools) = small_repo();
     let (url, _state, _dir) = serve(Access::default(), tools).await;
     let client = reqwest::Client::new();
-    let ask = |detach: bool| {
+    let ask = |stream: bool, detach: bool| {
         client
             .post(format!("{url}/v1/chat/completions"))
-            .json(&json!({"model": "quorum", "stream": true, "options": {"detach": detach},
+            .json(&json!({"model": "quorum", "stream": stream, "options": {"detach": detach},
                           "messages": [{"role": "user", "content": "Fix add() in calc.py: it subtracts instead of adding"}]}))
             .send()
     };
-    for detach in [false, true] {
-        let res = ask(detach).await.unwrap();
-        assert_eq!(res.status(), 200);
-        drop(res);
+    // Streamed, the client goes after the headers; not streamed, while it waits for the answer.
+    let mut earlier: Vec<String> = Vec::new();
+    for (stream, detach) in [(true, false), (true, true), (false, false)] {
+        let mut request = tokio::spawn(ask(stream, detach));
+        let response = if stream { Some((&mut request).await.unwrap().unwrap()) } else { None };
+        if let Some(res) = response {
+            assert_eq!(res.status(), 200);
+        }
         // The newest task is this one.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let task = loop {
             let list: Value =
                 client.get(format!("{url}/api/tasks?limit=1")).send().await.unwrap().json().await.unwrap();
-            if let Some(task) = list["tasks"].get(0).filter(|t| t["status"] != "queued") {
+            let new = |t: &&Value| t["status"] != "queued" && !earlier.iter().any(|id| t["id"] == id.as_str());
+            if let Some(task) = list["tasks"].get(0).filter(new) {
                 break task.clone();
             }
             assert!(std::time::Instant::now() < deadline, "no task started");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let id = task["id"].as_str().unwrap();
+        earlier.push(id.to_string());
+        if !stream {
+            let ended = ["succeeded", "failed", "cancelled", "interrupted"].iter().any(|s| task["status"] == *s);
+            assert!(!ended, "the answer is still being made: {task}");
+            request.abort();
+        }
         let after = wait_status(&client, &url, id, "cancelled", 15).await;
         if detach {
             assert_ne!(after["status"], "cancelled", "a detached task runs on");
             let (status, _) = post(&client, &format!("{url}/api/task/{id}/cancel"), &json!({})).await;
             assert!(status == 200 || status == 409);
         } else {
-            assert_eq!(after["status"], "cancelled", "{after}");
+            assert_eq!(after["status"], "cancelled", "stream: {stream}: {after}");
         }
     }
 }

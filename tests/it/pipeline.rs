@@ -709,6 +709,51 @@ async fn candidates_run_the_tests_of_the_change_and_failures_already_there_are_e
 }
 
 #[tokio::test]
+async fn candidates_tests_run_at_the_same_time() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("one core: candidates' tests run one at a time by design");
+        return;
+    }
+    let (dir, root) = calc_repo();
+    // A test that passes only while another tree's run of it is under way: each run of a
+    // fixed tree leaves its directory in `meet` and waits up to a minute for a second one.
+    let meet = dir.path().join("meet");
+    std::fs::create_dir(&meet).unwrap();
+    let test = format!(
+        "import os, pathlib, time\nfrom calc import add\n\nMEET = pathlib.Path({:?})\n\n\n\
+         def test_add_meets_another_run():\n    assert add(2, 3) == 5\n    \
+         (MEET / str(os.getpid())).write_text(os.getcwd())\n    deadline = time.time() + 60\n    \
+         while len(list(MEET.iterdir())) < 2 and time.time() < deadline:\n        time.sleep(0.05)\n    \
+         assert len(list(MEET.iterdir())) >= 2, 'no other run at the same time'\n",
+        meet.display().to_string()
+    );
+    std::fs::write(root.join("tests/test_meet.py"), test).unwrap();
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-qm", "a test that meets"]);
+    let models = Arc::new(ScriptedModels::default());
+    models.script(Role::Planner, [PLAN]);
+    // Two different fixes: two trees to test (the same change is tested once).
+    let (plus, swapped) =
+        (block("    return a - b\n", "    return a + b\n"), block("    return a - b\n", "    return b + a\n"));
+    models.script(Role::Coder, [plus.clone(), swapped.clone(), plus.clone(), swapped, plus]);
+    models.script(Role::Voter, ["A", "A", "A"]);
+    models.answer(Role::Reviewer, REVIEW, [r#"{"approved": true, "problems": []}"#]);
+    models.answer(Role::Reviewer, PROBES, [r#"{"calls": []}"#]);
+    let (_state, p, task, done) = run_task(&root, models.clone(), edit_blocks()).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{:?}", done.error);
+
+    let events = p.tasks().events(&task.id, 0).await.unwrap();
+    let candidates: Vec<&Value> = events.iter().filter(|e| e.kind == "candidate").map(|e| &e.data).collect();
+    assert_eq!(candidates.len(), 5);
+    for candidate in &candidates[..2] {
+        assert_eq!(candidate["tests"]["success"], true, "{candidate}");
+    }
+    let trees: std::collections::BTreeSet<String> =
+        std::fs::read_dir(&meet).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert_eq!(trees.len(), 2, "two scratch trees tested at once: {trees:?}");
+}
+
+#[tokio::test]
 async fn tests_that_cannot_run_before_any_change_are_held_against_no_candidate() {
     let (_dir, root) = calc_repo();
     // Every run stops at the conftest, before any test: as `python3 -m pytest` does

@@ -46,6 +46,16 @@ def git(cwd, *args):
     )
 
 
+def committed(root, files, message):
+    """Writes `files` (path: text) under `root` and commits them as a new git repository."""
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", message)
+
+
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
     """A small git repository for the tools: one commit, then an unstaged change."""
@@ -57,12 +67,7 @@ def workspace(tmp_path_factory):
         "app/service.py": SERVICE_PY,
         "tests/test_app.py": TEST_PY,
     }
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "first")
+    committed(root, files, "first")
     (root / "app/service.py").write_text(SERVICE_PY.replace('parse_config("")', 'parse_config("quiet")'))
     return root
 

@@ -11,7 +11,7 @@ import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import SERVICE_PY, quorum_bin
+from conftest import SERVICE_PY, committed, git, quorum_bin
 
 TOOLS = ["read_file", "analyze_codebase", "search_docs", "find_references", "git_diff", "run_tests"]
 
@@ -105,6 +105,74 @@ async def test_tool_failures_are_results_and_unknown_tools_are_protocol_errors(t
         with pytest.raises(MCPError) as error:
             await session.call_tool("delete_everything", {})
         assert error.value.code == -32602
+
+
+CALC_LIB = """pub fn double(x: i32) -> i32 {
+    x * 2
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doubles_two() {
+        assert_eq!(super::double(2), 4);
+    }
+
+    #[test]
+    fn fails_if_run() {
+        panic!("not named, so not run");
+    }
+}
+"""
+
+
+@pytest.mark.anyio
+async def test_cargo_runs_the_named_tests_of_a_package_in_worktrees_sharing_the_workspaces_target(tmp_path):
+    """`run_tests` with a package and test names runs only those tests, and a worktree's build
+    goes to the workspace's target directory, so that candidates share one build cache."""
+    root, record = tmp_path / "calc", tmp_path / "out_dirs.txt"
+    build = (
+        "fn main() {\n    use std::io::Write;\n"
+        f"    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({json.dumps(str(record))}).unwrap();\n"
+        '    writeln!(f, "{}", std::env::var("OUT_DIR").unwrap()).unwrap();\n}\n'
+    )
+    # A dependency both worktrees share by path: built once, then reused.
+    dep = tmp_path / "dep"
+    (dep / "src").mkdir(parents=True)
+    (dep / "Cargo.toml").write_text('[package]\nname = "dep"\nversion = "0.1.0"\nedition = "2021"\n')
+    (dep / "src/lib.rs").write_text("pub fn two() -> i32 {\n    2\n}\n")
+    files = {
+        "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                      f'[dependencies]\ndep = {{ path = {json.dumps(str(dep))} }}\n',
+        "build.rs": build,
+        "src/lib.rs": CALC_LIB,
+        "tests/more.rs": "#[test]\nfn double_of_zero() {\n    assert_eq!(calc::double(0), 0);\n}\n",
+        ".gitignore": "target/\n",
+    }
+    committed(root, files, "calc")
+    trees = [tmp_path / "candidate-1", tmp_path / "candidate-2"]
+    for tree in trees:
+        git(root, "worktree", "add", "-q", str(tree))
+    # The workspace's own target directory, as a server started without CARGO_TARGET_DIR has.
+    env = {k: v for k, v in os.environ.items() if k != "CARGO_TARGET_DIR"}
+    params = StdioServerParameters(command=quorum_bin(), args=["mcp", "--workspace", str(root)], env=env)
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            for n, tree in enumerate(trees):
+                arguments = {"command": "cargo test", "package": "calc", "names": ["doubles_two", "double_of_zero"],
+                             "worktree": str(tree), "timeout_secs": 600}
+                result = await session.call_tool("run_tests", arguments)
+                assert not result.is_error, result.content
+                out = result.structured_content
+                assert (out["passed"], out["failed"], out["success"]) == (2, 0, True), out["output_tail"]
+                assert not (tree / "target").exists()
+                # The second candidate's build is incremental: the dependency is not built again.
+                assert ("Compiling dep" in out["output_tail"]) == (n == 0), out["output_tail"]
+            bad = await session.call_tool("run_tests", {"command": "cargo test", "names": ["--list"]})
+            assert bad.is_error and "not a test name" in bad.content[0].text
+    out_dirs = record.read_text().split()
+    assert len(out_dirs) == 2 and all(d.startswith(str(root / "target") + "/") for d in out_dirs), out_dirs
 
 
 def test_stdio_carries_nothing_but_protocol(workspace):

@@ -206,6 +206,7 @@ pub async fn run_selected(
         command: Some(selection.command),
         paths: selection.paths.clone(),
         package: selection.package.clone(),
+        names: selection.names.clone(),
         worktree: Some(scratch.path().display().to_string()),
         timeout_secs: Some(timeout_secs),
         max_output_bytes: Some(4000),

@@ -143,7 +143,8 @@ async fn run(ctx: &Ctx<'_>, scratch: &Scratch, probes: &Probes) -> Result<Option
     // Collecting the tests, then a few seconds a call: a hang the alarm cannot break (native
     // code) ends here, not at the tests' own limit.
     let timeout = tuning::PROBE_SETUP_SECS + tuning::PROBE_CALL_SECS * probes.calls.len() as u64;
-    let only_probes = Selection { command: TestCommand::Pytest, paths: vec![FILE.to_string()], package: None };
+    let only_probes =
+        Selection { command: TestCommand::Pytest, paths: vec![FILE.to_string()], package: None, names: Vec::new() };
     let ran = crate::pipeline::evidence::run_selected(ctx, scratch, &only_probes, timeout, true).await;
     let seen = crate::pipeline::evidence::blocking(move || {
         let seen = std::fs::read_to_string(&out).ok().and_then(|s| parse(&s));

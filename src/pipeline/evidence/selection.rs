@@ -11,13 +11,15 @@ use crate::tools::{is_test_file, test_commands, TestCommand};
 /// Test files selected, at most (beyond it, the whole suite runs).
 const MAX_TEST_FILES: usize = 60;
 
-/// The tests a step's candidates run: a runner, and the files (pytest) or the package
-/// (cargo) they are limited to; none means the whole suite.
+/// The tests a step's candidates run: a runner, and the files (pytest) or the package and
+/// test names (cargo) they are limited to; none means the whole suite.
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Selection {
     pub command: TestCommand,
     pub paths: Vec<String>,
     pub package: Option<String>,
+    /// cargo only: the package's tests whose names contain one of these (none: all of them).
+    pub names: Vec<String>,
 }
 
 impl Selection {
@@ -29,7 +31,8 @@ impl Selection {
     pub fn describe(&self) -> String {
         let nodes = self.paths.iter().filter(|p| p.contains("::")).count();
         match (&self.package, self.paths.len()) {
-            (Some(p), _) => format!("{} -p {p}", self.command.label()),
+            (Some(p), _) if self.names.is_empty() => format!("{} -p {p}", self.command.label()),
+            (Some(p), _) => format!("{} -p {p} on {} test name(s)", self.command.label(), self.names.len()),
             (None, 0) => format!("{} (the whole suite)", self.command.label()),
             (None, n) if nodes == 0 => format!("{} on {n} test file(s)", self.command.label()),
             (None, n) => format!("{} on {n} test(s) and file(s)", self.command.label()),
@@ -40,8 +43,8 @@ impl Selection {
 /// The tests of the workspace at `root` (files relative in `files`) that exercise a change
 /// to `step_files` for `task`: the runner of their language; for Python, the test files
 /// that mention what the task names in them (or, naming nothing, their modules); for
-/// Rust, the package that holds them. None when the workspace has no tests of their
-/// language.
+/// Rust, the package that holds them and its tests that mention what the task names. None
+/// when the workspace has no tests of their language.
 pub fn select(root: &Path, step_files: &[String], task: &str, files: &[String]) -> Option<Selection> {
     let available = test_commands(root);
     let languages: Vec<TestCommand> = step_files.iter().filter_map(|f| TestCommand::for_file(f)).collect();
@@ -50,10 +53,15 @@ pub fn select(root: &Path, step_files: &[String], task: &str, files: &[String]) 
         true => available.first().copied(),
         false => languages.into_iter().find(|c| available.contains(c)),
     }?;
-    let mut selection = Selection { command, paths: Vec::new(), package: None };
+    let mut selection = Selection { command, paths: Vec::new(), package: None, names: Vec::new() };
     match command {
         TestCommand::Pytest => selection.paths = python_tests(root, step_files, task, files),
-        TestCommand::Cargo => selection.package = step_files.iter().find_map(|f| cargo_package(root, f)),
+        TestCommand::Cargo => {
+            if let Some(package) = step_files.iter().find_map(|f| cargo_package(root, f)) {
+                selection.names = rust_tests(root, &package, step_files, task, files);
+                selection.package = Some(package);
+            }
+        }
         TestCommand::Npm | TestCommand::Go => {}
     }
     Some(selection)
@@ -170,6 +178,64 @@ fn module_name(path: &str) -> Option<String> {
     let last = stem.rsplit('/').next()?;
     let name = if last == "__init__" { stem.rsplit('/').nth(1)? } else { last };
     (name.len() >= 3).then(|| name.to_string())
+}
+
+/// The tests of `package` (unit tests beside its code, and its `tests/`) that mention what
+/// the task names in the step's Rust files, by name; none where the task names nothing
+/// there, no test mentions it, or too many do (then the whole package runs).
+fn rust_tests(root: &Path, package: &str, step_files: &[String], task: &str, files: &[String]) -> Vec<String> {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    let sources: Vec<String> = step_files.iter().filter(|f| f.ends_with(".rs")).map(|f| read(f)).collect();
+    let symbols: Vec<String> =
+        heuristics::terms(task).symbols.into_iter().filter(|s| sources.iter().any(|t| mentions(t, s))).collect();
+    if symbols.is_empty() {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = files
+        .iter()
+        .filter(|f| f.ends_with(".rs") && cargo_package(root, f).as_deref() == Some(package))
+        .flat_map(|f| rust_test_fns(&read(f), &symbols))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.len() > MAX_TEST_NODES {
+        names.clear();
+    }
+    names
+}
+
+/// The test functions of a Rust file (`#[test]`, `#[tokio::test]`) whose bodies mention
+/// one of `symbols`. Braces are counted without reading strings: a test whose strings hold
+/// unbalanced braces may take in the next one, which only selects a test more.
+fn rust_test_fns(text: &str, symbols: &[String]) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let attribute = lines[i].trim();
+        let is_test = attribute.starts_with("#[")
+            && attribute[2..].split(['(', ']']).next().is_some_and(|path| path == "test" || path.ends_with("::test"));
+        i += 1;
+        if !is_test {
+            continue;
+        }
+        let Some(head) = (i..lines.len()).find(|&k| !lines[k].trim().starts_with("#[")) else { break };
+        let Some(name) = lines[head].split("fn ").nth(1).and_then(|r| r.split(['(', '<']).next()) else { continue };
+        let mut depth = 0i32;
+        let mut end = head;
+        for (k, line) in lines.iter().enumerate().skip(head) {
+            depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+            end = k;
+            if depth <= 0 && line.contains('}') {
+                break;
+            }
+        }
+        if lines[head..=end].iter().any(|line| symbols.iter().any(|s| mentions(line, s))) {
+            found.push(name.trim().to_string());
+        }
+        i = end + 1;
+    }
+    found
 }
 
 /// The package of the nearest Cargo.toml above a Rust file that names one.
@@ -325,10 +391,40 @@ mod tests {
         ]);
         let rust = select(dir.path(), &["crates/a/src/lib.rs".into()], "fix f", &files).unwrap();
         assert_eq!((rust.command, rust.package.as_deref()), (TestCommand::Cargo, Some("alpha")));
+        assert!(rust.names.is_empty(), "no test mentions f: the package runs whole");
         let python = select(dir.path(), &["x.py".into()], "fix x", &files).unwrap();
         assert_eq!(python.command, TestCommand::Pytest);
         // A Go file in a workspace without go tests: no runner of another language stands in.
         assert_eq!(select(dir.path(), &["main.go".into()], "fix main", &files), None);
+    }
+
+    #[test]
+    fn cargo_runs_the_packages_tests_that_mention_what_the_task_names() {
+        let lib = "pub fn double(x: i32) -> i32 {\n    x * 2\n}\n\npub fn half(x: i32) -> i32 {\n    x / 2\n}\n\n\
+                   #[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn doubles_two() {\n        \
+                   let s = format!(\"{}\", 1);\n        assert_eq!(double(2), 4, \"{s}\");\n    }\n\n    #[test]\n    \
+                   #[should_panic]\n    fn halves() {\n        assert_eq!(half(2), 2);\n    }\n}\n";
+        let more = "#[tokio::test(flavor = \"current_thread\")]\nasync fn double_of_zero() {\n    \
+                    assert_eq!(calc::double(0), 0);\n}\n\n#[test_case(1)]\nfn not_libtest_double() {}\n";
+        let (dir, files) = tree(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"calc\", \"other\"]\n"),
+            ("calc/Cargo.toml", "[package]\nname = \"calc\"\nversion = \"0.1.0\"\n"),
+            ("calc/src/lib.rs", lib),
+            ("calc/tests/more.rs", more),
+            ("other/Cargo.toml", "[package]\nname = \"other\"\nversion = \"0.1.0\"\n"),
+            ("other/src/lib.rs", "#[test]\nfn doubles_too() {\n    assert_eq!(calc::double(1), 2);\n}\n"),
+        ]);
+        let chosen = select(dir.path(), &["calc/src/lib.rs".into()], "double(2) returns 5", &files).unwrap();
+        assert_eq!(chosen.package.as_deref(), Some("calc"));
+        assert_eq!(
+            chosen.names,
+            ["double_of_zero", "doubles_two"],
+            "halves does not call double; another package's test is not this package's; #[test_case] is not #[test]"
+        );
+        assert_eq!(chosen.describe(), "cargo test -p calc on 2 test name(s)");
+        // Naming nothing in the file, the package runs whole.
+        let chosen = select(dir.path(), &["calc/src/lib.rs".into()], "make it faster", &files).unwrap();
+        assert!(chosen.names.is_empty(), "{:?}", chosen.names);
     }
 
     #[test]
