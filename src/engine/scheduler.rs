@@ -110,32 +110,34 @@ impl<J, S> Job<J, S> {
         self.prefilled < self.tokens.len()
     }
 
-    /// Whether sequence `i` decodes alone: it follows none and none follows it, so its
-    /// logits may come from several positions (a draft).
+    /// Whether sequence `i` decodes alone: it follows none and none follows it.
     pub fn solo(&self, i: usize) -> bool {
         self.seqs[i].follows.is_none() && !self.seqs.iter().any(|f| f.follows == Some(i))
     }
 
     /// After sampling (`next` set on the sequences that go on): a sequence that drew
-    /// another token than the one it follows, or whose leader stops, gets that KV copied
-    /// into its own sequence; siblings that drew the same token as it follow it from now.
+    /// another token than the one it follows, or kept another part of its draft, or whose
+    /// leader stops, gets that KV copied into its own sequence (the drafted cells it did
+    /// not keep are trimmed after: [`Seq::end_draft`]'s ops go after these); siblings that
+    /// did the same as it follow it from now.
     pub fn regroup(&mut self, ops: &mut Vec<KvOp>) {
-        // (the leader left, the token drawn, the new leader)
-        let mut split: Vec<(usize, LlamaToken, usize)> = Vec::new();
+        // (the leader left, the position reached, the token drawn, the new leader)
+        let mut split: Vec<(usize, i32, LlamaToken, usize)> = Vec::new();
         for f in 0..self.seqs.len() {
             let (Some(l), Some(token)) = (self.seqs[f].follows, self.seqs[f].next) else { continue };
-            if self.seqs[l].next == Some(token) {
+            let pos = self.seqs[f].pos;
+            if self.seqs[l].next == Some(token) && self.seqs[l].pos == pos {
                 continue;
             }
             let src = self.seqs[l].id;
             let s = &mut self.seqs[f];
-            if let Some(&(_, _, lead)) = split.iter().find(|&&(old, t, _)| old == l && t == token) {
+            if let Some(&(.., lead)) = split.iter().find(|&&(old, p, t, _)| old == l && p == pos && t == token) {
                 s.follows = Some(lead);
             } else {
                 ops.push(KvOp::Copy { src, dst: s.id });
                 s.follows = None;
                 s.own_from = s.fed.len();
-                split.push((l, token, f));
+                split.push((l, pos, token, f));
             }
         }
     }
@@ -295,26 +297,21 @@ impl<J, S> Scheduler<J, S> {
 
     /// Fills one batch: `add(token, pos, seq, wants_logits)`. Running sequences first (one
     /// token each; a follower shares its leader's), each followed by its draft where it
-    /// has one, no follower and the batch room, then prompt chunks in arrival order within
-    /// the remaining budget.
+    /// has one and the batch room (a follower verifies its leader's draft on the leader's
+    /// rows), then prompt chunks in arrival order within the remaining budget.
     pub fn plan(&mut self, mut add: impl FnMut(LlamaToken, i32, SeqId, bool)) {
         let running = self.jobs.iter().flat_map(|j| &j.seqs).filter(|s| s.next.is_some() && s.follows.is_none());
         let mut spare = (self.limits.n_batch as usize).saturating_sub(running.count());
         let mut n = 0usize;
         for job in &mut self.jobs {
-            let solo: Vec<bool> = (0..job.seqs.len()).map(|i| job.solo(i)).collect();
-            for (i, s) in job.seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
+            for s in job.seqs.iter_mut().filter(|s| !s.done) {
                 let Some(token) = s.next.take() else {
                     s.draft.clear();
                     continue;
                 };
-                if !solo[i] {
-                    // Followers sample from one position of their leader's logits.
-                    s.draft.clear();
-                }
-                s.draft.truncate(spare);
-                spare -= s.draft.len();
                 if s.follows.is_none() {
+                    s.draft.truncate(spare);
+                    spare -= s.draft.len();
                     add(token, s.pos, s.id, true);
                     s.logits = Some(n as i32);
                     n += 1;
@@ -329,6 +326,7 @@ impl<J, S> Scheduler<J, S> {
             for k in 0..job.seqs.len() {
                 if let (Some(l), false) = (job.seqs[k].follows, job.seqs[k].done) {
                     job.seqs[k].logits = job.seqs[l].logits;
+                    job.seqs[k].draft = job.seqs[l].draft.clone();
                 }
             }
         }

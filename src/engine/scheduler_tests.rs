@@ -254,16 +254,18 @@ fn a_draft_follows_its_token_with_logits_and_rejected_cells_are_trimmed() {
 }
 
 #[test]
-fn drafts_are_dropped_for_forked_samples_and_cut_to_the_batch() {
-    // Two samples still sharing: the leader may not draft (its follower samples from it).
+fn a_leaders_draft_is_verified_for_its_followers_and_cut_to_the_batch() {
+    // Two samples still sharing: the leader's draft goes on its rows, the follower's own
+    // draft is replaced by the leader's, which it verifies from the same logits.
     let mut s = prefilled_fork(2);
-    for q in &mut s.jobs[0].seqs {
+    for (q, first) in s.jobs[0].seqs.iter_mut().zip([1, 40]) {
         q.next = Some(LlamaToken(7));
-        q.draft = toks(1..4);
+        q.draft = toks(first..first + 3);
     }
     let entries = plan(&mut s);
-    assert_eq!(entries, vec![(7, 5, 0, true)]);
-    assert!(s.jobs[0].seqs.iter().all(|q| q.draft.is_empty()));
+    let id = s.jobs[0].seqs[0].id;
+    assert_eq!(entries, vec![(7, 5, id, true), (1, 6, id, true), (2, 7, id, true), (3, 8, id, true)]);
+    assert!(s.jobs[0].seqs.iter().all(|q| q.draft == toks(1..4) && q.logits == Some(0)));
     // Alone, with a batch of 4: its token and 3 of its 10 drafted tokens.
     let mut s = sched(1000, 4, 4, false);
     s.admit(req(toks(0..2), 1, 20), &mut vec![]).unwrap();
@@ -272,4 +274,41 @@ fn drafts_are_dropped_for_forked_samples_and_cut_to_the_batch() {
     s.jobs[0].seqs[0].draft = toks(10..20);
     assert_eq!(plan(&mut s).len(), 4);
     assert_eq!(s.jobs[0].seqs[0].draft, toks(10..13));
+}
+
+#[test]
+fn a_follower_that_keeps_more_of_the_draft_copies_the_drafted_cells_before_they_are_trimmed() {
+    let mut s = prefilled_fork(3);
+    draw(&mut s, &[Some(7), Some(7), Some(7)]);
+    s.jobs[0].seqs[0].draft = toks(1..4);
+    plan(&mut s);
+    // Drafted 1 2 3 at positions 6 to 8. The leader and the third keep 1 and draw 9; the
+    // second keeps all three and draws 5.
+    let draws: [&[i32]; 3] = [&[1, 9], &[1, 2, 3, 5], &[1, 9]];
+    let (mut ops, mut trims) = (vec![], vec![]);
+    for (q, drawn) in s.jobs[0].seqs.iter_mut().zip(draws) {
+        let (last, kept) = drawn.split_last().unwrap();
+        assert!(kept.iter().all(|&t| q.keep_drafted(LlamaToken(t))));
+        assert!(!q.keep_drafted(LlamaToken(*last)));
+        q.next = Some(LlamaToken(*last));
+        q.end_draft(&mut trims);
+    }
+    s.jobs[0].regroup(&mut ops);
+    ops.append(&mut trims);
+    let id: Vec<SeqId> = s.jobs[0].seqs.iter().map(|q| q.id).collect();
+    // The copy comes first, with every drafted cell; then the leader drops what it did not
+    // keep (the third's trim is of its own empty sequence: it still follows the leader).
+    assert_eq!(
+        ops,
+        vec![
+            KvOp::Copy { src: id[0], dst: id[1] },
+            KvOp::Trim { seq: id[0], from: 7 },
+            KvOp::Trim { seq: id[2], from: 7 },
+        ]
+    );
+    let follows: Vec<_> = s.jobs[0].seqs.iter().map(|q| q.follows).collect();
+    assert_eq!(follows, vec![None, None, Some(0)]);
+    assert_eq!(s.jobs[0].seqs.iter().map(|q| q.pos).collect::<Vec<_>>(), vec![7, 9, 7]);
+    let entries = plan(&mut s);
+    assert_eq!(entries, vec![(9, 7, id[0], true), (5, 9, id[1], true)]);
 }

@@ -271,18 +271,21 @@ fn drop_cancelled(sched: &mut Sched, waiting: &mut Option<Request<JobIo, SeqIo>>
     }
 }
 
-/// Drafts for the sequences that decode alone, at most what each may still generate:
-/// by prompt lookup, and where it finds none, from the draft model if there is one (all
-/// such sequences drafted together).
+/// Drafts for the sequences that have rows of their own, at most what each may still
+/// generate: by prompt lookup, and for one that decodes alone where lookup finds none,
+/// from the draft model if there is one (all such sequences drafted together). A leader's
+/// followers verify its draft with it (samples of one prompt share rows while they copy
+/// the same text, which is where lookup drafts are kept most).
 fn propose_drafts(sched: &mut Sched, drafting: &mut Drafting, turn: &Turns) {
     let mut draft_model = drafting.model();
     // The sequences (job, index) that ask the draft model, and what they ask.
     let (mut at, mut wants) = (Vec::new(), Vec::new());
     for (j, job) in sched.jobs.iter_mut().enumerate().filter(|(_, j)| !j.prefilling()) {
         for i in 0..job.seqs.len() {
-            if !job.solo(i) || job.seqs[i].done {
+            if job.seqs[i].follows.is_some() || job.seqs[i].done {
                 continue;
             }
+            let solo = job.solo(i);
             let max_new = job.max_new;
             let s = &mut job.seqs[i];
             let Some(next) = s.next else { continue };
@@ -293,7 +296,7 @@ fn propose_drafts(sched: &mut Sched, drafting: &mut Drafting, turn: &Turns) {
             }
             s.fed.push(next);
             s.draft = lookup(&job.tokens, &s.fed, max);
-            if s.draft.is_empty() && draft_model.is_some() {
+            if s.draft.is_empty() && solo && draft_model.is_some() {
                 let history = [job.tokens.as_slice(), &s.fed].concat();
                 at.push((j, i));
                 wants.push(Want { seq: s.id, history, max });
@@ -371,6 +374,9 @@ fn step(
         if job.prefilling() {
             continue;
         }
+        // Drafted cells not kept are trimmed after `regroup`: a follower that kept more of
+        // its leader's draft than the leader copies them first.
+        let mut trims = Vec::new();
         let (max_new, io_job) = (job.max_new, &job.state);
         for (k, s) in job.seqs.iter_mut().enumerate() {
             let Some(mut idx) = s.logits.take() else { continue };
@@ -396,10 +402,13 @@ fn step(
                 s.next = Some(token);
                 break None;
             };
-            let (drafted, kept) = s.end_draft(ops);
-            s.state.drafter.verified(drafted, kept);
-            counts.drafted += drafted as u64;
-            counts.accepted += kept as u64;
+            let (drafted, kept) = s.end_draft(&mut trims);
+            if !shared {
+                // A follower's draft is its leader's rows, counted once.
+                s.state.drafter.verified(drafted, kept);
+                counts.drafted += drafted as u64;
+                counts.accepted += kept as u64;
+            }
             let Some(finish) = finish else { continue };
             let io = &s.state;
             let speculation = Speculation { drafted: io.drafter.drafted, accepted: io.drafter.accepted };
@@ -408,6 +417,7 @@ fn step(
         }
         // Before `finish` below clears a leader that stopped: its followers copy its KV.
         job.regroup(ops);
+        ops.append(&mut trims);
     }
     counts.sample_nanos = nanos(sampling_started);
     metrics.on_step(counts);

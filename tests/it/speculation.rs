@@ -184,6 +184,32 @@ fn same_samples(on: &Engine, off: &Engine) {
     assert_eq!(same, seeds.len(), "total variation {tv:.3}");
 }
 
+/// Samples of one prompt share a row while they draw the same tokens, which is where they
+/// copy their prompt: the row drafts, every sample verifies the draft from the same
+/// logits, and one that keeps a different part of it gets the drafted cells it kept.
+#[test]
+fn forked_samples_verify_a_draft_on_the_row_they_share() {
+    let (on, off) = (engine(Speculative::Lookup), engine(Speculative::Off));
+    let (h_on, h_off) = (on.role(Role::Coder).unwrap(), off.role(Role::Coder).unwrap());
+    // Greedy samples never part: whatever is kept was drafted on the row they share.
+    let greedy_fork = vec![ask(&format!("Repeat this list exactly, once: {LIST}"), greedy(48), 3)];
+    let with = run_each(h_on, greedy_fork.clone());
+    assert_eq!(texts(&with), texts(&run_each(h_off, greedy_fork)));
+    let m = h_on.metrics();
+    assert!(m.shared_tokens > 0 && m.accepted_tokens > 8, "drafts kept on a shared row: {m:?}");
+    // Sampled, they part, and give the same tokens as without.
+    let sampled = |seed| {
+        let s = SamplingParams { temperature: Some(0.5), max_tokens: Some(64), seed: Some(seed), ..Default::default() };
+        ask(&format!("Copy this code exactly:\n{CODE}"), s, 5)
+    };
+    let requests = || (0..4).map(sampled).collect::<Vec<_>>();
+    let with = run_each(h_on, requests());
+    assert_eq!(texts(&with), texts(&run_each(h_off, requests())));
+    let parted = with.iter().filter(|c| c.iter().any(|x| x.text != c[0].text)).count();
+    assert!(parted > 0, "no request's samples parted: {:?}", texts(&with));
+    eprintln!("{parted} of 4 parted; {:?}", h_on.metrics());
+}
+
 /// Prose repeats no long run of its prompt, so lookup finds little to draft; the draft
 /// model drafts anyway, and drafting for itself, greedy, its drafts are kept.
 #[test]
