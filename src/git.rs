@@ -37,6 +37,12 @@ const SETTINGS: [&str; 8] = [
     "user.email=quorum@localhost.invalid",
 ];
 
+/// Git registers a worktree in steps, and `worktree add`, `remove` and `list` read every
+/// other worktree's record: one half written by a concurrent add fails them ("failed to
+/// read .../commondir"). A round's candidates get their worktrees at the same time, so
+/// quorum's worktree commands take turns.
+static WORKTREE_COMMANDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `git -C dir args`, with `input` on its stdin, and returns its stdout.
 pub fn run(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
     run_with_index(dir, None, args, input)
@@ -64,6 +70,8 @@ pub fn run_with_index(
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let _turn = (args.first() == Some(&"worktree"))
+        .then(|| WORKTREE_COMMANDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => GitError::NotInstalled,
         _ => GitError::Io(e.to_string()),
@@ -109,5 +117,42 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "b\n");
         let failed = run(dir.path(), &["apply", "-"], Some(patch)).unwrap_err();
         assert!(matches!(&failed, GitError::Failed { command, .. } if command == "apply -"), "{failed:?}");
+    }
+
+    #[test]
+    fn worktrees_made_and_removed_at_the_same_time_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        run(&repo, &["init", "-q"], None).unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        run(&repo, &["add", "."], None).unwrap();
+        run(&repo, &["commit", "-q", "-m", "one"], None).unwrap();
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..5)
+                .map(|t| {
+                    let (repo, base) = (&repo, dir.path());
+                    s.spawn(move || {
+                        let mut failed = Vec::new();
+                        for round in 0..12 {
+                            // The same last component for all, as the candidates' trees have.
+                            let tree = base.join(format!("{t}-{round}")).join("tree");
+                            let tree = tree.to_string_lossy();
+                            for args in [
+                                &["worktree", "add", "--detach", "-q", &tree, "HEAD"][..],
+                                &["worktree", "remove", "--force", &tree],
+                            ] {
+                                if let Err(e) = run(repo, args, None) {
+                                    failed.push(e.to_string());
+                                }
+                            }
+                        }
+                        failed
+                    })
+                })
+                .collect();
+            threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+        });
+        assert!(failures.is_empty(), "{failures:?}");
     }
 }
