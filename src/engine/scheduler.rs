@@ -9,11 +9,15 @@
 //! Only when a sample draws another token is the KV copied into a sequence of its own (a
 //! deferred fork). A finished job's primary sequence stays in the prompt cache (least
 //! recently used goes first) so that a later prompt sharing its prefix only prefills the
-//! rest.
+//! rest; a running job's prompt is shared the same way.
 
 use llama_cpp_2::token::LlamaToken;
 
 pub type SeqId = i32;
+
+/// The fewest prompt tokens a running job must share with a new one for the new one to
+/// wait until they are prefilled.
+const MIN_SHARED: usize = 16;
 
 /// KV-cache work the worker must carry out, in order, before the next decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +226,9 @@ impl<J, S> Scheduler<J, S> {
 
     /// Starts `req` if sequences and KV room allow, evicting cached prompts (least
     /// recently used first) as needed. Gives the request back when it must wait: a job
-    /// reserves its worst case up front, so a running job never runs out of KV.
+    /// reserves its worst case up front, so a running job never runs out of KV; and a
+    /// running job that shares [`MIN_SHARED`] more of its prompt than the cache does is
+    /// waited for until it has prefilled them.
     pub fn admit(&mut self, req: Request<J, S>, ops: &mut Vec<KvOp>) -> Result<(), Request<J, S>> {
         let n = req.seqs.len();
         // The cached prompt sharing the longest prefix, if any. At least one prompt
@@ -234,14 +240,29 @@ impl<J, S> Scheduler<J, S> {
             .map(|(i, c)| (i, common_prefix(&c.tokens, &req.tokens).min(req.tokens.len() - 1)))
             .filter(|&(_, lcp)| lcp > 0)
             .max_by_key(|&(_, lcp)| lcp);
-        let reused = best.map_or(0, |(_, lcp)| lcp);
+        let cached = best.map_or(0, |(_, lcp)| lcp);
+        // A running job whose prompt starts the same way (the same system prompt and
+        // files, another question): its prompt cells are copied. While it has yet to
+        // prefill the part they share, this request waits for it rather than prefill the
+        // same tokens beside it.
+        let running = self
+            .jobs
+            .iter()
+            .filter(|j| self.limits.prompt_cache && !j.seqs[0].done)
+            .map(|j| (j.seqs[0].id, common_prefix(&j.tokens, &req.tokens).min(req.tokens.len() - 1), j.prefilled))
+            .max_by_key(|&(_, lcp, _)| lcp);
+        if running.is_some_and(|(_, lcp, prefilled)| lcp >= cached + MIN_SHARED && prefilled < lcp) {
+            return Err(req);
+        }
+        let shared = running.map(|(seq, lcp, prefilled)| (seq, lcp.min(prefilled))).filter(|&(_, lcp)| lcp > cached);
+        let reused = shared.map_or(cached, |(_, lcp)| lcp);
         // Reused prompt cells stay in use by this job, so they count in its reservation.
         let need = req.cells();
         if self.free.len() + self.cache.len() < n || self.reserved + need > self.limits.n_ctx {
             return Err(req);
         }
         let mut primary = None;
-        if let Some((i, _)) = best {
+        if let (Some((i, _)), None) = (best, shared) {
             let c = self.cache.swap_remove(i);
             ops.push(KvOp::Trim { seq: c.seq, from: reused as i32 });
             primary = Some(c.seq);
@@ -260,6 +281,11 @@ impl<J, S> Scheduler<J, S> {
         let mut ids: Vec<SeqId> = primary.into_iter().collect();
         while ids.len() < n {
             ids.push(self.free.pop().expect("checked: enough sequence ids"));
+        }
+        if let Some((src, lcp)) = shared {
+            // A whole copy, then a trim: a split KV cache cannot copy part of a sequence.
+            ops.push(KvOp::Copy { src, dst: ids[0] });
+            ops.push(KvOp::Trim { seq: ids[0], from: lcp as i32 });
         }
         self.reserved += need;
         let pos = req.tokens.len() as i32;

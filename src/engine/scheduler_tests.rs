@@ -168,6 +168,50 @@ fn a_cached_prompt_prefix_is_reused() {
 }
 
 #[test]
+fn a_running_jobs_prompt_is_shared_and_waited_for_while_it_prefills() {
+    let mut s = sched(1000, 16, 8, true);
+    let mut ops = vec![];
+    s.admit(req(toks(0..40), 5, 8), &mut ops).unwrap();
+    let (first, _) = (s.jobs[0].seqs[0].id, plan(&mut s));
+    // Shares 30 tokens, of which 16 are prefilled: it waits rather than prefill them again.
+    let mut next = toks(0..30);
+    next.extend(toks(500..504));
+    let next = s.admit(req(next, 1, 8), &mut ops).unwrap_err();
+    assert_eq!(s.jobs.len(), 1);
+    plan(&mut s);
+    plan(&mut s);
+    assert!(!s.jobs[0].prefilling());
+    s.admit(next, &mut ops).unwrap();
+    let id = s.jobs[1].seqs[0].id;
+    assert_ne!(id, first);
+    assert_eq!(ops, vec![KvOp::Copy { src: first, dst: id }, KvOp::Trim { seq: id, from: 30 }]);
+    assert_eq!((s.jobs[1].reused, s.jobs[1].prefilled), (30, 30));
+    // Only its own 4 tokens are prefilled, from position 30.
+    let own: Vec<_> = plan(&mut s).into_iter().filter(|e| e.2 == id).map(|e| e.1).collect();
+    assert_eq!(own, vec![30, 31, 32, 33]);
+}
+
+#[test]
+fn a_short_shared_start_is_not_waited_for_and_the_cache_off_shares_nothing() {
+    for cache in [true, false] {
+        let mut s = sched(1000, 16, 4, cache);
+        let mut ops = vec![];
+        s.admit(req(toks(0..40), 1, 8), &mut ops).unwrap();
+        // 10 tokens in common, none prefilled yet: it starts at once, from nothing.
+        let mut next = toks(0..10);
+        next.extend(toks(500..520));
+        s.admit(req(next, 1, 8), &mut ops).unwrap();
+        assert_eq!(s.jobs[1].reused, 0);
+        assert!(ops.is_empty());
+        // The cache off: a long shared start is neither waited for nor copied.
+        if !cache {
+            s.admit(req(toks(0..39), 1, 8), &mut ops).unwrap();
+            assert_eq!((s.jobs[2].reused, ops.len()), (0, 0));
+        }
+    }
+}
+
+#[test]
 fn an_identical_prompt_still_decodes_its_last_token() {
     let mut s = sched(1000, 64, 4, true);
     let mut ops = vec![];

@@ -210,6 +210,7 @@ impl Worker {
                 match sched.admit(next, &mut ops) {
                     Ok(()) => {
                         let job = sched.jobs.last().expect("just admitted");
+                        tracing::debug!(worker = %name, prompt = job.tokens.len(), reused = job.reused, samples = job.seqs.len(), "request admitted");
                         metrics.on_admit(job.reused);
                     }
                     Err(req) => {

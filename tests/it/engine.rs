@@ -308,14 +308,18 @@ fn each_sample_of_a_fork_matches_its_seed_run_alone() {
     }
 }
 
-#[test]
-fn the_prompt_cache_changes_speed_not_tokens() {
+/// `q` under a system prompt of more than 60 tokens that every question shares, greedy.
+fn ask(q: &str) -> GenerateRequest {
     let system = "You are a meticulous assistant. Answer briefly and precisely. ".repeat(6);
-    let ask = |q: &str| GenerateRequest {
-        prompt: Prompt::Chat(vec![ChatMessage::new("system", system.clone()), ChatMessage::new("user", q)]),
+    GenerateRequest {
+        prompt: Prompt::Chat(vec![ChatMessage::new("system", system), ChatMessage::new("user", q)]),
         sampling: greedy(24),
         n: 1,
-    };
+    }
+}
+
+#[test]
+fn the_prompt_cache_changes_speed_not_tokens() {
     let cached = exact_engine(true);
     let plain = exact_engine(false);
     let (c, p) = (cached.role(Role::Planner).unwrap(), plain.role(Role::Planner).unwrap());
@@ -331,6 +335,25 @@ fn the_prompt_cache_changes_speed_not_tokens() {
     assert!(mc.cache_tokens >= 4 * 60, "the shared prefix was not decoded again: {mc:?}");
     assert_eq!(mp.cache_hits, 0);
     assert_eq!(mc.prompt_tokens + mc.cache_tokens, mp.prompt_tokens);
+}
+
+/// Requests that arrive together with the same system prompt: the later ones wait for the
+/// first one's prefill of it and copy its cells (in this engine's split KV cache, a whole
+/// copy and a trim), and their answers are those of an engine that shares nothing.
+#[test]
+fn requests_arriving_together_share_the_prompt_they_start_with() {
+    let shared = exact_engine(true);
+    let plain = exact_engine(false);
+    let (s, p) = (shared.role(Role::Coder).unwrap(), plain.role(Role::Coder).unwrap());
+    let together = collect_all(s, QUESTIONS.map(ask).into());
+    let alone: Vec<String> = QUESTIONS.iter().map(|q| collect_all(p, vec![ask(q)]).remove(0)).collect();
+    assert_eq!(together, alone);
+    let (ms, mp) = (s.metrics(), p.metrics());
+    // Together, not one after another from the cache of finished prompts: about 24 steps.
+    assert!(ms.decode_steps < 2 * 24, "the requests ran one after another: {ms:?}");
+    assert_eq!(ms.cache_hits, 4, "each request after the first shares the system prompt: {ms:?}");
+    assert!(ms.cache_tokens >= 4 * 60, "the shared prefix was not decoded again: {ms:?}");
+    assert_eq!(ms.prompt_tokens + ms.cache_tokens, mp.prompt_tokens);
 }
 
 #[test]
