@@ -1,8 +1,16 @@
 //! `run_tests`: one of four test runners (never another program), started without a
 //! shell in the workspace or one of its git worktrees, in its own process group so that a
-//! timeout kills everything it started. Returns the exit status, the pass/fail counts the
-//! runner printed, and the tail of its output.
+//! timeout kills everything it started. pytest is forked from a server of its interpreter
+//! (`forkserver`) where it can be, else started cold. Returns the exit status, the
+//! pass/fail counts the runner printed, and the tail of its output.
 
+mod forkserver;
+#[cfg(test)]
+mod forkserver_tests;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +32,9 @@ Returns exit code, passed/failed counts where the runner prints them, whether it
 const DEFAULT_TIMEOUT: u64 = 600;
 const MAX_TIMEOUT: u64 = 3600;
 const DEFAULT_OUTPUT: usize = 16 * 1024;
+/// A forked run's output goes to a file: past this it is killed, as the disk is not the
+/// place for a test stuck printing.
+const MAX_OUTPUT_FILE: u64 = 256 << 20;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +248,7 @@ fn worktree(ws: &Workspace, path: &str) -> Result<PathBuf, ToolError> {
 
 /// The last `max` bytes of the output, with the runner's counts parsed line by line.
 struct Capture {
+    command: TestCommand,
     tail: Vec<u8>,
     total: usize,
     max: usize,
@@ -245,7 +257,12 @@ struct Capture {
 }
 
 impl Capture {
-    fn push_line(&mut self, command: TestCommand, line: &[u8]) {
+    fn new(command: TestCommand, max: usize) -> Capture {
+        Capture { command, tail: Vec::new(), total: 0, max, counts: Counts::default(), failed: Vec::new() }
+    }
+
+    fn push_line(&mut self, line: &[u8]) {
+        let command = self.command;
         if self.failed.len() < 100 {
             if let Some(name) = failed_test(command, &String::from_utf8_lossy(line)) {
                 self.failed.push(name);
@@ -261,6 +278,15 @@ impl Capture {
     }
 }
 
+/// How a run ended: its exit code (None when a signal ended it), whether it was killed
+/// at the timeout, and what it printed.
+struct Ended {
+    code: Option<i32>,
+    success: bool,
+    timed_out: bool,
+    capture: Capture,
+}
+
 fn execute(
     command: TestCommand,
     argv: Vec<String>,
@@ -271,21 +297,61 @@ fn execute(
     max: usize,
 ) -> Result<Output, ToolError> {
     let started = Instant::now();
-    let mut cmd = Command::new(&argv[0]);
+    let mut env: Vec<(OsString, OsString)> =
+        vec![("NO_COLOR".into(), "1".into()), ("CARGO_TERM_COLOR".into(), "never".into())];
     if command == TestCommand::Pytest {
-        cmd.env("PYTHONPATH", python_path(dir));
+        env.push(("PYTHONPATH".into(), python_path(dir)));
     }
     if bare {
-        cmd.env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1");
+        env.push(("PYTEST_DISABLE_PLUGIN_AUTOLOAD".into(), "1".into()));
     }
     if let Some(target) = target_dir {
-        cmd.env("CARGO_TARGET_DIR", target);
+        env.push(("CARGO_TARGET_DIR".into(), target.into()));
     }
-    let mut child = cmd
+    let forked = (command == TestCommand::Pytest && forkserver::enabled())
+        .then(|| {
+            forkserver::Program::of(&argv)
+                .and_then(|(program, args)| forked(&program, &args, dir, &env, started, timeout, max))
+        })
+        .and_then(|ended| ended.map_err(|e| tracing::debug!(error = %e, "pytest starts cold")).ok());
+    let ended = match forked {
+        Some(ended) => ended,
+        None => cold(command, &argv, dir, &env, started, timeout, max)?,
+    };
+    let capture = ended.capture;
+    let start = capture.tail.len().saturating_sub(max);
+    let mut tail = String::from_utf8_lossy(&capture.tail[start..]).into_owned();
+    if ended.timed_out {
+        tail.push_str(&format!("\n[quorum: killed after {} s]\n", timeout.as_secs()));
+    }
+    Ok(Output {
+        command: argv,
+        directory: String::new(),
+        exit_code: ended.code,
+        success: ended.success && !ended.timed_out,
+        timed_out: ended.timed_out,
+        counts: capture.counts,
+        failed_tests: capture.failed,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output_tail: tail,
+        truncated: capture.total > max,
+    })
+}
+
+/// The runner started as a child of quorum, its output read from pipes as it comes.
+fn cold(
+    command: TestCommand,
+    argv: &[String],
+    dir: &Path,
+    env: &[(OsString, OsString)],
+    started: Instant,
+    timeout: Duration,
+    max: usize,
+) -> Result<Ended, ToolError> {
+    let mut child = Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -295,13 +361,7 @@ fn execute(
             std::io::ErrorKind::NotFound => ToolError::Unavailable(format!("`{}` is not installed", argv[0])),
             _ => ToolError::Io(format!("{}: {e}", argv[0])),
         })?;
-    let capture = Arc::new(Mutex::new(Capture {
-        tail: Vec::new(),
-        total: 0,
-        max,
-        counts: Counts::default(),
-        failed: Vec::new(),
-    }));
+    let capture = Arc::new(Mutex::new(Capture::new(command, max)));
     let readers: Vec<_> = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as _),
@@ -314,30 +374,15 @@ fn execute(
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
-                capture.lock().expect("capture lock").push_line(command, &line);
+                capture.lock().expect("capture lock").push_line(&line);
                 line.clear();
             }
         })
     })
     .collect();
-
     let pgid = child.id() as i32;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| ToolError::Io(e.to_string()))? {
-            break status;
-        }
-        let stopped = super::cancel::stopped();
-        if started.elapsed() >= timeout || stopped {
-            timed_out = !stopped;
-            // SAFETY: kill(2) on the process group this child leads; no memory is involved.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            break child.wait().map_err(|e| ToolError::Io(e.to_string()))?;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
-    // Whatever the runner left behind in its group goes too, so the pipes close.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let (status, timed_out) =
+        wait(pgid, started, timeout, || child.try_wait(), || false).map_err(|e| ToolError::Io(e.to_string()))?;
     // A daemon that left the group can keep a pipe open: give the readers a moment, not forever.
     let deadline = Instant::now() + Duration::from_secs(2);
     for reader in readers {
@@ -348,27 +393,74 @@ fn execute(
             let _ = reader.join();
         }
     }
-    let capture = std::mem::replace(
-        &mut *capture.lock().expect("capture lock"),
-        Capture { tail: Vec::new(), total: 0, max, counts: Counts::default(), failed: Vec::new() },
-    );
-    let start = capture.tail.len().saturating_sub(max);
-    let mut tail = String::from_utf8_lossy(&capture.tail[start..]).into_owned();
-    if timed_out {
-        tail.push_str(&format!("\n[quorum: killed after {} s]\n", timeout.as_secs()));
+    let capture = std::mem::replace(&mut *capture.lock().expect("capture lock"), Capture::new(command, max));
+    Ok(Ended { code: status.code(), success: status.success(), timed_out, capture })
+}
+
+/// pytest forked from its interpreter's server, its output read from the file it wrote.
+fn forked(
+    program: &forkserver::Program,
+    args: &[String],
+    dir: &Path,
+    env: &[(OsString, OsString)],
+    started: Instant,
+    timeout: Duration,
+    max: usize,
+) -> Result<Ended, forkserver::ForkError> {
+    let mut whole: HashMap<OsString, OsString> = std::env::vars_os().collect();
+    whole.extend(env.iter().cloned());
+    let run = forkserver::spawn(program, args, dir, &whole.into_iter().collect::<Vec<_>>())?;
+    let too_long = || std::fs::metadata(&run.output).is_ok_and(|m| m.len() > MAX_OUTPUT_FILE);
+    let waited = wait(run.pid, started, timeout, || run.exit(), too_long);
+    let (code, timed_out) = waited.inspect_err(|_| {
+        // The server is gone and the run's end with it: stop the run before it starts again cold.
+        // SAFETY: kill(2) on the run's process group; no memory is involved.
+        unsafe { libc::kill(-run.pid, libc::SIGKILL) };
+    })?;
+    let mut capture = Capture::new(TestCommand::Pytest, max);
+    let file = File::open(&run.output).map_err(|e| forkserver::ForkError::Server(e.to_string()))?;
+    let mut reader = BufReader::new(file.take(MAX_OUTPUT_FILE));
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+        capture.push_line(&line);
+        line.clear();
     }
-    Ok(Output {
-        command: argv,
-        directory: String::new(),
-        exit_code: status.code(),
-        success: status.success() && !timed_out,
-        timed_out,
-        counts: capture.counts,
-        failed_tests: capture.failed,
-        duration_ms: started.elapsed().as_millis() as u64,
-        output_tail: tail,
-        truncated: capture.total > max,
-    })
+    if too_long() {
+        capture.push_line(format!("\n[quorum: killed after {} MiB of output]\n", MAX_OUTPUT_FILE >> 20).as_bytes());
+    }
+    Ok(Ended { code: (code >= 0).then_some(code), success: code == 0, timed_out, capture })
+}
+
+/// Waits for a run to end (`ended` polls it), killing its process group at the timeout,
+/// when the caller has gone or when `overflow` says so, and whatever the run left in
+/// its group once it ended. Returns how it ended and whether it was the timeout.
+fn wait<T, E>(
+    pgid: i32,
+    started: Instant,
+    timeout: Duration,
+    mut ended: impl FnMut() -> Result<Option<T>, E>,
+    mut overflow: impl FnMut() -> bool,
+) -> Result<(T, bool), E> {
+    let mut killed = false;
+    let mut timed_out = false;
+    let end = loop {
+        if let Some(end) = ended()? {
+            break end;
+        }
+        if !killed {
+            let stopped = super::cancel::stopped();
+            if started.elapsed() >= timeout || stopped || overflow() {
+                timed_out = started.elapsed() >= timeout && !stopped;
+                killed = true;
+                // SAFETY: kill(2) on the process group this run leads; no memory is involved.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(if killed { 5 } else { 25 }));
+    };
+    // Whatever the runner left behind in its group goes too, so the pipes close.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    Ok((end, timed_out))
 }
 
 /// The test a line of the runner's output reports failing: pytest's `FAILED id - why`
