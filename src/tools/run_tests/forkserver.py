@@ -64,6 +64,18 @@ def thread_count():
         return threading.active_count()
 
 
+def fork_safe_thread_count():
+    """The threads left once a fork has happened: a pool that stops its threads before a
+    fork (OpenBLAS, which numpy loads with a thread per core, does) is safe to fork."""
+    if thread_count() == 1:
+        return 1
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return thread_count()
+
+
 def child(request, base_path, wakeup):
     """Runs in the forked child: becomes the run's own process (group, directory,
     environment, module path, output), runs pytest and exits with its status."""
@@ -149,10 +161,11 @@ def serve():
     os.set_blocking(wakeup[1], False)
     signal.set_wakeup_fd(wakeup[1])
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    threads = thread_count()
+    threads = fork_safe_thread_count()
     if threads > 1:
         # A fork copies only the calling thread: a lock another thread held stays held
-        # in the child forever. A plugin that starts threads on import gets cold starts.
+        # in the child forever. A plugin whose threads keep running through a fork gets
+        # cold starts.
         send({"ready": False, "why": f"{threads} threads after the plugins' imports"})
         return
     send({"ready": True, "python": sys.version.split()[0]})

@@ -34,7 +34,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(600);
 pub enum ForkError {
     #[error("pytest's interpreter cannot be told from `{0}`")]
     NoInterpreter(String),
-    #[error("the environment is not UTF-8")]
+    #[error("the environment or the tree's path is not UTF-8")]
     Environment,
     #[error("the fork server for {0} failed to start lately")]
     Failed(String),
@@ -96,6 +96,8 @@ pub struct Run {
     pub pid: i32,
     pub output: PathBuf,
     ended: Receiver<Answer>,
+    /// A server replaced meanwhile (grown old) lives until its runs have ended.
+    _server: Arc<Server>,
 }
 
 impl Run {
@@ -124,15 +126,17 @@ pub fn spawn(program: &Program, args: &[String], dir: &Path, env: &[(OsString, O
         .map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
         .collect::<Option<_>>()
         .ok_or(ForkError::Environment)?;
+    let text = |path: &Path| path.to_str().map(str::to_string).ok_or(ForkError::Environment);
+    let path0 = text(program.script_dir.as_deref().unwrap_or(dir))?;
+    let cwd = text(dir)?;
     let server = server(&program.interpreter)?;
     let output = output_file()?;
-    let path0 = program.script_dir.clone().unwrap_or_else(|| dir.to_path_buf());
     let request = Request {
         id: server.next.fetch_add(1, Ordering::Relaxed),
         argv: std::iter::once(program.argv0.clone()).chain(args.iter().cloned()).collect(),
-        cwd: dir.display().to_string(),
+        cwd,
         env,
-        path0: path0.display().to_string(),
+        path0,
         out: output.display().to_string(),
     };
     let (tx, rx) = mpsc::channel();
@@ -144,7 +148,7 @@ pub fn spawn(program: &Program, args: &[String], dir: &Path, env: &[(OsString, O
         Err(RecvTimeoutError::Timeout) => Err(ForkError::Server("no answer".into())),
     });
     match started {
-        Ok(pid) => Ok(Run { pid, output, ended: rx }),
+        Ok(pid) => Ok(Run { pid, output, ended: rx, _server: server }),
         Err(e) => {
             server.waiting.lock().expect("waiting lock").remove(&request.id);
             let _ = std::fs::remove_file(&output);

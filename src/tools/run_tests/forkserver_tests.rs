@@ -150,3 +150,25 @@ fn a_plugin_that_starts_a_thread_on_import_gets_cold_starts() {
     let error = refused.err().expect("no run is forked from a server with two threads").to_string();
     assert!(error.contains("2 threads"), "{error}");
 }
+
+#[test]
+fn a_plugin_whose_threads_stop_for_a_fork_is_forked() {
+    let dir = tempfile::tempdir().unwrap();
+    let imports = dir.path().join("imports.txt");
+    // A pool as OpenBLAS keeps one (numpy loads it with a thread per core): its threads
+    // stop before a fork and start again when next needed.
+    let pool = "import os, threading\n\
+                stop = threading.Event()\n\
+                worker = threading.Thread(target=stop.wait, daemon=True)\n\
+                worker.start()\n\
+                def shut_down():\n    stop.set()\n    worker.join()\n\
+                os.register_at_fork(before=shut_down)";
+    let python = venv_with_counting_plugin(dir.path(), &imports, pool);
+    let root = project(dir.path());
+    let env: Vec<(OsString, OsString)> =
+        vec![("RUN_MARK".into(), "yes".into()), ("PYTHONPATH".into(), super::python_path(&root))];
+    let program = Program { interpreter: python, argv0: "pytest".into(), script_dir: None };
+    let ended = forked(&program, &[], &root, &env, Instant::now(), Duration::from_secs(300), 1 << 16).unwrap();
+    assert_eq!(ended.capture.counts.passed, Some(2), "{}", tail(&ended));
+    assert_eq!(lines(&imports), 1, "the run was forked from the server");
+}
