@@ -6,7 +6,7 @@
 //! The worker feeds such a draft after the sampled token in the same decode as every other
 //! sequence's tokens, samples at each drafted position in turn and keeps the draft up to the
 //! first token the sampler did not draw: the output is the one the sampler gives without a
-//! draft (see `worker::step`). A draft's length adapts to how much of it was kept, so
+//! draft (see `worker::step`). A draft rejected from its first token pauses drafting, so
 //! speculation backs off where it does not pay.
 
 use llama_cpp_2::token::LlamaToken;
@@ -17,16 +17,26 @@ use llama_cpp_2::token::LlamaToken;
 const NGRAM: usize = 12;
 /// Tokens of history scanned for the n-gram (a scan costs microseconds per thousand).
 const LOOKBACK_MAX: usize = 32_768;
-/// The longest draft.
-pub const DRAFT_MAX: usize = 16;
-/// A draft of this length after a pause.
-const DRAFT_START: usize = 4;
+/// The longest lookup draft, as in llama.cpp's `ngram-simple`. A copy under way is mostly
+/// kept whole or cut where the text turns, and on a CPU a decode of many rows costs less
+/// per row than one of a few, so its draft takes all it can (`benches/RESULTS.md`, 2026-12-07).
+const LOOKUP_MAX: usize = 48;
+/// Tokens before the n-gram that must match too for a copy under way; a match without
+/// them is new (prose repeats a phrase, a copy starts) and drafts only [`TEST_DRAFT`]:
+/// on a CPU a long draft rejected from its first token costs the time of many steps.
+const COPY_EXTRA: usize = 3;
+/// The draft of a new match.
+const TEST_DRAFT: usize = 3;
+/// The longest draft of a draft model, whose every token costs one of its decodes.
+const MODEL_MAX: usize = 16;
+/// A draft model's draft of this length after a pause.
+const MODEL_START: usize = 4;
 /// Steps without drafting after drafts of one sequence were rejected from their first token.
 const PAUSE_STEPS: u32 = 16;
 
 /// The tokens that followed the most recent earlier occurrence of the history's last
-/// [`NGRAM`] tokens, at most `max`. The history is the prompt followed by what the
-/// sequence generated.
+/// [`NGRAM`] tokens, at most `max`, or [`TEST_DRAFT`] where the tokens before the two
+/// differ. The history is the prompt followed by what the sequence generated.
 pub fn lookup(prompt: &[LlamaToken], generated: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
     lookup_n(prompt, generated, NGRAM, max)
 }
@@ -43,15 +53,27 @@ fn lookup_n(prompt: &[LlamaToken], generated: &[LlamaToken], n: usize, max: usiz
     }
     let at = |i: usize| if i < prompt.len() { prompt[i] } else { generated[i - prompt.len()] };
     let tail = len - n;
-    let found = (0..tail).rev().find(|&start| (0..n).all(|k| at(start + k) == at(tail + k)));
-    found.map_or_else(Vec::new, |start| (start + n..len.min(start + n + max)).map(at).collect())
+    let Some(start) = (0..tail).rev().find(|&start| (0..n).all(|k| at(start + k) == at(tail + k))) else {
+        return Vec::new();
+    };
+    let copying = start >= COPY_EXTRA && (1..=COPY_EXTRA).all(|k| at(start - k) == at(tail - k));
+    let max = if copying { max } else { max.min(TEST_DRAFT) };
+    (start + n..len.min(start + n + max)).map(at).collect()
+}
+
+/// How long a sequence's next draft may be, by where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub lookup: usize,
+    pub model: usize,
 }
 
 /// One sequence's drafting: how long its next draft may be, from how much of the last
 /// ones the sampler kept.
 #[derive(Debug, Clone)]
 pub struct Drafter {
-    max: usize,
+    /// The next draft model's draft at most.
+    model_max: usize,
     paused: u32,
     pub drafted: u32,
     pub accepted: u32,
@@ -59,37 +81,37 @@ pub struct Drafter {
 
 impl Default for Drafter {
     fn default() -> Self {
-        Drafter { max: DRAFT_START, paused: 0, drafted: 0, accepted: 0 }
+        Drafter { model_max: MODEL_START, paused: 0, drafted: 0, accepted: 0 }
     }
 }
 
 impl Drafter {
     /// How long the next draft may be, at most `room` tokens (what the sequence may
-    /// still generate and the batch can take), from any source: 0 while paused.
-    pub fn allowance(&mut self, room: usize) -> usize {
+    /// still generate): none while paused.
+    pub fn allowance(&mut self, room: usize) -> Option<Allowance> {
         if self.paused > 0 {
             self.paused -= 1;
-            return 0;
+            return None;
         }
-        self.max.min(room)
+        Some(Allowance { lookup: LOOKUP_MAX.min(room), model: self.model_max.min(room) }).filter(|a| a.lookup > 0)
     }
 
-    /// A verified draft of `drafted` tokens of which the first `accepted` were kept: the
-    /// whole draft kept doubles the next one's length, a draft rejected from its first
-    /// token pauses drafting, otherwise the next is one longer than what was kept.
+    /// A verified draft of `drafted` tokens of which the first `accepted` were kept: a
+    /// draft rejected from its first token pauses drafting. A draft model's next draft
+    /// doubles after one kept whole, else is one longer than what was kept.
     pub fn verified(&mut self, drafted: usize, accepted: usize) {
         if drafted == 0 {
             return;
         }
         self.drafted += drafted as u32;
         self.accepted += accepted as u32;
-        self.max = if accepted == drafted {
-            (self.max * 2).min(DRAFT_MAX)
+        self.model_max = if accepted == drafted {
+            (self.model_max * 2).min(MODEL_MAX)
         } else if accepted == 0 {
             self.paused = PAUSE_STEPS;
-            DRAFT_START
+            MODEL_START
         } else {
-            (accepted + 1).min(DRAFT_MAX)
+            (accepted + 1).min(MODEL_MAX)
         };
     }
 }
@@ -118,30 +140,51 @@ mod tests {
     }
 
     #[test]
+    fn a_new_match_drafts_a_test_and_a_copy_under_way_all_it_can() {
+        let text: Vec<i32> = (0..100).collect();
+        let prompt = toks(&text);
+        // The n-gram alone matches (what came before it differs): a short draft.
+        let fresh = [&[-1, -2, -3][..], &text[20..32]].concat();
+        assert_eq!(lookup(&prompt, &toks(&fresh), LOOKUP_MAX), toks(&[32, 33, 34]));
+        // Three more tokens before it match: the copy is under way.
+        let copying = toks(&text[17..32]);
+        assert_eq!(lookup(&prompt, &copying, LOOKUP_MAX), toks(&(32..80).collect::<Vec<_>>()));
+        // A match at the history's start has nothing before it: new.
+        assert_eq!(lookup(&prompt, &toks(&text[..12]), LOOKUP_MAX).len(), TEST_DRAFT);
+    }
+
+    #[test]
     fn the_draft_spans_prompt_and_output_and_stops_at_the_end() {
-        let prompt = toks(&[5, 6, 7]);
-        // "6 7" occurred across the prompt's end; what followed it is the output so far.
-        assert_eq!(lookup_n(&prompt, &toks(&[1, 6, 7]), 2, 8), toks(&[1, 6, 7]));
+        let prompt = toks(&[2, 3, 4, 5, 6, 7]);
+        // "6 7" (and the three before it) occurred in the prompt; what followed it is the
+        // output so far, seven tokens though eight were allowed.
+        let generated = toks(&[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(lookup_n(&prompt, &generated, 2, 8), generated);
         assert!(lookup_n(&prompt, &toks(&[1, 2]), 2, 8).is_empty(), "no 2-gram repeats");
         assert!(lookup_n(&toks(&[1, 2]), &[], 2, 8).is_empty(), "a history as short as the n-gram");
         assert!(lookup_n(&toks(&[1, 2, 1, 2]), &[], 2, 0).is_empty());
     }
 
     #[test]
-    fn drafts_grow_when_kept_and_pause_when_rejected() {
-        let prompt = toks(&(0..40).chain(0..12).collect::<Vec<_>>());
+    fn lookup_drafts_take_all_they_can_and_pause_when_rejected() {
+        let prompt = toks(&(0..100).chain(0..20).collect::<Vec<_>>());
         let mut d = Drafter::default();
-        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), DRAFT_START);
-        d.verified(DRAFT_START, DRAFT_START);
-        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), 2 * DRAFT_START);
-        assert_eq!(lookup(&prompt, &[], d.allowance(3)).len(), 3, "never more than the room");
+        let first = d.allowance(200).expect("no pause yet");
+        assert_eq!(first, Allowance { lookup: LOOKUP_MAX, model: MODEL_START });
+        assert_eq!(lookup(&prompt, &[], first.lookup).len(), LOOKUP_MAX);
+        assert_eq!(d.allowance(3).map(|a| a.lookup), Some(3), "never more than the room");
+        assert_eq!(d.allowance(0), None, "no room, no draft");
+        // A draft model's drafts grow while kept whole, shrink to what was kept.
+        d.verified(4, 4);
+        assert_eq!(d.allowance(200).map(|a| a.model), Some(2 * MODEL_START));
         d.verified(8, 2);
-        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), 3);
+        assert_eq!(d.allowance(200), Some(Allowance { lookup: LOOKUP_MAX, model: 3 }));
+        // Rejected from the first token: no draft of either kind for a while.
         d.verified(3, 0);
         for _ in 0..PAUSE_STEPS {
-            assert!(lookup(&prompt, &[], d.allowance(64)).is_empty());
+            assert_eq!(d.allowance(200), None);
         }
-        assert_eq!(lookup(&prompt, &[], d.allowance(64)).len(), DRAFT_START);
+        assert_eq!(d.allowance(200), Some(Allowance { lookup: LOOKUP_MAX, model: MODEL_START }));
         assert_eq!((d.drafted, d.accepted), (15, 6));
     }
 }

@@ -291,16 +291,13 @@ fn propose_drafts(sched: &mut Sched, drafting: &mut Drafting, turn: &Turns) {
             let s = &mut job.seqs[i];
             let Some(next) = s.next else { continue };
             let room = max_new.saturating_sub(s.state.generated + 1) as usize;
-            let max = s.state.drafter.allowance(room);
-            if max == 0 {
-                continue;
-            }
+            let Some(allowed) = s.state.drafter.allowance(room) else { continue };
             s.fed.push(next);
-            s.draft = lookup(&job.tokens, &s.fed, max);
+            s.draft = lookup(&job.tokens, &s.fed, allowed.lookup);
             if s.draft.is_empty() && solo && draft_model.is_some() {
                 let history = [job.tokens.as_slice(), &s.fed].concat();
                 at.push((j, i));
-                wants.push(Want { seq: s.id, history, max });
+                wants.push(Want { seq: s.id, history, max: allowed.model });
             }
             s.fed.pop();
         }

