@@ -55,7 +55,20 @@ async fn grammar_and_schema_bombs_are_refused_naming_their_field() {
     let schema =
         |s: Value| json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": s}}});
     let deep = format!("root ::= {}\"a\"{}", "(".repeat(10_000), ")".repeat(10_000));
+    // A chain of 4,000 `$ref`s overflowed the converter's stack and aborted the process; the
+    // nested counted repetitions held the model's worker on its first token.
+    let mut defs: serde_json::Map<String, Value> =
+        (0..4000).map(|i| (format!("d{i}"), json!({"$ref": format!("#/$defs/d{}", i + 1)}))).collect();
+    defs.insert("d4000".into(), json!({"type": "string"}));
+    let chain = json!({"$defs": defs, "$ref": "#/$defs/d0"});
     let cases = [
+        (schema(chain), "response_format", "counting the $refs followed"),
+        (
+            schema(json!({"type": "string", "pattern": "^((a{0,50}){0,50}){0,50}$"})),
+            "response_format",
+            "combinations of counts",
+        ),
+        (json!({"grammar": "root ::= ((\"a\"{0,50}){0,50}){0,50}"}), "grammar", "combinations of counts"),
         (
             schema(json!({"type": "array", "minItems": 5, "maxItems": 2})),
             "response_format",

@@ -106,15 +106,32 @@ impl Parser<'_> {
         }
     }
 
-    fn alternates(&mut self, depth: usize) -> Result<(), Refusal> {
-        self.sequence(depth)?;
+    /// The most combinations of counts that repetitions nested in one alternative offer.
+    fn alternates(&mut self, depth: usize) -> Result<u64, Refusal> {
+        let mut most = self.sequence(depth)?;
         while self.peek() == Some(b'|') {
             self.pos += 1;
             self.space(true);
-            self.sequence(depth)?;
+            most = most.max(self.sequence(depth)?);
             self.add(2)?;
         }
-        Ok(())
+        Ok(most)
+    }
+
+    /// A repetition offering `offered` counts of an item whose own repetitions offer
+    /// `choices` combinations: llama.cpp keeps a parse stack for each combination that can
+    /// be where the text is, and checks every candidate token against every stack, so
+    /// nested counted repetitions (`(("a"{0,50}){0,50}){0,50}`) can hold a model's worker
+    /// for minutes on one token.
+    fn nest(&self, choices: u64, offered: u64) -> Result<u64, Refusal> {
+        let nested = choices.saturating_mul(offered);
+        if nested > self.limits.grammar_choices {
+            return self.fail(format_args!(
+                "nested repetitions offer more than {} combinations of counts",
+                self.limits.grammar_choices
+            ));
+        }
+        Ok(nested)
     }
 
     /// Adds `n` elements to the expanded size.
@@ -129,10 +146,13 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn sequence(&mut self, depth: usize) -> Result<(), Refusal> {
+    /// The most combinations of counts that one item's nested repetitions offer.
+    fn sequence(&mut self, depth: usize) -> Result<u64, Refusal> {
         let nested = depth > 0;
-        // The elements of the item a repetition applies to (as llama.cpp copies them).
+        // The elements of the item a repetition applies to (as llama.cpp copies them), and
+        // the combinations of counts its own repetitions offer.
         let mut last: Option<u64> = None;
+        let (mut choices, mut most) = (1u64, 1u64);
         while let Some(c) = self.peek() {
             match c {
                 b'"' => {
@@ -145,6 +165,7 @@ impl Parser<'_> {
                     self.pos += 1;
                     self.add(n)?;
                     last = Some(n);
+                    choices = 1;
                 }
                 b'[' => {
                     self.pos += 1;
@@ -164,21 +185,25 @@ impl Parser<'_> {
                     self.pos += 1;
                     self.add(n)?;
                     last = Some(n);
+                    choices = 1;
                 }
                 b'<' | b'!' => {
                     self.token()?;
                     self.add(1)?;
                     last = Some(1);
+                    choices = 1;
                 }
                 b'.' => {
                     self.pos += 1;
                     self.add(1)?;
                     last = Some(1);
+                    choices = 1;
                 }
                 c if Self::is_word(c) => {
                     self.name()?;
                     self.add(1)?;
                     last = Some(1);
+                    choices = 1;
                 }
                 b'(' => {
                     if depth + 1 > self.limits.grammar_depth {
@@ -186,7 +211,7 @@ impl Parser<'_> {
                     }
                     self.pos += 1;
                     self.space(true);
-                    self.alternates(depth + 1)?;
+                    let inner = self.alternates(depth + 1)?;
                     if self.peek() != Some(b')') {
                         return self.fail("expecting `)`");
                     }
@@ -194,6 +219,7 @@ impl Parser<'_> {
                     // A group becomes a rule of its own and one reference to it.
                     self.add(2)?;
                     last = Some(1);
+                    choices = inner;
                 }
                 b'*' | b'+' | b'?' => {
                     let Some(size) = last else { return self.fail("a repetition with nothing before it") };
@@ -201,6 +227,7 @@ impl Parser<'_> {
                     // One recursive rule holding a copy of the item.
                     self.add(size + 3)?;
                     last = Some(size * 2 + 1);
+                    choices = self.nest(choices, 2)?;
                 }
                 b'{' => {
                     let Some(size) = last else { return self.fail("a repetition with nothing before it") };
@@ -221,12 +248,14 @@ impl Parser<'_> {
                     let copies = max.unwrap_or(min + 1).max(1);
                     self.add(size.saturating_mul(copies).saturating_add(3 * copies))?;
                     last = Some(size.saturating_mul(copies));
+                    choices = self.nest(choices, max.map_or(2, |max| max - min + 1))?;
                 }
                 _ => break,
             }
+            most = most.max(choices);
             self.space(nested);
         }
-        Ok(())
+        Ok(most)
     }
 
     /// `{m}`, `{m,}` or `{m,n}`.
@@ -364,6 +393,15 @@ mod tests {
         assert!(refusal(r#"root ::= "a"{1000}{1000}"#).contains("expands to more than"));
         let many = format!("root ::= {}", "\"ab\"{2000} ".repeat(200));
         assert!(refusal(&many).contains("expands to more than"));
+    }
+
+    #[test]
+    fn nested_repetitions_are_bounded_by_the_combinations_they_offer() {
+        assert!(ok(r#"root ::= ("a"{0,20}){0,20} ("b"{0,50} "c"{0,50}){2}"#));
+        assert!(ok(r#"root ::= ("a"+ | "b"*)+ ("x"{3}){5}"#));
+        for bomb in [r#"root ::= (("a"{0,50}){0,50}){0,50}"#, r#"root ::= ("x" | ("a"{0,40})?){1,40}"#] {
+            assert!(refusal(bomb).contains("combinations of counts"), "{bomb}");
+        }
     }
 
     #[test]

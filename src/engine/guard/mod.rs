@@ -22,10 +22,16 @@ pub struct Limits {
     pub grammar_repeat: u64,
     /// Grammar elements once every repetition is unrolled, as llama.cpp stores them.
     pub grammar_elements: u64,
+    /// Combinations of counts that repetitions nested inside one another may offer (a
+    /// parse stack each in llama.cpp's grammar, checked against every candidate token).
+    pub grammar_choices: u64,
     /// Nesting of a JSON schema (llama.cpp's converter recurses once per level).
     pub schema_depth: usize,
     /// Values in a JSON schema, all levels together.
     pub schema_nodes: usize,
+    /// Nesting of a JSON schema counting the `$ref`s followed on the way (the converter
+    /// visits a reference's target inside the visit of the schema that names it).
+    pub schema_ref_depth: usize,
 }
 
 impl Default for Limits {
@@ -36,8 +42,10 @@ impl Default for Limits {
             grammar_depth: 64,
             grammar_repeat: 2000,
             grammar_elements: 200_000,
+            grammar_choices: 1024,
             schema_depth: 32,
             schema_nodes: 10_000,
+            schema_ref_depth: 128,
         }
     }
 }
