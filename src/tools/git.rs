@@ -68,13 +68,18 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, ToolError> {
 }
 
 /// A revision or range (`main`, `HEAD~2`, `v1.0..HEAD`): no option, no `REV:PATH` blob
-/// syntax (which reads files by path, outside the workspace too), bounded in length.
+/// syntax (which reads files by path, outside the workspace too), no path (`../x`: git
+/// diffs a path outside the repository as two files, so a 200 or a 500 told whether a
+/// file outside equals one inside), bounded in length.
 fn check_revision(rev: &str) -> Result<&str, ToolError> {
+    // A ref name has no component that starts with a dot, and no `//` (git check-ref-format).
+    let path_like = |side: &str| side.starts_with(['.', '/']) || side.contains("/.") || side.contains("//");
     let bad = rev.is_empty()
         || rev.len() > 256
         || rev.starts_with('-')
         || rev.contains(':')
-        || rev.chars().any(|c| c.is_whitespace() || c.is_control());
+        || rev.chars().any(|c| c.is_whitespace() || c.is_control())
+        || rev.replace("...", "..").split("..").any(path_like);
     if bad {
         return Err(ToolError::invalid(format!("`{rev}` is not a revision (a commit, branch, tag or A..B range)")));
     }

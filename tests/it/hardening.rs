@@ -69,6 +69,7 @@ async fn grammar_and_schema_bombs_are_refused_naming_their_field() {
             "combinations of counts",
         ),
         (json!({"grammar": "root ::= ((\"a\"{0,50}){0,50}){0,50}"}), "grammar", "combinations of counts"),
+        (json!({"grammar": "root ::= x{0,2000}\nx ::= y{0,2000}\ny ::= \"a\"{0,2000}"}), "grammar", "combinations"),
         (
             schema(json!({"type": "array", "minItems": 5, "maxItems": 2})),
             "response_format",

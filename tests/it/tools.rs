@@ -182,7 +182,10 @@ async fn every_escape_from_the_workspace_is_refused() {
     refused(&t, "run_tests", json!({"worktree": dir.path().display().to_string()})).await;
     refused(&t, "run_tests", json!({"worktree": "/tmp"})).await;
     // Options smuggled in as revisions or filters, and programs off the allow-list.
-    for bad in [json!({"from": "--output=/tmp/pwned"}), json!({"from": "HEAD", "to": "-p"}), json!({"from": "a b"})] {
+    let paths = ["../x", "../../etc/passwd", "refs/../../x", "HEAD..refs/../../x", "./README.md", "/etc/passwd"];
+    let paths = paths.map(|p| json!({"from": p}));
+    let options = [json!({"from": "--output=/tmp/pwned"}), json!({"from": "HEAD", "to": "-p"}), json!({"from": "a b"})];
+    for bad in options.into_iter().chain(paths) {
         assert!(matches!(t.call("git_diff", bad.clone()).await, Err(ToolError::InvalidArguments(_))), "{bad}");
     }
     for bad in [
@@ -384,6 +387,9 @@ async fn git_diff_shows_working_staged_and_revision_changes() {
     assert_eq!(head["files"].as_array().unwrap().len(), 2);
     let revisions = call(&t, "git_diff", json!({"from": "HEAD~1", "to": "HEAD"})).await;
     assert_eq!(revisions["files"], json!([{"path": "README.md", "added": 1, "removed": 0}]));
+    for range in ["HEAD~1..HEAD", "HEAD~1...HEAD", "HEAD^..HEAD"] {
+        assert_eq!(call(&t, "git_diff", json!({"from": range})).await["files"], revisions["files"], "{range}");
+    }
     let one_path = call(&t, "git_diff", json!({"mode": "head", "path": "src"})).await;
     assert_eq!(one_path["files"].as_array().unwrap().len(), 1);
     let capped = call(&t, "git_diff", json!({"mode": "head", "max_bytes": 50})).await;

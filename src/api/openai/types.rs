@@ -108,7 +108,7 @@ impl CommonOptions {
             None | Some(ResponseFormat::Text) => {
                 let grammar = self.grammar.take();
                 if let Some(gbnf) = &grammar {
-                    check_grammar(gbnf, &GrammarLimits::default())
+                    check_grammar(gbnf, &GrammarLimits::written())
                         .map_err(|e| ApiError::invalid(e.to_string(), Some("grammar")))?;
                 }
                 return Ok(grammar);

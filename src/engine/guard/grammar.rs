@@ -4,10 +4,13 @@
 //! count of optional copies is `max - min` in unsigned arithmetic) and deep nesting
 //! recurses once per parenthesis. This parser follows the same syntax (rules, literals,
 //! character classes, tokens, groups, `* + ? {m} {m,} {m,n}`, comments) closely enough to
-//! bound what llama.cpp will build: nesting depth, repetition counts, and the number of
+//! bound what llama.cpp will build: nesting depth, repetition counts, the combinations of
+//! counts that nested repetitions offer, and the number of
 //! grammar elements after repetitions are expanded (its memory). A grammar it accepts may
 //! still be refused by llama.cpp (an undefined rule, left recursion); that error comes
 //! back from llama.cpp itself.
+
+use std::collections::{HashMap, HashSet};
 
 use super::{Limits, Refusal};
 
@@ -23,8 +26,98 @@ pub fn check(gbnf: &str, limits: &Limits) -> Result<(), Refusal> {
     if gbnf.contains('\0') {
         return Err(Refusal::new("the grammar contains a NUL byte"));
     }
-    let mut parser = Parser { src: gbnf.as_bytes(), pos: 0, limits, expanded: 0, rules: 0 };
-    parser.grammar()
+    let mut parser = Parser { src: gbnf.as_bytes(), pos: 0, limits, expanded: 0, rules: 0, offers: HashMap::new() };
+    parser.grammar()?;
+    if limits.grammar_choices_across_rules {
+        combined(&parser.offers, limits.grammar_choices)?;
+    }
+    Ok(())
+}
+
+/// The combinations of counts that repetitions nested inside one another offer, across
+/// rules: llama.cpp keeps a parse stack for each combination that can be where the text
+/// is and checks every candidate token against every stack, so nested counted
+/// repetitions (`(("a"{0,50}){0,50}){0,50}`, or `x{0,2000}` of a rule `y{0,2000}`) held a
+/// model's worker for minutes on one token, or its grammar's compile without end.
+#[derive(Debug, Clone)]
+struct Offers<'a> {
+    /// What the item's own repetitions offer.
+    own: u64,
+    /// Per rule it names, what the repetitions around that name offer (the rule's own
+    /// offers multiply them).
+    around: Vec<(&'a [u8], u64)>,
+}
+
+impl<'a> Offers<'a> {
+    fn one() -> Offers<'a> {
+        Offers { own: 1, around: Vec::new() }
+    }
+
+    fn name(name: &'a [u8]) -> Offers<'a> {
+        Offers { own: 1, around: vec![(name, 1)] }
+    }
+
+    /// The most of `self` and `other`, item by item.
+    fn merge(&mut self, other: Offers<'a>) {
+        self.own = self.own.max(other.own);
+        for (name, n) in other.around {
+            match self.around.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, m)) => *m = (*m).max(n),
+                None => self.around.push((name, n)),
+            }
+        }
+    }
+
+    /// `self` repeated with `offered` counts; the largest product.
+    fn times(&mut self, offered: u64) -> u64 {
+        self.own = self.own.saturating_mul(offered);
+        let mut most = self.own;
+        for (_, n) in &mut self.around {
+            *n = n.saturating_mul(offered);
+            most = most.max(*n);
+        }
+        most
+    }
+}
+
+/// Each rule's offers with the rules it names multiplied in (a rule that names one being
+/// worked out, recursion, counts once), depth first without recursing.
+fn combined(rules: &HashMap<&[u8], Offers<'_>>, limit: u64) -> Result<(), Refusal> {
+    let mut done: HashMap<&[u8], u64> = HashMap::new();
+    let mut active: HashSet<&[u8]> = HashSet::new();
+    for &start in rules.keys() {
+        if done.contains_key(start) {
+            continue;
+        }
+        active.insert(start);
+        let mut stack: Vec<(&[u8], usize)> = vec![(start, 0)];
+        while let Some((name, next)) = stack.last_mut() {
+            let offers = &rules[*name];
+            if let Some(&(named, _)) = offers.around.get(*next) {
+                *next += 1;
+                if rules.contains_key(named) && !done.contains_key(named) && active.insert(named) {
+                    stack.push((named, 0));
+                }
+                continue;
+            }
+            let total = offers
+                .around
+                .iter()
+                .map(|(named, n)| n.saturating_mul(done.get(named).copied().unwrap_or(1)))
+                .fold(offers.own, u64::max);
+            let name = *name;
+            if total > limit {
+                return Err(Refusal::new(format!(
+                    "grammar: rule `{}`: nested repetitions offer more than {limit} combinations of counts",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            done.insert(name, total);
+            active.remove(name);
+            stack.pop();
+        }
+    }
+    Ok(())
 }
 
 struct Parser<'a> {
@@ -34,9 +127,11 @@ struct Parser<'a> {
     /// Elements llama.cpp will hold once every repetition is expanded.
     expanded: u64,
     rules: usize,
+    /// Per rule, what its repetitions offer.
+    offers: HashMap<&'a [u8], Offers<'a>>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.src.get(self.pos).copied()
     }
@@ -64,7 +159,7 @@ impl Parser<'_> {
         c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
     }
 
-    fn name(&mut self) -> Result<(), Refusal> {
+    fn name(&mut self) -> Result<&'a [u8], Refusal> {
         let start = self.pos;
         while self.peek().is_some_and(Self::is_word) {
             self.pos += 1;
@@ -72,7 +167,7 @@ impl Parser<'_> {
         if self.pos == start {
             return self.fail("expecting a rule name");
         }
-        Ok(())
+        Ok(&self.src[start..self.pos])
     }
 
     fn grammar(&mut self) -> Result<(), Refusal> {
@@ -92,46 +187,42 @@ impl Parser<'_> {
         if self.rules > self.limits.grammar_rules {
             return self.fail(format_args!("more than {} rules", self.limits.grammar_rules));
         }
-        self.name()?;
+        let name = self.name()?;
         self.space(false);
         if !self.src[self.pos..].starts_with(b"::=") {
             return self.fail("expecting `::=`");
         }
         self.pos += 3;
         self.space(true);
-        self.alternates(0)?;
+        let offers = self.alternates(0)?;
+        self.offers.entry(name).or_insert_with(Offers::one).merge(offers);
         match self.peek() {
             None | Some(b'\r') | Some(b'\n') => Ok(()),
             Some(_) => self.fail("expecting a newline or the end"),
         }
     }
 
-    /// The most combinations of counts that repetitions nested in one alternative offer.
-    fn alternates(&mut self, depth: usize) -> Result<u64, Refusal> {
+    /// The most that repetitions nested in one alternative offer.
+    fn alternates(&mut self, depth: usize) -> Result<Offers<'a>, Refusal> {
         let mut most = self.sequence(depth)?;
         while self.peek() == Some(b'|') {
             self.pos += 1;
             self.space(true);
-            most = most.max(self.sequence(depth)?);
+            most.merge(self.sequence(depth)?);
             self.add(2)?;
         }
         Ok(most)
     }
 
-    /// A repetition offering `offered` counts of an item whose own repetitions offer
-    /// `choices` combinations: llama.cpp keeps a parse stack for each combination that can
-    /// be where the text is, and checks every candidate token against every stack, so
-    /// nested counted repetitions (`(("a"{0,50}){0,50}){0,50}`) can hold a model's worker
-    /// for minutes on one token.
-    fn nest(&self, choices: u64, offered: u64) -> Result<u64, Refusal> {
-        let nested = choices.saturating_mul(offered);
-        if nested > self.limits.grammar_choices {
+    /// A repetition offering `offered` counts of an item that offers `item` ([`Offers`]).
+    fn nest(&self, item: &mut Offers<'a>, offered: u64) -> Result<(), Refusal> {
+        if item.times(offered) > self.limits.grammar_choices {
             return self.fail(format_args!(
                 "nested repetitions offer more than {} combinations of counts",
                 self.limits.grammar_choices
             ));
         }
-        Ok(nested)
+        Ok(())
     }
 
     /// Adds `n` elements to the expanded size.
@@ -146,13 +237,13 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// The most combinations of counts that one item's nested repetitions offer.
-    fn sequence(&mut self, depth: usize) -> Result<u64, Refusal> {
+    /// The most that one item's nested repetitions offer.
+    fn sequence(&mut self, depth: usize) -> Result<Offers<'a>, Refusal> {
         let nested = depth > 0;
         // The elements of the item a repetition applies to (as llama.cpp copies them), and
         // the combinations of counts its own repetitions offer.
         let mut last: Option<u64> = None;
-        let (mut choices, mut most) = (1u64, 1u64);
+        let (mut choices, mut most) = (Offers::one(), Offers::one());
         while let Some(c) = self.peek() {
             match c {
                 b'"' => {
@@ -165,7 +256,7 @@ impl Parser<'_> {
                     self.pos += 1;
                     self.add(n)?;
                     last = Some(n);
-                    choices = 1;
+                    choices = Offers::one();
                 }
                 b'[' => {
                     self.pos += 1;
@@ -185,25 +276,25 @@ impl Parser<'_> {
                     self.pos += 1;
                     self.add(n)?;
                     last = Some(n);
-                    choices = 1;
+                    choices = Offers::one();
                 }
                 b'<' | b'!' => {
                     self.token()?;
                     self.add(1)?;
                     last = Some(1);
-                    choices = 1;
+                    choices = Offers::one();
                 }
                 b'.' => {
                     self.pos += 1;
                     self.add(1)?;
                     last = Some(1);
-                    choices = 1;
+                    choices = Offers::one();
                 }
                 c if Self::is_word(c) => {
-                    self.name()?;
+                    let name = self.name()?;
                     self.add(1)?;
                     last = Some(1);
-                    choices = 1;
+                    choices = Offers::name(name);
                 }
                 b'(' => {
                     if depth + 1 > self.limits.grammar_depth {
@@ -227,7 +318,7 @@ impl Parser<'_> {
                     // One recursive rule holding a copy of the item.
                     self.add(size + 3)?;
                     last = Some(size * 2 + 1);
-                    choices = self.nest(choices, 2)?;
+                    self.nest(&mut choices, 2)?;
                 }
                 b'{' => {
                     let Some(size) = last else { return self.fail("a repetition with nothing before it") };
@@ -248,11 +339,11 @@ impl Parser<'_> {
                     let copies = max.unwrap_or(min + 1).max(1);
                     self.add(size.saturating_mul(copies).saturating_add(3 * copies))?;
                     last = Some(size.saturating_mul(copies));
-                    choices = self.nest(choices, max.map_or(2, |max| max - min + 1))?;
+                    self.nest(&mut choices, max.map_or(2, |max| max - min + 1))?;
                 }
                 _ => break,
             }
-            most = most.max(choices);
+            most.merge(choices.clone());
             self.space(nested);
         }
         Ok(most)
@@ -402,6 +493,22 @@ mod tests {
         for bomb in [r#"root ::= (("a"{0,50}){0,50}){0,50}"#, r#"root ::= ("x" | ("a"{0,40})?){1,40}"#] {
             assert!(refusal(bomb).contains("combinations of counts"), "{bomb}");
         }
+    }
+
+    #[test]
+    fn in_written_grammars_repetitions_of_rules_multiply_theirs_and_recursion_does_not() {
+        let written = |g: &str| check(g, &Limits::written());
+        assert!(written("root ::= a{0,30}\na ::= b{0,30}\nb ::= \"x\"").is_ok());
+        let message = written("root ::= a{0,40}\na ::= b{0,40}\nb ::= \"x\"").unwrap_err().to_string();
+        assert!(message.contains("rule `root`: nested repetitions offer more than 1024"), "{message}");
+        let bomb = "root ::= x{0,2000}\nx ::= y{0,2000}\ny ::= \"a\"{0,2000}";
+        assert!(written(bomb).unwrap_err().to_string().contains("combinations"));
+        // A converted schema's array of strings: delimited, checked rule by rule.
+        assert!(ok("root ::= item{0,20}\nitem ::= \"\\\"\" [a-z]{0,300} \"\\\"\""));
+        let json = "root ::= value\nvalue ::= array | object | [0-9]{1,16}\n\
+                    array ::= \"[\" (value (\",\" value)*)? \"]\"\n\
+                    object ::= \"{\" (pair (\",\" pair)*)? \"}\"\npair ::= [a-z]{1,20} \":\" value";
+        assert!(written(json).is_ok());
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Limits {
     /// Combinations of counts that repetitions nested inside one another may offer (a
     /// parse stack each in llama.cpp's grammar, checked against every candidate token).
     pub grammar_choices: u64,
+    /// Whether a rule's repetitions multiply the offers of the rules they repeat: for
+    /// grammars that clients write. The schema converter's grammars repeat delimited
+    /// rules (a quoted string in an array), whose counts do not combine into stacks.
+    pub grammar_choices_across_rules: bool,
     /// Nesting of a JSON schema (llama.cpp's converter recurses once per level).
     pub schema_depth: usize,
     /// Values in a JSON schema, all levels together.
@@ -43,10 +47,18 @@ impl Default for Limits {
             grammar_repeat: 2000,
             grammar_elements: 200_000,
             grammar_choices: 1024,
+            grammar_choices_across_rules: false,
             schema_depth: 32,
             schema_nodes: 10_000,
             schema_ref_depth: 128,
         }
+    }
+}
+
+impl Limits {
+    /// The limits of a grammar that a request gives itself.
+    pub fn written() -> Limits {
+        Limits { grammar_choices_across_rules: true, ..Limits::default() }
     }
 }
 
