@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use crate::tools::mcp::{Sessions, MAX_SESSIONS};
 
 /// Request bodies larger than this get 413 unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -117,16 +118,23 @@ fn host_allowed(hosts: &[String], headers: &HeaderMap) -> Result<(), String> {
     ))
 }
 
-/// An error in the format of the route `path` belongs to.
-pub fn refusal(path: &str, status: StatusCode, message: String, code: &'static str) -> Response {
-    let mut response = if path.starts_with("/mcp") {
-        // JSON-RPC's shape, as MCP clients read errors.
-        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}});
-        (status, axum::Json(body)).into_response()
+/// `error` in the format of the route `path` belongs to: JSON-RPC's on `/mcp`, as MCP
+/// clients read errors; Anthropic's on `/v1/messages`; OpenAI's elsewhere.
+pub fn in_route_format(path: &str, error: ApiError) -> Response {
+    if path.starts_with("/mcp") {
+        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": error.message}});
+        (error.status, axum::Json(body)).into_response()
+    } else if path.starts_with("/v1/messages") {
+        super::anthropic::AnthropicError::from(error).into_response()
     } else {
-        let kind = if status == StatusCode::UNAUTHORIZED { "authentication_error" } else { "invalid_request_error" };
-        ApiError { status, message, kind, param: None, code: Some(code) }.into_response()
-    };
+        error.into_response()
+    }
+}
+
+/// A refusal in the format of the route `path` belongs to.
+pub fn refusal(path: &str, status: StatusCode, message: String, code: &'static str) -> Response {
+    let kind = if status == StatusCode::UNAUTHORIZED { "authentication_error" } else { "invalid_request_error" };
+    let mut response = in_route_format(path, ApiError { status, message, kind, param: None, code: Some(code) });
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
@@ -164,6 +172,35 @@ pub async fn guard(access: Arc<Access>, hosts: Option<Arc<Vec<String>>>, request
     // A body without a length (chunked) is cut off at the limit as it streams in.
     let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     next.run(request).await
+}
+
+/// In front of `/mcp`: a new session past [`MAX_SESSIONS`] waits for one to close, and
+/// what rmcp answers in plain text (a body it cannot parse, an unknown session) is
+/// answered as a JSON-RPC error.
+pub async fn mcp_guard(sessions: Sessions, request: Request, next: Next) -> Response {
+    let opens = request.method() == Method::POST && !request.headers().contains_key("mcp-session-id");
+    if opens && sessions.open().await >= MAX_SESSIONS {
+        let message = format!(
+            "{MAX_SESSIONS} MCP sessions are open; close one (DELETE /mcp with its Mcp-Session-Id) \
+             or wait for idle ones to end (after 5 minutes)"
+        );
+        let mut response = refusal("/mcp", StatusCode::SERVICE_UNAVAILABLE, message, "too_many_sessions");
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    let response = next.run(request).await;
+    // rmcp's own refusals carry no content type.
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(response.status().is_client_error() && plain) {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    refusal("/mcp", status, String::from_utf8_lossy(&text).into_owned(), "mcp_error")
 }
 
 /// The transcription route takes audio files up to OpenAI's limit, which is more than a

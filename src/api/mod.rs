@@ -31,7 +31,10 @@ pub use state::{AppState, PIPELINE_MODEL};
 use self::error::ApiError;
 
 pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Router {
-    let mcp = crate::tools::mcp::http_service(state.workspaces().clone(), hosts.clone());
+    let (mcp, sessions) = crate::tools::mcp::http_service(state.workspaces().clone(), hosts.clone());
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(axum::middleware::from_fn(move |req, next| access::mcp_guard(sessions.clone(), req, next)));
     let router = Router::new()
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
@@ -58,16 +61,16 @@ pub fn router(state: AppState, access: Access, hosts: Option<Vec<String>>) -> Ro
         .route("/api/mcp/tools", get(tools::list))
         .route("/api/mcp/tool", post(tools::call))
         .route("/api/tools/{name}", post(tools::call_one))
-        .fallback(|| async {
-            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /api/tasks, /api/mcp/tools, /mcp, /health", None);
+        .fallback(|uri: axum::http::Uri| async move {
+            let mut e = ApiError::invalid("Unknown route; see /v1/models, /v1/chat/completions, /v1/completions, /v1/messages, /api/tasks, /api/mcp/tools, /mcp, /health", None);
             e.status = StatusCode::NOT_FOUND;
-            e
+            access::in_route_format(uri.path(), e)
         })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             let mut e = ApiError::invalid(format!("{method} is not allowed on {}", uri.path()), None);
             e.status = StatusCode::METHOD_NOT_ALLOWED;
             e.code = Some("method_not_allowed");
-            e
+            access::in_route_format(uri.path(), e)
         })
         .layer(axum::extract::DefaultBodyLimit::max(access.body_limit))
         .with_state(state);

@@ -174,23 +174,37 @@ pub async fn serve_stdio(workspaces: Workspaces) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The Streamable HTTP endpoint. Requests must name one of `hosts` (`None`: any), so that
-/// a web page cannot reach the workspace through DNS rebinding.
+/// MCP sessions open at once: each holds a worker and its channels until it is closed or
+/// idle for five minutes, and one client's `initialize`s in a loop grew the process by a
+/// gigabyte in 19 s.
+pub const MAX_SESSIONS: usize = 256;
+
+/// How many MCP sessions are open.
+#[derive(Clone)]
+pub struct Sessions(Arc<LocalSessionManager>);
+
+impl Sessions {
+    pub async fn open(&self) -> usize {
+        self.0.sessions.read().await.len()
+    }
+}
+
+/// The Streamable HTTP endpoint, and its count of sessions. Requests must name one of
+/// `hosts` (`None`: any), so that a web page cannot reach the workspace through DNS
+/// rebinding.
 pub fn http_service(
     workspaces: Workspaces,
     hosts: Option<Vec<String>>,
-) -> StreamableHttpService<impl ServerHandler, LocalSessionManager> {
+) -> (StreamableHttpService<impl ServerHandler, LocalSessionManager>, Sessions) {
     let config = match hosts {
         Some(hosts) => StreamableHttpServerConfig::default().with_allowed_hosts(hosts),
         None => StreamableHttpServerConfig::default().disable_allowed_hosts(),
     };
     // The server's access middleware checks `Origin` for every route, this one included.
     let config = config.disable_allowed_origins();
-    StreamableHttpService::new(
-        move || Ok(Handler::new(workspaces.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    )
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(Handler::new(workspaces.clone())), sessions.clone(), config);
+    (service, Sessions(sessions))
 }
 
 /// The local path of a `file://` URI (percent-decoded); `None` for anything else.

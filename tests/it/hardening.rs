@@ -143,6 +143,47 @@ async fn request_limits_answer_in_openai_shape() {
     // 16 stop strings are allowed (Continue sends up to 9).
     let (status, body) = post(&client, &chat_url, &chat(json!({"stop": vec!["zz"; 16]}))).await;
     assert_eq!(status, 200, "{body}");
+
+    // Anthropic's routes answer these in Anthropic's shape.
+    let messages = json!({"model": "planner", "max_tokens": 4, "messages": [{"role": "user", "content": big}]});
+    let (status, body) = post(&client, &format!("{url}/v1/messages"), &messages).await;
+    assert_eq!((status, &body["type"], &body["error"]["type"]), (413, &json!("error"), &json!("request_too_large")));
+    let res = client.get(format!("{url}/v1/messages")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.json::<Value>().await.unwrap()["type"], "error");
+    let (status, body) = post(&client, &format!("{url}/v1/messages/xyz"), &json!({})).await;
+    assert_eq!((status, &body["error"]["type"]), (404, &json!("not_found_error")), "{body}");
+}
+
+#[tokio::test]
+async fn mcp_sessions_are_bounded_and_its_errors_are_json_rpc() {
+    let (url, _state, _dir) = serve(Access::default(), repo_tools()).await;
+    let client = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let mcp = || client.post(format!("{url}/mcp")).header("accept", "application/json, text/event-stream");
+    // What rmcp cannot read (a batch, which this protocol version dropped; not JSON).
+    for body in [r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, "hello"] {
+        let res = mcp().header("content-type", "application/json").body(body).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{body}");
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(answer["jsonrpc"], "2.0", "{body}: {answer}");
+    }
+    let res = mcp().header("mcp-session-id", "no-such-session").json(&init).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["jsonrpc"], "2.0");
+    let mut ids = Vec::new();
+    for _ in 0..quorum::tools::mcp::MAX_SESSIONS {
+        let res = mcp().json(&init).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        ids.push(res.headers()["mcp-session-id"].to_str().unwrap().to_string());
+    }
+    let res = mcp().json(&init).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "60");
+    assert!(res.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("sessions are open"));
+    // Closing one makes room.
+    let closed = client.delete(format!("{url}/mcp")).header("mcp-session-id", &ids[0]).send().await.unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    assert_eq!(mcp().json(&init).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
